@@ -1,0 +1,203 @@
+"""The one body-model interface every annotator, fitter and metric talks to.
+
+A :class:`BodyModel` describes its parameters with :class:`ParamSpec` records and maps a dict of
+batched parameter tensors to posed vertices and joints. Rotation parameters are axis-angle
+``(B, *shape)`` with a trailing 3, or rotation matrices with the trailing 3 replaced by ``3, 3``
+(the network path passes matrices straight from 6D, avoiding an axis-angle round trip).
+Units are meters; each model documents its own canonical frame.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+ParamKind = Literal["rotation", "translation", "shape", "expression", "other"]
+
+
+class BodyModelError(ValueError):
+    """Bad parameters, an unknown joint set or an unusable model file."""
+
+
+class ModelFileError(BodyModelError, FileNotFoundError):
+    """A body-model file is missing or unreadable; the message says which file and where to get it."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One named parameter group of a body model.
+
+    ``shape`` is the per-sample shape (axis-angle for rotations, e.g. ``(21, 3)``), ``default``
+    the fill value of the neutral parameter, ``bounds`` an optional valid range (Anny phenotypes
+    live in [0, 1]) and ``optional`` marks groups that may be left out of a forward call.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    kind: ParamKind
+    default: float = 0.0
+    description: str = ""
+    optional: bool = False
+    bounds: tuple[float, float] | None = None
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class BodyOutput:
+    """Posed model outputs, all in the model's canonical frame (meters).
+
+    ``joints`` are the model's own skeleton joints (``model.joint_names`` order); ``vertices`` is
+    ``None`` when the forward was asked for joints only. ``extras`` holds model-specific tensors
+    (e.g. Anny's full ``bone_heads``) that joint regressors may read.
+    """
+
+    joints: Tensor
+    vertices: Tensor | None = None
+    extras: dict[str, Tensor] = field(default_factory=dict)
+
+
+class BodyModel(nn.Module, ABC):
+    """Abstract batched body/hand/face model.
+
+    Subclasses set ``name``, ``part``, ``param_specs`` (ordered), ``joint_names``, ``parents``
+    (kinematic parent index per joint, -1 for the root) and register a ``faces`` buffer (F, 3).
+    """
+
+    name: str = "base"
+    part: str = "body"
+    param_specs: dict[str, ParamSpec]
+    joint_names: list[str]
+    parents: list[int]
+    faces: Tensor
+
+    # --- parameters -------------------------------------------------------------------
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.faces_dtype_probe().dtype
+
+    def faces_dtype_probe(self) -> Tensor:
+        """A floating buffer of the model, used to read its dtype/device."""
+        for buf in self.buffers():
+            if buf.is_floating_point():
+                return buf
+        return torch.zeros((), dtype=torch.float32)
+
+    @property
+    def device(self) -> torch.device:
+        return self.faces_dtype_probe().device
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.faces.max()) + 1
+
+    def required_params(self) -> list[str]:
+        return [n for n, s in self.param_specs.items() if not s.optional]
+
+    def default_params(self, batch_size: int = 1, include_optional: bool = False) -> dict[str, Tensor]:
+        """Neutral parameters (rest pose, mean shape) for ``batch_size`` samples."""
+        out = {}
+        for name, spec in self.param_specs.items():
+            if spec.optional and not include_optional:
+                continue
+            out[name] = torch.full(
+                (batch_size, *spec.shape), spec.default, dtype=self.dtype, device=self.device
+            )
+        return out
+
+    def validate_params(self, params: dict[str, Tensor]) -> int:
+        """Check names, shapes and finiteness; return the batch size.
+
+        Raises :class:`BodyModelError` naming the offending parameter.
+        """
+        if not isinstance(params, dict):
+            raise BodyModelError(f"{self.name}: params must be a dict of tensors, got {type(params).__name__}")
+        unknown = set(params) - set(self.param_specs)
+        if unknown:
+            raise BodyModelError(
+                f"{self.name}: unknown parameter(s) {sorted(unknown)}; expected {list(self.param_specs)}"
+            )
+        missing = [n for n in self.required_params() if n not in params]
+        if missing:
+            raise BodyModelError(f"{self.name}: missing parameter(s) {missing}")
+        batch = None
+        for name, value in params.items():
+            spec = self.param_specs[name]
+            if not isinstance(value, Tensor):
+                raise BodyModelError(f"{self.name}: parameter '{name}' must be a torch.Tensor, got {type(value).__name__}")
+            ok_shapes = [spec.shape]
+            if spec.kind == "rotation":
+                ok_shapes.append((*spec.shape[:-1], 3, 3))
+            per_sample = tuple(value.shape[1:])
+            if value.ndim < 1 or per_sample not in ok_shapes:
+                want = " or ".join(f"(B, {', '.join(map(str, s))})" for s in ok_shapes)
+                raise BodyModelError(
+                    f"{self.name}: parameter '{name}' has shape {tuple(value.shape)}, expected {want}"
+                )
+            if batch is None:
+                batch = value.shape[0]
+            elif value.shape[0] != batch:
+                raise BodyModelError(
+                    f"{self.name}: parameter '{name}' has batch size {value.shape[0]}, others have {batch}"
+                )
+            if not torch.isfinite(value).all():
+                bad = (~torch.isfinite(value.reshape(value.shape[0], -1))).any(1).nonzero().flatten().tolist()
+                raise BodyModelError(f"{self.name}: parameter '{name}' has NaN/inf values in batch rows {bad[:10]}")
+        return int(batch or 0)
+
+    def complete_params(self, params: dict[str, Tensor]) -> tuple[dict[str, Tensor], int]:
+        """Validate and fill optional groups that were left out with their defaults."""
+        batch = self.validate_params(params)
+        full = dict(params)
+        for name, spec in self.param_specs.items():
+            if name not in full:
+                full[name] = torch.full((batch, *spec.shape), spec.default, dtype=self.dtype, device=self.device)
+        return full, batch
+
+    # --- forward ----------------------------------------------------------------------
+    @abstractmethod
+    def forward(self, params: dict[str, Tensor], return_vertices: bool = True) -> BodyOutput:
+        """Pose the model: ``params`` (see :attr:`param_specs`) → :class:`BodyOutput`."""
+
+    # --- joint sets ---------------------------------------------------------------------
+    @property
+    def joint_sets(self) -> list[str]:
+        """Names of keypoint sets :meth:`keypoints` can regress for this model."""
+        from neuralannot.bodies.joints import joint_sets_for
+
+        return joint_sets_for(self)
+
+    def keypoints(self, output: BodyOutput, joint_set: str) -> Tensor:
+        """Regress the keypoints of ``joint_set`` (e.g. ``"coco17"``) from a forward output, (B, K, 3)."""
+        from neuralannot.bodies.joints import get_regressor
+
+        return get_regressor(self, joint_set)(output)
+
+    def extra_repr(self) -> str:
+        groups = ", ".join(f"{n}{list(s.shape)}" for n, s in self.param_specs.items())
+        return f"name={self.name}, part={self.part}, params=[{groups}]"
+
+
+def as_rotmat(rot: Tensor) -> Tensor:
+    """Axis-angle ``(..., 3)`` or matrices ``(..., 3, 3)`` → matrices ``(..., 3, 3)``."""
+    import roma
+
+    if rot.shape[-2:] == (3, 3):
+        return rot
+    return roma.rotvec_to_rotmat(rot)
+
+
+def as_rotvec(rot: Tensor) -> Tensor:
+    """Matrices ``(..., 3, 3)`` or axis-angle ``(..., 3)`` → axis-angle ``(..., 3)``."""
+    import roma
+
+    if rot.shape[-2:] == (3, 3):
+        return roma.rotmat_to_rotvec(rot)
+    return rot
