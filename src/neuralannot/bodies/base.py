@@ -185,19 +185,23 @@ class BodyModel(nn.Module, ABC):
         return f"name={self.name}, part={self.part}, params=[{groups}]"
 
 
-def as_rotmat(rot: Tensor) -> Tensor:
-    """Axis-angle ``(..., 3)`` or matrices ``(..., 3, 3)`` → matrices ``(..., 3, 3)``."""
+def as_rotmat(rot: Tensor, spec_shape: tuple[int, ...]) -> Tensor:
+    """A rotation parameter of per-sample axis-angle shape ``spec_shape`` (e.g. ``(21, 3)``), given as
+    axis-angle ``(B, *spec_shape)`` or matrices ``(B, *spec_shape[:-1], 3, 3)`` → matrices.
+
+    The spec shape is required: a batch of three axis-angles ``(3, 3)`` looks like one matrix.
+    """
     import roma
 
-    if rot.shape[-2:] == (3, 3):
-        return rot
-    return roma.rotvec_to_rotmat(rot)
+    if rot.ndim == len(spec_shape) + 1:
+        return roma.rotvec_to_rotmat(rot)
+    return rot
 
 
-def as_rotvec(rot: Tensor) -> Tensor:
-    """Matrices ``(..., 3, 3)`` or axis-angle ``(..., 3)`` → axis-angle ``(..., 3)``."""
+def as_rotvec(rot: Tensor, spec_shape: tuple[int, ...]) -> Tensor:
+    """Inverse of :func:`as_rotmat`: either form → axis-angle ``(B, *spec_shape)``."""
     import roma
 
-    if rot.shape[-2:] == (3, 3):
+    if rot.ndim == len(spec_shape) + 2:
         return roma.rotmat_to_rotvec(rot)
     return rot

@@ -1,0 +1,306 @@
+"""Anny (naver/anny, Apache-2.0 code, CC0 data) as :class:`BodyModel`: full body, right/left hand, head.
+
+Pose parameterisation: Anny's ``local-ref`` — each bone rotates about its head in world-aligned
+axes of the rest pose, carried by its posed parent; identity = Anny's rest A-pose. The annotator
+predicts a fixed subset of bones ("slots"); all other bones stay at rest. The global rotation
+``root_pose`` and translation ``trans`` are applied after posing, about the root bone head, which
+Anny places at the origin for every shape.
+
+Canonical frames (meters):
+- body / wholebody: **Y up, facing +Z, model's left = +X** (the SMPL convention; Anny's native
+  Z-up/−Y-forward world is rotated by ``ANNY_TO_CANONICAL``). Root = pelvis centre at hip height.
+- hand (right; left uses the mirrored ``hand.L`` rig): Anny's wrist frame, +Y from the wrist toward
+  the fingers. Root = wrist.
+- head: Anny's neck01 frame, +Y up, face toward +Z. Root = neck01 head.
+
+Body slots (SMPL body-joint analogues, in SMPL order 1..21): see :data:`BODY_SLOTS`. Twist bones
+(``*02``), spine05/04, neck02/03 and metacarpals stay at rest; each ``toes.*`` slot drives the five
+``toe*-1`` bones of that foot with one rotation. Finger slots (15 per hand, thumb first):
+``finger{1..5}-{1..3}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import warnings
+
+import roma
+import torch
+from torch import Tensor
+
+from neuralannot.bodies.base import BodyModel, BodyModelError, BodyOutput, ParamSpec, as_rotmat
+from neuralannot.paths import anny_cache_dir
+
+#: (canonical joint name, Anny bones driven by that slot); joint position = head of the first bone.
+BODY_SLOTS: list[tuple[str, tuple[str, ...]]] = [
+    ("left_hip", ("upperleg01.L",)),
+    ("right_hip", ("upperleg01.R",)),
+    ("spine1", ("spine03",)),
+    ("left_knee", ("lowerleg01.L",)),
+    ("right_knee", ("lowerleg01.R",)),
+    ("spine2", ("spine02",)),
+    ("left_ankle", ("foot.L",)),
+    ("right_ankle", ("foot.R",)),
+    ("spine3", ("spine01",)),
+    ("left_foot", tuple(f"toe{i}-1.L" for i in (3, 1, 2, 4, 5))),
+    ("right_foot", tuple(f"toe{i}-1.R" for i in (3, 1, 2, 4, 5))),
+    ("neck", ("neck01",)),
+    ("left_collar", ("clavicle.L",)),
+    ("right_collar", ("clavicle.R",)),
+    ("head", ("head",)),
+    ("left_shoulder", ("upperarm01.L",)),
+    ("right_shoulder", ("upperarm01.R",)),
+    ("left_elbow", ("lowerarm01.L",)),
+    ("right_elbow", ("lowerarm01.R",)),
+    ("left_wrist", ("wrist.L",)),
+    ("right_wrist", ("wrist.R",)),
+]
+#: SMPL kinematic tree restricted to pelvis + the 21 body slots.
+BODY_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19]
+FINGER_NAMES = ["thumb", "index", "middle", "ring", "pinky"]
+#: Anny finger bones per hand, thumb first; ``{s}`` is the side suffix ``L`` or ``R``.
+FINGER_BONES = [f"finger{f}-{k}.{{s}}" for f in range(1, 6) for k in range(1, 4)]
+HAND_PARENTS = [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14]
+#: Anny native body world (Z up, −Y forward) → canonical (Y up, +Z forward).
+ANNY_TO_CANONICAL = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+PHENOTYPES = ["gender", "age", "muscle", "weight", "height", "proportions"]
+
+
+def build_anny(**kwargs) -> torch.nn.Module:
+    """Build an ``anny.Anny`` in float32 with its cache under :func:`anny_cache_dir`."""
+    cache = anny_cache_dir()
+    os.environ.setdefault("ANNY_CACHE_DIR", str(cache))
+    cache.mkdir(parents=True, exist_ok=True)
+    _quiet_warp()
+    import anny
+
+    anny.paths.set_anny_cache_path(cache)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = anny.Anny(**kwargs)
+    return model.to(torch.float32)
+
+
+@functools.cache
+def _quiet_warp() -> None:
+    """NVIDIA Warp prints CUDA-driver warnings on CPU machines; keep them out of our logs."""
+    try:
+        import warp
+
+        warp.config.log_level = getattr(warp, "LOG_ERROR", 40)
+    except ImportError:
+        pass
+
+
+class _AnnyModel(BodyModel):
+    """Shared machinery: slots → delta transforms → Anny FK/LBS → global transform."""
+
+    def __init__(self, anny_model, slot_groups: list[tuple[str, list[tuple[str, ...]]]],
+                 joint_names: list[str], joint_bones: list[str], parents: list[int],
+                 frame: Tensor, phenotype_group: str = "phenotype"):
+        super().__init__()
+        self.anny = anny_model
+        self.bone_labels: list[str] = list(anny_model.bone_labels)
+        index = {b: i for i, b in enumerate(self.bone_labels)}
+        # slot s (1-based; 0 = identity) driving each Anny bone
+        bone_to_slot = torch.zeros(len(self.bone_labels), dtype=torch.long)
+        self._slot_groups = []
+        slot = 1
+        for group, slots in slot_groups:
+            self._slot_groups.append((group, len(slots)))
+            for bones in slots:
+                for b in bones:
+                    bone_to_slot[index[b]] = slot
+                slot += 1
+        self.register_buffer("bone_to_slot", bone_to_slot, persistent=False)
+        self.register_buffer("joint_bone_ids", torch.tensor([index[b] for b in joint_bones]), persistent=False)
+        self.register_buffer("frame", frame.to(torch.float32), persistent=False)
+        self.register_buffer("faces", anny_model.faces.clone(), persistent=False)
+        self.joint_names = joint_names
+        self.parents = parents
+        self._phenotype_group = phenotype_group
+        self._n_local = len(anny_model.local_change_labels)
+        self._n_face = len(anny_model.facial_action_labels)
+
+    # -- Anny internals --------------------------------------------------------------------
+    def _blendshape_coeffs(self, params: dict[str, Tensor], batch: int) -> Tensor:
+        m = self.anny
+        ph = params[self._phenotype_group]
+        lc = params.get("local_changes", ph.new_zeros(batch, self._n_local))
+        fa = params.get("expression", ph.new_zeros(batch, self._n_face))
+        return m._get_phenotype_blendshape_coefficients(ph, lc, fa)
+
+    def _rest_bone_poses(self, coeffs: Tensor) -> Tensor:
+        """Anny's "cached" rest bone frames without computing rest vertices (the costly part)."""
+        from anny.skinning.skinning import apply_linear_blendshape
+
+        m = self.anny
+        heads = apply_linear_blendshape(m.template_bone_heads, m.bone_heads_blendshapes, coeffs)
+        M = m.bone_template_orientation_matrices[None] + torch.einsum(
+            "ba,akij->bkij", coeffs, m.bone_orientation_blendshapes
+        )
+        orient = roma.special_procrustes(M)
+        if m.rest_orientation_refiner is not None:
+            orient = m.rest_orientation_refiner(orient, heads)
+        poses = roma.Rigid(linear=orient, translation=heads).to_homogeneous()
+        if m.root_identity_orientation:
+            poses = _with_root_identity(poses)
+        return poses
+
+    def _delta_transforms(self, params: dict[str, Tensor], batch: int) -> Tensor:
+        rots = [as_rotmat(params[g], self.param_specs[g].shape).reshape(batch, n, 3, 3) for g, n in self._slot_groups]
+        eye = torch.eye(3, dtype=self.frame.dtype, device=self.frame.device).expand(batch, 1, 3, 3)
+        R = torch.cat([eye, *rots], dim=1)[:, self.bone_to_slot]  # (B, NB, 3, 3)
+        zeros = R.new_zeros(*R.shape[:-1], 1)
+        bottom = R.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(*R.shape[:-2], 1, 4)
+        return torch.cat([torch.cat([R, zeros], -1), bottom], -2)
+
+    def _skin_subset(self, rest_vertices: Tensor, transforms: Tensor, vertex_ids: Tensor) -> Tensor:
+        """Linear blend skinning of a few vertices with a gather (cheap for keypoint vertices)."""
+        w = self.anny.vertex_bone_weights[vertex_ids]  # (S, 9)
+        idx = self.anny.vertex_bone_indices[vertex_ids]  # (S, 9)
+        A = (w[None, :, :, None, None] * transforms[:, idx]).sum(2)  # (B, S, 4, 4)
+        return (A[..., :3, :3] @ rest_vertices[..., None]).squeeze(-1) + A[..., :3, 3]
+
+    # -- forward -----------------------------------------------------------------------------
+    def forward(self, params: dict[str, Tensor], return_vertices: bool = True,
+                vertex_ids: Tensor | None = None) -> BodyOutput:
+        """Pose the model.
+
+        ``return_vertices=False`` skips skinning (joints only, ~4× faster); ``vertex_ids`` skins
+        only those vertices (``output.vertices`` is then (B, len(vertex_ids), 3)).
+        """
+        params, batch = self.complete_params(params)
+        coeffs = self._blendshape_coeffs(params, batch)
+        rest_poses = self._rest_bone_poses(coeffs)
+        delta = self._delta_transforms(params, batch)
+        transforms, bone_poses = self.anny.get_bone_transforms(delta, rest_poses)
+        G = as_rotmat(params["root_pose"], (3,)) @ self.frame  # (B, 3, 3)
+        t = params["trans"][:, None]
+
+        def place(x: Tensor) -> Tensor:
+            return x @ G.transpose(-1, -2) + t
+
+        bone_heads = place(bone_poses[..., :3, 3])
+        vertices = None
+        if vertex_ids is not None:
+            rest = self.anny.template_vertices[vertex_ids][None] + torch.einsum(
+                "cpd,bc->bpd", self.anny.blendshapes[:, vertex_ids], coeffs)
+            vertices = place(self._skin_subset(rest.expand(batch, -1, -1), transforms, vertex_ids))
+        elif return_vertices:
+            rest = self.anny.get_rest_vertices(coeffs).expand(batch, -1, -1)
+            vertices = place(self.anny.get_skinned_vertices(rest, transforms))
+        return BodyOutput(
+            joints=bone_heads[:, self.joint_bone_ids], vertices=vertices,
+            extras={"bone_heads": bone_heads, "global_rotation": G},
+        )
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.anny.template_vertices.shape[0])
+
+    def bone_index(self, name: str) -> int:
+        try:
+            return self.bone_labels.index(name)
+        except ValueError:
+            raise BodyModelError(f"{self.name}: no bone named {name!r}") from None
+
+
+def _with_root_identity(poses: Tensor) -> Tensor:
+    """Replace the root bone's rest orientation by the identity (Anny's ``root_identity_orientation``)."""
+    eye = torch.eye(4, dtype=poses.dtype, device=poses.device)
+    root = eye.expand(poses.shape[0], 1, 4, 4).clone()
+    root[..., :3, 3] = poses[:, :1, :3, 3]
+    return torch.cat([root, poses[:, 1:]], dim=1)
+
+
+def _rot_spec(name: str, n: int | None, description: str, optional: bool = False) -> ParamSpec:
+    shape = (3,) if n is None else (n, 3)
+    return ParamSpec(name, shape, "rotation", 0.0, description, optional)
+
+
+def _common_specs(root_desc: str) -> list[ParamSpec]:
+    return [
+        _rot_spec("root_pose", None, root_desc),
+        ParamSpec("trans", (3,), "translation", 0.0, "root bone head position in the output frame (m)"),
+        ParamSpec("phenotype", (6,), "shape", 0.5, f"Anny phenotypes {PHENOTYPES}", bounds=(0.0, 1.0)),
+    ]
+
+
+class AnnyBody(_AnnyModel):
+    """Anny full body: ``root_pose`` (3), ``body_pose`` (21, 3), ``phenotype`` (6), ``trans`` (3);
+    optional ``lhand_pose``/``rhand_pose`` (15, 3) with ``hands=True``, ``expression`` (52) with
+    ``face=True`` (ARKit-style facial actions incl. ``jawOpen``), ``local_changes`` with ``local_changes=True``.
+    """
+
+    name = "anny"
+    part = "body"
+
+    def __init__(self, hands: bool = False, face: bool = False, local_changes: bool = False,
+                 skinning: str | None = None):
+        m = build_anny(facial_actions="all" if face else "none",
+                       local_changes="default" if local_changes else "none",
+                       skinning_method=skinning)
+        specs = _common_specs("global rotation of the body (axis-angle, canonical frame)")
+        specs.insert(1, _rot_spec("body_pose", 21, "local-ref rotations of BODY_SLOTS"))
+        groups = [("body_pose", [bones for _, bones in BODY_SLOTS])]
+        if hands:
+            self.part = "wholebody"
+            for side, s in (("lhand_pose", "L"), ("rhand_pose", "R")):
+                specs.append(_rot_spec(side, 15, f"finger rotations of the {side[0]} hand", optional=True))
+                groups.append((side, [(b.format(s=s),) for b in FINGER_BONES]))
+        if face:
+            self.part = "wholebody"
+            specs.append(ParamSpec("expression", (len(m.facial_action_labels),), "expression", 0.0,
+                                   "Anny facial actions (ARKit names)", optional=True, bounds=(0.0, 1.0)))
+        if local_changes:
+            specs.append(ParamSpec("local_changes", (len(m.local_change_labels),), "shape", 0.0,
+                                   "Anny local changes", optional=True, bounds=(-1.0, 1.0)))
+        names = ["pelvis"] + [n for n, _ in BODY_SLOTS]
+        bones = ["root"] + [b[0] for _, b in BODY_SLOTS]
+        super().__init__(m, groups, names, bones, BODY_PARENTS, ANNY_TO_CANONICAL)
+        self.param_specs = {s.name: s for s in specs}
+
+
+class AnnyHand(_AnnyModel):
+    """Anny hand part model: ``root_pose`` (wrist, 3), ``hand_pose`` (15, 3), ``phenotype`` (6), ``trans`` (3)."""
+
+    name = "anny-hand"
+    part = "hand"
+
+    def __init__(self, side: str = "right", skinning: str | None = None):
+        if side not in ("right", "left"):
+            raise BodyModelError(f"anny-hand: side must be 'right' or 'left', got {side!r}")
+        s = "R" if side == "right" else "L"
+        m = build_anny(rig=f"anny-hand.{s}", topology=f"hand.{s}", skinning_method=skinning)
+        bones = [b.format(s=s) for b in FINGER_BONES]
+        specs = _common_specs("global rotation of the wrist (axis-angle, wrist frame)")
+        specs.insert(1, _rot_spec("hand_pose", 15, "finger rotations, thumb first (finger1..5 × 3 joints)"))
+        names = ["wrist"] + [f"{f}{k}" for f in FINGER_NAMES for k in (1, 2, 3)]
+        super().__init__(m, [("hand_pose", [(b,) for b in bones])], names, [f"wrist.{s}", *bones],
+                         HAND_PARENTS, torch.eye(3))
+        self.side = side
+        self.param_specs = {s.name: s for s in specs}
+
+
+class AnnyHead(_AnnyModel):
+    """Anny head part model: ``root_pose`` (neck, 3), ``head_pose`` (3), optional ``eye_pose`` (2, 3),
+    ``expression`` (52, incl. ``jawOpen``), ``phenotype`` (6), ``trans`` (3)."""
+
+    name = "anny-head"
+    part = "face"
+
+    def __init__(self, skinning: str | None = None):
+        m = build_anny(rig="anny-head", topology="head", facial_actions="all", skinning_method=skinning)
+        specs = _common_specs("global rotation of the neck (axis-angle, head frame)")
+        specs[1:1] = [
+            _rot_spec("head_pose", None, "rotation of the head bone relative to the neck"),
+            ParamSpec("expression", (len(m.facial_action_labels),), "expression", 0.0,
+                      "Anny facial actions (ARKit names, jaw via jawOpen)", bounds=(0.0, 1.0)),
+            _rot_spec("eye_pose", 2, "left, right eye rotations", optional=True),
+        ]
+        groups = [("head_pose", [("head",)]), ("eye_pose", [("eye.L",), ("eye.R",)])]
+        names = ["neck", "head", "left_eye", "right_eye"]
+        super().__init__(m, groups, names, ["neck01", "head", "eye.L", "eye.R"], [-1, 0, 1, 1], torch.eye(3))
+        self.param_specs = {s.name: s for s in specs}

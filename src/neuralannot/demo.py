@@ -1,0 +1,125 @@
+"""`neuralannot demo`: the main job as far as it exists today.
+
+Builds the embedded Anny body, poses a few people (different phenotypes and poses), writes their
+meshes (OBJ), renders them from a virtual OpenCV camera with their COCO keypoints drawn on top
+(``overlay.png``), and prints a summary.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neuralannot.bodies import load_body_model
+from neuralannot.bodies.anny import AnnyBody
+from neuralannot.geometry import intrinsics_matrix, project
+from neuralannot.io import atomic_write_bytes, atomic_write_json
+
+log = logging.getLogger(__name__)
+
+#: Named demo poses: slot name → axis-angle in Anny's native axes (X = model's left, Y = back, Z = up).
+DEMO_POSES: dict[str, dict[str, tuple[float, float, float]]] = {
+    "rest": {},
+    "walk": {"left_hip": (-0.45, 0, 0), "right_hip": (0.35, 0, 0), "right_knee": (0.6, 0, 0),
+             "left_shoulder": (0.4, -0.5, 0), "right_shoulder": (-0.4, 0.5, 0), "left_elbow": (-0.4, 0, 0)},
+    "arms_up": {"left_shoulder": (0, -2.2, 0), "right_shoulder": (0, 2.2, 0), "spine2": (0.15, 0, 0)},
+    "squat": {"left_hip": (-1.5, 0, -0.2), "right_hip": (-1.5, 0, 0.2), "left_knee": (2.0, 0, 0),
+              "right_knee": (2.0, 0, 0), "left_ankle": (-0.4, 0, 0), "right_ankle": (-0.4, 0, 0),
+              "left_shoulder": (-0.9, -0.6, 0), "right_shoulder": (-0.9, 0.6, 0), "spine1": (-0.3, 0, 0)},
+}
+#: (label, phenotype values gender, age, muscle, weight, height, proportions)
+DEMO_PEOPLE = [
+    ("adult male", (0.0, 0.66, 0.6, 0.5, 0.5, 0.5)),
+    ("adult female", (1.0, 0.66, 0.5, 0.4, 0.5, 0.5)),
+    ("child", (0.5, 0.35, 0.5, 0.5, 0.5, 0.5)),
+    ("heavy elder", (0.2, 1.0, 0.3, 1.0, 0.4, 0.5)),
+]
+
+
+def demo_params(model: AnnyBody) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """One (pose, person) pair per demo person; camera-facing root orientation (OpenCV frame)."""
+    slot_index = {n: i - 1 for i, n in enumerate(model.joint_names) if i > 0}
+    poses = list(DEMO_POSES.items())
+    n = len(DEMO_PEOPLE)
+    params = model.default_params(n)
+    labels = []
+    for i, (label, phen) in enumerate(DEMO_PEOPLE):
+        pose_name, pose = poses[i % len(poses)]
+        for slot, aa in pose.items():
+            params["body_pose"][i, slot_index[slot]] = torch.tensor(aa)
+        params["phenotype"][i] = torch.tensor(phen)
+        labels.append(f"{label} / {pose_name}")
+    params["root_pose"][:] = torch.tensor([math.pi, 0.0, 0.0])  # canonical Y-up → OpenCV y-down, facing camera
+    params["trans"][:] = torch.tensor([0.0, 0.0, 4.0])
+    return params, labels
+
+
+def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
+    lines = [f"v {x:.5f} {y:.5f} {z:.5f}" for x, y, z in vertices]
+    lines += [f"f {a + 1} {b + 1} {c + 1}" for a, b, c in faces]
+    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
+def _draw_points(image: np.ndarray, uv: np.ndarray, color=(255, 40, 40), radius: int = 2) -> None:
+    h, w = image.shape[:2]
+    for u, v in np.round(uv).astype(int):
+        image[max(v - radius, 0):min(v + radius + 1, h), max(u - radius, 0):min(u + radius + 1, w)] = color
+
+
+def render_overlays(vertices: torch.Tensor, faces: torch.Tensor, keypoints: torch.Tensor,
+                    K: torch.Tensor, size: int) -> np.ndarray:
+    """Render each body (camera frame) over a grey background, keypoints in red; return a row image."""
+    from neuralannot.render import MeshRenderer
+
+    renderer = MeshRenderer(size, size, samples=4, smooth=True)
+    bg = np.full((size, size, 3), 235, np.uint8)
+    tiles = []
+    uv = project(keypoints, K).numpy()
+    for b in range(len(vertices)):
+        img = renderer.render(vertices[b].numpy(), faces.numpy(), K.numpy(), (0.6, 0.7, 0.9),
+                              background=bg).image.copy()
+        _draw_points(img, uv[b])
+        tiles.append(img)
+    renderer.release()
+    return np.concatenate(tiles, axis=1)
+
+
+def run_demo(out: Path, size: int = 320) -> dict:
+    """Run the demo into ``out`` and return its summary (also written to ``summary.json``)."""
+    from PIL import Image
+
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    model = load_body_model("anny", part="body")
+    build_s = time.perf_counter() - t0
+    params, labels = demo_params(model)
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        output = model(params)
+        forward_ms = (time.perf_counter() - t0) * 1e3
+        keypoints = model.keypoints(output, "coco17")
+    faces = model.faces
+    heights = []
+    for b, label in enumerate(labels):
+        v = output.vertices[b].numpy()
+        heights.append(float(v[:, 1].max() - v[:, 1].min()))  # camera y spans the standing height
+        write_obj(out / "meshes" / f"person{b}.obj", v, faces.numpy())
+    K = intrinsics_matrix(torch.tensor([450.0, 450.0]), torch.tensor([size / 2, size / 2]))
+    row = render_overlays(output.vertices, faces, keypoints, K, size)
+    buf = out / "overlay.png"
+    Image.fromarray(row).save(buf.with_suffix(".tmp.png"))
+    buf.with_suffix(".tmp.png").replace(buf)
+    summary = {
+        "model": model.name, "vertices": model.num_vertices, "faces": int(faces.shape[0]),
+        "joints": len(model.joint_names), "params": {k: list(s.shape) for k, s in model.param_specs.items()},
+        "build_s": round(build_s, 2), "forward_ms_batch": round(forward_ms, 1),
+        "people": [{"label": lab, "extent_y_m": round(h, 3)} for lab, h in zip(labels, heights, strict=True)],
+        "files": {"meshes": str(out / "meshes"), "overlay": str(buf)},
+    }
+    atomic_write_json(out / "summary.json", summary)
+    return summary

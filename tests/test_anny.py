@@ -1,0 +1,169 @@
+"""Anny wrappers: agreement with anny's own forward, frames, fast paths, parameter validation."""
+
+import math
+
+import pytest
+import roma
+import torch
+
+from neuralannot.bodies import BodyModelError, load_body_model
+from neuralannot.bodies.anny import ANNY_TO_CANONICAL, BODY_SLOTS
+
+pytestmark = pytest.mark.anny
+
+
+def random_params(model, batch, gen, scale=0.3):
+    p = model.default_params(batch)
+    for name, spec in model.param_specs.items():
+        if name not in p:
+            continue
+        if spec.kind == "rotation":
+            p[name] = scale * torch.randn(batch, *spec.shape, generator=gen)
+        elif spec.bounds is not None:
+            p[name] = torch.rand(batch, *spec.shape, generator=gen)
+    p["trans"] = torch.randn(batch, 3, generator=gen)
+    return p
+
+
+def test_body_matches_native_anny_forward(anny_body, gen):
+    p = random_params(anny_body, 3, gen)
+    out = anny_body(p)
+    delta = anny_body._delta_transforms(p, 3)
+    ref = anny_body.anny(pose_parameters=delta, phenotype_kwargs=p["phenotype"])
+    G = roma.rotvec_to_rotmat(p["root_pose"]) @ ANNY_TO_CANONICAL
+    ref_v = ref["vertices"] @ G.transpose(1, 2) + p["trans"][:, None]
+    torch.testing.assert_close(out.vertices, ref_v, atol=1e-5, rtol=0)
+    ref_j = ref["bone_poses"][..., :3, 3] @ G.transpose(1, 2) + p["trans"][:, None]
+    torch.testing.assert_close(out.extras["bone_heads"], ref_j, atol=1e-5, rtol=0)
+
+
+def test_body_rest_frame_is_y_up_facing_z(anny_body):
+    out = anny_body(anny_body.default_params(1))
+    v, j = out.vertices[0], out.joints[0]
+    names = anny_body.joint_names
+    assert torch.allclose(j[0], torch.zeros(3), atol=1e-6)  # pelvis at origin
+    assert j[names.index("head"), 1] > 0.5  # head up (+Y)
+    assert j[names.index("left_wrist"), 0] > 0.3  # model's left is +X
+    assert j[names.index("left_ankle"), 1] < -0.7
+    height = v[:, 1].max() - v[:, 1].min()
+    assert 1.55 < height < 1.70  # default phenotype: 1.625 m (notes/anny.md)
+    toes = j[names.index("left_foot")]
+    assert toes[2] > j[names.index("left_ankle"), 2]  # feet point forward (+Z)
+
+
+def test_joint_names_and_parents(anny_body, anny_hand, anny_head):
+    assert anny_body.joint_names[1:] == [n for n, _ in BODY_SLOTS]
+    for m in (anny_body, anny_hand, anny_head):
+        assert len(m.parents) == len(m.joint_names)
+        assert m.parents[0] == -1 and all(0 <= p < i for i, p in enumerate(m.parents) if i)
+
+
+def test_fast_paths_match_full_forward(anny_body, gen):
+    p = random_params(anny_body, 4, gen)
+    full = anny_body(p)
+    joints_only = anny_body(p, return_vertices=False)
+    assert joints_only.vertices is None
+    torch.testing.assert_close(joints_only.joints, full.joints)
+    ids = torch.tensor([0, 17, 4000, 13000])
+    sub = anny_body(p, vertex_ids=ids)
+    torch.testing.assert_close(sub.vertices, full.vertices[:, ids], atol=1e-5, rtol=0)
+
+
+def test_rotmat_input_equals_axis_angle(anny_body, gen):
+    p = random_params(anny_body, 2, gen)
+    q = dict(p, body_pose=roma.rotvec_to_rotmat(p["body_pose"]), root_pose=roma.rotvec_to_rotmat(p["root_pose"]))
+    torch.testing.assert_close(anny_body(p).vertices, anny_body(q).vertices, atol=1e-5, rtol=0)
+
+
+def test_root_pose_rotates_rigidly(anny_body):
+    p = anny_body.default_params(1)
+    base = anny_body(p).vertices[0]
+    p["root_pose"] = torch.tensor([[0.0, math.pi / 2, 0.0]])
+    p["trans"] = torch.tensor([[1.0, 2.0, 3.0]])
+    rot = anny_body(p).vertices[0]
+    R = roma.rotvec_to_rotmat(torch.tensor([0.0, math.pi / 2, 0.0]))
+    torch.testing.assert_close(rot, base @ R.T + torch.tensor([1.0, 2.0, 3.0]), atol=1e-5, rtol=0)
+
+
+def test_knee_slot_bends_only_the_leg(anny_body):
+    p = anny_body.default_params(1)
+    rest = anny_body(p)
+    k = anny_body.joint_names.index("left_knee") - 1
+    p["body_pose"][0, k] = torch.tensor([1.0, 0.0, 0.0])
+    bent = anny_body(p)
+    moved = (bent.joints - rest.joints).norm(dim=-1)[0]
+    names = anny_body.joint_names
+    assert moved[names.index("left_ankle")] > 0.1
+    assert moved[names.index("right_ankle")] < 1e-6 and moved[names.index("head")] < 1e-6
+
+
+def test_phenotype_changes_height_and_gradients_flow(anny_body):
+    p = anny_body.default_params(2)
+    p["phenotype"][0, 4] = 0.0
+    p["phenotype"][1, 4] = 1.0
+    p["phenotype"].requires_grad_(True)
+    p["body_pose"].requires_grad_(True)
+    v = anny_body(p).vertices
+    h = v[..., 1].amax(1) - v[..., 1].amin(1)
+    assert h[1] > h[0] + 0.3
+    h.sum().backward()
+    assert p["phenotype"].grad.abs().sum() > 0 and torch.isfinite(p["body_pose"].grad).all()
+
+
+def test_wholebody_hands_and_face(anny_wholebody, anny_body):
+    assert anny_wholebody.part == "wholebody"
+    assert {"lhand_pose", "rhand_pose", "expression"} <= set(anny_wholebody.param_specs)
+    p = anny_wholebody.default_params(1)
+    rest = anny_wholebody(p).vertices
+    p2 = dict(p, rhand_pose=torch.full((1, 15, 3), 0.0))
+    p2["rhand_pose"][0, :, 0] = 0.8  # curl all right fingers
+    p2["expression"] = torch.zeros(1, 52)
+    p2["expression"][0, anny_wholebody.anny.facial_action_labels.index("jawOpen")] = 1.0
+    moved = (anny_wholebody(p2).vertices - rest).norm(dim=-1)[0]
+    assert (moved > 0.01).sum() > 100
+    torch.testing.assert_close(anny_body(anny_body.default_params(1)).vertices, rest, atol=1e-5, rtol=0)
+
+
+def test_hand_and_head_models(anny_hand, anny_head):
+    out = anny_hand(anny_hand.default_params(2))
+    assert out.vertices.shape == (2, 1609, 3) and out.joints.shape == (2, 16, 3)
+    assert torch.allclose(out.joints[:, 0], torch.zeros(3), atol=1e-6)  # wrist at origin
+    assert out.joints[0, 1:, 1].min() > 0  # fingers along +Y
+    head = anny_head(anny_head.default_params(1))
+    assert head.vertices.shape == (1, 4538, 3)
+    names = anny_head.joint_names
+    assert head.joints[0, names.index("head"), 1] > 0.05  # +Y up
+    assert head.vertices[0, :, 2].max() > 0.1  # face toward +Z
+
+
+def test_left_hand_model_mirrors_right():
+    left = load_body_model("anny", part="lhand")
+    right = load_body_model("anny", part="hand")
+    lv = left(left.default_params(1)).joints[0]
+    rv = right(right.default_params(1)).joints[0]
+    torch.testing.assert_close(lv * torch.tensor([-1.0, 1.0, 1.0]), rv, atol=2e-3, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda p: p.update(body_pose=torch.zeros(2, 20, 3)), "body_pose.*shape"),
+        (lambda p: p.update(root_pose=torch.zeros(3, 3)), "batch size"),
+        (lambda p: p["phenotype"].__setitem__((1, 2), float("nan")), "NaN.*rows \\[1\\]"),
+        (lambda p: p.update(foo=torch.zeros(2, 3)), "unknown parameter"),
+        (lambda p: p.pop("trans"), "missing parameter"),
+        (lambda p: p.update(trans=[[0, 0, 0]] * 2), "torch.Tensor"),
+    ],
+)
+def test_bad_params_raise_clear_errors(anny_body, change, match):
+    p = anny_body.default_params(2)
+    change(p)
+    with pytest.raises(BodyModelError, match=match):
+        anny_body(p)
+
+
+def test_loader_errors():
+    with pytest.raises(BodyModelError, match="unknown part"):
+        load_body_model("anny", part="tail")
+    with pytest.raises(BodyModelError, match="unknown body model"):
+        load_body_model("not-a-model")
