@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import torch
+from neuralannot.bodies.joints import get_regressor
 
 from neuralannot.bodies import load_body_model
-from neuralannot.bodies.joints import get_regressor
 from neuralannot.io import atomic_write_json
 
 RESULTS = Path(__file__).parent / "results" / "body_forward.json"
@@ -43,6 +43,18 @@ def time_call(fn, repeats: int) -> float:
     return statistics.median(times) * 1e3
 
 
+def _no_grad(model, params, return_vertices=True, regressor=None):
+    with torch.no_grad():
+        if regressor is not None:
+            return regressor(model(params, vertex_ids=regressor.vertex_ids))
+        return model(params, return_vertices=return_vertices)
+
+
+def _fwd_bwd(model, params):
+    p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    model(p).vertices.square().sum().backward()
+
+
 def bench(batches: list[int], repeats: int) -> list[dict]:
     rows = []
     gen = torch.Generator().manual_seed(0)
@@ -52,32 +64,32 @@ def bench(batches: list[int], repeats: int) -> list[dict]:
         for batch in batches:
             params = random_params(model, batch, gen)
 
-            def joints_only():
-                with torch.no_grad():
-                    model(params, return_vertices=False)
-
-            def keypoints_subset():
-                with torch.no_grad():
-                    coco(model(params, vertex_ids=coco.vertex_ids))
-
-            def full_mesh():
-                with torch.no_grad():
-                    model(params)
-
-            def fwd_bwd():
-                p = {k: v.clone().requires_grad_(True) for k, v in params.items()}
-                model(p).vertices.square().sum().backward()
-
-            cases = {"full_mesh": full_mesh, "forward_backward": fwd_bwd}
+            cases = {
+                "full_mesh": lambda m=model, p=params: _no_grad(m, p),
+                "forward_backward": lambda m=model, p=params: _fwd_bwd(m, p),
+            }
             if backend == "warp_lbs":  # skinning-free paths do not depend on the backend
-                cases = {"joints_only": joints_only, "coco17_subset": keypoints_subset, **cases}
+                cases = {
+                    "joints_only": lambda m=model, p=params: _no_grad(m, p, return_vertices=False),
+                    "coco17_subset": lambda m=model, p=params, r=coco: _no_grad(m, p, regressor=r),
+                    **cases,
+                }
             for case, fn in cases.items():
                 ms = time_call(fn, repeats if batch < 256 else max(2, repeats // 2))
-                rows.append({"backend": backend if "mesh" in case or "backward" in case else "-",
-                             "case": case, "batch": batch, "ms": round(ms, 2),
-                             "ms_per_sample": round(ms / batch, 3)})
-                print(f"{rows[-1]['backend']:>9} {case:>17} B={batch:<4} {ms:9.1f} ms "
-                      f"{ms / batch:8.3f} ms/sample", flush=True)
+                rows.append(
+                    {
+                        "backend": backend if "mesh" in case or "backward" in case else "-",
+                        "case": case,
+                        "batch": batch,
+                        "ms": round(ms, 2),
+                        "ms_per_sample": round(ms / batch, 3),
+                    }
+                )
+                print(
+                    f"{rows[-1]['backend']:>9} {case:>17} B={batch:<4} {ms:9.1f} ms "
+                    f"{ms / batch:8.3f} ms/sample",
+                    flush=True,
+                )
     return rows
 
 
@@ -92,9 +104,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     rows = bench(args.batches, args.repeats)
     result = {
-        "machine": {"platform": platform.platform(), "processor": platform.processor(),
-                    "torch_threads": torch.get_num_threads(), "torch": torch.__version__},
-        "dtype": "float32", "phenotypes": "per-sample random", "rows": rows,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+        },
+        "dtype": "float32",
+        "phenotypes": "per-sample random",
+        "rows": rows,
     }
     atomic_write_json(args.out, result)
     print(json.dumps({"written": str(args.out)}))

@@ -71,7 +71,9 @@ def test_fast_paths_match_full_forward(anny_body, gen):
 
 def test_rotmat_input_equals_axis_angle(anny_body, gen):
     p = random_params(anny_body, 2, gen)
-    q = dict(p, body_pose=roma.rotvec_to_rotmat(p["body_pose"]), root_pose=roma.rotvec_to_rotmat(p["root_pose"]))
+    q = dict(
+        p, body_pose=roma.rotvec_to_rotmat(p["body_pose"]), root_pose=roma.rotvec_to_rotmat(p["root_pose"])
+    )
     torch.testing.assert_close(anny_body(p).vertices, anny_body(q).vertices, atol=1e-5, rtol=0)
 
 

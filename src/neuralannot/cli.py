@@ -19,9 +19,12 @@ console = Console()
 
 @app.callback()
 def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logging.")) -> None:
-    """Open, reproducible NeuralAnnot: 3D pseudo-GT body/hand/face model parameters from images + GT joints."""
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s",
-                        handlers=[RichHandler(console=console, show_path=False)])
+    """Open, reproducible NeuralAnnot: 3D pseudo-GT body/hand/face parameters from images + GT joints."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False)],
+    )
 
 
 @app.command()
@@ -36,14 +39,18 @@ def demo(out: Path = typer.Option(Path("out/demo"), help="Output folder.")) -> N
     for p in summary["people"]:
         table.add_row(p["label"], f"{p['extent_y_m']:.3f}")
     console.print(table)
-    console.print(f"model build {summary['build_s']} s, forward of {len(summary['people'])} bodies "
-                  f"{summary['forward_ms_batch']} ms")
+    console.print(
+        f"model build {summary['build_s']} s, forward of {len(summary['people'])} bodies "
+        f"{summary['forward_ms_batch']} ms"
+    )
     console.print(f"meshes: {summary['files']['meshes']}  overlay: {summary['files']['overlay']}")
 
 
 @app.command()
-def models(name: str = typer.Argument("anny", help="anny | smpl | smplx | mano | flame | model path"),
-           part: str = typer.Option("body", help="body | wholebody | hand | lhand | face")) -> None:
+def models(
+    name: str = typer.Argument("anny", help="anny | smpl | smplx | mano | flame | model path"),
+    part: str = typer.Option("body", help="body | wholebody | hand | lhand | face"),
+) -> None:
     """Show a body model's parameters, joints and keypoint sets."""
     from neuralannot.bodies import BodyModelError, load_body_model
 
@@ -56,8 +63,9 @@ def models(name: str = typer.Argument("anny", help="anny | smpl | smplx | mano |
     for col in ("parameter", "shape", "kind", "default", "optional", "description"):
         table.add_column(col)
     for s in model.param_specs.values():
-        table.add_row(s.name, str(list(s.shape)), s.kind, str(s.default), "yes" if s.optional else "",
-                      s.description)
+        table.add_row(
+            s.name, str(list(s.shape)), s.kind, str(s.default), "yes" if s.optional else "", s.description
+        )
     console.print(table)
     console.print(f"joints ({len(model.joint_names)}): {', '.join(model.joint_names)}")
     console.print(f"keypoint sets: {', '.join(model.joint_sets)}")

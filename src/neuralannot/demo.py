@@ -25,12 +25,26 @@ log = logging.getLogger(__name__)
 #: Named demo poses: slot name → axis-angle in Anny's native axes (X = model's left, Y = back, Z = up).
 DEMO_POSES: dict[str, dict[str, tuple[float, float, float]]] = {
     "rest": {},
-    "walk": {"left_hip": (-0.45, 0, 0), "right_hip": (0.35, 0, 0), "right_knee": (0.6, 0, 0),
-             "left_shoulder": (0.4, -0.5, 0), "right_shoulder": (-0.4, 0.5, 0), "left_elbow": (-0.4, 0, 0)},
+    "walk": {
+        "left_hip": (-0.45, 0, 0),
+        "right_hip": (0.35, 0, 0),
+        "right_knee": (0.6, 0, 0),
+        "left_shoulder": (0.4, -0.5, 0),
+        "right_shoulder": (-0.4, 0.5, 0),
+        "left_elbow": (-0.4, 0, 0),
+    },
     "arms_up": {"left_shoulder": (0, -2.2, 0), "right_shoulder": (0, 2.2, 0), "spine2": (0.15, 0, 0)},
-    "squat": {"left_hip": (-1.5, 0, -0.2), "right_hip": (-1.5, 0, 0.2), "left_knee": (2.0, 0, 0),
-              "right_knee": (2.0, 0, 0), "left_ankle": (-0.4, 0, 0), "right_ankle": (-0.4, 0, 0),
-              "left_shoulder": (-0.9, -0.6, 0), "right_shoulder": (-0.9, 0.6, 0), "spine1": (-0.3, 0, 0)},
+    "squat": {
+        "left_hip": (-1.5, 0, -0.2),
+        "right_hip": (-1.5, 0, 0.2),
+        "left_knee": (2.0, 0, 0),
+        "right_knee": (2.0, 0, 0),
+        "left_ankle": (-0.4, 0, 0),
+        "right_ankle": (-0.4, 0, 0),
+        "left_shoulder": (-0.9, -0.6, 0),
+        "right_shoulder": (-0.9, 0.6, 0),
+        "spine1": (-0.3, 0, 0),
+    },
 }
 #: (label, phenotype values gender, age, muscle, weight, height, proportions)
 DEMO_PEOPLE = [
@@ -54,7 +68,9 @@ def demo_params(model: AnnyBody) -> tuple[dict[str, torch.Tensor], list[str]]:
             params["body_pose"][i, slot_index[slot]] = torch.tensor(aa)
         params["phenotype"][i] = torch.tensor(phen)
         labels.append(f"{label} / {pose_name}")
-    params["root_pose"][:] = torch.tensor([math.pi, 0.0, 0.0])  # canonical Y-up → OpenCV y-down, facing camera
+    params["root_pose"][:] = torch.tensor(
+        [math.pi, 0.0, 0.0]
+    )  # canonical Y-up → OpenCV y-down, facing camera
     params["trans"][:] = torch.tensor([0.0, 0.0, 4.0])
     return params, labels
 
@@ -68,11 +84,14 @@ def write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
 def _draw_points(image: np.ndarray, uv: np.ndarray, color=(255, 40, 40), radius: int = 2) -> None:
     h, w = image.shape[:2]
     for u, v in np.round(uv).astype(int):
-        image[max(v - radius, 0):min(v + radius + 1, h), max(u - radius, 0):min(u + radius + 1, w)] = color
+        image[max(v - radius, 0) : min(v + radius + 1, h), max(u - radius, 0) : min(u + radius + 1, w)] = (
+            color
+        )
 
 
-def render_overlays(vertices: torch.Tensor, faces: torch.Tensor, keypoints: torch.Tensor,
-                    K: torch.Tensor, size: int) -> np.ndarray:
+def render_overlays(
+    vertices: torch.Tensor, faces: torch.Tensor, keypoints: torch.Tensor, K: torch.Tensor, size: int
+) -> np.ndarray:
     """Render each body (camera frame) over a grey background, keypoints in red; return a row image."""
     from neuralannot.render import MeshRenderer
 
@@ -81,8 +100,9 @@ def render_overlays(vertices: torch.Tensor, faces: torch.Tensor, keypoints: torc
     tiles = []
     uv = project(keypoints, K).numpy()
     for b in range(len(vertices)):
-        img = renderer.render(vertices[b].numpy(), faces.numpy(), K.numpy(), (0.6, 0.7, 0.9),
-                              background=bg).image.copy()
+        img = renderer.render(
+            vertices[b].numpy(), faces.numpy(), K.numpy(), (0.6, 0.7, 0.9), background=bg
+        ).image.copy()
         _draw_points(img, uv[b])
         tiles.append(img)
     renderer.release()
@@ -105,7 +125,7 @@ def run_demo(out: Path, size: int = 320) -> dict:
         keypoints = model.keypoints(output, "coco17")
     faces = model.faces
     heights = []
-    for b, label in enumerate(labels):
+    for b in range(len(labels)):
         v = output.vertices[b].numpy()
         heights.append(float(v[:, 1].max() - v[:, 1].min()))  # camera y spans the standing height
         write_obj(out / "meshes" / f"person{b}.obj", v, faces.numpy())
@@ -115,9 +135,13 @@ def run_demo(out: Path, size: int = 320) -> dict:
     Image.fromarray(row).save(buf.with_suffix(".tmp.png"))
     buf.with_suffix(".tmp.png").replace(buf)
     summary = {
-        "model": model.name, "vertices": model.num_vertices, "faces": int(faces.shape[0]),
-        "joints": len(model.joint_names), "params": {k: list(s.shape) for k, s in model.param_specs.items()},
-        "build_s": round(build_s, 2), "forward_ms_batch": round(forward_ms, 1),
+        "model": model.name,
+        "vertices": model.num_vertices,
+        "faces": int(faces.shape[0]),
+        "joints": len(model.joint_names),
+        "params": {k: list(s.shape) for k, s in model.param_specs.items()},
+        "build_s": round(build_s, 2),
+        "forward_ms_batch": round(forward_ms, 1),
         "people": [{"label": lab, "extent_y_m": round(h, 3)} for lab, h in zip(labels, heights, strict=True)],
         "files": {"meshes": str(out / "meshes"), "overlay": str(buf)},
     }

@@ -9,8 +9,16 @@ from pathlib import Path
 
 from neuralannot.bodies.base import BodyModel, BodyModelError, BodyOutput, ModelFileError, ParamSpec
 
-__all__ = ["BodyModel", "BodyModelError", "BodyOutput", "ModelFileError", "ParamSpec", "load_body_model",
-           "MODEL_NAMES", "PARTS"]
+__all__ = [
+    "BodyModel",
+    "BodyModelError",
+    "BodyOutput",
+    "ModelFileError",
+    "ParamSpec",
+    "load_body_model",
+    "MODEL_NAMES",
+    "PARTS",
+]
 
 PARTS = ("body", "hand", "lhand", "rhand", "face", "wholebody")
 MODEL_NAMES = ("anny", "smpl", "smplx", "mano", "flame")
@@ -57,8 +65,12 @@ def load_body_model(name_or_path: str | Path = "anny", part: str = "body", **kwa
         raise BodyModelError(
             f"unknown body model {name!r}: expected one of {MODEL_NAMES} or an existing model file/folder"
         )
-    allowed = {"smpl": ("body",), "smplx": ("body", "wholebody"), "mano": ("hand", "rhand", "lhand"),
-               "flame": ("face",)}[model_type]
+    allowed = {
+        "smpl": ("body",),
+        "smplx": ("body", "wholebody"),
+        "mano": ("hand", "rhand", "lhand"),
+        "flame": ("face",),
+    }[model_type]
     if part not in allowed:
         raise BodyModelError(f"{model_type} provides part(s) {allowed}, not {part!r}")
     if model_type == "mano":

@@ -96,9 +96,16 @@ def _quiet_warp() -> None:
 class _AnnyModel(BodyModel):
     """Shared machinery: slots → delta transforms → Anny FK/LBS → global transform."""
 
-    def __init__(self, anny_model, slot_groups: list[tuple[str, list[tuple[str, ...]]]],
-                 joint_names: list[str], joint_bones: list[str], parents: list[int],
-                 frame: Tensor, phenotype_group: str = "phenotype"):
+    def __init__(
+        self,
+        anny_model,
+        slot_groups: list[tuple[str, list[tuple[str, ...]]]],
+        joint_names: list[str],
+        joint_bones: list[str],
+        parents: list[int],
+        frame: Tensor,
+        phenotype_group: str = "phenotype",
+    ):
         super().__init__()
         self.anny = anny_model
         self.bone_labels: list[str] = list(anny_model.bone_labels)
@@ -114,7 +121,9 @@ class _AnnyModel(BodyModel):
                     bone_to_slot[index[b]] = slot
                 slot += 1
         self.register_buffer("bone_to_slot", bone_to_slot, persistent=False)
-        self.register_buffer("joint_bone_ids", torch.tensor([index[b] for b in joint_bones]), persistent=False)
+        self.register_buffer(
+            "joint_bone_ids", torch.tensor([index[b] for b in joint_bones]), persistent=False
+        )
         self.register_buffer("frame", frame.to(torch.float32), persistent=False)
         self.register_buffer("faces", anny_model.faces.clone(), persistent=False)
         self.joint_names = joint_names
@@ -149,7 +158,10 @@ class _AnnyModel(BodyModel):
         return poses
 
     def _delta_transforms(self, params: dict[str, Tensor], batch: int) -> Tensor:
-        rots = [as_rotmat(params[g], self.param_specs[g].shape).reshape(batch, n, 3, 3) for g, n in self._slot_groups]
+        rots = [
+            as_rotmat(params[g], self.param_specs[g].shape).reshape(batch, n, 3, 3)
+            for g, n in self._slot_groups
+        ]
         eye = torch.eye(3, dtype=self.frame.dtype, device=self.frame.device).expand(batch, 1, 3, 3)
         R = torch.cat([eye, *rots], dim=1)[:, self.bone_to_slot]  # (B, NB, 3, 3)
         zeros = R.new_zeros(*R.shape[:-1], 1)
@@ -164,8 +176,9 @@ class _AnnyModel(BodyModel):
         return (A[..., :3, :3] @ rest_vertices[..., None]).squeeze(-1) + A[..., :3, 3]
 
     # -- forward -----------------------------------------------------------------------------
-    def forward(self, params: dict[str, Tensor], return_vertices: bool = True,
-                vertex_ids: Tensor | None = None) -> BodyOutput:
+    def forward(
+        self, params: dict[str, Tensor], return_vertices: bool = True, vertex_ids: Tensor | None = None
+    ) -> BodyOutput:
         """Pose the model.
 
         ``return_vertices=False`` skips skinning (joints only, ~4× faster); ``vertex_ids`` skins
@@ -186,13 +199,15 @@ class _AnnyModel(BodyModel):
         vertices = None
         if vertex_ids is not None:
             rest = self.anny.template_vertices[vertex_ids][None] + torch.einsum(
-                "cpd,bc->bpd", self.anny.blendshapes[:, vertex_ids], coeffs)
+                "cpd,bc->bpd", self.anny.blendshapes[:, vertex_ids], coeffs
+            )
             vertices = place(self._skin_subset(rest.expand(batch, -1, -1), transforms, vertex_ids))
         elif return_vertices:
             rest = self.anny.get_rest_vertices(coeffs).expand(batch, -1, -1)
             vertices = place(self.anny.get_skinned_vertices(rest, transforms))
         return BodyOutput(
-            joints=bone_heads[:, self.joint_bone_ids], vertices=vertices,
+            joints=bone_heads[:, self.joint_bone_ids],
+            vertices=vertices,
             extras={"bone_heads": bone_heads, "global_rotation": G},
         )
 
@@ -231,17 +246,25 @@ def _common_specs(root_desc: str) -> list[ParamSpec]:
 class AnnyBody(_AnnyModel):
     """Anny full body: ``root_pose`` (3), ``body_pose`` (21, 3), ``phenotype`` (6), ``trans`` (3);
     optional ``lhand_pose``/``rhand_pose`` (15, 3) with ``hands=True``, ``expression`` (52) with
-    ``face=True`` (ARKit-style facial actions incl. ``jawOpen``), ``local_changes`` with ``local_changes=True``.
+    ``face=True`` (ARKit-style facial actions incl. ``jawOpen``), ``local_changes`` with
+    ``local_changes=True``.
     """
 
     name = "anny"
     part = "body"
 
-    def __init__(self, hands: bool = False, face: bool = False, local_changes: bool = False,
-                 skinning: str | None = None):
-        m = build_anny(facial_actions="all" if face else "none",
-                       local_changes="default" if local_changes else "none",
-                       skinning_method=skinning)
+    def __init__(
+        self,
+        hands: bool = False,
+        face: bool = False,
+        local_changes: bool = False,
+        skinning: str | None = None,
+    ):
+        m = build_anny(
+            facial_actions="all" if face else "none",
+            local_changes="default" if local_changes else "none",
+            skinning_method=skinning,
+        )
         specs = _common_specs("global rotation of the body (axis-angle, canonical frame)")
         specs.insert(1, _rot_spec("body_pose", 21, "local-ref rotations of BODY_SLOTS"))
         groups = [("body_pose", [bones for _, bones in BODY_SLOTS])]
@@ -252,11 +275,29 @@ class AnnyBody(_AnnyModel):
                 groups.append((side, [(b.format(s=s),) for b in FINGER_BONES]))
         if face:
             self.part = "wholebody"
-            specs.append(ParamSpec("expression", (len(m.facial_action_labels),), "expression", 0.0,
-                                   "Anny facial actions (ARKit names)", optional=True, bounds=(0.0, 1.0)))
+            specs.append(
+                ParamSpec(
+                    "expression",
+                    (len(m.facial_action_labels),),
+                    "expression",
+                    0.0,
+                    "Anny facial actions (ARKit names)",
+                    optional=True,
+                    bounds=(0.0, 1.0),
+                )
+            )
         if local_changes:
-            specs.append(ParamSpec("local_changes", (len(m.local_change_labels),), "shape", 0.0,
-                                   "Anny local changes", optional=True, bounds=(-1.0, 1.0)))
+            specs.append(
+                ParamSpec(
+                    "local_changes",
+                    (len(m.local_change_labels),),
+                    "shape",
+                    0.0,
+                    "Anny local changes",
+                    optional=True,
+                    bounds=(-1.0, 1.0),
+                )
+            )
         names = ["pelvis"] + [n for n, _ in BODY_SLOTS]
         bones = ["root"] + [b[0] for _, b in BODY_SLOTS]
         super().__init__(m, groups, names, bones, BODY_PARENTS, ANNY_TO_CANONICAL)
@@ -264,7 +305,8 @@ class AnnyBody(_AnnyModel):
 
 
 class AnnyHand(_AnnyModel):
-    """Anny hand part model: ``root_pose`` (wrist, 3), ``hand_pose`` (15, 3), ``phenotype`` (6), ``trans`` (3)."""
+    """Anny hand part model: ``root_pose`` (wrist, 3), ``hand_pose`` (15, 3), ``phenotype`` (6),
+    ``trans`` (3)."""
 
     name = "anny-hand"
     part = "hand"
@@ -278,8 +320,14 @@ class AnnyHand(_AnnyModel):
         specs = _common_specs("global rotation of the wrist (axis-angle, wrist frame)")
         specs.insert(1, _rot_spec("hand_pose", 15, "finger rotations, thumb first (finger1..5 × 3 joints)"))
         names = ["wrist"] + [f"{f}{k}" for f in FINGER_NAMES for k in (1, 2, 3)]
-        super().__init__(m, [("hand_pose", [(b,) for b in bones])], names, [f"wrist.{s}", *bones],
-                         HAND_PARENTS, torch.eye(3))
+        super().__init__(
+            m,
+            [("hand_pose", [(b,) for b in bones])],
+            names,
+            [f"wrist.{s}", *bones],
+            HAND_PARENTS,
+            torch.eye(3),
+        )
         self.side = side
         self.param_specs = {s.name: s for s in specs}
 
@@ -296,8 +344,14 @@ class AnnyHead(_AnnyModel):
         specs = _common_specs("global rotation of the neck (axis-angle, head frame)")
         specs[1:1] = [
             _rot_spec("head_pose", None, "rotation of the head bone relative to the neck"),
-            ParamSpec("expression", (len(m.facial_action_labels),), "expression", 0.0,
-                      "Anny facial actions (ARKit names, jaw via jawOpen)", bounds=(0.0, 1.0)),
+            ParamSpec(
+                "expression",
+                (len(m.facial_action_labels),),
+                "expression",
+                0.0,
+                "Anny facial actions (ARKit names, jaw via jawOpen)",
+                bounds=(0.0, 1.0),
+            ),
             _rot_spec("eye_pose", 2, "left, right eye rotations", optional=True),
         ]
         groups = [("head_pose", [("head",)]), ("eye_pose", [("eye.L",), ("eye.R",)])]

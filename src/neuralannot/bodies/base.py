@@ -118,7 +118,9 @@ class BodyModel(nn.Module, ABC):
         Raises :class:`BodyModelError` naming the offending parameter.
         """
         if not isinstance(params, dict):
-            raise BodyModelError(f"{self.name}: params must be a dict of tensors, got {type(params).__name__}")
+            raise BodyModelError(
+                f"{self.name}: params must be a dict of tensors, got {type(params).__name__}"
+            )
         unknown = set(params) - set(self.param_specs)
         if unknown:
             raise BodyModelError(
@@ -131,7 +133,9 @@ class BodyModel(nn.Module, ABC):
         for name, value in params.items():
             spec = self.param_specs[name]
             if not isinstance(value, Tensor):
-                raise BodyModelError(f"{self.name}: parameter '{name}' must be a torch.Tensor, got {type(value).__name__}")
+                raise BodyModelError(
+                    f"{self.name}: parameter '{name}' must be a torch.Tensor, got {type(value).__name__}"
+                )
             ok_shapes = [spec.shape]
             if spec.kind == "rotation":
                 ok_shapes.append((*spec.shape[:-1], 3, 3))
@@ -149,7 +153,9 @@ class BodyModel(nn.Module, ABC):
                 )
             if not torch.isfinite(value).all():
                 bad = (~torch.isfinite(value.reshape(value.shape[0], -1))).any(1).nonzero().flatten().tolist()
-                raise BodyModelError(f"{self.name}: parameter '{name}' has NaN/inf values in batch rows {bad[:10]}")
+                raise BodyModelError(
+                    f"{self.name}: parameter '{name}' has NaN/inf values in batch rows {bad[:10]}"
+                )
         return int(batch or 0)
 
     def complete_params(self, params: dict[str, Tensor]) -> tuple[dict[str, Tensor], int]:
@@ -158,7 +164,9 @@ class BodyModel(nn.Module, ABC):
         full = dict(params)
         for name, spec in self.param_specs.items():
             if name not in full:
-                full[name] = torch.full((batch, *spec.shape), spec.default, dtype=self.dtype, device=self.device)
+                full[name] = torch.full(
+                    (batch, *spec.shape), spec.default, dtype=self.dtype, device=self.device
+                )
         return full, batch
 
     # --- forward ----------------------------------------------------------------------

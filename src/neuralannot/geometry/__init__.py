@@ -1,0 +1,42 @@
+"""Rotations, pinhole cameras and point-set alignment (batched torch, meters, OpenCV frame)."""
+
+from neuralannot.geometry.alignment import apply_similarity, procrustes_align, rigid_align, similarity_align
+from neuralannot.geometry.camera import (
+    backproject,
+    crop_resize_affine,
+    crop_resize_intrinsics,
+    estimate_translation,
+    intrinsics_matrix,
+    project,
+    transform_points_2d,
+)
+from neuralannot.geometry.rotations import (
+    flip_rotvec,
+    rot6d_to_rotmat,
+    rot6d_to_rotvec,
+    rotmat_to_rot6d,
+    rotmat_to_rotvec,
+    rotvec_to_rot6d,
+    rotvec_to_rotmat,
+)
+
+__all__ = [
+    "apply_similarity",
+    "backproject",
+    "crop_resize_affine",
+    "crop_resize_intrinsics",
+    "estimate_translation",
+    "flip_rotvec",
+    "intrinsics_matrix",
+    "procrustes_align",
+    "project",
+    "rigid_align",
+    "rot6d_to_rotmat",
+    "rot6d_to_rotvec",
+    "rotmat_to_rot6d",
+    "rotmat_to_rotvec",
+    "rotvec_to_rot6d",
+    "rotvec_to_rotmat",
+    "similarity_align",
+    "transform_points_2d",
+]

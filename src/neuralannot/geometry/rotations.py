@@ -1,0 +1,67 @@
+"""Rotation conversions (thin wrappers over roma) for any leading batch dims ``...``.
+
+6D rotations follow Zhou et al. 2019 with the *column* convention: ``x[..., :3]`` is the first
+and ``x[..., 3:]`` the second column of the rotation matrix (what ``roma.special_gramschmidt``
+orthonormalises). Note that some code bases (e.g. SPIN's ``x.view(-1, 3, 2)``) interleave rows
+instead; their 6D vectors are not interchangeable with these.
+"""
+
+from __future__ import annotations
+
+import roma
+import torch
+from torch import Tensor
+
+__all__ = [
+    "flip_rotvec",
+    "rot6d_to_rotmat",
+    "rot6d_to_rotvec",
+    "rotmat_to_rot6d",
+    "rotmat_to_rotvec",
+    "rotvec_to_rot6d",
+    "rotvec_to_rotmat",
+]
+
+
+def rot6d_to_rotmat(x: Tensor, eps: float = 1e-8) -> Tensor:
+    """(..., 6) two matrix columns -> (..., 3, 3) rotation via Gram-Schmidt.
+
+    ``eps`` clamps the column norms so (near-)zero inputs give finite output instead of NaN.
+    """
+    if x.shape[-1] != 6:
+        raise ValueError(f"rot6d_to_rotmat expects (..., 6), got {tuple(x.shape)}")
+    return roma.special_gramschmidt(torch.stack((x[..., :3], x[..., 3:]), dim=-1), epsilon=eps)
+
+
+def rotmat_to_rot6d(R: Tensor) -> Tensor:
+    """(..., 3, 3) -> (..., 6): first column followed by second column."""
+    return torch.cat((R[..., :, 0], R[..., :, 1]), dim=-1)
+
+
+def rotvec_to_rotmat(rotvec: Tensor) -> Tensor:
+    """Axis-angle (..., 3) -> (..., 3, 3)."""
+    return roma.rotvec_to_rotmat(rotvec)
+
+
+def rotmat_to_rotvec(R: Tensor) -> Tensor:
+    """(..., 3, 3) -> axis-angle (..., 3), angle in [0, pi]."""
+    return roma.rotmat_to_rotvec(R)
+
+
+def rot6d_to_rotvec(x: Tensor) -> Tensor:
+    """(..., 6) -> axis-angle (..., 3)."""
+    return rotmat_to_rotvec(rot6d_to_rotmat(x))
+
+
+def rotvec_to_rot6d(rotvec: Tensor) -> Tensor:
+    """Axis-angle (..., 3) -> (..., 6)."""
+    return rotmat_to_rot6d(rotvec_to_rotmat(rotvec))
+
+
+def flip_rotvec(rotvec: Tensor) -> Tensor:
+    """Mirror axis-angle rotations (..., 3) about the x = 0 plane: (x, y, z) -> (x, -y, -z).
+
+    This is ``M R M`` with ``M = diag(-1, 1, 1)``. For a full SMPL-style image flip the caller
+    must also swap left/right joints.
+    """
+    return rotvec * rotvec.new_tensor([1.0, -1.0, -1.0])
