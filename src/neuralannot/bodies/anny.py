@@ -22,6 +22,7 @@ Body slots (SMPL body-joint analogues, in SMPL order 1..21): see :data:`BODY_SLO
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import warnings
 
@@ -76,6 +77,7 @@ def build_anny(**kwargs) -> torch.nn.Module:
     import anny
 
     anny.paths.set_anny_cache_path(cache)
+    logging.getLogger("anny").setLevel(logging.WARNING)  # it logs every cache file it opens
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         model = anny.Anny(**kwargs)

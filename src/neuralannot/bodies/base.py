@@ -79,20 +79,17 @@ class BodyModel(nn.Module, ABC):
     faces: Tensor
 
     # --- parameters -------------------------------------------------------------------
+    def _float_buffer(self) -> Tensor:
+        """The first floating-point buffer: where the model's dtype and device are read from."""
+        return next((b for b in self.buffers() if b.is_floating_point()), torch.zeros(()))
+
     @property
     def dtype(self) -> torch.dtype:
-        return self.faces_dtype_probe().dtype
-
-    def faces_dtype_probe(self) -> Tensor:
-        """A floating buffer of the model, used to read its dtype/device."""
-        for buf in self.buffers():
-            if buf.is_floating_point():
-                return buf
-        return torch.zeros((), dtype=torch.float32)
+        return self._float_buffer().dtype
 
     @property
     def device(self) -> torch.device:
-        return self.faces_dtype_probe().device
+        return self._float_buffer().device
 
     @property
     def num_vertices(self) -> int:
