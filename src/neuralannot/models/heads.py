@@ -1,0 +1,84 @@
+"""Regression heads of the neural annotator (paper Fig. 1).
+
+- :class:`JointEncoder`: GT 3D joints (root-relative, masked) → 2 FC → 512-d (MoCap mode).
+- :class:`ParamHead`: [image feature ‖ joint feature] → FC(s) → one flat vector laid out by a
+  :class:`HeadLayout` (6D rotations, pose-embedding latent, shape, expression, camera).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+class JointEncoder(nn.Module):
+    """(B, J, 4) joints ``[x, y, z, valid]`` → (B, dim); invalid joints are zeroed, validity is an input."""
+
+    def __init__(self, num_joints: int, dim: int = 512):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(num_joints * 4, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
+
+    def forward(self, joints: Tensor) -> Tensor:
+        valid = joints[..., 3:4]
+        return self.net(torch.cat([joints[..., :3] * valid, valid], -1).flatten(1))
+
+
+@dataclass(frozen=True)
+class HeadEntry:
+    """One slice of the head output: ``kind`` in rot6d | latent | bounded | linear | camera."""
+
+    name: str
+    kind: str
+    size: int
+    shape: tuple[int, ...]
+
+
+class HeadLayout:
+    """Ordered slices of the flat head output, with their initial biases."""
+
+    def __init__(self, entries: list[HeadEntry]):
+        self.entries = entries
+        self.slices: dict[str, slice] = {}
+        start = 0
+        for e in entries:
+            self.slices[e.name] = slice(start, start + e.size)
+            start += e.size
+        self.size = start
+
+    def split(self, raw: Tensor) -> dict[str, Tensor]:
+        return {e.name: raw[:, self.slices[e.name]].reshape(raw.shape[0], *e.shape) for e in self.entries}
+
+
+class ParamHead(nn.Module):
+    """Image feature (``feat_dim``, 0 = none) and joint feature (``joint_dim``, 0 = none) → flat output.
+
+    ``hidden`` adds ReLU layers before the output FC (``[]`` = the paper's single FC). The output
+    layer starts with small weights and ``bias`` so the initial prediction is the neutral model.
+    """
+
+    def __init__(
+        self,
+        feat_dim: int,
+        joint_dim: int,
+        layout: HeadLayout,
+        bias: Tensor,
+        hidden: list[int] | tuple[int, ...] = (),
+    ):
+        super().__init__()
+        layers: list[nn.Module] = []
+        d = feat_dim + joint_dim
+        for h in hidden:
+            layers += [nn.Linear(d, h), nn.ReLU()]
+            d = h
+        self.mlp = nn.Sequential(*layers)
+        self.out = nn.Linear(d, layout.size)
+        nn.init.xavier_uniform_(self.out.weight, gain=0.01)
+        with torch.no_grad():
+            self.out.bias.copy_(bias)
+        self.layout = layout
+
+    def forward(self, feat: Tensor | None, joint_feat: Tensor | None) -> dict[str, Tensor]:
+        x = torch.cat([t for t in (feat, joint_feat) if t is not None], dim=-1)
+        return self.layout.split(self.out(self.mlp(x)))
