@@ -1,0 +1,123 @@
+"""Typed configuration of the neural annotator (dataclass + YAML; unknown keys are errors)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import yaml
+
+Mode = Literal["mocap", "wild"]
+InputKind = Literal["image", "joints", "image+joints"]
+OutputKind = Literal["rotations", "embedding"]
+
+#: Config fields that do not affect the trained weights.
+RESULT_NEUTRAL = ("num_workers", "checkpoint_every", "log_every")
+
+
+@dataclass
+class AnnotatorConfig:
+    """Everything that defines a training run; the hash of this record names its checkpoints.
+
+    ``mode``: ``mocap`` (image + GT 3D joints → rotations, 3D L1 loss, Eq. 1) or ``wild`` (image →
+    pose embedding + camera, 2D L1 loss, Eq. 2). ``inputs``/``outputs`` are the paper's ablations
+    (Tables 2–3); ``None`` means the paper's choice for the mode.
+    """
+
+    mode: Mode = "mocap"
+    part: str = "body"
+    body_model: str = "anny"
+    inputs: InputKind | None = None
+    outputs: OutputKind | None = None
+    backbone: str = "efficientnet_lite0"
+    backbone_weights: str = "imagenet"  # "imagenet" | "none" | path to a torchvision state dict
+    input_size: int = 256
+    head_hidden: list[int] = field(default_factory=list)  # [] = one FC layer, as in the paper
+    joint_encoder_dim: int = 512
+    embedding: str | None = None  # default per part: anny-body-vae / anny-hand-pca
+    virtual_focal: float = 5000.0  # px on a 256 crop (scaled with input_size), as Hand4Whole
+    heatmap_size: int = 64
+    heatmap_sigma: float = 2.0
+    # optimisation (paper: Adam 1e-4, batch 192, lr ÷10 when the loss plateaus)
+    batch_size: int = 192
+    lr: float = 1e-4
+    epochs: int = 10
+    plateau_patience: int = 2
+    plateau_factor: float = 0.1
+    weight_decay: float = 0.0
+    seed: int = 0
+    num_workers: int = 0
+    amp: bool = False
+    checkpoint_every: int = 200  # steps
+    log_every: int = 20
+    # loss weights: data terms and L2 regularisers per parameter group (Eq. 1–2)
+    w_joints3d: float = 1.0
+    w_joints2d: float = 1.0
+    reg: dict[str, float] = field(
+        default_factory=lambda: {
+            "body_pose": 1e-3,
+            "hand_pose": 1e-3,
+            "latent": 1e-3,
+            "phenotype": 1e-2,
+            "shape": 1e-2,
+            "expression": 1e-3,
+            "expr": 1e-3,
+            "jaw_pose": 1e-3,
+            "head_pose": 1e-3,
+        }
+    )
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("mocap", "wild"):
+            raise ValueError(f"mode must be 'mocap' or 'wild', got {self.mode!r}")
+        if self.inputs is None:
+            self.inputs = "image+joints" if self.mode == "mocap" else "image"
+        if self.outputs is None:
+            self.outputs = "rotations" if self.mode == "mocap" else "embedding"
+        if self.inputs not in ("image", "joints", "image+joints"):
+            raise ValueError(f"inputs must be image | joints | image+joints, got {self.inputs!r}")
+        if self.outputs not in ("rotations", "embedding"):
+            raise ValueError(f"outputs must be rotations | embedding, got {self.outputs!r}")
+
+    @property
+    def uses_image(self) -> bool:
+        return "image" in self.inputs
+
+    @property
+    def uses_joints(self) -> bool:
+        return "joints" in self.inputs
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """Short stable hash of what determines the result (names checkpoints, tags outputs).
+
+        Settings that do not change the trained weights (workers, checkpoint/log cadence) are left out,
+        so a run can be resumed with different ones.
+        """
+        d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL}
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    @classmethod
+    def from_dict(cls, d: dict) -> AnnotatorConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown config key(s) {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> AnnotatorConfig:
+        try:
+            data = yaml.safe_load(Path(path).read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ValueError(f"cannot read config {path}: {err}") from err
+        if not isinstance(data, dict):
+            raise ValueError(f"config {path} must be a mapping, got {type(data).__name__}")
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.from_dict(data)

@@ -1,0 +1,257 @@
+"""The neural annotator network (paper Sec. 3, Fig. 1): backbone + heads + body model + losses.
+
+MoCap mode (Eq. 1): image feature ‖ encoded GT 3D joints → 6D rotations (root + body bones) and
+shape; loss = L1 between the model's regressed joints and the GT 3D joints (visibility-masked,
+after the least-squares translation) + L2 regularisers. The translation of the output is that
+least-squares fit to the GT joints.
+
+Wild mode (Eq. 2): image → pose-embedding latent + root rotation + shape + camera translation of a
+perspective camera with a fixed virtual focal on the crop; loss = L1 between projected model
+joints and GT 2D joints (masked, in units of the crop size) + L2 regularisers.
+
+Input/output ablations (paper Tables 2–3) are config switches: ``inputs`` image | joints |
+image+joints (wild: joints as Gaussian heatmaps stacked with the image channels), ``outputs``
+rotations | embedding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from neuralannot.annotators.config import AnnotatorConfig
+from neuralannot.bodies.base import BodyModel
+from neuralannot.bodies.joint_names import root_indices
+from neuralannot.bodies.joints import get_regressor
+from neuralannot.geometry import project, rot6d_to_rotmat, rotmat_to_rotvec
+from neuralannot.models.heads import HeadEntry, HeadLayout, JointEncoder, ParamHead
+
+#: Rough metric extent of each part: sets the initial camera distance and translation scale.
+PART_EXTENT = {"body": 1.7, "wholebody": 1.7, "hand": 0.2, "lhand": 0.2, "rhand": 0.2, "face": 0.25}
+#: Parameter group replaced by the pose embedding, and the shipped embedding, per body-model part.
+EMBEDDED_GROUP = {
+    "body": ("body_pose", "anny-body-vae"),
+    "wholebody": ("body_pose", "anny-body-vae"),
+    "hand": ("hand_pose", "anny-hand-pca"),
+}
+IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+#: Canonical Y-up body seen by an OpenCV (y-down) camera: 180° about X; a good initial root rotation.
+UPRIGHT_6D = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-4), 1 - 1e-4)
+    return math.log(p / (1 - p))
+
+
+class NeuralAnnotator(nn.Module):
+    """Backbone + heads; ``forward(batch)`` → decoded body parameters and camera."""
+
+    def __init__(self, cfg: AnnotatorConfig, body: BodyModel, joint_set: str, embedding=None):
+        super().__init__()
+        torch.manual_seed(cfg.seed)  # the initial weights depend on the config only
+        self.cfg = cfg
+        self.joint_set = joint_set
+        self._aux = {"body": body, "regressor": get_regressor(body, joint_set), "embedding": None}
+        self.num_joints = self.regressor.num_keypoints
+        self.root_index = root_indices(joint_set)
+        self.extent = PART_EXTENT.get(body.part, 1.0)
+        self.embedded_group = None
+        if cfg.outputs == "embedding":
+            group, default_name = EMBEDDED_GROUP.get(body.part, (None, None))
+            if group is None or group not in body.param_specs:
+                raise ValueError(
+                    f"no pose embedding for {body.name} part {body.part!r}; use outputs=rotations"
+                )
+            if embedding is None:
+                from neuralannot.bodies.embedding import load_embedding
+
+                embedding = load_embedding(cfg.embedding or default_name)
+            self._aux["embedding"] = embedding.eval().requires_grad_(False)
+            self.embedded_group = group
+        layout, bias = self._layout(body)
+        feat_dim = 0
+        if cfg.mode == "wild" and cfg.inputs == "joints":  # heatmaps only, through the backbone
+            self.backbone = self._build_backbone(cfg, in_channels=self.num_joints, rgb_input=False)
+        elif cfg.uses_image:
+            extra = self.num_joints if (cfg.mode == "wild" and cfg.uses_joints) else 0
+            self.backbone = self._build_backbone(cfg, in_channels=3 + extra)
+        else:
+            self.backbone = None
+        if self.backbone is not None:
+            feat_dim = self.backbone.feature_dim
+        self.joint_encoder = None
+        joint_dim = 0
+        if cfg.mode == "mocap" and cfg.uses_joints:
+            self.joint_encoder = JointEncoder(self.num_joints, cfg.joint_encoder_dim)
+            joint_dim = cfg.joint_encoder_dim
+        if feat_dim + joint_dim == 0:
+            raise ValueError(f"inputs={cfg.inputs!r} gives the network no input in {cfg.mode} mode")
+        self.head = ParamHead(feat_dim, joint_dim, layout, bias, cfg.head_hidden)
+
+    # -- construction --------------------------------------------------------------------------
+    @staticmethod
+    def _build_backbone(cfg: AnnotatorConfig, in_channels: int, rgb_input: bool = True):
+        from neuralannot.models.backbone import build_backbone
+
+        return build_backbone(
+            cfg.backbone, weights=cfg.backbone_weights, in_channels=in_channels, rgb_input=rgb_input
+        )
+
+    def _layout(self, body: BodyModel) -> tuple[HeadLayout, Tensor]:
+        entries, bias = [], []
+        whole = body.part == "wholebody"
+        for name, spec in body.param_specs.items():
+            if name == "trans" or (spec.optional and not whole):
+                continue
+            if spec.kind == "rotation" and name == self.embedded_group:
+                dim = self.embedding.latent_dim
+                entries.append(HeadEntry("latent", "latent", dim, (dim,)))
+                bias += [0.0] * dim
+            elif spec.kind == "rotation":
+                n = spec.numel // 3
+                entries.append(HeadEntry(name, "rot6d", 6 * n, (*spec.shape[:-1], 6)))
+                root_up = name == "root_pose" and body.part in ("body", "wholebody")
+                bias += list(UPRIGHT_6D if root_up else IDENTITY_6D) * n
+            elif spec.bounds is not None:
+                lo, hi = spec.bounds
+                entries.append(HeadEntry(name, "bounded", spec.numel, spec.shape))
+                bias += [_logit((spec.default - lo) / (hi - lo))] * spec.numel
+            else:
+                entries.append(HeadEntry(name, "linear", spec.numel, spec.shape))
+                bias += [spec.default] * spec.numel
+        if self.cfg.mode == "wild":
+            entries.append(HeadEntry("camera", "camera", 3, (3,)))
+            bias += [0.0, 0.0, 0.0]
+        return HeadLayout(entries), torch.tensor(bias)
+
+    # -- non-trained members (kept out of the state dict) ------------------------------------------
+    @property
+    def body(self) -> BodyModel:
+        return self._aux["body"]
+
+    @property
+    def regressor(self):
+        return self._aux["regressor"]
+
+    @property
+    def embedding(self):
+        return self._aux["embedding"]
+
+    # -- forward -----------------------------------------------------------------------------------
+    def network_input(self, batch: dict[str, Tensor]) -> Tensor | None:
+        if self.backbone is None:
+            return None
+        parts = []
+        if self.cfg.uses_image:
+            parts.append(self.backbone.normalize(batch["image"]))
+        if self.cfg.mode == "wild" and self.cfg.uses_joints:
+            hm = batch["heatmaps"]
+            parts.append(
+                F.interpolate(hm, size=(self.cfg.input_size,) * 2, mode="bilinear", align_corners=False)
+            )
+        return torch.cat(parts, 1) if len(parts) > 1 else parts[0]
+
+    def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Predict; returns body params (rotations as matrices), ``latent`` (if any), ``camera``."""
+        x = self.network_input(batch)
+        feat = self.backbone(x) if x is not None else None
+        jfeat = None
+        if self.joint_encoder is not None:
+            j = batch["joints_3d"].clone()
+            valid = j[..., 3:4] > 0
+            root = _masked_root(j[..., :3], valid[..., 0], self.root_index)
+            j[..., :3] = (j[..., :3] - root[:, None]) * valid
+            jfeat = self.joint_encoder(j)
+        raw = self.head(feat, jfeat)
+        return self.decode(raw, batch["K"])
+
+    def decode(self, raw: dict[str, Tensor], K: Tensor) -> dict[str, Tensor]:
+        out: dict[str, Tensor] = {}
+        specs = self.body.param_specs
+        for e in self.head.layout.entries:
+            v = raw[e.name]
+            if e.kind == "rot6d":
+                out[e.name] = rot6d_to_rotmat(v)
+            elif e.kind == "latent":
+                out["latent"] = v
+                out[self.embedded_group] = self.embedding.decode(v)
+            elif e.kind == "bounded":
+                lo, hi = specs[e.name].bounds
+                out[e.name] = lo + (hi - lo) * torch.sigmoid(v)
+            elif e.kind == "linear":
+                out[e.name] = v
+            elif e.kind == "camera":
+                focal = K[:, 0, 0]
+                tz0 = focal * self.extent / (0.8 * self.cfg.input_size)
+                tz = tz0 * torch.exp(v[:, 0].clamp(-5, 5))
+                out["trans"] = torch.stack([v[:, 1] * self.extent, v[:, 2] * self.extent, tz], -1)
+        return out
+
+    def keypoints(self, pred: dict[str, Tensor]) -> Tensor:
+        """Model keypoints of the dataset's joint set, (B, J, 3), for ``pred`` (trans 0 if absent)."""
+        params = {k: v for k, v in pred.items() if k in self.body.param_specs}
+        B = next(iter(params.values())).shape[0]
+        params.setdefault("trans", params["root_pose"].new_zeros(B, 3))
+        reg = self.regressor
+        if reg.needs_vertices:
+            output = self.body(params, vertex_ids=reg.vertex_ids)
+        else:
+            output = self.body(params, return_vertices=False)
+        return reg(output)
+
+    # -- losses (Eq. 1 and 2) --------------------------------------------------------------------------
+    def losses(self, batch: dict[str, Tensor], pred: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Data term + L2 regularisers; also returns the translation fitted (mocap) in ``pred``."""
+        cfg = self.cfg
+        kp = self.keypoints(pred)
+        terms: dict[str, Tensor] = {}
+        if cfg.mode == "mocap":
+            gt = batch["joints_3d"]
+            valid = gt[..., 3] > 0
+            t = _lsq_translation(kp.detach(), gt[..., :3], valid)
+            pred["trans"] = t
+            err = (kp + t[:, None] - gt[..., :3]).abs().sum(-1)
+            terms["joints3d"] = cfg.w_joints3d * _masked_mean(err, valid)
+        else:
+            gt = batch["joints_2d"]
+            valid = gt[..., 2] > 0
+            uv = project(kp + pred["trans"][:, None], batch["K"])
+            err = (uv - gt[..., :2]).abs().sum(-1) / cfg.input_size
+            terms["joints2d"] = cfg.w_joints2d * _masked_mean(err, valid)
+        for name, weight in cfg.reg.items():
+            if name == "latent" and "latent" in pred:
+                terms["reg_latent"] = weight * pred["latent"].square().mean()
+            elif name in pred and name in self.body.param_specs and name != self.embedded_group:
+                spec = self.body.param_specs[name]
+                v = pred[name]
+                if spec.kind == "rotation":
+                    v = rotmat_to_rotvec(v)
+                else:
+                    v = v - spec.default
+                terms[f"reg_{name}"] = weight * v.square().mean()
+        terms["loss"] = sum(terms.values())
+        return terms
+
+
+def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    m = mask.to(x.dtype)
+    return (x * m).sum() / m.sum().clamp_min(1.0)
+
+
+def _masked_root(joints: Tensor, valid: Tensor, root: list[int]) -> Tensor:
+    """Root position (B, 3): mean of the valid root joints, else of all valid joints, else 0."""
+    w = valid.to(joints.dtype)
+    wr = torch.zeros_like(w)
+    wr[:, root] = w[:, root]
+    use = torch.where(wr.sum(1, keepdim=True) > 0, wr, w)
+    return (joints * use[..., None]).sum(1) / use.sum(1, keepdim=True).clamp_min(1.0)
+
+
+def _lsq_translation(pred: Tensor, gt: Tensor, valid: Tensor) -> Tensor:
+    """Translation (B, 3) minimising the squared error of ``pred + t`` to the valid GT joints."""
+    w = valid.to(pred.dtype)[..., None]
+    return ((gt - pred) * w).sum(1) / w.sum(1).clamp_min(1.0)

@@ -1,0 +1,134 @@
+"""High-level jobs: load a dataset, build the annotator for it, train on it, annotate it.
+
+``annotate`` is the paper's one-stage NeuralAnnot: train on the set, then run on the SAME set.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from neuralannot.annotators.config import AnnotatorConfig
+from neuralannot.annotators.neural import NeuralAnnotator
+from neuralannot.annotators.predict import predict
+from neuralannot.annotators.training import load_trained, train
+from neuralannot.bodies import load_body_model
+from neuralannot.data.adapters.folder import SkipReport, load_dataset
+from neuralannot.data.sample import Sample, SampleError
+
+log = logging.getLogger(__name__)
+#: Sample part → body-model part (hands are annotated with the right-hand model, left ones flipped).
+MODEL_PART = {
+    "body": "body",
+    "wholebody": "wholebody",
+    "face": "face",
+    "hand": "hand",
+    "lhand": "hand",
+    "rhand": "hand",
+}
+
+
+def load_samples(
+    data: str | Path,
+    part: str | None = None,
+    skip_bad: bool = False,
+    needs_3d: bool = False,
+    limit: int | None = None,
+) -> tuple[list[Sample], SkipReport]:
+    """Read a dataset into memory (joints and boxes only; images stay on disk).
+
+    ``part`` keeps the samples of that part (``hand`` keeps both hands). Samples unusable for the
+    job (no valid joint; no 3D joints in MoCap mode) raise :class:`SampleError`, or are skipped and
+    counted with ``skip_bad``.
+    """
+    report = SkipReport()
+    samples: list[Sample] = []
+    for s in load_dataset(data, skip_bad=skip_bad, report=report):
+        if part is not None and MODEL_PART.get(s.part) != MODEL_PART.get(part, part):
+            continue
+        problem = None
+        if not (s.joints_2d[:, 2] > 0).any() and (s.joints_3d is None or not (s.joints_3d[:, 3] > 0).any()):
+            problem, kind = "no valid joint", "no_joints"
+        elif needs_3d and (s.joints_3d is None or not (s.joints_3d[:, 3] > 0).any()):
+            problem, kind = "MoCap mode needs GT 3D joints, the sample has none", "no_3d"
+        if problem:
+            if not skip_bad:
+                raise SampleError(problem, s.id, str(data), kind=kind)
+            report.skip(kind, f"{s.id}: {problem}")
+            continue
+        samples.append(s)
+        if limit is not None and len(samples) >= limit:
+            break
+    if not samples:
+        raise SampleError(f"no usable samples of part {part or 'any'!r} in {data} ({report})")
+    sets = {s.joint_set for s in samples}
+    if len(sets) > 1:
+        raise SampleError(f"{data}: samples use several joint sets {sorted(sets)}; annotate them separately")
+    return samples, report
+
+
+def build_annotator(cfg: AnnotatorConfig, joint_set: str) -> NeuralAnnotator:
+    body = load_body_model(cfg.body_model, part=MODEL_PART.get(cfg.part, cfg.part))
+    return NeuralAnnotator(cfg, body, joint_set)
+
+
+def run_annotate(
+    data: str | Path,
+    out: str | Path,
+    cfg: AnnotatorConfig,
+    work_dir: str | Path,
+    skip_bad: bool = False,
+    device: str = "cpu",
+    limit: int | None = None,
+    resume: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Train on ``data`` and annotate the same samples into ``out``; returns a summary dict."""
+    samples, report = load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap", limit=limit)
+    log.info("%d samples of part %s (%s)", len(samples), cfg.part, report)
+    model = build_annotator(cfg, samples[0].joint_set)
+    run_dir = Path(work_dir) / cfg.digest()
+    fit = train(model, samples, run_dir, device=device, resume=resume, progress=progress)
+    ann = predict(
+        model,
+        samples,
+        out,
+        run_dir,
+        batch_size=max(cfg.batch_size, 64),
+        device=device,
+        progress=progress,
+        meta={"data": str(data)},
+    )
+    return {
+        "samples": len(samples),
+        "skipped": report.as_dict(),
+        "train": fit,
+        "annotate": ann,
+        "config": cfg.to_dict(),
+        "work_dir": str(run_dir),
+    }
+
+
+def run_predict(
+    data: str | Path,
+    out: str | Path,
+    cfg: AnnotatorConfig,
+    checkpoint: str | Path,
+    work_dir: str | Path,
+    skip_bad: bool = False,
+    device: str = "cpu",
+    progress: bool = True,
+) -> dict:
+    """Annotate ``data`` with an already trained checkpoint."""
+    samples, report = load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap")
+    model = load_trained(build_annotator(cfg, samples[0].joint_set), checkpoint)
+    ann = predict(
+        model,
+        samples,
+        out,
+        Path(work_dir) / cfg.digest(),
+        device=device,
+        progress=progress,
+        meta={"data": str(data), "checkpoint": str(checkpoint)},
+    )
+    return {"samples": len(samples), "skipped": report.as_dict(), "annotate": ann}

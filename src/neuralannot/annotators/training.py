@@ -1,0 +1,235 @@
+"""Training loop of the neural annotator: seeded, resumable, optionally distributed (torchrun/DDP).
+
+Determinism: the batch order of epoch ``e`` is a permutation seeded by ``(seed, e)``, the data
+pipeline has no randomness, and the checkpoint stores model, optimizer, scheduler, RNG state and
+the position inside the epoch. A run killed at any point and started again with the same command
+continues from its last checkpoint to the same final weights as an uninterrupted run.
+
+Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) each rank takes every ``world``-th index of the
+epoch permutation, gradients are averaged by DistributedDataParallel (gloo on CPU, nccl on GPU) and
+rank 0 writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from neuralannot.annotators.neural import NeuralAnnotator
+from neuralannot.data.crops import CropDataset
+from neuralannot.io.atomic import atomic_write
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "checkpoint.pt"
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed() -> DistInfo:
+    """Join the process group when launched by torchrun; a no-op otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size())
+
+
+def make_dataset(model: NeuralAnnotator, samples) -> CropDataset:
+    cfg = model.cfg
+    return CropDataset(
+        samples,
+        cfg.input_size,
+        load_images=model.backbone is not None and cfg.uses_image,
+        heatmaps=cfg.mode == "wild" and cfg.uses_joints,
+        heatmap_size=cfg.heatmap_size,
+        heatmap_sigma=cfg.heatmap_sigma,
+        virtual_focal=cfg.virtual_focal,
+    )
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, info: DistInfo) -> list[list[int]]:
+    """This rank's batches of epoch ``epoch`` (drop-last, so every rank runs the same step count)."""
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100003 + epoch)).tolist()
+    per_rank = max(batch_size // info.world, 1)
+    steps = n // (per_rank * info.world)
+    if steps == 0:  # tiny sets: one (smaller) batch
+        per_rank, steps = max(n // info.world, 1), 1
+    mine = perm[info.rank :: info.world]
+    return [mine[i * per_rank : (i + 1) * per_rank] for i in range(steps)]
+
+
+def _to(batch: dict, device: torch.device) -> dict:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _save(path: Path, state: dict) -> None:
+    with atomic_write(path, "wb") as f:
+        torch.save(state, f)
+
+
+def train(
+    model: NeuralAnnotator,
+    samples,
+    out_dir: str | Path,
+    device: str = "cpu",
+    resume: bool = True,
+    progress: bool = True,
+    stop_after_steps: int | None = None,
+) -> dict:
+    """Train ``model`` on ``samples`` (the set it will annotate); returns the training summary.
+
+    Checkpoints go to ``out_dir/checkpoint.pt`` every ``cfg.checkpoint_every`` steps and at each
+    epoch end; an existing checkpoint of the same config is resumed. ``stop_after_steps`` ends the
+    run early right after a checkpoint at that global step (simulates a kill, for tests).
+    """
+    cfg = model.cfg
+    info = init_distributed()
+    out_dir = Path(out_dir)
+    ckpt_path = out_dir / CHECKPOINT
+    torch.manual_seed(cfg.seed)
+    dev = torch.device(device)
+    model.to(dev)
+    model.body.to(dev)
+    net: torch.nn.Module = model
+    if info.world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, factor=cfg.plateau_factor, patience=cfg.plateau_patience
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and dev.type == "cuda")
+    state = {
+        "epoch": 0,
+        "step_in_epoch": 0,
+        "global_step": 0,
+        "epoch_loss": 0.0,
+        "epoch_count": 0,
+        "history": [],
+    }
+    if resume and ckpt_path.exists():
+        ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
+        if ck["config_digest"] != cfg.digest():
+            raise ValueError(
+                f"{ckpt_path} was written by another config ({ck['config_digest']} != "
+                f"{cfg.digest()}); use a new --work-dir or --no-resume"
+            )
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        sched.load_state_dict(ck["scheduler"])
+        torch.set_rng_state(ck["rng"])
+        state = ck["state"]
+        log.info("resumed from %s at epoch %d step %d", ckpt_path, state["epoch"], state["step_in_epoch"])
+
+    def checkpoint() -> None:
+        if info.main:
+            _save(
+                ckpt_path,
+                {
+                    "model": model.state_dict(),
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": torch.get_rng_state(),
+                    "state": state,
+                    "config": cfg.to_dict(),
+                    "config_digest": cfg.digest(),
+                },
+            )
+        if info.world > 1:
+            dist.barrier()
+
+    dataset = make_dataset(model, samples)
+    t_start, seen = time.perf_counter(), 0
+    model.train()
+    for epoch in range(state["epoch"], cfg.epochs):
+        batches = epoch_batches(len(dataset), cfg.batch_size, cfg.seed, epoch, info)
+        todo = batches[state["step_in_epoch"] :]
+        loader = DataLoader(
+            dataset, batch_sampler=todo, num_workers=cfg.num_workers, persistent_workers=False
+        )
+        bar = tqdm(
+            loader,
+            total=len(batches),
+            initial=state["step_in_epoch"],
+            disable=not (progress and info.main),
+            desc=f"train {cfg.mode} epoch {epoch + 1}/{cfg.epochs}",
+            leave=False,
+        )
+        for batch in bar:
+            batch = _to(batch, dev)
+            with torch.autocast(dev.type, enabled=cfg.amp and dev.type == "cuda"):
+                pred = net(batch)
+                terms = model.losses(batch, pred)
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(terms["loss"]).backward()
+            scaler.step(opt)
+            scaler.update()
+            n = len(batch["index"])
+            seen += n
+            state["epoch_loss"] += float(terms["loss"].detach()) * n
+            state["epoch_count"] += n
+            state["step_in_epoch"] += 1
+            state["global_step"] += 1
+            rate = seen / max(time.perf_counter() - t_start, 1e-9)
+            bar.set_postfix(loss=f"{float(terms['loss'].detach()):.4f}", sps=f"{rate * info.world:.1f}")
+            if state["global_step"] % cfg.checkpoint_every == 0:
+                checkpoint()
+            if stop_after_steps is not None and state["global_step"] >= stop_after_steps:
+                checkpoint()
+                return {"stopped_at_step": state["global_step"], "checkpoint": str(ckpt_path)}
+        epoch_loss = _all_mean(state["epoch_loss"], state["epoch_count"], info)
+        sched.step(epoch_loss)
+        state["history"].append({"epoch": epoch + 1, "loss": epoch_loss, "lr": opt.param_groups[0]["lr"]})
+        log.info(
+            "epoch %d/%d loss %.5f lr %.1e", epoch + 1, cfg.epochs, epoch_loss, opt.param_groups[0]["lr"]
+        )
+        state.update(epoch=epoch + 1, step_in_epoch=0, epoch_loss=0.0, epoch_count=0)
+        checkpoint()
+    if info.world > 1:  # BatchNorm running stats drift per rank after DDP's last buffer broadcast
+        for buf in model.buffers():
+            dist.broadcast(buf, src=0)
+    model.eval()
+    wall = time.perf_counter() - t_start
+    return {
+        "history": state["history"],
+        "wall_s": wall,
+        "samples_seen": seen * info.world,
+        "samples_per_s": seen * info.world / max(wall, 1e-9),
+        "checkpoint": str(ckpt_path),
+    }
+
+
+def _all_mean(total: float, count: int, info: DistInfo) -> float:
+    if info.world > 1:
+        t = torch.tensor([total, float(count)], dtype=torch.float64)
+        dist.all_reduce(t)
+        total, count = float(t[0]), int(t[1])
+    return total / max(count, 1)
+
+
+def load_trained(model: NeuralAnnotator, path: str | Path) -> NeuralAnnotator:
+    """Load weights from a checkpoint written by :func:`train` (config must match)."""
+    ck = torch.load(path, map_location="cpu", weights_only=True)
+    if ck.get("config_digest") != model.cfg.digest():
+        raise ValueError(
+            f"{path}: checkpoint config {ck.get('config_digest')} does not match {model.cfg.digest()}"
+        )
+    model.load_state_dict(ck["model"])
+    return model.eval()

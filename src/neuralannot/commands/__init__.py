@@ -1,0 +1,1 @@
+"""CLI command implementations (registered on the typer app in :mod:`neuralannot.cli`)."""

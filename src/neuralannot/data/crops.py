@@ -1,0 +1,114 @@
+"""Network inputs: crop each sample by its GT box, flip left hands to right, and move targets with it.
+
+Every item is a dict of tensors (collatable): the crop image, 2D joints in crop pixels, camera-frame
+3D joints, optional joint heatmaps, the crop affine and the virtual camera of the crop. The virtual
+camera has a fixed focal length (``virtual_focal`` px for a 256-px crop, scaled with the input size)
+and the principal point at the crop centre, as in the NeuralAnnot release.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from neuralannot.data.sample import Sample, SampleError
+from neuralannot.data.transforms import (
+    apply_affine_2d,
+    crop_affine,
+    hflip,
+    hflip_joints_3d,
+    joints_to_heatmaps,
+    load_image,
+    warp_affine,
+)
+
+log = logging.getLogger(__name__)
+
+
+def virtual_intrinsics(input_size: int, virtual_focal: float) -> np.ndarray:
+    """(3, 3) intrinsics of the virtual crop camera."""
+    f = virtual_focal * input_size / 256.0
+    c = input_size / 2.0
+    return np.array([[f, 0.0, c], [0.0, f, c], [0.0, 0.0, 1.0]])
+
+
+class CropDataset(Dataset):
+    """Map-style dataset over in-memory :class:`Sample` records (images are read lazily).
+
+    Args:
+        samples: the annotation set (joints and boxes only; a few hundred bytes per sample).
+        input_size: side of the square crop in pixels.
+        load_images: False for joint-only inputs (the image is then never read).
+        cache_images: keep decoded crops in memory across epochs (default: when they fit in 2 GB;
+            with DataLoader workers each worker keeps its own cache).
+        heatmaps: also return (J, hm, hm) Gaussian heatmaps of the 2D joints.
+    """
+
+    def __init__(
+        self,
+        samples: list[Sample],
+        input_size: int = 256,
+        load_images: bool = True,
+        heatmaps: bool = False,
+        heatmap_size: int = 64,
+        heatmap_sigma: float = 2.0,
+        virtual_focal: float = 5000.0,
+        cache_images: bool | None = None,
+    ):
+        self.samples = samples
+        self.size = int(input_size)
+        self.load_images = load_images
+        self.heatmaps = heatmaps
+        self.heatmap_size, self.heatmap_sigma = heatmap_size, heatmap_sigma
+        self.K = virtual_intrinsics(self.size, virtual_focal)
+        if cache_images is None:  # keep decoded crops in memory when they take < 2 GB
+            cache_images = len(samples) * self.size**2 * 3 < 2 << 30
+        self._crops: dict[int, np.ndarray] | None = {} if cache_images else None
+        sets = {s.joint_set for s in samples}
+        if len(sets) > 1:
+            raise SampleError(f"all samples of a set must share one joint set, found {sorted(sets)}")
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        s = self.samples[index]
+        S = self.size
+        A = crop_affine(s.bbox, (S, S))
+        flip = s.part == "lhand"
+        j2d = np.array(s.joints_2d, dtype=np.float32)
+        j2d[:, :2] = apply_affine_2d(j2d[:, :2], A)
+        j2d[j2d[:, 2] <= 0, :2] = 0.0
+        image = None
+        if self.load_images:
+            if s.image is None:
+                raise SampleError("image-based input but the sample has no image", s.id, kind="image")
+            image = self._crops.get(index) if self._crops is not None else None
+            if image is None:
+                image = warp_affine(load_image(s.image, s.id), A, (S, S))
+                if self._crops is not None:
+                    self._crops[index] = image
+        if flip:
+            image, j2d = hflip(image, j2d, s.joint_set, image_width=S)
+        item = {
+            "index": torch.tensor(index),
+            "joints_2d": torch.from_numpy(j2d),
+            "affine": torch.from_numpy(A.astype(np.float32)),
+            "flip": torch.tensor(flip),
+            "K": torch.from_numpy(self.K.astype(np.float32)),
+        }
+        if s.joints_3d is not None:
+            j3d = np.array(s.joints_3d, dtype=np.float32)
+            j3d[j3d[:, 3] <= 0, :3] = 0.0
+            item["joints_3d"] = torch.from_numpy(hflip_joints_3d(j3d, s.joint_set) if flip else j3d)
+        else:
+            item["joints_3d"] = torch.zeros(len(j2d), 4)
+        if image is not None:
+            item["image"] = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1).float() / 255.0
+        if self.heatmaps:
+            hm = joints_to_heatmaps(j2d, (self.heatmap_size,) * 2, self.heatmap_sigma, input_size=(S, S))
+            item["heatmaps"] = torch.from_numpy(hm)
+        return item

@@ -1,0 +1,159 @@
+"""Neural annotator: layout/initialisation, losses, training determinism + resume, annotation, DDP."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from neuralannot.annotators.config import AnnotatorConfig
+from neuralannot.annotators.pipeline import build_annotator, load_samples, run_annotate
+from neuralannot.annotators.predict import predict
+from neuralannot.annotators.training import DistInfo, epoch_batches, make_dataset, train
+from neuralannot.io.pseudo_gt import read_pseudo_gt
+
+pytestmark = pytest.mark.anny
+
+TINY = dict(
+    backbone="resnet18",
+    backbone_weights="none",
+    input_size=64,
+    batch_size=8,
+    epochs=2,
+    head_hidden=[32],
+    checkpoint_every=1,
+    lr=1e-3,
+)
+
+
+@pytest.fixture(scope="module")
+def mocap_set(tmp_path_factory):
+    from neuralannot.data.synthetic.generator import generate
+
+    out = tmp_path_factory.mktemp("synth") / "mocap"
+    generate("mocap", 24, out, seed=3, workers=1, shard_size=12, image_size=96, masks=False, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def wild_set(tmp_path_factory):
+    from neuralannot.data.synthetic.generator import generate
+
+    out = tmp_path_factory.mktemp("synth") / "wild"
+    generate("wild", 16, out, seed=4, workers=1, shard_size=16, image_size=96, masks=False, progress=False)
+    return out
+
+
+def test_config_defaults_and_errors(tmp_path):
+    c = AnnotatorConfig(mode="mocap")
+    assert (c.inputs, c.outputs) == ("image+joints", "rotations")
+    w = AnnotatorConfig(mode="wild")
+    assert (w.inputs, w.outputs) == ("image", "embedding")
+    with pytest.raises(ValueError, match="mode"):
+        AnnotatorConfig(mode="studio")
+    with pytest.raises(ValueError, match="unknown config key"):
+        AnnotatorConfig.from_dict({"mode": "wild", "batchsize": 3})
+    bad = tmp_path / "c.yaml"
+    bad.write_text("[1, 2")
+    with pytest.raises(ValueError, match="cannot read config"):
+        AnnotatorConfig.from_yaml(bad)
+    assert AnnotatorConfig(seed=1).digest() != AnnotatorConfig(seed=2).digest()
+
+
+def test_epoch_batches_partition_ranks():
+    one = epoch_batches(20, 4, seed=0, epoch=1, info=DistInfo())
+    r0 = epoch_batches(20, 4, seed=0, epoch=1, info=DistInfo(0, 2))
+    r1 = epoch_batches(20, 4, seed=0, epoch=1, info=DistInfo(1, 2))
+    assert sorted(sum(one, [])) == list(range(20))
+    flat = sum(r0, []) + sum(r1, [])
+    assert len(flat) == len(set(flat)) == 20 and len(r0) == len(r1)
+    assert epoch_batches(20, 4, 0, 2, DistInfo()) != one
+
+
+def test_initial_prediction_is_the_neutral_upright_body(mocap_set):
+    samples, _ = load_samples(mocap_set, "body", needs_3d=True)
+    model = build_annotator(AnnotatorConfig(mode="mocap", **TINY), samples[0].joint_set)
+    batch = next(iter(torch.utils.data.DataLoader(make_dataset(model, samples), batch_size=4)))
+    with torch.no_grad():
+        pred = model(batch)
+        terms = model.losses(batch, pred)
+    up = torch.diag(torch.tensor([1.0, -1.0, -1.0]))
+    assert torch.allclose(pred["root_pose"], up.expand(4, 3, 3), atol=0.05)
+    assert torch.allclose(pred["body_pose"], torch.eye(3).expand(4, 21, 3, 3), atol=0.05)
+    assert torch.allclose(pred["phenotype"], torch.full((4, 6), 0.5), atol=0.02)
+    assert 0.0 < float(terms["joints3d"]) < 2.0 and torch.isfinite(terms["loss"])
+
+
+def test_mocap_train_resume_is_identical_and_annotates_every_sample_once(mocap_set, tmp_path):
+    samples, _ = load_samples(mocap_set, "body", needs_3d=True)
+    cfg = AnnotatorConfig(mode="mocap", **TINY)
+
+    def weights(model):
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    straight = build_annotator(cfg, samples[0].joint_set)
+    summary = train(straight, samples, tmp_path / "a", progress=False)
+    losses = [h["loss"] for h in summary["history"]]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    # killed in the middle of epoch 1 (after step 2 of 3), then the same command again
+    killed = build_annotator(cfg, samples[0].joint_set)
+    assert train(killed, samples, tmp_path / "b", progress=False, stop_after_steps=2)["stopped_at_step"] == 2
+    resumed = build_annotator(AnnotatorConfig(mode="mocap", **TINY), samples[0].joint_set)
+    train(resumed, samples, tmp_path / "b", progress=False)
+    for k, v in weights(straight).items():
+        torch.testing.assert_close(v, resumed.state_dict()[k], rtol=0, atol=0, msg=k)
+    out = tmp_path / "pgt.json"
+    res = predict(straight, samples, out, tmp_path / "a", batch_size=5, progress=False)
+    assert res["annotated"] == len(samples)
+    records, meta = read_pseudo_gt(out)
+    assert sorted(r.sample_id for r in records) == sorted(s.id for s in samples)
+    assert meta["method"] == "neuralannot-mocap"
+    r = records[0]
+    assert r.params["body_pose"].shape == (21, 3) and np.isfinite(r.quality["joint_err_mm"])
+    again = predict(straight, samples, out, tmp_path / "a", batch_size=5, progress=False)
+    assert again["annotated"] == 0 and again["skipped_done"] == len(samples)  # resumed: nothing left
+
+
+def test_wild_heatmap_and_embedding_ablations_run(wild_set, tmp_path):
+    for inputs in ("image", "joints", "image+joints"):
+        cfg = AnnotatorConfig(mode="wild", inputs=inputs, **dict(TINY, epochs=1))
+        summary = run_annotate(wild_set, tmp_path / f"{inputs}.npz", cfg, tmp_path / "work", progress=False)
+        assert summary["annotate"]["annotated"] == 16
+        records, _ = read_pseudo_gt(tmp_path / f"{inputs}.npz")
+        assert all(np.isfinite(r.quality["joint_err_px"]) for r in records)
+        assert all(r.camera is not None and r.camera["focal"][0] > 0 for r in records)
+
+
+def test_mocap_needs_3d_joints(wild_set):
+    from neuralannot.data.sample import SampleError
+
+    with pytest.raises(SampleError, match="needs GT 3D joints"):
+        load_samples(wild_set, "body", needs_3d=True)
+    with pytest.raises(SampleError, match="(?s)no usable samples.*no_3d"):
+        load_samples(wild_set, "body", skip_bad=True, needs_3d=True)
+
+
+@pytest.mark.slow
+def test_ddp_two_ranks_agree(mocap_set, tmp_path):
+    script = Path(__file__).with_name("ddp_worker.py")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_port=29533",
+        str(script),
+        str(mocap_set),
+        str(tmp_path),
+    ]
+    subprocess.run(cmd, check=True, env=env, timeout=600)
+    w0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    w1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for k in w0:
+        torch.testing.assert_close(w0[k], w1[k], rtol=0, atol=0, msg=k)
+    records, _ = read_pseudo_gt(tmp_path / "ddp.json")
+    assert len(records) == 24
