@@ -26,6 +26,7 @@ TINY = dict(
     head_hidden=[32],
     checkpoint_every=1,
     lr=1e-3,
+    plateau_period=1,
 )
 
 

@@ -71,5 +71,50 @@ def models(
     console.print(f"keypoint sets: {', '.join(model.joint_sets)}")
 
 
+@app.command()
+def synth(
+    kind: str = typer.Option(..., help="mocap | wild | hand | face | wholebody"),
+    n: int = typer.Option(..., "--n", help="Number of samples."),
+    out: Path = typer.Option(..., help="Output folder (re-running the same command resumes it)."),
+    seed: int = typer.Option(0, help="Dataset seed (same seed → identical files)."),
+    workers: int = typer.Option(1, help="Processes (each builds its own model, ~5 s; for long runs)."),
+    shard_size: int = typer.Option(500, help="Samples per shard file."),
+    masks: bool = typer.Option(True, help="Also write subject masks (PNG)."),
+) -> None:
+    """Render a synthetic benchmark set from Anny with known GT (images + samples in shard folders)."""
+    from neuralannot.data.synthetic.generator import SynthError, generate
+
+    try:
+        s = generate(kind, n, out, seed=seed, workers=workers, shard_size=shard_size, masks=masks)
+    except SynthError as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(2) from None
+    table = Table(title=f"synth {s['kind']} → {s['out']}")
+    table.add_column("samples", justify="right")
+    table.add_column("generated now", justify="right")
+    table.add_column("shards (skipped)", justify="right")
+    table.add_column("seconds", justify="right")
+    table.add_column("samples/s (steady)", justify="right")
+    rate = "-" if s["samples_per_s"] is None else f"{s['samples_per_s']} ({s['steady_samples_per_s'] or '-'})"
+    table.add_row(str(s["num_samples"]), str(s["generated"]), f"{s['shards']} ({s['shards_skipped']})",
+                  str(s["seconds"]), rate)  # fmt: skip
+    console.print(table)
+
+
+
+def _register() -> None:
+    """Commands implemented in :mod:`neuralannot.commands` (kept out of this file to keep it small)."""
+    from neuralannot.commands import annotate as ann
+    from neuralannot.commands import evaluate as ev
+
+    app.command("annotate")(ann.annotate)
+    app.command("train")(ann.train_cmd)
+    app.command("predict")(ann.predict_cmd)
+    app.command("eval")(ev.eval_cmd)
+
+
+_register()
+
+
 if __name__ == "__main__":
     app()

@@ -35,6 +35,7 @@ class AnnotatorConfig:
     outputs: OutputKind | None = None
     backbone: str = "efficientnet_lite0"
     backbone_weights: str = "imagenet"  # "imagenet" | "none" | path to a torchvision state dict
+    freeze_backbone: bool = False  # CPU path: frozen ImageNet features computed once and cached
     input_size: int = 256
     head_hidden: list[int] = field(default_factory=list)  # [] = one FC layer, as in the paper
     joint_encoder_dim: int = 512
@@ -46,8 +47,11 @@ class AnnotatorConfig:
     batch_size: int = 192
     lr: float = 1e-4
     epochs: int = 10
-    plateau_patience: int = 2
+    min_steps: int = 0  # small sets: train for more epochs until at least this many steps
+    plateau_patience: int = 2  # in plateau periods
     plateau_factor: float = 0.1
+    plateau_period: int = 200  # steps per plateau check (at the next epoch end); small sets have tiny epochs
+    min_lr_ratio: float = 0.01  # lr never drops below lr * min_lr_ratio (two ÷10 steps)
     weight_decay: float = 0.0
     seed: int = 0
     num_workers: int = 0

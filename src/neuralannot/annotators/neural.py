@@ -27,7 +27,7 @@ from neuralannot.bodies.base import BodyModel
 from neuralannot.bodies.joint_names import root_indices
 from neuralannot.bodies.joints import get_regressor
 from neuralannot.geometry import project, rot6d_to_rotmat, rotmat_to_rotvec
-from neuralannot.models.heads import HeadEntry, HeadLayout, JointEncoder, ParamHead
+from neuralannot.models.heads import HeadEntry, HeadLayout, HeatmapEncoder, JointEncoder, ParamHead
 
 #: Rough metric extent of each part: sets the initial camera distance and translation scale.
 PART_EXTENT = {"body": 1.7, "wholebody": 1.7, "hand": 0.2, "lhand": 0.2, "rhand": 0.2, "face": 0.25}
@@ -73,17 +73,19 @@ class NeuralAnnotator(nn.Module):
             self._aux["embedding"] = embedding.eval().requires_grad_(False)
             self.embedded_group = group
         layout, bias = self._layout(body)
-        feat_dim = 0
-        if cfg.mode == "wild" and cfg.inputs == "joints":  # heatmaps only, through the backbone
+        wild_hm = cfg.mode == "wild" and cfg.uses_joints
+        self.backbone = self.hm_encoder = self.joint_encoder = None
+        if cfg.freeze_backbone:  # CPU path: frozen ImageNet features (cached), heatmaps via a small CNN
+            if cfg.uses_image:
+                self.backbone = self._build_backbone(cfg, in_channels=3).requires_grad_(False).eval()
+            if wild_hm:
+                self.hm_encoder = HeatmapEncoder(self.num_joints)
+        elif cfg.mode == "wild" and cfg.inputs == "joints":  # heatmaps only, through the backbone
             self.backbone = self._build_backbone(cfg, in_channels=self.num_joints, rgb_input=False)
         elif cfg.uses_image:
-            extra = self.num_joints if (cfg.mode == "wild" and cfg.uses_joints) else 0
-            self.backbone = self._build_backbone(cfg, in_channels=3 + extra)
-        else:
-            self.backbone = None
-        if self.backbone is not None:
-            feat_dim = self.backbone.feature_dim
-        self.joint_encoder = None
+            self.backbone = self._build_backbone(cfg, in_channels=3 + (self.num_joints if wild_hm else 0))
+        feat_dim = self.backbone.feature_dim if self.backbone is not None else 0
+        feat_dim += self.hm_encoder.dim if self.hm_encoder is not None else 0
         joint_dim = 0
         if cfg.mode == "mocap" and cfg.uses_joints:
             self.joint_encoder = JointEncoder(self.num_joints, cfg.joint_encoder_dim)
@@ -143,22 +145,34 @@ class NeuralAnnotator(nn.Module):
 
     # -- forward -----------------------------------------------------------------------------------
     def network_input(self, batch: dict[str, Tensor]) -> Tensor | None:
-        if self.backbone is None:
-            return None
+        """Backbone input: the normalised crop, plus upsampled heatmaps when they share the backbone."""
         parts = []
         if self.cfg.uses_image:
             parts.append(self.backbone.normalize(batch["image"]))
-        if self.cfg.mode == "wild" and self.cfg.uses_joints:
-            hm = batch["heatmaps"]
-            parts.append(
-                F.interpolate(hm, size=(self.cfg.input_size,) * 2, mode="bilinear", align_corners=False)
-            )
+        if self.cfg.mode == "wild" and self.cfg.uses_joints and self.hm_encoder is None:
+            size = (self.cfg.input_size,) * 2
+            parts.append(F.interpolate(batch["heatmaps"], size=size, mode="bilinear", align_corners=False))
         return torch.cat(parts, 1) if len(parts) > 1 else parts[0]
+
+    def image_features(self, batch: dict[str, Tensor]) -> Tensor | None:
+        """Backbone feature (B, F); taken from ``batch["feature"]`` when precomputed (frozen backbone)."""
+        if self.backbone is None:
+            return None
+        if "feature" in batch:
+            return batch["feature"]
+        return self.backbone(self.network_input(batch))
+
+    def train(self, mode: bool = True) -> NeuralAnnotator:
+        super().train(mode)
+        if self.cfg.freeze_backbone and self.backbone is not None:
+            self.backbone.eval()  # frozen: BatchNorm statistics stay the pretrained ones
+        return self
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Predict; returns body params (rotations as matrices), ``latent`` (if any), ``camera``."""
-        x = self.network_input(batch)
-        feat = self.backbone(x) if x is not None else None
+        feats = [f for f in (self.image_features(batch),) if f is not None]
+        if self.hm_encoder is not None:
+            feats.append(self.hm_encoder(batch["heatmaps"]))
         jfeat = None
         if self.joint_encoder is not None:
             j = batch["joints_3d"].clone()
@@ -166,7 +180,7 @@ class NeuralAnnotator(nn.Module):
             root = _masked_root(j[..., :3], valid[..., 0], self.root_index)
             j[..., :3] = (j[..., :3] - root[:, None]) * valid
             jfeat = self.joint_encoder(j)
-        raw = self.head(feat, jfeat)
+        raw = self.head(torch.cat(feats, -1) if feats else None, jfeat)
         return self.decode(raw, batch["K"])
 
     def decode(self, raw: dict[str, Tensor], K: Tensor) -> dict[str, Tensor]:

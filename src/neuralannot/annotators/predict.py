@@ -125,7 +125,7 @@ def predict(
     info = init_distributed()
     parts_dir = Path(work_dir) / "parts" / f"rank{info.rank}"
     done = done_ids(parts_dir) if parts_dir.exists() else set()
-    dataset = make_dataset(model, samples)
+    dataset = make_dataset(model, samples, device)
     todo = [i for i in range(len(samples)) if i % info.world == info.rank and samples[i].id not in done]
     batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=model.cfg.num_workers)

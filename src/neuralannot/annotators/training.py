@@ -13,6 +13,7 @@ rank 0 writes checkpoints.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from neuralannot.annotators.neural import NeuralAnnotator
@@ -51,17 +52,59 @@ def init_distributed() -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size())
 
 
-def make_dataset(model: NeuralAnnotator, samples) -> CropDataset:
+def make_dataset(model: NeuralAnnotator, samples, device: str | torch.device = "cpu") -> Dataset:
+    """The training/annotation dataset of ``model``; with a frozen backbone the image features are
+    computed once (cached on the model for the same samples) and the images are not read again."""
     cfg = model.cfg
-    return CropDataset(
-        samples,
-        cfg.input_size,
-        load_images=model.backbone is not None and cfg.uses_image,
-        heatmaps=cfg.mode == "wild" and cfg.uses_joints,
-        heatmap_size=cfg.heatmap_size,
-        heatmap_sigma=cfg.heatmap_sigma,
-        virtual_focal=cfg.virtual_focal,
-    )
+    frozen = cfg.freeze_backbone and model.backbone is not None
+
+    def crops(load_images: bool, heatmaps: bool, cache: bool | None = None) -> CropDataset:
+        return CropDataset(
+            samples,
+            cfg.input_size,
+            load_images=load_images,
+            heatmaps=heatmaps,
+            heatmap_size=cfg.heatmap_size,
+            heatmap_sigma=cfg.heatmap_sigma,
+            virtual_focal=cfg.virtual_focal,
+            cache_images=cache,
+        )
+
+    wild_hm = cfg.mode == "wild" and cfg.uses_joints
+    if not frozen:
+        return crops(model.backbone is not None and cfg.uses_image, wild_hm)
+    key = (len(samples), samples[0].id, samples[-1].id, cfg.input_size)
+    cached = model._aux.get("features")
+    if cached is None or cached[0] != key:
+        feats = precompute_features(model, crops(True, False, cache=False), device)
+        model._aux["features"] = cached = (key, feats)
+    return _WithFeatures(crops(False, wild_hm), cached[1])
+
+
+class _WithFeatures(Dataset):
+    """Adds precomputed backbone features (N, F) to the items of a dataset."""
+
+    def __init__(self, base: Dataset, features: torch.Tensor):
+        self.base, self.features = base, features
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict:
+        return {**self.base[index], "feature": self.features[index]}
+
+
+@torch.no_grad()
+def precompute_features(
+    model: NeuralAnnotator, dataset: CropDataset, device="cpu", batch_size: int = 64, progress: bool = True
+) -> torch.Tensor:
+    """Frozen-backbone features of every crop, (N, F) float32 on the CPU."""
+    bb = model.backbone.to(device).eval()
+    out = []
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=model.cfg.num_workers)
+    for batch in tqdm(loader, desc="image features", leave=False, disable=not progress):
+        out.append(bb(bb.normalize(batch["image"].to(device))).float().cpu())
+    return torch.cat(out)
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, info: DistInfo) -> list[list[int]]:
@@ -113,7 +156,7 @@ def train(
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, factor=cfg.plateau_factor, patience=cfg.plateau_patience
+        opt, factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.lr * cfg.min_lr_ratio
     )
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and dev.type == "cuda")
     state = {
@@ -122,6 +165,7 @@ def train(
         "global_step": 0,
         "epoch_loss": 0.0,
         "epoch_count": 0,
+        "period_start": 0,
         "history": [],
     }
     if resume and ckpt_path.exists():
@@ -155,24 +199,27 @@ def train(
         if info.world > 1:
             dist.barrier()
 
-    dataset = make_dataset(model, samples)
+    dataset = make_dataset(model, samples, dev)
     t_start, seen = time.perf_counter(), 0
     model.train()
-    for epoch in range(state["epoch"], cfg.epochs):
+    steps_per_epoch = len(epoch_batches(len(dataset), cfg.batch_size, cfg.seed, 0, info))
+    num_epochs = max(cfg.epochs, math.ceil(cfg.min_steps / max(steps_per_epoch, 1)))
+    bar = tqdm(
+        total=num_epochs * steps_per_epoch,
+        initial=state["global_step"],
+        leave=False,
+        disable=not (progress and info.main),
+        desc=f"train {cfg.mode}",
+        unit="step",
+        mininterval=2.0,
+    )
+    last_ckpt = state["global_step"]
+    for epoch in range(state["epoch"], num_epochs):
         batches = epoch_batches(len(dataset), cfg.batch_size, cfg.seed, epoch, info)
-        todo = batches[state["step_in_epoch"] :]
         loader = DataLoader(
-            dataset, batch_sampler=todo, num_workers=cfg.num_workers, persistent_workers=False
+            dataset, batch_sampler=batches[state["step_in_epoch"] :], num_workers=cfg.num_workers
         )
-        bar = tqdm(
-            loader,
-            total=len(batches),
-            initial=state["step_in_epoch"],
-            disable=not (progress and info.main),
-            desc=f"train {cfg.mode} epoch {epoch + 1}/{cfg.epochs}",
-            leave=False,
-        )
-        for batch in bar:
+        for batch in loader:
             batch = _to(batch, dev)
             with torch.autocast(dev.type, enabled=cfg.amp and dev.type == "cuda"):
                 pred = net(batch)
@@ -187,21 +234,46 @@ def train(
             state["epoch_count"] += n
             state["step_in_epoch"] += 1
             state["global_step"] += 1
-            rate = seen / max(time.perf_counter() - t_start, 1e-9)
-            bar.set_postfix(loss=f"{float(terms['loss'].detach()):.4f}", sps=f"{rate * info.world:.1f}")
+            bar.update(1)
+            rate = seen * info.world / max(time.perf_counter() - t_start, 1e-9)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{float(terms['loss'].detach()):.4f}", sps=f"{rate:.0f}")
             if state["global_step"] % cfg.checkpoint_every == 0:
                 checkpoint()
+                last_ckpt = state["global_step"]
             if stop_after_steps is not None and state["global_step"] >= stop_after_steps:
                 checkpoint()
+                bar.close()
                 return {"stopped_at_step": state["global_step"], "checkpoint": str(ckpt_path)}
-        epoch_loss = _all_mean(state["epoch_loss"], state["epoch_count"], info)
-        sched.step(epoch_loss)
-        state["history"].append({"epoch": epoch + 1, "loss": epoch_loss, "lr": opt.param_groups[0]["lr"]})
+        last_epoch = epoch + 1 == num_epochs
+        if state["global_step"] - state["period_start"] >= cfg.plateau_period or last_epoch:
+            # one plateau check per period of >= plateau_period steps (lr ÷10 when the loss stalls)
+            period_loss = _all_mean(state["epoch_loss"], state["epoch_count"], info)
+            sched.step(period_loss)
+            lr = opt.param_groups[0]["lr"]
+            state["history"].append(
+                {"epoch": epoch + 1, "step": state["global_step"], "loss": period_loss, "lr": lr}
+            )
+            log.debug(
+                "epoch %d/%d step %d loss %.5f lr %.1e",
+                epoch + 1,
+                num_epochs,
+                state["global_step"],
+                period_loss,
+                lr,
+            )
+            state.update(epoch_loss=0.0, epoch_count=0, period_start=state["global_step"])
+        state.update(epoch=epoch + 1, step_in_epoch=0)
+        if state["global_step"] - last_ckpt >= cfg.checkpoint_every or epoch + 1 == num_epochs:
+            checkpoint()
+            last_ckpt = state["global_step"]
+    bar.close()
+    if state["history"]:
         log.info(
-            "epoch %d/%d loss %.5f lr %.1e", epoch + 1, cfg.epochs, epoch_loss, opt.param_groups[0]["lr"]
+            "trained %d epochs (%d steps): final loss %.5f",
+            num_epochs,
+            state["global_step"],
+            state["history"][-1]["loss"],
         )
-        state.update(epoch=epoch + 1, step_in_epoch=0, epoch_loss=0.0, epoch_count=0)
-        checkpoint()
     if info.world > 1:  # BatchNorm running stats drift per rank after DDP's last buffer broadcast
         for buf in model.buffers():
             dist.broadcast(buf, src=0)

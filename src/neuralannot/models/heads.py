@@ -25,6 +25,22 @@ class JointEncoder(nn.Module):
         return self.net(torch.cat([joints[..., :3] * valid, valid], -1).flatten(1))
 
 
+class HeatmapEncoder(nn.Module):
+    """(B, J, h, w) joint heatmaps → (B, dim): a small strided CNN + global average pooling."""
+
+    def __init__(self, num_joints: int, dim: int = 256):
+        super().__init__()
+        layers, c = [], num_joints
+        for out in (64, 128, 256, dim):
+            layers += [nn.Conv2d(c, out, 3, stride=2, padding=1), nn.BatchNorm2d(out), nn.ReLU()]
+            c = out
+        self.net = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.dim = dim
+
+    def forward(self, heatmaps: Tensor) -> Tensor:
+        return self.net(heatmaps)
+
+
 @dataclass(frozen=True)
 class HeadEntry:
     """One slice of the head output: ``kind`` in rot6d | latent | bounded | linear | camera."""
@@ -80,5 +96,5 @@ class ParamHead(nn.Module):
         self.layout = layout
 
     def forward(self, feat: Tensor | None, joint_feat: Tensor | None) -> dict[str, Tensor]:
-        x = torch.cat([t for t in (feat, joint_feat) if t is not None], dim=-1)
+        x = torch.cat([t for t in (feat, joint_feat) if t is not None], dim=-1)  # at least one is given
         return self.layout.split(self.out(self.mlp(x)))

@@ -1,0 +1,50 @@
+"""`neuralannot eval`: metrics of a pseudo-GT file against a dataset's ground truth."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from neuralannot.io.atomic import atomic_write, atomic_write_json
+
+console = Console()
+
+
+def eval_cmd(
+    pred: Path = typer.Option(..., "--pred", help="Pseudo-GT file (.json or .npz) from annotate or fit."),
+    data: Path = typer.Option(..., "--data", help="The dataset the pseudo-GTs were made for."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the summary as JSON."),
+    csv_out: Path | None = typer.Option(None, "--csv", help="Write the per-sample table as CSV."),
+    skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad samples."),
+) -> None:
+    """MPJPE / PA-MPJPE (3D joints), reprojection px (2D joints), MPVPE / PA-MPVPE (GT meshes)."""
+    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.evaluation import KEYS, evaluate
+    from neuralannot.io.pseudo_gt import PseudoGTError, read_pseudo_gt
+
+    try:
+        records, meta = read_pseudo_gt(pred, as_dict=True)
+        samples, report = load_samples(data, skip_bad=skip_bad)
+    except (PseudoGTError, ValueError, FileNotFoundError) as err:
+        console.print(f"[red]error:[/red] {err}")
+        raise typer.Exit(1) from None
+    rows, summary = evaluate(records, samples)
+    summary = {**summary, "pred": str(pred), "data": str(data), "method": meta.get("method")}
+    table = Table(title=f"{pred.name} vs {data} ({summary['n']} samples, {summary['missing']} missing)")
+    for k in KEYS:
+        table.add_column(k, justify="right")
+    table.add_row(*("n/a" if summary[k] is None else f"{summary[k]:.2f}" for k in KEYS))
+    console.print(table)
+    if json_out:
+        atomic_write_json(json_out, summary)
+    if csv_out:
+        with atomic_write(csv_out, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["id", *KEYS])
+            w.writeheader()
+            for r in rows:
+                w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()})

@@ -1,0 +1,558 @@
+"""Synthetic benchmark datasets rendered from Anny with known ground truth (``neuralannot synth``).
+
+``generate(kind, n, out, seed)`` writes a shard directory readable by
+:func:`neuralannot.data.adapters.folder.load_dataset`::
+
+    out/meta.json                  schema_version 1, dataset "synth_<kind>", joint_set/joint_names,
+                                   "generator" (version, kind, seed, n, shard_size, image_size, masks),
+                                   "noise" (the KindSpec), "complete"; num_samples + shards once complete
+    out/shard-00000.jsonl          one sample per line (folder format; written atomically)
+    out/shard-00000.done           {"shard", "count", "lines"}: written last, atomically
+    out/images/00000/0000000.jpg   256x256 RGB, JPEG quality 90
+    out/masks/00000/0000000.png    visible pixels of the subject (1-bit PNG, occluders excluded;
+                                   ``masks=False`` skips them)
+
+Per sample: ``joints_2d`` (+ ``joints_3d`` for the 3D kinds) after the kind's noise model
+(:mod:`~neuralannot.data.synthetic.scene`), ``bbox``, ``camera`` (focal, princpt), ``part``, and an
+evaluation-only ``gt`` block ``{"model": "anny", "part", "params": {root_pose, body_pose | hand_pose |
+head_pose, ..., phenotype, trans}, "camera", "joint_set", "joints_3d"}`` (noise-free camera-frame
+joints) from which ``load_body_model("anny", part=gt["part"])`` recomputes the exact rendered
+vertices (parameters are rounded to 1e-6 *before* the forward, so the stored values are exact).
+``extra`` holds the mask path and what the scene / noise model did: ``truncated``, ``occluders``
+(count), ``num_visible``; 2D kinds also ``sigma_px`` (noise σ at the whole subject's scale),
+``num_outside``, ``num_occluded`` and ``swapped`` (the swapped left/right joint pair, when any);
+hand samples ``hand_type``.
+
+Determinism and resuming: shard ``s`` is a pure function of (seed, kind, s) — its numpy and torch
+random streams are seeded from them, background pools from the seed alone, Anny runs with one
+thread — so the output does not depend on ``workers`` or on interruptions. A shard counts as done
+only when its marker exists with the expected count; anything else is regenerated from scratch.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import itertools
+import json
+import math
+import multiprocessing as mp
+import os
+import queue
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neuralannot.bodies.joint_names import get_joint_names
+from neuralannot.data.synthetic.scene import (
+    KINDS,
+    KindSpec,
+    annotate,
+    camera_rotation,
+    frame_subject,
+    sample_camera,
+    sample_framing,
+)
+from neuralannot.geometry import flip_rotvec
+from neuralannot.io.atomic import atomic_write, atomic_write_json
+
+__all__ = ["GENERATOR_VERSION", "KINDS", "SynthError", "generate"]
+
+GENERATOR_VERSION = 1
+KIND_IDS = {k: i for i, k in enumerate(KINDS)}
+
+
+class SynthError(ValueError):
+    """Bad arguments, or an output folder that holds a different synthetic dataset."""
+
+
+# --- samplers ----------------------------------------------------------------------------------------
+def _r6(x: Any) -> np.ndarray:
+    """float64 array rounded to 1e-6 (the stored precision)."""
+    x = x.detach().cpu().double().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, np.float64)
+    return np.round(x, 6)
+
+
+def _rotvec(R: np.ndarray) -> np.ndarray:
+    import roma
+
+    return roma.rotmat_to_rotvec(torch.as_tensor(R, dtype=torch.float64)).numpy()
+
+
+def _rotmat(rv: np.ndarray) -> np.ndarray:
+    import roma
+
+    return roma.rotvec_to_rotmat(torch.as_tensor(rv, dtype=torch.float64)).numpy()
+
+
+class _Samplers:
+    """The pose / shape / expression samplers of :mod:`neuralannot.data.synthetic.poses`."""
+
+    def __init__(self, seed: int):
+        from neuralannot.data.synthetic import poses
+
+        self.poses = poses
+        self.body = poses.BodyPoseSampler(seed=seed)
+        self.hand = poses.HandPoseSampler()
+        self.face = poses.FaceSampler()
+
+    def body_and_orientation(self, n: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Body poses (n, 21, 3) and matching canonical global orientations (n, 3) (the library
+        pose's own root tilt, then a random yaw; some lying / bending)."""
+        pose, info = self.body.sample(n, g, return_info=True)
+        return pose, self.poses.sample_global_orientation(n, g, tilt=info["root_tilt"])
+
+
+def sample_params(
+    spec: KindSpec, samplers: _Samplers, n: int, g: torch.Generator, cams: list[dict]
+) -> dict[str, np.ndarray]:
+    """Model parameters (float64, rounded to 1e-6) of ``n`` subjects, root rotation in the camera frame
+    (``trans`` is filled in later by the framing). Hand kinds return right-hand poses."""
+    sm = samplers
+    p: dict[str, np.ndarray] = {"phenotype": _r6(sm.poses.sample_phenotypes(n, g))}
+    R_cam = np.stack([camera_rotation(c["elevation"], c["roll"]) for c in cams])
+    if spec.model_part in ("body", "wholebody"):
+        pose, orient = sm.body_and_orientation(n, g)
+        p["body_pose"] = _r6(pose)
+        p["root_pose"] = _r6(_rotvec(R_cam @ _rotmat(orient.double().numpy())))
+        if spec.model_part == "wholebody":
+            p["lhand_pose"] = _r6(sm.hand.sample(n, g, side="left"))
+            p["rhand_pose"] = _r6(sm.hand.sample(n, g))
+            p["expression"] = _r6(sm.face.sample(n, g))
+    elif spec.model_part == "hand":
+        import roma
+
+        p["hand_pose"] = _r6(sm.hand.sample(n, g))
+        q = torch.randn(n, 4, generator=g, dtype=torch.float64)  # uniform rotation (random unit quaternion)
+        p["root_pose"] = _r6(roma.unitquat_to_rotvec(q / q.norm(dim=1, keepdim=True)))
+    else:  # face: head turned ±60° yaw, ±15° pitch about the neck; small head and eye rotations
+        u = torch.rand(n, 2, generator=g, dtype=torch.float64) * 2 - 1
+        yaw, pitch = u[:, 0].numpy() * np.deg2rad(60), u[:, 1].numpy() * np.deg2rad(15)
+        zero = np.zeros_like(yaw)
+        R_head = _rotmat(np.stack([zero, yaw, zero], 1)) @ _rotmat(np.stack([pitch, zero, zero], 1))
+        p["root_pose"] = _r6(_rotvec(R_cam @ R_head))
+        p["head_pose"] = _r6(torch.randn(n, 3, generator=g, dtype=torch.float64) * 0.1)
+        p["eye_pose"] = _r6(torch.randn(n, 2, 3, generator=g, dtype=torch.float64) * 0.08)
+        p["expression"] = _r6(sm.face.sample(n, g))
+    return p
+
+
+# --- one worker --------------------------------------------------------------------------------------
+def _sample_line(raw: dict) -> str:
+    """One JSON line of a shard file."""
+    return json.dumps(raw, separators=(",", ":"), allow_nan=False) + "\n"
+
+
+def _tolist(x: np.ndarray | None) -> Any:
+    return None if x is None else np.asarray(x).tolist()
+
+
+class ShardMaker:
+    """Per-process state (models, paints, background pool, renderer) that writes whole shards."""
+
+    def __init__(self, kind: str, seed: int, image_size: int = 256, masks: bool = True, batch_size: int = 64):
+        from neuralannot.bodies import load_body_model
+        from neuralannot.data.synthetic.appearance import BackgroundPool, BodyPaint
+        from neuralannot.render import MeshRenderer
+
+        self.spec, self.seed, self.size, self.masks = KINDS[kind], int(seed), int(image_size), bool(masks)
+        self.batch_size = int(batch_size)
+        parts = ["hand", "lhand"] if self.spec.model_part == "hand" else [self.spec.model_part]
+        self.models = {p: load_body_model("anny", part=p).eval() for p in parts}
+        self.paints = {p: BodyPaint(m) for p, m in self.models.items()}
+        self.faces = {p: m.faces.numpy().astype(np.int32) for p, m in self.models.items()}
+        self.pool = BackgroundPool(self.seed, style=self.spec.style, size=max(320, self.size + 32))
+        self.samplers = _Samplers(self.seed)
+        self.renderer = MeshRenderer(self.size, self.size, smooth=self.spec.smooth)
+
+    def _rngs(self, shard: int) -> tuple[np.random.Generator, torch.Generator]:
+        ss = np.random.SeedSequence([self.seed, KIND_IDS[self.spec.name], shard])
+        rng = np.random.default_rng(ss)
+        g = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        return rng, g
+
+    def make_shard(
+        self, out: Path, shard: int, count: int, start: int, progress: Callable[[int], None] | None = None
+    ) -> int:
+        """Generate shard ``shard`` (samples ``start .. start+count-1``) into ``out``; returns ``count``.
+
+        Images are written first, then the shard file (atomically), then the done marker (atomically)."""
+        rng, g = self._rngs(shard)
+        sub = f"{shard:05d}"
+        for folder in ("images", "masks") if self.masks else ("images",):
+            (out / folder / sub).mkdir(parents=True, exist_ok=True)
+        records = []
+        for b0 in range(0, count, self.batch_size):
+            b = min(self.batch_size, count - b0)
+            records += self._batch(out, sub, rng, g, start + b0, b)
+            if progress is not None:
+                progress(b)
+        name = f"shard-{shard:05d}"
+        with atomic_write(out / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            for raw in records:
+                f.write(_sample_line(raw))
+        atomic_write_json(out / f"{name}.done", {"shard": shard, "count": count, "lines": len(records)})
+        return count
+
+    def _batch(
+        self, out: Path, sub: str, rng: np.random.Generator, g: torch.Generator, start: int, n: int
+    ) -> list[dict]:
+        """Sample, pose, frame and write ``n`` samples (indices ``start ...``); return their records."""
+        spec, S = self.spec, self.size
+        cams = [sample_camera(spec, rng, S) for _ in range(n)]
+        params = sample_params(spec, self.samplers, n, g, cams)
+        parts = np.full(n, spec.model_part, dtype=object)
+        if spec.model_part == "hand":  # left hands: the left model with the mirrored pose
+            left = rng.random(n) < spec.left_hands
+            parts[left] = "lhand"
+            params["hand_pose"][left] = _r6(flip_rotvec(torch.as_tensor(params["hand_pose"][left])))
+        params["trans"] = np.zeros((n, 3))
+        verts, kps = np.empty(n, object), np.empty(n, object)
+        for part in np.unique(parts):
+            idx = np.flatnonzero(parts == part)
+            verts[idx], kps[idx] = self._forward(str(part), params, idx)
+        focal = np.stack([c["focal"] for c in cams])
+        princpt = np.stack([c["princpt"] for c in cams])
+        framing = [sample_framing(spec, rng, S) for _ in range(n)]
+        sizes, centres = np.array([f[0] for f in framing]), np.stack([f[1] for f in framing])
+        t = frame_subject(np.stack([v[::16] for v in verts]), focal, princpt, sizes, centres)
+        params["trans"] = np.round(t, 6)
+        records = []
+        for i in range(n):
+            p, t_i = {k: v[i] for k, v in params.items()}, params["trans"][i]
+            posed = (verts[i] + t_i, kps[i] + t_i)
+            records.append(
+                self._sample(out, sub, rng, start + i, str(parts[i]), p, *posed, cams[i], framing[i][2])
+            )
+        return records
+
+    def _forward(self, part: str, params: dict[str, np.ndarray], idx: np.ndarray) -> tuple[list, list]:
+        """Per-row lists of vertices (V, 3) and keypoints (J, 3), float64, for the rows ``idx``."""
+        model = self.models[part]
+        tp = {
+            k: torch.as_tensor(v[idx], dtype=torch.float32)
+            for k, v in params.items()
+            if k in model.param_specs
+        }
+        with torch.no_grad():
+            out = model(tp)
+            kp = model.keypoints(out, self.spec.joint_set)
+        return list(out.vertices.double().numpy()), list(kp.double().numpy())
+
+    def _sample(
+        self,
+        out: Path,
+        sub: str,
+        rng: np.random.Generator,
+        index: int,
+        part: str,
+        params: dict,
+        verts: np.ndarray,
+        j3: np.ndarray,
+        cam: dict,
+        truncated: bool,
+    ) -> dict:
+        """Render, annotate and write the files of one sample; return its folder-format record."""
+        from neuralannot.data.synthetic.appearance import sample_light, sample_occluders
+
+        spec, S = self.spec, self.size
+        f, c = cam["focal"], cam["princpt"]
+        K = np.array([[f[0], 0, c[0]], [0, f[1], c[1]], [0, 0, 1.0]])
+        background = self.pool.sample(rng, S, S)
+        colors = self.paints[part].colors(rng, spec.style)
+        light, ambient = sample_light(rng, spec.style)
+        meshes = [(verts, self.faces[part], colors)]
+        if rng.random() < spec.occluders:
+            uv = verts[::16, :2] / verts[::16, 2:] * f + c
+            box, nearest = np.concatenate([uv.min(0), uv.max(0)]), float(verts[:, 2].min())
+            meshes += sample_occluders(rng, K, box, float(params["trans"][2]), nearest)
+        res = self.renderer.render_meshes(meshes, K, light_dir=light, ambient=ambient, background=background)
+        mask = res.mask
+        if len(meshes) > 1:  # the subject's visible pixels: occluders lie entirely in front of it
+            mask = mask & (res.depth > max(float(m[0][:, 2].max()) for m in meshes[1:]))
+        ann = annotate(spec, rng, j3, f, c, res.depth, mask)
+        stem = f"{index:07d}"
+        image = f"images/{sub}/{stem}.jpg"
+        _write_image(out / image, res.image, "JPEG")
+        extra: dict[str, Any] = {"truncated": truncated, "occluders": len(meshes) - 1, **ann["info"]}
+        if self.masks:
+            extra["mask"] = f"masks/{sub}/{stem}.png"
+            _write_image(out / extra["mask"], mask, "PNG")
+        if spec.model_part == "hand":
+            extra["hand_type"] = "left" if part == "lhand" else "right"
+        j3d = ann["joints_3d"]
+        camera = {"focal": _tolist(f), "princpt": _tolist(c)}
+        return {
+            "id": f"synth_{spec.name}/{stem}", "image": image, "dataset": f"synth_{spec.name}",
+            "image_size": [S, S], "bbox": _tolist(ann["bbox"]), "part": {"hand": "rhand"}.get(part, part),
+            "joints_2d": _tolist(ann["joints_2d"]),
+            "joints_3d": None if j3d is None else _tolist(j3d[:, :3]),
+            "joints_3d_valid": None if j3d is None else _tolist(j3d[:, 3]),
+            "joints_3d_frame": None if j3d is None else "camera", "camera": camera,
+            "gt": {"model": "anny", "part": part, "params": {k: _tolist(v) for k, v in params.items()},
+                   "camera": camera, "joint_set": spec.joint_set, "joints_3d": _tolist(np.round(j3, 5))},
+            "extra": extra,
+        }  # fmt: skip
+
+
+def _write_image(path: Path, array: np.ndarray, fmt: str) -> None:
+    """JPEG (quality 90) or PNG (fast compression); a crash leaves at most a stale image behind, which
+    no shard file references until its shard is rewritten."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    if fmt == "JPEG":
+        Image.fromarray(array).save(buf, "JPEG", quality=90)
+    else:
+        Image.fromarray(array).save(buf, "PNG", compress_level=1)
+    with open(path, "wb") as fh:
+        fh.write(buf.getvalue())
+
+
+# --- orchestration -------------------------------------------------------------------------------------
+def _shard_done(out: Path, shard: int, count: int) -> bool:
+    """Whether shard ``shard`` is complete: its marker says ``count`` and its file exists."""
+    name = f"shard-{shard:05d}"
+    try:
+        marker = json.loads((out / f"{name}.done").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return marker.get("count") == count and marker.get("lines") == count and (out / f"{name}.jsonl").is_file()
+
+
+def _base_meta(spec: KindSpec, config: dict) -> dict:
+    """meta.json of an unfinished dataset (``generate`` adds num_samples and shards at the end)."""
+    names = get_joint_names(spec.joint_set)
+    meta = {
+        "schema_version": 1,
+        "dataset": f"synth_{spec.name}",
+        "joint_set": spec.joint_set,
+        "num_joints": len(names),
+        "joint_names": names,
+        "units": "m",
+        "joints_3d_frame": "camera",
+        "license": "CC0-1.0 (generated from the Anny body model, CC0 data)",
+        "generator": config,
+        "noise": spec.describe(),
+        "complete": False,
+    }
+    if spec.model_part != "hand":
+        meta["part"] = spec.model_part
+    return meta
+
+
+def _check_existing(out: Path, config: dict) -> None:
+    """Refuse an ``out`` that holds shards of unknown origin or a dataset made with other settings."""
+    path = out / "meta.json"
+    if not path.is_file():
+        if any(out.glob("shard-*.jsonl")):
+            raise SynthError(f"{out} holds shard files but no meta.json; use an empty folder")
+        return
+    try:
+        old = json.loads(path.read_text(encoding="utf-8")).get("generator") or {}
+    except ValueError as exc:
+        raise SynthError(f"{path} is not valid JSON ({exc}); delete it or use another folder") from None
+    diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
+    if diff:
+        raise SynthError(f"{out} holds a different synthetic dataset (stored vs requested: {diff}); "
+                         "use another --out or delete the folder")  # fmt: skip
+
+
+def generate(
+    kind: str,
+    n: int,
+    out: str | os.PathLike,
+    seed: int = 0,
+    workers: int = 1,
+    shard_size: int = 500,
+    image_size: int = 256,
+    masks: bool = True,
+    progress: bool = True,
+) -> dict:
+    """Write (or finish) a synthetic dataset; see the module docstring for the format.
+
+    Args:
+        kind: ``mocap | wild | hand | face | wholebody`` (:data:`~neuralannot.data.synthetic.scene.KINDS`).
+        n: number of samples; out: output folder (created; re-running resumes it).
+        seed: dataset seed; workers: processes (this one + ``workers - 1`` spawned ones, each with its
+            own models and renderer, sharing the shards);
+        shard_size: samples per shard file; image_size: square image side; masks: also write masks.
+        progress: show a tqdm progress bar.
+    Returns:
+        Summary dict: kind, out, num_samples, generated (this run), shards, shards_skipped, seconds,
+        samples_per_s (this run, incl. start-up), steady_samples_per_s (once every process has
+        finished its first batch), workers.
+    Raises:
+        SynthError: bad arguments or ``out`` holding a dataset made with other settings.
+    """
+    if kind not in KINDS:
+        raise SynthError(f"unknown kind {kind!r}; expected one of {list(KINDS)}")
+    if n < 1 or shard_size < 1 or workers < 1 or image_size < 16:
+        raise SynthError(f"need n, shard_size, workers >= 1 and image_size >= 16 (got {n}, {shard_size}, "
+                         f"{workers}, {image_size})")  # fmt: skip
+    spec, out = KINDS[kind], Path(out)
+    config = {
+        "name": "neuralannot.synth",
+        "version": GENERATOR_VERSION,
+        "kind": kind,
+        "seed": int(seed),
+        "n": int(n),
+        "shard_size": int(shard_size),
+        "image_size": int(image_size),
+        "masks": bool(masks),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    _check_existing(out, config)
+    meta = _base_meta(spec, config)
+    atomic_write_json(out / "meta.json", meta, indent=1)
+    shards = [
+        (s, min(shard_size, n - s * shard_size), s * shard_size) for s in range(math.ceil(n / shard_size))
+    ]
+    todo = [t for t in shards if not _shard_done(out, t[0], t[1])]
+    for s, _, _ in todo:  # incomplete shards restart from scratch
+        for suffix in (".done", ".jsonl"):
+            (out / f"shard-{s:05d}{suffix}").unlink(missing_ok=True)
+    total = sum(t[1] for t in todo)
+    t0 = time.perf_counter()
+    bar = _progress_bar(total, f"synth {kind}", progress)
+    events: list[tuple[float, int, int]] = []  # (time, samples, process) per finished batch
+
+    def update(k: int, pid: int = 0, now: float | None = None) -> None:
+        events.append((time.monotonic() if now is None else now, k, pid))  # workers stamp their own
+        bar.update(k)
+
+    try:
+        if workers == 1 or len(todo) <= 1:
+            _run_here(config, out, todo, update, itertools.count().__next__)
+        else:
+            _run_parallel(config, out, todo, workers, update)
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - t0
+    steady = _steady_rate(events)
+    names = [f"shard-{s:05d}.jsonl" for s, _, _ in shards]
+    atomic_write_json(
+        out / "meta.json", {**meta, "num_samples": n, "shards": names, "complete": True}, indent=1
+    )
+    return {
+        "kind": kind,
+        "out": str(out),
+        "num_samples": n,
+        "generated": total,
+        "shards": len(shards),
+        "shards_skipped": len(shards) - len(todo),
+        "seconds": round(seconds, 2),
+        "samples_per_s": round(total / seconds, 1) if total else None,
+        "steady_samples_per_s": steady,
+        "workers": workers,
+    }
+
+
+def _steady_rate(events: list[tuple[float, int, int]]) -> float | None:
+    """Samples/s once every process has finished its first batch (start-up excluded): the samples of
+    the batches that end after that moment over the time to the last batch."""
+    if not events:
+        return None
+    start = max(min(t for t, _, p in events if p == pid) for pid in {p for _, _, p in events})
+    end = max(t for t, _, _ in events)
+    n = sum(k for t, k, _ in events if t > start)
+    return round(n / (end - start), 1) if n and end > start else None
+
+
+def _progress_bar(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="sample", disable=not enabled, smoothing=0.1)
+
+
+def _run_here(
+    config: dict, out: Path, todo: list, update: Callable[[int], None], claim: Callable[[], int]
+) -> None:
+    """Run the shards ``todo[claim()]`` in this process until ``claim`` runs past the list; torch
+    limited to one thread (determinism) and restored afterwards."""
+    threads, maker = torch.get_num_threads(), None
+    torch.set_num_threads(1)
+    try:
+        maker = _maker(config["kind"], config["seed"], config["image_size"], config["masks"])
+        while (i := claim()) < len(todo):
+            maker.make_shard(out, *todo[i], progress=update)
+    finally:
+        torch.set_num_threads(threads)
+        if maker is not None:  # no GL context outlives the call (a later fork stays safe)
+            maker.renderer.release()
+
+
+@functools.lru_cache(maxsize=1)
+def _maker(kind: str, seed: int, image_size: int, masks: bool) -> ShardMaker:
+    """The last in-process :class:`ShardMaker`, kept for repeated calls (tests, resumes); its renderer
+    re-creates its GL context on the next use."""
+    return ShardMaker(kind, seed, image_size, masks)
+
+
+def _claim(counter: Any) -> int:
+    """Next task index from a shared counter."""
+    with counter.get_lock():
+        counter.value += 1
+        return counter.value - 1
+
+
+def _worker(config: dict, out: str, todo: list, counter: Any, events: Any) -> None:
+    """Spawned worker: one llvmpipe and one torch thread; claims shards until none are left and
+    reports ("batch", samples, pid, time) per batch or ("error", traceback)."""
+    os.environ["LP_NUM_THREADS"] = "1"
+    pid = os.getpid()
+    try:
+        torch.set_num_threads(1)
+        maker = ShardMaker(config["kind"], config["seed"], config["image_size"], config["masks"])
+        while (i := _claim(counter)) < len(todo):
+            maker.make_shard(
+                Path(out), *todo[i], progress=lambda k: events.put(("batch", k, pid, time.monotonic()))
+            )
+    except BaseException:
+        import traceback
+
+        events.put(("error", traceback.format_exc()))
+
+
+def _run_parallel(config: dict, out: Path, todo: list, workers: int, update: Callable[..., None]) -> None:
+    """This process plus ``workers - 1`` spawned ones share the shards through a counter: the main
+    process starts at once (its model may be cached) and the others join when they are up."""
+    ctx = mp.get_context("spawn")
+    counter, events = ctx.Value("i", 0), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(config, str(out), todo, counter, events), daemon=True)
+             for _ in range(min(workers, len(todo)) - 1)]  # fmt: skip
+
+    def pump() -> None:
+        while True:
+            try:
+                msg = events.get_nowait()
+            except queue.Empty:
+                return
+            if msg[0] == "error":
+                raise RuntimeError(f"synth worker failed:\n{msg[1]}")
+            update(*msg[1:])
+
+    def here(k: int) -> None:
+        update(k)
+        pump()
+
+    try:
+        for p in procs:
+            p.start()
+        _run_here(config, out, todo, here, lambda: _claim(counter))
+        while any(p.is_alive() for p in procs):
+            pump()
+            time.sleep(0.05)
+        pump()
+        dead = [p.exitcode for p in procs if p.exitcode]
+        if dead:
+            raise RuntimeError(f"synth worker(s) exited with code(s) {dead}; rerun to resume")
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+            p.join()
