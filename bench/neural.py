@@ -67,6 +67,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=600, help="samples per synthetic set")
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--min-steps", type=int, default=None, help="override the config's min_steps")
     ap.add_argument("--config", type=Path, default=Path(__file__).parents[1] / "configs" / "cpu.yaml")
     ap.add_argument("--data-dir", type=Path, default=Path("out/bench"))
     ap.add_argument("--workers", type=int, default=2, help="synthetic-data generation processes")
@@ -80,7 +81,13 @@ def main() -> None:
 
     def cfg(mode, inputs=None, outputs=None):
         return AnnotatorConfig.from_yaml(
-            args.config, mode=mode, inputs=inputs, outputs=outputs, epochs=args.epochs, seed=args.seed
+            args.config,
+            mode=mode,
+            inputs=inputs,
+            outputs=outputs,
+            epochs=args.epochs,
+            min_steps=args.min_steps,
+            seed=args.seed,
         )
 
     work = args.data_dir / "neural"

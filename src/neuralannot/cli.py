@@ -28,9 +28,14 @@ def main(verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug logg
 
 
 @app.command()
-def demo(out: Path = typer.Option(Path("out/demo"), help="Output folder.")) -> None:
-    """Build Anny, pose a few people, write meshes + a keypoint overlay and print a summary."""
-    from neuralannot.demo import run_demo
+def demo(
+    out: Path = typer.Option(Path("out/demo"), help="Output folder."),
+    n: int = typer.Option(200, help="Synthetic MoCap samples to annotate (0 = only the posing demo)."),
+    steps: int = typer.Option(800, help="Minimum training steps of the annotator."),
+) -> None:
+    """Pose Anny (meshes + overlay), then synthesize a MoCap set, annotate it with NeuralAnnot and
+    3D SMPLify-X, and compare both against the GT meshes."""
+    from neuralannot.demo import run_annotation_demo, run_demo
 
     summary = run_demo(out)
     table = Table(title=f"Anny demo ({summary['vertices']} vertices, {summary['joints']} joints)")
@@ -39,11 +44,25 @@ def demo(out: Path = typer.Option(Path("out/demo"), help="Output folder.")) -> N
     for p in summary["people"]:
         table.add_row(p["label"], f"{p['extent_y_m']:.3f}")
     console.print(table)
-    console.print(
-        f"model build {summary['build_s']} s, forward of {len(summary['people'])} bodies "
-        f"{summary['forward_ms_batch']} ms"
-    )
     console.print(f"meshes: {summary['files']['meshes']}  overlay: {summary['files']['overlay']}")
+    if n <= 0:
+        return
+    result = run_annotation_demo(out, n=n, min_steps=steps)
+    table = Table(title=f"Direct annotation error on {result['n']} synthetic MoCap samples (GT meshes)")
+    for col in ("annotator", "MPJPE mm", "PA-MPJPE mm", "MPVPE mm", "PA-MPVPE mm", "samples/s"):
+        table.add_column(col, justify="right")
+    for name, m in result["metrics"].items():
+        table.add_row(
+            name,
+            *(f"{m[k]:.1f}" for k in ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pa_mpvpe_mm")),
+            f"{m['samples_per_s']:.1f}",
+        )
+    console.print(table)
+    ratio = result["mpvpe_ratio"]
+    verdict = "NeuralAnnot wins" if ratio < 1 else "SMPLify-X wins"
+    console.print(
+        f"MPVPE ratio NeuralAnnot / 3D-SMPLify-X = {ratio:.2f} ({verdict}); files in {out} (comparison.json)"
+    )
 
 
 @app.command()
@@ -101,15 +120,16 @@ def synth(
     console.print(table)
 
 
-
 def _register() -> None:
     """Commands implemented in :mod:`neuralannot.commands` (kept out of this file to keep it small)."""
     from neuralannot.commands import annotate as ann
     from neuralannot.commands import evaluate as ev
+    from neuralannot.commands import fit
 
     app.command("annotate")(ann.annotate)
     app.command("train")(ann.train_cmd)
     app.command("predict")(ann.predict_cmd)
+    app.command("fit")(fit.fit_cmd)
     app.command("eval")(ev.eval_cmd)
 
 
