@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 
 import torch
-from neuralannot.bodies.joints import get_regressor
 
 from neuralannot.bodies import load_body_model
+from neuralannot.bodies.joints import get_regressor
 from neuralannot.io import atomic_write_json
 
 RESULTS = Path(__file__).parent / "results" / "body_forward.json"
