@@ -8,6 +8,7 @@ SYSSTAMP := $(VENV)/.system-deps-stamp
 export NEURALANNOT_CACHE ?= $(HOME)/.cache/neuralannot
 export ANNY_CACHE_DIR ?= $(NEURALANNOT_CACHE)/anny
 DEMO_OUT ?= out/demo
+DEMO_ARGS ?=
 
 .PHONY: setup system-deps demo test test-all lint bench clean
 
@@ -30,7 +31,7 @@ $(SYSSTAMP): scripts/install_system_deps.sh
 system-deps: $(SYSSTAMP)
 
 demo: setup
-	$(VENV)/bin/neuralannot demo --out $(DEMO_OUT)
+	$(VENV)/bin/neuralannot demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
 # pytest exit code 5 (no tests collected) is a failure, never a pass.
 test: setup
