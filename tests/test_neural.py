@@ -13,6 +13,7 @@ from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import build_annotator, load_samples, run_annotate
 from neuralannot.annotators.predict import predict
 from neuralannot.annotators.training import DistInfo, epoch_batches, make_dataset, train
+from neuralannot.evaluation import evaluate
 from neuralannot.io.pseudo_gt import read_pseudo_gt
 
 pytestmark = pytest.mark.anny
@@ -126,6 +127,12 @@ def test_wild_heatmap_and_embedding_ablations_run(wild_set, tmp_path):
         records, _ = read_pseudo_gt(tmp_path / f"{inputs}.npz")
         assert all(np.isfinite(r.quality["joint_err_px"]) for r in records)
         assert all(r.camera is not None and r.camera["focal"][0] > 0 for r in records)
+    # the written pseudo-GT (params + camera) reproduces the error the annotator measured on its crop
+    samples, _ = load_samples(wild_set, "body")
+    rows, _ = evaluate({r.sample_id: r for r in records}, samples)
+    by_id = {r.sample_id: r for r in records}
+    for row in rows:
+        assert abs(row["reproj_px"] - by_id[row["id"]].quality["joint_err_px"]) < 0.05 * row["reproj_px"] + 0.5
 
 
 def test_mocap_needs_3d_joints(wild_set):

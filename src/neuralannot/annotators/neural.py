@@ -206,10 +206,11 @@ class NeuralAnnotator(nn.Module):
         return out
 
     def keypoints(self, pred: dict[str, Tensor]) -> Tensor:
-        """Model keypoints of the dataset's joint set, (B, J, 3), for ``pred`` (trans 0 if absent)."""
-        params = {k: v for k, v in pred.items() if k in self.body.param_specs}
+        """Model keypoints of the dataset's joint set, (B, J, 3), WITHOUT the translation (callers add
+        ``pred["trans"]``: fitted in MoCap mode, predicted camera translation in wild mode)."""
+        params = {k: v for k, v in pred.items() if k in self.body.param_specs and k != "trans"}
         B = next(iter(params.values())).shape[0]
-        params.setdefault("trans", params["root_pose"].new_zeros(B, 3))
+        params["trans"] = params["root_pose"].new_zeros(B, 3)
         reg = self.regressor
         if reg.needs_vertices:
             output = self.body(params, vertex_ids=reg.vertex_ids)
