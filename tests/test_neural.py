@@ -132,7 +132,9 @@ def test_wild_heatmap_and_embedding_ablations_run(wild_set, tmp_path):
     rows, _ = evaluate({r.sample_id: r for r in records}, samples)
     by_id = {r.sample_id: r for r in records}
     for row in rows:
-        assert abs(row["reproj_px"] - by_id[row["id"]].quality["joint_err_px"]) < 0.05 * row["reproj_px"] + 0.5
+        assert (
+            abs(row["reproj_px"] - by_id[row["id"]].quality["joint_err_px"]) < 0.05 * row["reproj_px"] + 0.5
+        )
 
 
 def test_mocap_needs_3d_joints(wild_set):
