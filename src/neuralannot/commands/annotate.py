@@ -48,6 +48,7 @@ def annotate(
     inputs: str | None = typer.Option(None, help="Ablation: image | joints | image+joints."),
     outputs: str | None = typer.Option(None, help="Ablation: rotations | embedding."),
     epochs: int | None = typer.Option(None, help="Override the config's epochs."),
+    min_steps: int | None = typer.Option(None, "--min-steps", help="Override the config's min_steps."),
     backbone_weights: str | None = typer.Option(None, "--backbone-weights", help="imagenet | none | PATH."),
     device: str = typer.Option("cpu", help="cpu | cuda."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad samples instead of failing."),
@@ -64,6 +65,7 @@ def annotate(
         inputs=inputs,
         outputs=outputs,
         epochs=epochs,
+        min_steps=min_steps,
         backbone_weights=backbone_weights,
     )
     try:
