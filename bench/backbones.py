@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
+from common import machine_info
 from neuralannot.io import atomic_write_json
 from neuralannot.models import build_backbone
 
@@ -82,12 +82,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     rows = bench(args.batch, args.repeats)
     result = {
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        },
+        "machine": machine_info(),
         "device": "cpu",
         "dtype": "float32",
         "note": "median of repeats after one warm-up; other jobs may have shared the CPU cores",

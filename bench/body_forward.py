@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import time
 from pathlib import Path
 
 import torch
 
+from common import machine_info
 from neuralannot.bodies import load_body_model
 from neuralannot.bodies.joints import get_regressor
 from neuralannot.io import atomic_write_json
@@ -104,12 +104,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     rows = bench(args.batches, args.repeats)
     result = {
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        },
+        "machine": machine_info(),
         "dtype": "float32",
         "phenotypes": "per-sample random",
         "rows": rows,

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
-import torch
-
+from common import machine_info
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import load_samples, run_annotate
 from neuralannot.data.synthetic.generator import generate
@@ -118,11 +116,7 @@ def main() -> None:
         + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v is not None and k != "out"
         ),
-        "machine": {
-            "platform": platform.platform(),
-            "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
-        },
+        "machine": machine_info(),
     }
     atomic_write_json(args.out, result)
     print("\nTable 2 shape — MoCap set, inputs (rotations output), MPJPE mm:")
