@@ -23,7 +23,7 @@ from neuralannot import metrics
 from neuralannot.bodies import load_body_model
 from neuralannot.bodies.joint_names import root_indices
 from neuralannot.data.sample import Sample
-from neuralannot.geometry import project
+from neuralannot.geometry import intrinsics_matrix, project
 from neuralannot.io.pseudo_gt import PseudoGT, to_body_params
 
 KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "reproj_px", "mpvpe_mm", "pa_mpvpe_mm")
@@ -113,13 +113,8 @@ def evaluate(
             cam = recs[i].camera
             vis = s.joints_2d[:, 2] > 0
             if cam is not None and vis.any():
-                K = torch.tensor(
-                    [
-                        [cam["focal"][0], 0, cam["princpt"][0]],
-                        [0, cam["focal"][1], cam["princpt"][1]],
-                        [0, 0, 1.0],
-                    ],
-                    dtype=pkp.dtype,
+                K = intrinsics_matrix(
+                    torch.tensor(cam["focal"], dtype=pkp.dtype), torch.tensor(cam["princpt"], dtype=pkp.dtype)
                 )
                 uv = project(pkp[i], K)  # keypoints already include the pseudo-GT translation
                 row["reproj_px"] = float(

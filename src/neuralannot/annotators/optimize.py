@@ -547,48 +547,40 @@ def _camera_2d(s, focal: float) -> tuple[np.ndarray, float]:
 
 
 def _records(batch, res: FitResult, body: BodyModel, method: str, flips: list[bool], opt: FitOptions):
-    from neuralannot.annotators.predict import CONF_SCALE_BOX, CONF_SCALE_MM
-    from neuralannot.geometry import flip_rotvec
+    from neuralannot.annotators.records import (
+        HAND_SIDE,
+        error_quality,
+        mark_unmeasured,
+        mirror_to_left,
+        model_key,
+        sample_camera,
+    )
     from neuralannot.io.pseudo_gt import PseudoGT
 
     params = {k: v.cpu().numpy().astype(np.float32) for k, v in res.params.items()}
-    model = body.name.split("-")[0]
     out = []
     for b, s in enumerate(batch):
         p = {k: v[b] for k, v in params.items()}
         if flips[b]:  # fitted as a mirrored right hand: mirror back to the left hand
-            p = {k: flip_rotvec(torch.from_numpy(v)).numpy() if body.param_specs[k].kind == "rotation" else v
-                 for k, v in p.items()}  # fmt: skip
-            p["trans"] = p["trans"] * np.array([-1.0, 1.0, 1.0], np.float32)
+            p = mirror_to_left(p, body)
         n_valid = int(s.valid_3d.sum() if method == "3d" else s.valid_2d.sum())
-        e = float(res.joint_err[b])
+        e = float(res.joint_err[b]) * (1000.0 if method == "3d" else 1.0)
+        quality = error_quality(e, method == "3d", s.bbox)
         if method == "3d":
-            quality = {"joint_err_mm": e * 1000.0, "confidence": math.exp(-e * 1000.0 / CONF_SCALE_MM)}
-            cam = (
-                None
-                if s.intrinsics is None
-                else {k: [float(v) for v in s.intrinsics[k]] for k in ("focal", "princpt")}
-            )
+            cam = sample_camera(s)
         else:
-            box = float(max(s.bbox[2], s.bbox[3]))
-            quality = {"joint_err_px": e, "confidence": math.exp(-e / (CONF_SCALE_BOX * box))}
             K = res.K[b].cpu().double()
             cam = {"focal": [float(K[0, 0]), float(K[1, 1])], "princpt": [float(K[0, 2]), float(K[1, 2])]}
             cam = cam if bool(torch.isfinite(K).all()) else None
         loss = float(res.loss[b])
         quality.update(method=f"smplifyx-{method}", optimizer=opt.optimizer, num_valid_joints=n_valid,
                        final_loss=loss if math.isfinite(loss) else None)  # fmt: skip
-        flags = ["diverged"] if bool(res.diverged[b]) else []
+        if bool(res.diverged[b]):
+            quality["flags"] = ["diverged"]
         if n_valid == 0 or not math.isfinite(e):
-            flags.append("no_valid_joints" if n_valid == 0 else "nonfinite_error")
-            quality.update(confidence=0.0)
-            quality.pop("joint_err_mm", None)
-            quality.pop("joint_err_px", None)
-        if flags:
-            quality["flags"] = flags
-        side = {"lhand": "left", "rhand": "right", "hand": "right"}.get(s.part)
+            mark_unmeasured(quality, "no_valid_joints" if n_valid == 0 else "nonfinite_error")
         part = s.part if body.part == "hand" else "body"
-        out.append(PseudoGT(s.id, model, part, p, cam, quality, side))
+        out.append(PseudoGT(s.id, model_key(body), part, p, cam, quality, HAND_SIDE.get(s.part)))
     return out
 
 

@@ -14,7 +14,6 @@ image pixels in wild mode) and a confidence ``exp(-error / scale)``.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from pathlib import Path
 
@@ -25,15 +24,20 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from neuralannot.annotators.neural import NeuralAnnotator, _lsq_translation
+from neuralannot.annotators.records import (
+    HAND_SIDE,
+    error_quality,
+    mark_unmeasured,
+    mirror_to_left,
+    model_key,
+    sample_camera,
+)
 from neuralannot.annotators.training import DistInfo, _to, init_distributed, make_dataset
 from neuralannot.bodies.base import as_rotvec
-from neuralannot.geometry import flip_rotvec, project
+from neuralannot.geometry import project
 from neuralannot.io.pseudo_gt import PartWriter, PseudoGT, done_ids, merge_parts
 
 log = logging.getLogger(__name__)
-#: Error scale of the confidence: 50 mm (MoCap) or 5 % of the box size in pixels (wild).
-CONF_SCALE_MM = 50.0
-CONF_SCALE_BOX = 0.05
 
 
 def image_camera(K: np.ndarray, A: np.ndarray, flip: bool, size: int) -> dict[str, list[float]]:
@@ -74,40 +78,20 @@ def _records(model: NeuralAnnotator, batch: dict, pred: dict, kp: torch.Tensor, 
         p = {k: v[b].astype(np.float32) for k, v in params.items()}
         flip = bool(batch["flip"][b])
         if flip:  # predicted on the mirrored crop: mirror back to a left hand
-            p = {
-                k: (flip_rotvec(torch.from_numpy(v)).numpy() if body.param_specs[k].kind == "rotation" else v)
-                for k, v in p.items()
-            }
-            p["trans"] = p["trans"] * np.array([-1.0, 1.0, 1.0], np.float32)
-        e = float(err[b])
-        if cfg.mode == "mocap":
-            quality = {"joint_err_mm": e, "confidence": math.exp(-e / CONF_SCALE_MM)}
-        else:
-            box = float(max(s.bbox[2], s.bbox[3]))
-            quality = {"joint_err_px": e, "confidence": math.exp(-e / (CONF_SCALE_BOX * box))}
+            p = mirror_to_left(p, body)
+        quality = error_quality(float(err[b]), cfg.mode == "mocap", s.bbox)
         quality.update(method=f"neuralannot-{cfg.mode}", num_valid_joints=int(valid[b].sum()))
         if bool(none_valid[b]):
-            quality.update(confidence=0.0, flags=["no_valid_joints"])
-            quality.pop("joint_err_mm", None)
-            quality.pop("joint_err_px", None)
-        side = {"lhand": "left", "rhand": "right", "hand": "right"}.get(s.part)
+            mark_unmeasured(quality, "no_valid_joints")
         part = s.part if body.part in ("hand",) else body.part
         if cfg.mode == "mocap":  # trans was fitted to the camera-frame GT joints: the sample's own camera
-            cam = (
-                None
-                if s.intrinsics is None
-                else {k: [float(x) for x in s.intrinsics[k]] for k in ("focal", "princpt")}
-            )
+            cam = sample_camera(s)
         else:
             cam = image_camera(
                 batch["K"][b].cpu().numpy(), batch["affine"][b].cpu().numpy(), flip, cfg.input_size
             )
-        records.append(PseudoGT(s.id, _model_key(body), part, p, cam, quality, side))
+        records.append(PseudoGT(s.id, model_key(body), part, p, cam, quality, HAND_SIDE.get(s.part)))
     return records
-
-
-def _model_key(body) -> str:
-    return body.name.split("-")[0]
 
 
 @torch.no_grad()

@@ -20,6 +20,7 @@ from neuralannot.data.transforms import (
     crop_affine,
     hflip,
     hflip_joints_3d,
+    intrinsics_matrix,
     joints_to_heatmaps,
     load_image,
     warp_affine,
@@ -30,9 +31,8 @@ log = logging.getLogger(__name__)
 
 def virtual_intrinsics(input_size: int, virtual_focal: float) -> np.ndarray:
     """(3, 3) intrinsics of the virtual crop camera."""
-    f = virtual_focal * input_size / 256.0
-    c = input_size / 2.0
-    return np.array([[f, 0.0, c], [0.0, f, c], [0.0, 0.0, 1.0]])
+    f, c = virtual_focal * input_size / 256.0, input_size / 2.0
+    return intrinsics_matrix((f, f), (c, c))
 
 
 class CropDataset(Dataset):
