@@ -61,6 +61,7 @@ class AnnotatorConfig:
     # loss weights: data terms and L2 regularisers per parameter group (Eq. 1–2)
     w_joints3d: float = 1.0
     w_joints2d: float = 1.0
+    w_params: float = 1.0  # two-stage: L1 on the target pseudo-GT's rotation matrices and shape (if given)
     reg: dict[str, float] = field(
         default_factory=lambda: {
             "body_pose": 1e-3,

@@ -237,6 +237,10 @@ class NeuralAnnotator(nn.Module):
             uv = project(kp + pred["trans"][:, None], batch["K"])
             err = (uv - gt[..., :2]).abs().sum(-1) / cfg.input_size
             terms["joints2d"] = cfg.w_joints2d * _masked_mean(err, valid)
+        targets = [k.removeprefix("target_") for k in batch if k.startswith("target_")]
+        if targets:  # two-stage (Table 7): full supervision by the first stage's pseudo-GTs
+            err = [(pred[k] - batch[f"target_{k}"]).abs().flatten(1).mean(1) for k in targets if k in pred]
+            terms["params"] = cfg.w_params * torch.stack(err, 1).sum(1).mean()
         for name, weight in cfg.reg.items():
             if name == "latent" and "latent" in pred:
                 terms["reg_latent"] = weight * pred["latent"].square().mean()

@@ -282,6 +282,35 @@ class _Problem:
                   "trans": x[:, self.sl["trans"]]}  # fmt: skip
         return params, prior, shape
 
+    def pack(self, params: dict[str, Tensor]) -> Tensor:
+        """Axis-angle body params (a pseudo-GT's) → vectors ``x`` (inverse of :meth:`unpack`; an
+        embedded pose goes through the encoder, so it is the nearest pose the embedding can express)."""
+        root = torch.as_tensor(params["root_pose"], dtype=self.body.dtype, device=self.body.device)
+        B = root.reshape(-1, 3).shape[0]
+
+        def get(name: str, shape) -> Tensor:
+            v = torch.as_tensor(params[name], dtype=self.body.dtype, device=self.body.device)
+            return v.reshape(B, *shape)
+
+        x = self.zeros(B)
+        x[:, self.sl["root"]] = root.reshape(B, 3)
+        pose = get(self.pose_group, self.pose_shape)
+        if self.embedding is not None:
+            n = self.embedding.pose_shape[0]
+            x[:, self.sl["pose"]] = self.embedding.encode(pose[:, :n])
+        else:
+            x[:, self.sl["pose"]] = pose.reshape(B, -1)
+        shape = get(self.shape_group, (-1,))
+        x[:, self.sl["shape"]] = torch.logit(shape.clamp(1e-4, 1 - 1e-4)) if self.anny else shape
+        x[:, self.sl["trans"]] = get("trans", (3,))
+        return x
+
+    def terms(self, x: Tensor, data_term, src: Tensor) -> tuple[Tensor, Tensor]:
+        """Per row: the unweighted data term and the pose prior (``|z|²`` or ``|θ|²``), no grad."""
+        with torch.no_grad():
+            params, prior, _ = self.unpack(x)
+            return data_term(params, src), prior
+
     def keypoints(self, params: dict[str, Tensor]) -> Tensor:
         if self.fast is not None:
             return self.fast(params)
@@ -380,6 +409,22 @@ def _pick_best(src: Tensor, loss: Tensor, B: int) -> Tensor:
     return best.to(src.device)
 
 
+def _refine(prob: _Problem, data_term, x: Tensor, opt: FitOptions, error_fn, K: Tensor | None = None):
+    """The stages from given start vectors ``x`` (B, D); ``info`` gets the per-sample data term and
+    pose prior before and after (what :mod:`.hybrid` compares)."""
+    B = x.shape[0]
+    src = torch.arange(B, device=x.device)
+    frozen = ~torch.isfinite(x).all(1)
+    x = torch.where(frozen[:, None], 0.0, x)
+    data0, prior0 = prob.terms(x, data_term, src)
+    x, loss, diverged, evals = _run_stages(prob, data_term, x, src, opt, frozen)
+    data, prior = prob.terms(x, data_term, src)
+    with torch.no_grad():
+        kp = prob.keypoints(prob.unpack(x)[0])
+    info = {"data0": data0, "prior0": prior0, "data": data, "prior": prior}
+    return FitResult(prob.axis_angle(x), kp.detach(), loss, error_fn(kp), diverged, K, evals, info)
+
+
 # ------------------------------------------------------------------------------------------------
 # 2D
 # ------------------------------------------------------------------------------------------------
@@ -408,10 +453,15 @@ def smplifyx_2d(
     image_height: Tensor | None = None,
     embedding: Any = "default",
     options: FitOptions | None = None,
+    init: dict[str, Tensor] | None = None,
 ) -> FitResult:
     """Fit ``body`` to 2D joints ``joints_2d`` (B, J, 3) = pixels + confidence of ``joint_set`` seen
     by cameras ``K`` (B, 3, 3); ``image_height`` (B,) px sets SMPLify-X's data weight 1000 / H
-    (default 1000, weight 1). See the module docstring for the algorithm."""
+    (default 1000, weight 1). See the module docstring for the algorithm.
+
+    ``init``: axis-angle params (B, ...) in the camera frame of ``K`` to start from (e.g. a neural
+    pseudo-GT) instead of SMPLify-X's camera initialisation; then ``info`` also holds the data term
+    and pose prior before (``data0``, ``prior0``) and after (``data``, ``prior``) the stages."""
     opt = options or FitOptions()
     emb = resolve_embedding(body, embedding)
     prob = _Problem(body, joint_set, emb)
@@ -422,6 +472,15 @@ def smplifyx_2d(
         image_height, dtype=dt, device=dev).expand(B)  # fmt: skip
     dw2 = (opt.data_scale_px / H).square()
     valid = conf > 0
+
+    def data_term(params, idx):
+        uv = project(prob.keypoints(params), K[idx])
+        r = gmof(uv - gt[idx], opt.rho_px).sum(-1)
+        return dw2[idx] * (conf[idx].square() * r).sum(1)
+
+    if init is not None:
+        err_fn = lambda kp: _mean_error(project(kp, K), gt, valid)  # noqa: E731
+        return _refine(prob, data_term, prob.pack(init), opt, err_fn, K)
     names = _joint_names(body, joint_set)
     init = _names_mask(names, INIT_JOINTS[prob.part], dev)[None] & valid
     init = torch.where((init.sum(1) >= 2)[:, None], init, valid).to(dt)
@@ -467,12 +526,6 @@ def smplifyx_2d(
     first = cam_loss[:B] <= cam_loss[B:]
     keep = torch.cat([both | first, both | ~first])
     x, src, frozen = x[keep], src[keep], res.diverged[keep]
-
-    def data_term(params, idx):
-        uv = project(prob.keypoints(params), K[idx])
-        r = gmof(uv - gt[idx], opt.rho_px).sum(-1)
-        return dw2[idx] * (conf[idx].square() * r).sum(1)
-
     x, loss, diverged, n = _run_stages(prob, data_term, x, src, opt, frozen)
     best = _pick_best(src, loss, B)
     x, loss, diverged = x[best], loss[best], diverged[best]
@@ -487,15 +540,28 @@ def smplifyx_2d(
 # 3D
 # ------------------------------------------------------------------------------------------------
 def smplifyx_3d(
-    body: BodyModel, joint_set: str, joints_3d: Tensor, options: FitOptions | None = None
+    body: BodyModel,
+    joint_set: str,
+    joints_3d: Tensor,
+    options: FitOptions | None = None,
+    init: dict[str, Tensor] | None = None,
 ) -> FitResult:
     """Fit ``body`` to camera-frame 3D joints ``joints_3d`` (B, J, 4) = meters + confidence of
-    ``joint_set`` (the paper's 3D SMPLify-X; see the module docstring)."""
+    ``joint_set`` (the paper's 3D SMPLify-X; see the module docstring). ``init``: as
+    :func:`smplifyx_2d` (camera-frame axis-angle params replacing the SVD initialisation)."""
     opt = options or FitOptions()
     prob = _Problem(body, joint_set, None)
     gt, conf = _inputs(joints_3d, 3, body)
     B, dev = gt.shape[0], gt.device
     valid = conf > 0
+    rho = RHO_3D[prob.part] if opt.rho_m is None else opt.rho_m
+
+    def data_term(params, idx):
+        r = gmof(prob.keypoints(params) - gt[idx], rho).sum(-1)
+        return opt.data_weight_3d * (conf[idx].square() * r).sum(1)
+
+    if init is not None:
+        return _refine(prob, data_term, prob.pack(init), opt, lambda kp: _mean_error(kp, gt, valid))
     init = _names_mask(_joint_names(body, joint_set), INIT_JOINTS[prob.part], dev)[None] & valid
     init = torch.where((init.sum(1) >= 3)[:, None], init, valid).to(gt.dtype)
 
@@ -506,12 +572,6 @@ def smplifyx_3d(
         kp = prob.keypoints(prob.unpack(x)[0])  # rotated about the model's own root: refit t
         t = ((gt - kp) * init[..., None]).sum(1) / init.sum(1, keepdim=True).clamp(min=1e-12)
         x[:, prob.sl["trans"]] = t
-
-    rho = RHO_3D[prob.part] if opt.rho_m is None else opt.rho_m
-
-    def data_term(params, idx):
-        r = gmof(prob.keypoints(params) - gt[idx], rho).sum(-1)
-        return opt.data_weight_3d * (conf[idx].square() * r).sum(1)
 
     src = torch.arange(B, device=dev)
     frozen = ~torch.isfinite(x).all(1)
@@ -534,6 +594,11 @@ def _check(s, method: str) -> None:
         raise SampleError("the 3D variant needs GT 3D joints, the sample has none", s.id, kind="no_3d")
 
 
+def _record_K(record) -> np.ndarray:
+    (fx, fy), (cx, cy) = record.camera["focal"], record.camera["princpt"]
+    return np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
+
+
 def _camera_2d(s, focal: float) -> tuple[np.ndarray, float]:
     """(K, image height for the data weight): the sample's intrinsics, else ``focal`` at the image
     (else box) centre; the height is the image's, else the box's longer side."""
@@ -544,6 +609,25 @@ def _camera_2d(s, focal: float) -> tuple[np.ndarray, float]:
         c = (s.image_size[0] / 2, s.image_size[1] / 2) if s.image_size else (x0 + w / 2, y0 + h / 2)
         K = np.array([[focal, 0.0, c[0]], [0.0, focal, c[1]], [0.0, 0.0, 1.0]])
     return K, float(s.image_size[1]) if s.image_size else max(w, h)
+
+
+def _finite(v: Tensor) -> float | None:
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _init_params(batch, init: Sequence, flips: list[bool], body: BodyModel) -> dict[str, Tensor]:
+    """Stack the initial pseudo-GTs of a batch (left hands mirrored to the right-hand model)."""
+    from neuralannot.annotators.records import mirror_to_left
+    from neuralannot.data.sample import SampleError
+
+    rows = []
+    for s, r, flip in zip(batch, init, flips, strict=True):
+        if r is None or r.sample_id != s.id:
+            raise SampleError("no initial pseudo-GT for this sample", s.id, kind="init")
+        p = {k: np.asarray(v, np.float32) for k, v in r.params.items() if k in body.param_specs}
+        rows.append(mirror_to_left(p, body) if flip else p)  # mirroring is its own inverse
+    return {k: torch.from_numpy(np.stack([p[k] for p in rows])).to(body.device, body.dtype) for k in rows[0]}
 
 
 def _records(batch, res: FitResult, body: BodyModel, method: str, flips: list[bool], opt: FitOptions):
@@ -575,6 +659,8 @@ def _records(batch, res: FitResult, body: BodyModel, method: str, flips: list[bo
         loss = float(res.loss[b])
         quality.update(method=f"smplifyx-{method}", optimizer=opt.optimizer, num_valid_joints=n_valid,
                        final_loss=loss if math.isfinite(loss) else None)  # fmt: skip
+        if "data0" in res.info:  # refined from an initial pseudo-GT (hybrid): the terms compared
+            quality["refine"] = {k: _finite(res.info[k][b]) for k in ("data0", "data", "prior0", "prior")}
         if bool(res.diverged[b]):
             quality["flags"] = ["diverged"]
         if n_valid == 0 or not math.isfinite(e):
@@ -596,11 +682,16 @@ def fit_dataset(
     embedding: Any = "default",
     options: FitOptions | None = None,
     progress: bool = False,
+    init: Sequence | None = None,
 ) -> tuple[list, dict]:
     """Fit every sample with SMPLify-X (``method`` ``2d``/``wild`` or ``3d``/``mocap``), in batches.
 
-    ``iterations`` / ``optimizer`` override ``options``. Returns the :class:`PseudoGT` records (input
-    order) and a summary (wall time, samples/s, diverged count, mean joint error). Raises
+    ``iterations`` / ``optimizer`` override ``options``. ``init``: one :class:`PseudoGT` per sample
+    (same order) to start from instead of SMPLify-X's initialisation (2D: in its camera); the
+    records then carry ``quality["refine"]`` (data term and pose prior before and after).
+
+    Returns the :class:`PseudoGT` records (input order) and a summary (wall time, samples/s,
+    diverged count, mean joint error). Raises
     :class:`~neuralannot.data.sample.SampleError` for an invalid sample (e.g. NaN coordinates of a
     joint marked valid, or no 3D joints for the 3D variant) before any fitting.
     """
@@ -635,23 +726,29 @@ def fit_dataset(
     batches = [ids[i : i + batch_size] for ids in groups.values() for i in range(0, len(ids), batch_size)]
     records: list = [None] * len(samples)
     t0 = time.perf_counter()
+    if init is not None and len(init) != len(samples):
+        raise ValueError(f"init: {len(init)} pseudo-GTs for {len(samples)} samples")
     for ids in tqdm(batches, disable=not progress, desc=f"smplifyx-{method}", leave=False):
         batch = [samples[i] for i in ids]
         js = _model_joint_set(body, batch[0].joint_set)
         flips = [s.part == "lhand" for s in batch]
+        start = None if init is None else _init_params(batch, [init[i] for i in ids], flips, body)
         if method == "3d":
             j3d = np.stack([s.joints_3d for s in batch]).astype(np.float32)
             j3d[flips, :, 0] *= -1.0
-            res = smplifyx_3d(body, js, torch.from_numpy(j3d).to(device), opt)
+            res = smplifyx_3d(body, js, torch.from_numpy(j3d).to(device), opt, start)
         else:
             cams = [_camera_2d(s, opt.focal) for s in batch]
+            if init is not None:  # the initial pseudo-GT's camera
+                cams = [(_record_K(init[i]) if init[i].camera else c[0], c[1])
+                        for i, c in zip(ids, cams, strict=True)]  # fmt: skip
             K = torch.tensor(np.stack([c[0] for c in cams]), dtype=body.dtype)
             j2d = np.stack([s.joints_2d for s in batch]).astype(np.float64)
             for b in np.flatnonzero(flips):  # mirror about the principal point: same camera
                 j2d[b, :, 0] = 2.0 * cams[b][0][0, 2] - j2d[b, :, 0]
             H = torch.tensor([c[1] for c in cams], dtype=body.dtype)
             j2d = torch.from_numpy(j2d).to(device=device, dtype=body.dtype)
-            res = smplifyx_2d(body, js, j2d, K.to(device), H.to(device), emb, opt)
+            res = smplifyx_2d(body, js, j2d, K.to(device), H.to(device), emb, opt, start)
         for i, r in zip(ids, _records(batch, res, body, method, flips, opt), strict=True):
             records[i] = r
     wall = time.perf_counter() - t0

@@ -81,6 +81,19 @@ def make_dataset(model: NeuralAnnotator, samples, device: str | torch.device = "
     return _WithFeatures(crops(False, wild_hm), cached[1])
 
 
+class _WithTargets(Dataset):
+    """Adds per-sample target parameters ``{name: (N, ...)}`` as ``target_<name>`` to the items."""
+
+    def __init__(self, base: Dataset, targets: dict[str, torch.Tensor]):
+        self.base, self.targets = base, targets
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict:
+        return {**self.base[index], **{f"target_{k}": v[index] for k, v in self.targets.items()}}
+
+
 class _WithFeatures(Dataset):
     """Adds precomputed backbone features (N, F) to the items of a dataset."""
 
@@ -135,8 +148,12 @@ def train(
     resume: bool = True,
     progress: bool = True,
     stop_after_steps: int | None = None,
+    targets: dict[str, torch.Tensor] | None = None,
 ) -> dict:
     """Train ``model`` on ``samples`` (the set it will annotate); returns the training summary.
+
+    ``targets``: per-sample parameters ``{name: (N, ...)}`` (rotations as matrices, in the crop's
+    orientation: left hands mirrored) supervising the output directly (the two-stage variant).
 
     Checkpoints go to ``out_dir/checkpoint.pt`` every ``cfg.checkpoint_every`` steps and at each
     epoch end; an existing checkpoint of the same config is resumed. ``stop_after_steps`` ends the
@@ -200,6 +217,8 @@ def train(
             dist.barrier()
 
     dataset = make_dataset(model, samples, dev)
+    if targets is not None:
+        dataset = _WithTargets(dataset, targets)
     t_start, seen = time.perf_counter(), 0
     model.train()
     steps_per_epoch = len(epoch_batches(len(dataset), cfg.batch_size, cfg.seed, 0, info))

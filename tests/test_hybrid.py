@@ -1,0 +1,108 @@
+"""Hybrid annotator: neural init → short SMPLify-X, per-sample acceptance, outlier flags."""
+
+import numpy as np
+import pytest
+import torch
+
+from neuralannot.annotators.hybrid import HybridOptions, flag_outliers, refine_records
+from neuralannot.annotators.optimize import _Problem
+from neuralannot.io.pseudo_gt import PseudoGT, to_body_params
+from test_optimize import K_PX, body_params, keypoints, make_samples, mpvpe_mm
+
+pytestmark = pytest.mark.anny
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _records(params: dict, samples, camera=None, noise: float = 0.0, seed: int = 0) -> list[PseudoGT]:
+    g = np.random.default_rng(seed)
+    out = []
+    for i, s in enumerate(samples):
+        p = {k: v[i].numpy().astype(np.float32) for k, v in params.items()}
+        p["body_pose"] = p["body_pose"] + g.normal(0, noise, p["body_pose"].shape).astype(np.float32)
+        p["phenotype"] = np.clip(p["phenotype"] + g.normal(0, noise, 6), 0.05, 0.95).astype(np.float32)
+        q = {"joint_err_mm": 50.0, "confidence": float(np.exp(-1.0)), "method": "neuralannot-mocap"}
+        out.append(PseudoGT(s.id, "anny", "body", p, camera, q))
+    return out
+
+
+def test_pack_inverts_unpack(anny_body):
+    prob = _Problem(anny_body, "h36m17", None)
+    x = prob.zeros(3)
+    x.normal_(0, 0.3)
+    params = prob.axis_angle(x)
+    assert torch.allclose(prob.pack(params), x, atol=1e-5)
+
+
+def test_3d_hybrid_improves_a_perturbed_start(anny_body):
+    gt = body_params(4, seed=11)
+    samples = make_samples(anny_body, gt, "h36m17")
+    init = _records(gt, samples, noise=0.15)
+    recs, summary = refine_records(samples, init, "3d", anny_body, options=HybridOptions(iterations=10))
+    assert summary["samples"] == 4 and summary["refined"] == 4, summary
+    v0 = mpvpe_mm(anny_body, to_body_params(init, anny_body), gt)
+    v1 = mpvpe_mm(anny_body, to_body_params(recs, anny_body), gt)
+    assert (v1 < 0.7 * v0).all(), (v0, v1)
+    for r in recs:
+        h = r.quality["hybrid"]
+        assert h["refined"] and h["data"] < h["data0"] and r.quality["method"] == "hybrid"
+        assert "refine" not in r.quality and 0 < r.quality["confidence"] <= 1
+
+
+def test_hybrid_keeps_neural_when_prior_would_break(anny_body):
+    gt = body_params(2, seed=12)
+    samples = make_samples(anny_body, gt, "h36m17")
+    init = _records(gt, samples, noise=0.15)
+    opt = HybridOptions(iterations=5, prior_tolerance=-1.0, prior_slack=0.0)  # nothing may be accepted
+    recs, summary = refine_records(samples, init, "3d", anny_body, options=opt)
+    assert summary["refined"] == 0 and summary["reasons"] == {"pose prior broken": 2}
+    for a, b in zip(init, recs, strict=True):
+        assert all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+        assert b.quality["hybrid"]["reason"] == "pose prior broken"
+
+
+def test_2d_hybrid_in_the_records_camera(anny_body):
+    gt = body_params(3, seed=13)
+    samples = make_samples(anny_body, gt, "coco17")
+    cam = {"focal": [1500.0, 1500.0], "princpt": [500.0, 500.0]}
+    init = _records(gt, samples, camera=cam, noise=0.1)
+    recs, summary = refine_records(samples, init, "2d", anny_body, options=HybridOptions(iterations=10))
+    assert summary["refined"] >= 2
+    uv_gt = torch.tensor(np.stack([s.joints_2d[:, :2] for s in samples]), dtype=torch.float32)
+
+    def px(records):
+        from neuralannot.geometry import project
+
+        kp = keypoints(anny_body, to_body_params(records, anny_body), "coco17")
+        return (project(kp, torch.tensor(K_PX).float()) - uv_gt).norm(dim=-1).mean(1)
+
+    e0, e1 = px(init), px(recs)
+    assert (e1 <= e0 + 1e-3).all() and e1.mean() < 0.5 * e0.mean(), (e0, e1)
+    assert all(r.camera == cam for r in recs)
+
+
+def test_refine_needs_an_init_per_sample(anny_body):
+    gt = body_params(2, seed=14)
+    samples = make_samples(anny_body, gt, "h36m17")
+    with pytest.raises(ValueError, match="no initial pseudo-GT"):
+        refine_records(samples, _records(gt, samples)[:1], "3d", anny_body)
+
+
+def test_flag_outliers():
+    p = {"root_pose": np.zeros(3), "body_pose": np.zeros((21, 3)), "phenotype": np.full(6, 0.5),
+         "trans": np.zeros(3)}  # fmt: skip
+    recs = [
+        PseudoGT(f"s{i}", "anny", "body", p, None, {"joint_err_mm": e, "confidence": float(np.exp(-e / 50))})
+        for i, e in enumerate([20, 22, 25, 21, 19, 23, 24, 400])
+    ]
+    recs.append(PseudoGT("x", "anny", "body", p, None, {"confidence": 0.0, "flags": ["no_valid_joints"]}))
+    assert flag_outliers(recs, z=3.5) == 1
+    assert recs[7].quality["flags"] == ["outlier"]
+    assert all("flags" not in r.quality for r in recs[:7])
+    assert flag_outliers(recs[:3]) == 0  # too few to say
