@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml requirements.lock
 # System libraries for headless rendering (EGL/llvmpipe) and the browser used by report tests.
 $(SYSSTAMP): scripts/install_system_deps.sh
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	bash scripts/install_system_deps.sh
+	bash scripts/install_system_deps.sh --browser
 	@touch $@
 
 system-deps: $(SYSSTAMP)
