@@ -33,8 +33,8 @@ def demo(
     n: int = typer.Option(200, help="Synthetic MoCap samples to annotate (0 = only the posing demo)."),
     steps: int = typer.Option(800, help="Minimum training steps of the annotator."),
 ) -> None:
-    """Pose Anny (meshes + overlay), then synthesize a MoCap set, annotate it with NeuralAnnot and
-    3D SMPLify-X, and compare both against the GT meshes."""
+    """Pose Anny (meshes + overlay), then synthesize a MoCap set, annotate it with NeuralAnnot, 3D
+    SMPLify-X, EFT, the hybrid and the two-stage annotator, and compare all against the GT meshes."""
     from neuralannot.demo import run_annotation_demo, run_demo
 
     summary = run_demo(out)
@@ -49,19 +49,21 @@ def demo(
         return
     result = run_annotation_demo(out, n=n, min_steps=steps)
     table = Table(title=f"Direct annotation error on {result['n']} synthetic MoCap samples (GT meshes)")
-    for col in ("annotator", "MPJPE mm", "PA-MPJPE mm", "MPVPE mm", "PA-MPVPE mm", "samples/s"):
+    for col in ("annotator", "MPJPE mm", "PA-MPJPE mm", "MPVPE mm", "PA-MPVPE mm", "ratio", "samples/s"):
         table.add_column(col, justify="right")
     for name, m in result["metrics"].items():
         table.add_row(
             name,
             *(f"{m[k]:.1f}" for k in ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pa_mpvpe_mm")),
+            f"{m['mpvpe_ratio_to_baseline']:.2f}",
             f"{m['samples_per_s']:.1f}",
         )
     console.print(table)
     ratio = result["mpvpe_ratio"]
     verdict = "NeuralAnnot wins" if ratio < 1 else "SMPLify-X wins"
     console.print(
-        f"MPVPE ratio NeuralAnnot / 3D-SMPLify-X = {ratio:.2f} ({verdict}); files in {out} (comparison.json)"
+        f"MPVPE ratio NeuralAnnot / 3D-SMPLify-X = {ratio:.2f} ({verdict}); lowest MPVPE: {result['best']}; "
+        f"files in {out} (comparison.json, compare/pseudo_gt/)"
     )
 
 
@@ -124,13 +126,17 @@ def _register() -> None:
     """Commands implemented in :mod:`neuralannot.commands` (kept out of this file to keep it small)."""
     from neuralannot.commands import annotate as ann
     from neuralannot.commands import evaluate as ev
+    from neuralannot.commands import export as exp
     from neuralannot.commands import fit
+    from neuralannot.commands import report as rep
 
     app.command("annotate")(ann.annotate)
     app.command("train")(ann.train_cmd)
     app.command("predict")(ann.predict_cmd)
     app.command("fit")(fit.fit_cmd)
     app.command("eval")(ev.eval_cmd)
+    app.command("export")(exp.export_cmd)
+    app.command("report")(rep.report_cmd)
 
 
 _register()

@@ -150,14 +150,14 @@ def run_demo(out: Path, size: int = 320) -> dict:
 
 
 def run_annotation_demo(out: Path, n: int = 200, min_steps: int = 800, seed: int = 0) -> dict:
-    """Synthesize a small MoCap set, annotate it with NeuralAnnot (train + annotate on the same set)
-    and with 3D SMPLify-X on the same samples, evaluate both against the GT meshes."""
+    """Synthesize a small MoCap set and annotate it with every annotator on the same samples
+    (NeuralAnnot trained + run on the set, 3D SMPLify-X, EFT, hybrid, two-stage), evaluated against
+    the GT meshes (:func:`neuralannot.comparison.compare_direct`; pseudo-GT files in
+    ``out/compare/pseudo_gt``)."""
     from neuralannot.annotators.config import AnnotatorConfig
-    from neuralannot.annotators.optimize import fit_dataset
-    from neuralannot.annotators.pipeline import load_samples, run_annotate
+    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.comparison import compare_direct
     from neuralannot.data.synthetic.generator import generate
-    from neuralannot.evaluation import ModelCache, evaluate
-    from neuralannot.io.pseudo_gt import read_pseudo_gt, write_pseudo_gt
 
     data = out / "synth_mocap"
     generate("mocap", n, data, seed=seed, workers=1, shard_size=max(n // 4, 1))
@@ -176,22 +176,14 @@ def run_annotation_demo(out: Path, n: int = 200, min_steps: int = 800, seed: int
             seed=seed,
         )
     )
-    neural = run_annotate(data, out / "neuralannot.json", cfg, out / "work")
     samples, _ = load_samples(data, "body", needs_3d=True)
-    records, fit = fit_dataset(samples, "3d", progress=True)
-    write_pseudo_gt(out / "smplifyx3d.json", records, {"method": "smplifyx3d"})
-    cache = ModelCache()
-    table = {}
-    for name in ("neuralannot", "smplifyx3d"):
-        recs, _ = read_pseudo_gt(out / f"{name}.json", as_dict=True)
-        table[name] = evaluate(recs, samples, cache)[1]
-    table["neuralannot"]["samples_per_s"] = neural["annotate"]["samples_per_s"]
-    table["neuralannot"]["train_s"] = neural["train"]["wall_s"]
-    table["smplifyx3d"]["samples_per_s"] = fit["samples_per_s"]
+    methods = ("neuralannot", "baseline", "eft", "hybrid", "two_stage")
+    table, _ = compare_direct("from3d", samples, cfg, out / "compare", methods)
     summary = {
         "n": len(samples),
         "metrics": table,
-        "mpvpe_ratio": table["neuralannot"]["mpvpe_mm"] / table["smplifyx3d"]["mpvpe_mm"],
+        "mpvpe_ratio": table["neuralannot"]["mpvpe_ratio_to_baseline"],
+        "best": min(table, key=lambda k: table[k]["mpvpe_mm"]),
     }
     atomic_write_json(out / "comparison.json", summary)
     return summary

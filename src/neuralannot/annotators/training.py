@@ -76,8 +76,12 @@ def make_dataset(model: NeuralAnnotator, samples, device: str | torch.device = "
     key = (len(samples), samples[0].id, samples[-1].id, cfg.input_size)
     cached = model._aux.get("features")
     if cached is None or cached[0] != key:
-        feats = precompute_features(model, crops(True, False, cache=False), device)
-        model._aux["features"] = cached = (key, feats)
+        # models given the same ``feature_store`` dict (same backbone) share the features
+        store = model._aux.get("feature_store", {})
+        skey = (cfg.backbone, cfg.backbone_weights, *key)
+        if skey not in store:
+            store[skey] = precompute_features(model, crops(True, False, cache=False), device)
+        model._aux["features"] = cached = (key, store[skey])
     return _WithFeatures(crops(False, wild_hm), cached[1])
 
 

@@ -60,14 +60,18 @@ def train_and_annotate(
     device: str = "cpu",
     progress: bool = True,
     tag: str = "",
+    feature_store: dict | None = None,
 ) -> tuple[list[PseudoGT], dict]:
     """Train a network of ``cfg`` on ``samples`` (with pseudo-GT targets when given) and annotate
-    them; the run lives in ``work_dir/<tag><digest>`` (resumable)."""
+    them; the run lives in ``work_dir/<tag><digest>`` (resumable). Runs given the same
+    ``feature_store`` dict compute frozen-backbone features once."""
     from neuralannot.annotators.pipeline import build_annotator
     from neuralannot.annotators.predict import predict
     from neuralannot.annotators.training import train
 
     model = build_annotator(cfg, samples[0].joint_set)
+    if feature_store is not None:
+        model._aux["feature_store"] = feature_store
     targets = None if targets_from is None else pseudo_gt_targets(targets_from, samples, model.body)
     run_dir = Path(work_dir) / f"{tag}{cfg.digest()}"
     fit = train(model, samples, run_dir, device=device, progress=progress, targets=targets)
@@ -87,10 +91,13 @@ def run_two_stage(
     work_dir: str | Path,
     device: str = "cpu",
     progress: bool = True,
+    feature_store: dict | None = None,
 ) -> tuple[list[PseudoGT], dict]:
     """Second stage trained on ``stage1`` pseudo-GTs + GT joints; returns its annotation."""
     t0 = time.perf_counter()
-    records, info = train_and_annotate(cfg, samples, work_dir, stage1, device, progress, tag="stage2-")
+    records, info = train_and_annotate(
+        cfg, samples, work_dir, stage1, device, progress, "stage2-", feature_store
+    )
     for r in records:
         r.quality["method"] = f"neuralannot-two-stage-{cfg.mode}"
     wall = time.perf_counter() - t0
@@ -116,6 +123,7 @@ def run_spin_loop(
     fit_iterations: int = 15,
     device: str = "cpu",
     progress: bool = True,
+    feature_store: dict | None = None,
 ) -> tuple[list[PseudoGT], dict]:
     """SPIN-style rounds starting from the one-stage predictions ``stage1`` (see the module doc)."""
     from neuralannot.annotators.optimize import FitOptions, fit_dataset
@@ -134,7 +142,9 @@ def run_spin_loop(
         stored = [f if b else s for f, s, b in zip(fits, stored, better, strict=True)]
         rcfg = replace(cfg, seed=cfg.seed + r + 1)
         tag = f"spin{r + 1}-"
-        preds, info = train_and_annotate(rcfg, samples, work_dir, stored, device, progress, tag=tag)
+        preds, info = train_and_annotate(
+            rcfg, samples, work_dir, stored, device, progress, tag, feature_store
+        )
         history.append({"round": r + 1, "fits_kept": int(better.sum()), "run_dir": info["run_dir"]})
         log.info("SPIN round %d: %d / %d fits replaced the stored pseudo-GT", r + 1, better.sum(), len(fits))
     for p in preds:

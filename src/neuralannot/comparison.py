@@ -1,0 +1,159 @@
+"""Head-to-head comparison of every annotator on the SAME samples (paper Tables 4–7), shared by
+``bench/compare.py`` and ``neuralannot demo``.
+
+Direct evaluation (:func:`compare_direct`): NeuralAnnot (train + annotate on the set), the SMPLify-X
+baseline of the setting (``from3d``: 3D variant; ``from2d``: 2D), EFT from the trained network,
+the hybrid (neural → short SMPLify-X), the two-stage annotator and a SPIN-style loop, all scored
+against the GT meshes with :func:`~neuralannot.evaluation.evaluate`.
+
+Indirect evaluation (:func:`compare_indirect`, Tables 6–7): the same plain image → parameters
+regressor (the project's network, image input, rotations output, supervised ONLY by the
+annotator's pseudo-GT parameters: no GT joints) is trained on each annotator's pseudo-GTs and
+tested on a held-out set with GT meshes (PA-MPJPE, PA-MPVPE).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from neuralannot.annotators.config import AnnotatorConfig
+from neuralannot.evaluation import ModelCache, evaluate
+from neuralannot.io import atomic_write_json
+from neuralannot.io.pseudo_gt import write_pseudo_gt
+
+log = logging.getLogger(__name__)
+
+SETTINGS = {"from3d": ("mocap", "3d", "smplifyx3d"), "from2d": ("wild", "2d", "smplifyx")}
+METHODS = ("neuralannot", "baseline", "eft", "hybrid", "two_stage", "spin")
+METRIC_KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pa_mpvpe_mm", "reproj_px")
+
+
+def _score(name: str, records, samples, cache, out_dir: Path | None, speed: dict) -> dict:
+    by_id = {r.sample_id: r for r in records}
+    _, m = evaluate(by_id, samples, cache)
+    row = {k: m.get(k) for k in METRIC_KEYS} | {"n": m["n"], **speed}
+    if out_dir is not None:
+        write_pseudo_gt(out_dir / f"{name}.npz", records, {"method": name, "summary": row})
+    log.info("%s: MPVPE %s mm, %s samples/s", name, row["mpvpe_mm"], row.get("samples_per_s"))
+    return row
+
+
+def compare_direct(
+    setting: str,
+    samples,
+    cfg: AnnotatorConfig,
+    work_dir: str | Path,
+    methods=METHODS,
+    fit_iterations: int = 30,
+    hybrid_iterations: int = 15,
+    eft_iterations: int = 20,
+    eft_lr: float = 1e-4,
+    spin_rounds: int = 1,
+    progress: bool = True,
+) -> tuple[dict, dict]:
+    """Run ``methods`` of ``setting`` on ``samples``; returns (metrics per method, records per method).
+
+    Speeds: ``samples_per_s`` is annotation after training for the networks (the paper's
+    comparison), fitting for SMPLify-X, the method's own step for EFT/hybrid; ``pipeline_s`` is the
+    whole wall time including training (and the stages it builds on).
+    """
+    from neuralannot.annotators.eft import eft_records
+    from neuralannot.annotators.hybrid import HybridOptions, refine_records
+    from neuralannot.annotators.optimize import fit_dataset
+    from neuralannot.annotators.pipeline import build_annotator
+    from neuralannot.annotators.training import load_trained
+    from neuralannot.annotators.two_stage import run_spin_loop, run_two_stage, train_and_annotate
+
+    mode, joints, baseline = SETTINGS[setting]
+    cfg = replace(cfg, mode=mode)
+    work = Path(work_dir)
+    out_dir = work / "pseudo_gt"
+    cache, table, recs, store = ModelCache(), {}, {}, {}
+    t0 = time.perf_counter()
+    neural, info = train_and_annotate(cfg, samples, work / "runs", progress=progress, feature_store=store)
+    neural_s = time.perf_counter() - t0
+    recs["neuralannot"] = neural
+    speed = {"samples_per_s": info["annotate"]["samples_per_s"], "train_s": info["train"]["wall_s"],
+             "pipeline_s": neural_s}  # fmt: skip
+    table["neuralannot"] = _score("neuralannot", neural, samples, cache, out_dir, speed)
+    if "baseline" in methods:
+        fits, s = fit_dataset(samples, joints, cfg.body_model, iterations=fit_iterations, progress=progress)
+        recs[baseline] = fits
+        speed = {"samples_per_s": s["samples_per_s"], "pipeline_s": s["wall_s"]}
+        table[baseline] = _score(baseline, fits, samples, cache, out_dir, speed)
+    if "eft" in methods:
+        model = build_annotator(cfg, samples[0].joint_set)
+        model._aux["feature_store"] = store
+        model = load_trained(model, Path(info["run_dir"]) / "checkpoint.pt")
+        e, s = eft_records(model, samples, eft_iterations, eft_lr, progress=progress)
+        recs["eft"] = e
+        speed = {"samples_per_s": s["samples_per_s"], "pipeline_s": neural_s + s["wall_s"]}
+        table["eft"] = _score("eft", e, samples, cache, out_dir, speed)
+    if "hybrid" in methods:
+        opt = HybridOptions(iterations=hybrid_iterations)
+        h, s = refine_records(samples, neural, joints, cfg.body_model, options=opt, progress=progress)
+        recs["hybrid"] = h
+        speed = {"samples_per_s": s["samples_per_s"], "pipeline_s": neural_s + s["wall_s"],
+                 "refined": s["refined"], "outliers": s["outliers"]}  # fmt: skip
+        table["hybrid"] = _score("hybrid", h, samples, cache, out_dir, speed)
+    if "two_stage" in methods:
+        t, s = run_two_stage(cfg, samples, neural, work / "runs", progress=progress, feature_store=store)
+        recs["two_stage"] = t
+        speed = {"samples_per_s": s["annotate"]["samples_per_s"], "pipeline_s": neural_s + s["wall_s"]}
+        table["two_stage"] = _score("two_stage", t, samples, cache, out_dir, speed)
+    if "spin" in methods and spin_rounds > 0:
+        p, s = run_spin_loop(cfg, samples, neural, work / "runs", spin_rounds, hybrid_iterations,
+                             progress=progress, feature_store=store)  # fmt: skip
+        recs["spin"] = p
+        table["spin"] = _score("spin", p, samples, cache, out_dir, {"pipeline_s": neural_s + s["wall_s"]})
+    base = table.get(baseline, {}).get("mpvpe_mm")
+    for row in table.values():
+        row["mpvpe_ratio_to_baseline"] = row["mpvpe_mm"] / base if base and row.get("mpvpe_mm") else None
+    atomic_write_json(work / "direct.json", table)
+    return table, recs
+
+
+def regressor_config(cfg: AnnotatorConfig, min_steps: int | None = None) -> AnnotatorConfig:
+    """The plain regressor of the indirect evaluation: image → rotations + shape, supervised only by
+    pseudo-GT parameters (GT joints weighted 0)."""
+    return replace(cfg, mode="wild", inputs="image", outputs="rotations", w_joints2d=0.0, w_joints3d=0.0,
+                   w_params=1.0, min_steps=cfg.min_steps if min_steps is None else min_steps)  # fmt: skip
+
+
+def compare_indirect(
+    records: dict,
+    train_samples,
+    test_samples,
+    cfg: AnnotatorConfig,
+    work_dir: str | Path,
+    min_steps: int | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train the same regressor on each annotator's pseudo-GTs of ``train_samples``, test it on
+    ``test_samples`` (GT meshes); returns ``{method: {pa_mpjpe_mm, pa_mpvpe_mm, mpvpe_mm, n}}``."""
+    from neuralannot.annotators.pipeline import build_annotator
+    from neuralannot.annotators.predict import predict
+    from neuralannot.annotators.training import train
+    from neuralannot.annotators.two_stage import pseudo_gt_targets
+    from neuralannot.io.pseudo_gt import read_pseudo_gt
+
+    rcfg = regressor_config(cfg, min_steps)
+    cache, out, store = ModelCache(), {}, {}
+    for name, recs in records.items():
+        run_dir = Path(work_dir) / f"regressor-{name}-{rcfg.digest()}"
+        model = build_annotator(rcfg, train_samples[0].joint_set)
+        model._aux["feature_store"] = store
+        targets = pseudo_gt_targets(recs, train_samples, model.body)
+        fit = train(model, train_samples, run_dir, progress=progress, targets=targets)
+        pred_path = run_dir / "test_predictions.npz"
+        predict(model, test_samples, pred_path, run_dir / "test", progress=progress)
+        preds, _ = read_pseudo_gt(pred_path, as_dict=True)
+        _, m = evaluate(preds, test_samples, cache)
+        out[name] = {"pa_mpjpe_mm": m["pa_mpjpe_mm"], "pa_mpvpe_mm": m["pa_mpvpe_mm"],
+                     "mpvpe_mm": m["mpvpe_mm"], "n": m["n"], "train_s": fit["wall_s"]}  # fmt: skip
+        log.info("indirect %s: PA-MPVPE %.1f mm", name, m["pa_mpvpe_mm"] or float("nan"))
+    atomic_write_json(Path(work_dir) / "indirect.json", out)
+    return out
