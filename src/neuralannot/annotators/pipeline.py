@@ -13,7 +13,8 @@ from neuralannot.annotators.neural import NeuralAnnotator
 from neuralannot.annotators.predict import predict
 from neuralannot.annotators.training import load_trained, train
 from neuralannot.bodies import load_body_model
-from neuralannot.data.adapters.folder import SkipReport, load_dataset
+from neuralannot.data.adapters.folder import SkipReport
+from neuralannot.data.adapters.registry import load_any
 from neuralannot.data.sample import Sample, SampleError
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def load_samples(
     """
     report = SkipReport()
     samples: list[Sample] = []
-    for s in load_dataset(data, skip_bad=skip_bad, report=report):
+    for s in load_any(data, skip_bad=skip_bad, report=report):
         if part is not None and MODEL_PART.get(s.part) != MODEL_PART.get(part, part):
             continue
         problem = None
