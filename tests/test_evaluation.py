@@ -71,3 +71,21 @@ def test_bent_knee_gives_error_and_missing_records_are_counted(mocap_set):
     assert 3.0 < summary["mpvpe_mm"] < 100.0
     assert summary["pa_mpvpe_mm"] > 3.0  # L2 (Procrustes) alignment spreads a local error: may exceed MPVPE
     assert all(not math.isnan(r["mpjpe_mm"]) for r in rows)
+
+
+def test_gt_params_maps_the_folder_smpl_layout(tmp_path):
+    from neuralannot.bodies import load_body_model
+    from neuralannot.evaluation import gt_params
+    from smplx_fixtures import write_smpl
+
+    path, _ = write_smpl(tmp_path)
+    smpl = load_body_model(path)
+    pose = np.arange(72, dtype=np.float32) / 100
+    gt = {"model": "smpl", "params": {"pose": pose, "betas": np.ones(8), "transl": None}}
+    p = gt_params(gt, smpl)
+    assert set(p) == {"root_pose", "body_pose", "shape"}  # transl None → model default
+    np.testing.assert_array_equal(p["root_pose"], pose[:3])
+    np.testing.assert_array_equal(p["body_pose"], pose[3:].reshape(23, 3))
+    assert p["shape"].shape == (10,) and p["shape"][:8].tolist() == [1.0] * 8 and p["shape"][8:].sum() == 0
+    p = gt_params({"params": {"pose": pose, "betas": np.ones(12), "transl": [0, 0, 3]}}, smpl)
+    assert p["shape"].shape == (10,) and p["trans"].tolist() == [0, 0, 3]

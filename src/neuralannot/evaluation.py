@@ -48,6 +48,29 @@ def _model_part(part: str, side: str | None = None) -> str:
     return part
 
 
+def gt_params(gt: Mapping, model) -> dict[str, np.ndarray]:
+    """A sample's GT parameters in ``model``'s names: the folder format's SMPL ``pose`` (72),
+    ``betas``, ``transl`` become ``root_pose``/``body_pose``/``shape``/``trans``; shape coefficients
+    are zero-padded or cut to the model's count; missing (None) values are left to the defaults."""
+    p = {k: v for k, v in gt["params"].items() if v is not None}
+    if "pose" in p and "root_pose" not in p:
+        pose = np.asarray(p.pop("pose"), np.float32).reshape(-1, 3)
+        p["root_pose"], p["body_pose"] = pose[0], pose[1:]
+    for src, dst in (("betas", "shape"), ("transl", "trans")):
+        if src in p and dst not in p:
+            p[dst] = p.pop(src)
+    out = {}
+    for k, v in p.items():
+        spec = model.param_specs.get(k)
+        if spec is None:
+            continue
+        v = np.asarray(v, np.float32)
+        if spec.kind == "shape" and v.shape != tuple(spec.shape):
+            v = np.pad(v.ravel(), (0, max(spec.numel - v.size, 0)))[: spec.numel].reshape(spec.shape)
+        out[k] = v.reshape(spec.shape)
+    return out
+
+
 @torch.no_grad()
 def _pose(model, params: dict[str, torch.Tensor], joint_set: str, batch: int = 64):
     """Vertices (N, V, 3), root joints (N, 3) and keypoints of ``joint_set`` (N, K, 3)."""
@@ -87,12 +110,10 @@ def evaluate(
         with_gt = [s.gt is not None and s.gt.get("model") == name for s in group]
         if all(with_gt):
             gt_model = cache.get(name, _model_part(group[0].gt.get("part", part)))
-            gt_params = {
-                k: torch.as_tensor(np.stack([np.asarray(s.gt["params"][k], np.float32) for s in group]))
-                for k in group[0].gt["params"]
-                if k in gt_model.param_specs
-            }
-            gt_v, gt_root, gt_kp = _pose(gt_model, gt_params, joint_set, batch)
+            per_sample = [gt_params(s.gt, gt_model) for s in group]
+            common = set.intersection(*(set(p) for p in per_sample))
+            stacked = {k: torch.as_tensor(np.stack([p[k] for p in per_sample])) for k in sorted(common)}
+            gt_v, gt_root, gt_kp = _pose(gt_model, stacked, joint_set, batch)
         root = root_indices(joint_set)
         for i, s in enumerate(group):
             row = {"id": s.id, **dict.fromkeys(KEYS, math.nan)}
