@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from neuralannot.annotators.neural import NeuralAnnotator, _lsq_translation
@@ -34,8 +34,9 @@ from neuralannot.annotators.records import (
 )
 from neuralannot.annotators.training import DistInfo, _to, init_distributed, make_dataset
 from neuralannot.bodies.base import as_rotvec
+from neuralannot.data.crops import CropDataset
 from neuralannot.geometry import project
-from neuralannot.io.pseudo_gt import PartWriter, PseudoGT, done_ids, merge_parts
+from neuralannot.io.pseudo_gt import PartWriter, PseudoGT, merge_parts
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +95,25 @@ def _records(model: NeuralAnnotator, batch: dict, pred: dict, kp: torch.Tensor, 
     return records
 
 
+def annotation_dataset(model: NeuralAnnotator, samples, device: str | torch.device = "cpu") -> Dataset:
+    """The dataset :func:`predict` runs on: reuses frozen features cached by training in this process;
+    otherwise crops are read per batch and never cached, so memory does not grow with the set size."""
+    cfg = model.cfg
+    cached = model._aux.get("features")  # key as in training.make_dataset
+    if cached is not None and cached[0] == (len(samples), samples[0].id, samples[-1].id, cfg.input_size):
+        return make_dataset(model, samples, device)
+    return CropDataset(
+        samples,
+        cfg.input_size,
+        load_images=model.backbone is not None and cfg.uses_image,
+        heatmaps=cfg.mode == "wild" and cfg.uses_joints,
+        heatmap_size=cfg.heatmap_size,
+        heatmap_sigma=cfg.heatmap_sigma,
+        virtual_focal=cfg.virtual_focal,
+        cache_images=False,
+    )
+
+
 @torch.no_grad()
 def predict(
     model: NeuralAnnotator,
@@ -104,22 +124,30 @@ def predict(
     device: str = "cpu",
     progress: bool = True,
     meta: dict | None = None,
+    chunk_size: int | None = None,
 ) -> dict:
-    """Annotate ``samples`` with ``model`` into ``out_path`` (.json or .npz); returns a summary."""
+    """Annotate ``samples`` with ``model`` into ``out_path`` (.json or .npz); returns a summary.
+
+    Batches are a fixed partition of this rank's samples, so a resumed run computes every sample in
+    the same batch as an uninterrupted one (identical values); finished batches are skipped.
+    ``chunk_size`` (records per part file) defaults to ``max(4 * batch_size, 256)``.
+    """
     info = init_distributed()
     parts_dir = Path(work_dir) / "parts" / f"rank{info.rank}"
-    done = done_ids(parts_dir) if parts_dir.exists() else set()
-    dataset = make_dataset(model, samples, device)
-    todo = [i for i in range(len(samples)) if i % info.world == info.rank and samples[i].id not in done]
-    batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=model.cfg.num_workers)
+    dataset = annotation_dataset(model, samples, device)
     dev = torch.device(device)
     model.to(dev).eval()
     model.body.to(dev)
     t0 = time.perf_counter()
-    if done:
-        log.info("resuming: %d samples already annotated in %s", len(done), parts_dir)
-    with PartWriter(parts_dir, chunk_size=max(batch_size * 4, 256)) as writer:
+    with PartWriter(parts_dir, chunk_size=chunk_size or max(batch_size * 4, 256)) as writer:
+        done = set(writer.done)
+        if done:
+            log.info("resuming: %d samples already annotated in %s", len(done), parts_dir)
+        mine = range(info.rank, len(samples), info.world)
+        batches = [list(mine[i : i + batch_size]) for i in range(0, len(mine), batch_size)]
+        batches = [b for b in batches if any(samples[i].id not in done for i in b)]
+        todo = sum(samples[i].id not in done for b in batches for i in b)
+        loader = DataLoader(dataset, batch_sampler=batches, num_workers=model.cfg.num_workers)
         for batch in tqdm(
             loader, total=len(batches), disable=not (progress and info.main), desc="annotate", leave=False
         ):
@@ -130,7 +158,8 @@ def predict(
                 gt = batch["joints_3d"]
                 pred["trans"] = _lsq_translation(kp, gt[..., :3], gt[..., 3] > 0)
             for r in _records(model, batch, pred, kp, samples):
-                writer.write(r)
+                if r.sample_id not in done:
+                    writer.write(r)
     wall = time.perf_counter() - t0
     if info.world > 1:
         dist.barrier()
@@ -150,10 +179,10 @@ def predict(
     if info.world > 1:
         dist.barrier()
     return {
-        "annotated": len(todo),
+        "annotated": todo,
         "skipped_done": len(done),
         "wall_s": wall,
-        "samples_per_s": len(todo) / max(wall, 1e-9),
+        "samples_per_s": todo / max(wall, 1e-9),
         "out": str(out_path),
     }
 

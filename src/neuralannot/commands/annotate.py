@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from neuralannot.annotators.config import AnnotatorConfig
 
 console = Console()
+err_console = Console(stderr=True, soft_wrap=True)
+#: Errors a command reports in one line (exit code 2) instead of a traceback: bad samples, files,
+#: configs and body models are ValueErrors (SampleError, DatasetFormatError, BodyModelError, ...).
+USER_ERRORS = (ValueError, OSError)
 
 DATA = typer.Option(..., "--data", help="Dataset: folder-format JSON, shard folder, or a folder of them.")
 MODE = typer.Option("mocap", "--mode", help="mocap (GT 3D joints) | wild (GT 2D joints).")
@@ -28,13 +32,55 @@ def _config(config: Path | None, mode: str, part: str, body_model: str, **overri
             return AnnotatorConfig.from_yaml(config, **base)
         return AnnotatorConfig.from_dict(base)
     except ValueError as err:
-        console.print(f"[red]config error:[/red] {err}")
-        raise typer.Exit(2) from None
+        fail(f"bad config: {err}")
 
 
-def _fail(err: Exception) -> None:
-    console.print(f"[red]error:[/red] {err}")
-    raise typer.Exit(1) from None
+def one_line(err: BaseException | str) -> str:
+    """An error message on one line; errors re-raised from a DataLoader worker keep only the original."""
+    text = str(err)
+    if "Original Traceback" in text:
+        text = text.rstrip().splitlines()[-1].split(": ", 1)[-1]
+    return " ".join(text.split())
+
+
+def fail(err: BaseException | str) -> None:
+    """Print ``error: <one line>`` to stderr and exit with code 2 (bad input, not a crash)."""
+    err_console.print(Text.assemble(("error:", "red"), " ", one_line(err)), highlight=False)
+    raise typer.Exit(2) from None
+
+
+def skipped_line(report: dict) -> str | None:
+    """One summary line of the bad samples skipped with ``--skip-bad`` (None when there were none)."""
+    counts = report.get("skipped") or {}
+    if not counts and not report.get("failed_files"):
+        return None
+    kinds = ", ".join(f"{k} {n}" for k, n in sorted(counts.items()))
+    line = f"skipped {sum(counts.values())} bad sample(s)" + (f" ({kinds})" if kinds else "")
+    example = next((v[0] for v in (report.get("examples") or {}).values() if v), None)
+    if example:
+        line += f", e.g. {one_line(example)}"
+    if report.get("failed_files"):
+        line += f"; unreadable files: {', '.join(p for p, _ in report['failed_files'])}"
+    return line
+
+
+def _print_skips(report: dict) -> None:
+    line = skipped_line(report)
+    if line:
+        console.print(line, soft_wrap=True, markup=False, highlight=False)
+
+
+def _samples(data: Path, cfg: AnnotatorConfig, skip_bad: bool):
+    """The command's samples and skip report; with ``--skip-bad`` unreadable images are skipped too."""
+    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.data.crops import drop_unreadable_images
+
+    samples, report = load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap")
+    if skip_bad and cfg.uses_image:
+        samples = drop_unreadable_images(samples, report)
+    if not samples:
+        raise ValueError(f"no usable samples in {data} ({report})")
+    return samples, report
 
 
 def annotate(
@@ -70,16 +116,15 @@ def annotate(
     )
     try:
         summary = run_annotate(data, out, cfg, work_dir, skip_bad=skip_bad, device=device, resume=resume)
-    except (ValueError, FileNotFoundError) as err:
-        _fail(err)
+    except USER_ERRORS as err:
+        fail(err)
     t, a = summary["train"], summary["annotate"]
     console.print(
         f"trained on {summary['samples']} samples in {t['wall_s']:.1f} s "
         f"({t['samples_per_s']:.1f} samples/s); annotated {a['annotated']} "
         f"({a['samples_per_s']:.1f} samples/s) → {a['out']}"
     )
-    if summary["skipped"].get("skipped"):
-        console.print(f"skipped: {json.dumps(summary['skipped'])}")
+    _print_skips(summary["skipped"])
 
 
 def train_cmd(
@@ -96,17 +141,18 @@ def train_cmd(
     resume: bool = typer.Option(True, "--resume/--no-resume"),
 ) -> None:
     """Train the annotator only; the checkpoint lands in WORK_DIR/<config hash>/checkpoint.pt."""
-    from neuralannot.annotators.pipeline import build_annotator, load_samples
+    from neuralannot.annotators.pipeline import build_annotator
     from neuralannot.annotators.training import train
 
     cfg = _config(config, mode, part, body_model, epochs=epochs, backbone_weights=backbone_weights)
     try:
-        samples, _ = load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap")
+        samples, report = _samples(data, cfg, skip_bad)
         model = build_annotator(cfg, samples[0].joint_set)
         summary = train(model, samples, work_dir / cfg.digest(), device=device, resume=resume)
-    except (ValueError, FileNotFoundError) as err:
-        _fail(err)
-    console.print(f"checkpoint: {summary['checkpoint']} ({summary['wall_s']:.1f} s)")
+    except USER_ERRORS as err:
+        fail(err)
+    console.print(f"checkpoint: {summary['checkpoint']} ({summary.get('wall_s', 0.0):.1f} s)")
+    _print_skips(report.as_dict())
 
 
 def predict_cmd(
@@ -120,19 +166,39 @@ def predict_cmd(
     work_dir: Path = WORK,
     device: str = typer.Option("cpu"),
     skip_bad: bool = typer.Option(False, "--skip-bad"),
+    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Samples per forward pass."),
+    chunk_size: int | None = typer.Option(
+        None, "--chunk-size", min=1, help="Records per resumable part file (default max(4 x batch, 256))."
+    ),
 ) -> None:
     """Annotate a dataset with a trained checkpoint (its config must match the one given here)."""
+    import warnings
+
     import torch
 
-    from neuralannot.annotators.pipeline import run_predict
+    from neuralannot.annotators.pipeline import build_annotator
+    from neuralannot.annotators.predict import predict
+    from neuralannot.annotators.training import load_trained
 
     try:
-        saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get("config")
+        with warnings.catch_warnings():  # torch's pickle-protocol warnings on non-checkpoint files
+            warnings.simplefilter("ignore")
+            saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get("config")
+        cfg = AnnotatorConfig.from_dict(saved) if saved else None
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
-        _fail(ValueError(f"cannot read checkpoint {checkpoint}: {err}"))
-    cfg = AnnotatorConfig.from_dict(saved) if saved else _config(config, mode, part, body_model)
+        fail(f"cannot read checkpoint {checkpoint}: {one_line(err).split('. ')[0]}")
+    cfg = cfg or _config(config, mode, part, body_model)
     try:
-        summary = run_predict(data, out, cfg, checkpoint, work_dir, skip_bad=skip_bad, device=device)
-    except (ValueError, FileNotFoundError) as err:
-        _fail(err)
-    console.print(f"annotated {summary['annotate']['annotated']} samples → {summary['annotate']['out']}")
+        samples, report = _samples(data, cfg, skip_bad)
+        model = build_annotator(cfg, samples[0].joint_set)
+        try:
+            load_trained(model, checkpoint)
+        except (KeyError, RuntimeError) as err:
+            raise ValueError(f"{checkpoint} does not fit this dataset/config: {err}") from None
+        meta = {"data": str(data), "checkpoint": str(checkpoint)}
+        ann = predict(model, samples, out, work_dir / cfg.digest(), batch_size, device, meta=meta,
+                      chunk_size=chunk_size)  # fmt: skip
+    except USER_ERRORS as err:
+        fail(err)
+    console.print(f"annotated {ann['annotated']} samples ({ann['skipped_done']} done before) → {ann['out']}")
+    _print_skips(report.as_dict())

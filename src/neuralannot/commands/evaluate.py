@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from neuralannot.commands.annotate import USER_ERRORS, fail
 from neuralannot.io.atomic import atomic_write, atomic_write_json
 
 console = Console()
@@ -25,14 +26,13 @@ def eval_cmd(
     """MPJPE / PA-MPJPE (3D joints), reprojection px (2D joints), MPVPE / PA-MPVPE (GT meshes)."""
     from neuralannot.annotators.pipeline import load_samples
     from neuralannot.evaluation import KEYS, evaluate
-    from neuralannot.io.pseudo_gt import PseudoGTError, read_pseudo_gt
+    from neuralannot.io.pseudo_gt import read_pseudo_gt
 
     try:
         records, meta = read_pseudo_gt(pred, as_dict=True)
         samples, report = load_samples(data, skip_bad=skip_bad)
-    except (PseudoGTError, ValueError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1) from None
+    except USER_ERRORS as err:  # PseudoGTError is a ValueError
+        fail(err)
     rows, summary = evaluate(records, samples)
     summary = {**summary, "pred": str(pred), "data": str(data), "method": meta.get("method")}
     table = Table(title=f"{pred.name} vs {data} ({summary['n']} samples, {summary['missing']} missing)")

@@ -1,4 +1,14 @@
-"""`neuralannot fit`: per-sample optimization baselines (SMPLify-X 2D, 3D variant) → pseudo-GT file."""
+"""`neuralannot fit`: the per-sample baselines and the annotators built on the one-stage network.
+
+- ``smplifyx`` (GT 2D joints) / ``smplifyx3d`` (GT 3D joints): SMPLify-X, batched.
+- ``eft``: the trained annotator fine-tuned on each sample's own joints (``--checkpoint``, else one
+  is trained on the set first).
+- ``hybrid``: the neural pseudo-GT (``--init``, else train + annotate first) refined by a short
+  SMPLify-X, kept per sample only where it lowers the data term without breaking the prior.
+- ``two-stage`` / ``spin``: a second network trained on the one-stage pseudo-GTs (Table 7) / SPIN-style.
+
+All write the same pseudo-GT format as ``annotate``.
+"""
 
 from __future__ import annotations
 
@@ -7,57 +17,129 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
+from neuralannot.commands.annotate import BODY, CONFIG, USER_ERRORS, WORK, _config, _print_skips, fail
+
 console = Console()
 METHOD_NAMES = {"smplifyx": "2d", "smplifyx3d": "3d"}
+NEURAL_METHODS = ("eft", "hybrid", "two-stage", "spin")
+
+
+def _joints(samples, joints: str) -> str:
+    """``2d`` or ``3d``: ``auto`` is 3D when every sample has valid GT 3D joints."""
+    if joints != "auto":
+        return joints
+    return "3d" if all(s.joints_3d is not None and s.valid_3d.any() for s in samples) else "2d"
+
+
+def _stage1(samples, cfg, work_dir: Path, init: Path | None, device: str):
+    """One-stage pseudo-GTs in sample order: read from ``init`` or trained + annotated now."""
+    from neuralannot.annotators.two_stage import train_and_annotate
+    from neuralannot.io.pseudo_gt import read_pseudo_gt
+
+    if init is None:
+        records, info = train_and_annotate(cfg, samples, work_dir, device=device)
+        return records, info["run_dir"]
+    by_id, _ = read_pseudo_gt(init, as_dict=True)
+    missing = [s.id for s in samples if s.id not in by_id]
+    if missing:
+        raise ValueError(f"{init}: no pseudo-GT for {len(missing)} samples, e.g. {missing[:3]}")
+    return [by_id[s.id] for s in samples], None
+
+
+def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations, device):
+    from neuralannot.annotators.hybrid import HybridOptions, refine_records
+    from neuralannot.annotators.two_stage import run_spin_loop, run_two_stage
+
+    if method == "eft":
+        import torch
+
+        from neuralannot.annotators.eft import EFT_ITERATIONS, eft_records
+        from neuralannot.annotators.pipeline import build_annotator
+        from neuralannot.annotators.training import load_trained
+
+        if checkpoint is None:
+            _, run_dir = _stage1(samples, cfg, work_dir, None, device)
+            checkpoint = Path(run_dir) / "checkpoint.pt"
+        else:
+            from neuralannot.annotators.config import AnnotatorConfig
+
+            cfg = AnnotatorConfig.from_dict(
+                torch.load(checkpoint, map_location="cpu", weights_only=True)["config"]
+            )
+        model = load_trained(build_annotator(cfg, samples[0].joint_set), checkpoint)
+        return eft_records(model, samples, iterations or EFT_ITERATIONS, device=device)
+    stage1, _ = _stage1(samples, cfg, work_dir, init, device)
+    if method == "hybrid":
+        opt = HybridOptions(iterations=iterations or HybridOptions.iterations)
+        joints = "3d" if cfg.mode == "mocap" else "2d"
+        return refine_records(
+            samples, stage1, joints, cfg.body_model, device=device, options=opt, progress=True
+        )
+    if method == "two-stage":
+        return run_two_stage(cfg, samples, stage1, work_dir, device)
+    return run_spin_loop(cfg, samples, stage1, work_dir, fit_iterations=iterations or 15, device=device)
 
 
 def fit_cmd(
-    data: Path = typer.Option(
-        ..., "--data", help="Dataset (folder format, shard folder, or folder of them)."
-    ),
+    data: Path = typer.Option(..., "--data", help="Dataset: folder format, shard folder or official layout."),
     out: Path = typer.Option(..., "--out", help="Pseudo-GT file to write (.json or .npz)."),
-    method: str = typer.Option("smplifyx", "--method", help="smplifyx (2D joints) | smplifyx3d (3D joints)."),
+    method: str = typer.Option(
+        "smplifyx", "--method", help="smplifyx | smplifyx3d | eft | hybrid | two-stage | spin."
+    ),
     part: str = typer.Option("body", "--part", help="body | hand."),
-    body_model: str = typer.Option("anny", "--body-model", help="anny | smpl | smplx | mano | model path."),
-    iterations: int | None = typer.Option(None, help="L-BFGS iterations per stage (default 30)."),
-    optimizer: str | None = typer.Option(None, help="lbfgs | lbfgs-torch | adam."),
+    body_model: str = BODY,
+    joints: str = typer.Option("auto", "--joints", help="eft/hybrid/two-stage/spin: 2d | 3d | auto."),
+    init: Path | None = typer.Option(None, "--init", help="hybrid/two-stage/spin: one-stage pseudo-GT file."),
+    checkpoint: Path | None = typer.Option(None, "--checkpoint", help="eft: trained annotator checkpoint."),
+    config: Path | None = CONFIG,
+    work_dir: Path = WORK,
+    min_steps: int | None = typer.Option(
+        None, "--min-steps", help="Training steps when a network is trained."
+    ),
+    iterations: int | None = typer.Option(
+        None, help="Per stage (SMPLify-X, hybrid, spin) or EFT iterations."
+    ),
+    optimizer: str | None = typer.Option(None, help="SMPLify-X: lbfgs | lbfgs-torch | adam."),
     batch_size: int = typer.Option(64, "--batch-size", help="Samples optimised together."),
     threads: int = typer.Option(0, help="torch threads (0 = keep torch's default; use 1 on a shared CPU)."),
     device: str = typer.Option("cpu"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad samples instead of failing."),
 ) -> None:
-    """Fit SMPLify-X to every sample and write the same pseudo-GT format as `annotate`."""
+    """Fit or refine every sample and write the same pseudo-GT format as `annotate`."""
     import torch
 
     from neuralannot.annotators.optimize import fit_dataset
     from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.commands.annotate import _samples
     from neuralannot.io.pseudo_gt import write_pseudo_gt
 
-    if method not in METHOD_NAMES:
-        console.print(f"[red]error:[/red] --method must be one of {sorted(METHOD_NAMES)}, got {method!r}")
-        raise typer.Exit(2)
+    if method not in (*METHOD_NAMES, *NEURAL_METHODS):
+        fail(f"--method must be one of {[*METHOD_NAMES, *NEURAL_METHODS]}, got {method!r}")
+    if joints not in ("auto", "2d", "3d"):
+        fail(f"--joints must be auto | 2d | 3d, got {joints!r}")
     if threads:
         torch.set_num_threads(threads)
     try:
-        samples, report = load_samples(data, part, skip_bad, needs_3d=method == "smplifyx3d")
-        records, summary = fit_dataset(
-            samples,
-            METHOD_NAMES[method],
-            body_model,
-            part,
-            batch_size,
-            device,
-            iterations,
-            optimizer,
-            progress=True,
-        )
+        if method in METHOD_NAMES:
+            samples, report = load_samples(data, part, skip_bad, needs_3d=method == "smplifyx3d")
+            records, summary = fit_dataset(samples, METHOD_NAMES[method], body_model, part, batch_size,
+                                           device, iterations, optimizer, progress=True)  # fmt: skip
+        else:
+            probe, _ = load_samples(data, part, skip_bad)
+            mode = "mocap" if _joints(probe, joints) == "3d" else "wild"
+            cfg = _config(config, mode, part, body_model, min_steps=min_steps)
+            samples, report = _samples(data, cfg, skip_bad)
+            records, summary = _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
+                                              device)  # fmt: skip
+        summary = {k: v for k, v in summary.items() if k not in ("train", "annotate")}
         write_pseudo_gt(out, records, {"method": method, "data": str(data), "summary": summary})
-    except (ValueError, FileNotFoundError) as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(1) from None
+    except USER_ERRORS as err:
+        fail(err)
     console.print(
-        f"fitted {len(records)} samples in {summary.get('wall_s', float('nan')):.1f} s "
+        f"{method}: {len(records)} samples in {summary.get('wall_s', float('nan')):.1f} s "
         f"({summary.get('samples_per_s', float('nan')):.2f} samples/s) → {out}"
     )
-    if report.num_skipped:
-        console.print(f"skipped: {report}")
+    if method == "hybrid":
+        console.print(f"refined {summary['refined']} / {len(records)} ({summary['reasons']}); "
+                      f"outliers flagged: {summary['outliers']}")  # fmt: skip
+    _print_skips(report.as_dict())

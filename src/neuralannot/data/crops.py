@@ -35,6 +35,27 @@ def virtual_intrinsics(input_size: int, virtual_focal: float) -> np.ndarray:
     return intrinsics_matrix((f, f), (c, c))
 
 
+def drop_unreadable_images(samples: list[Sample], report=None) -> list[Sample]:
+    """The samples whose image decodes; the others are counted in ``report`` (a ``SkipReport``).
+
+    For ``--skip-bad`` runs with image input: each image is decoded once up front, so a missing,
+    corrupt or truncated file is skipped before training or annotation instead of stopping it.
+    """
+    kept = []
+    for s in samples:
+        try:
+            if s.image is None:
+                raise SampleError("image-based input but the sample has no image", s.id, kind="image")
+            load_image(s.image, s.id)
+        except SampleError as err:
+            if report is not None:
+                report.skip(err.kind, str(err))
+            log.debug("skipping %s", err)
+            continue
+        kept.append(s)
+    return kept
+
+
 class CropDataset(Dataset):
     """Map-style dataset over in-memory :class:`Sample` records (images are read lazily).
 

@@ -617,9 +617,16 @@ def write_pseudo_gt(
         raise PseudoGTError(f"{path}: sample {dup!r} appears more than once")
     suffix = path.suffix.lower()
     try:
-        if suffix == ".json":
+        if suffix == ".json" and any(r.model == "mano" for r in records):  # sides share entries
             obj = _records_to_json(records)
             atomic_write_text(path, json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n")
+        elif suffix == ".json":  # entry by entry: the same bytes without the whole file in memory
+            with atomic_write(path, "w", encoding="utf-8") as f:
+                for i, r in enumerate(records):
+                    ((key, entry),) = _records_to_json([r]).items()
+                    f.write(("," if i else "{") + json.dumps(key) + ":")
+                    f.write(json.dumps(entry, separators=(",", ":"), allow_nan=False))
+                f.write(("}" if records else "{}") + "\n")
         elif suffix == ".npz":
             arrays = _records_to_npz(records)
             with atomic_write(path, "wb") as f:
@@ -772,8 +779,9 @@ class PartWriter:
 
     Records are buffered and flushed every ``chunk_size`` records, on :meth:`flush` and on leaving the
     ``with`` block; a crash loses only the unflushed buffer (a stray temp file is ignored by readers).
-    Reopening a directory continues the numbering; ``meta`` is saved to ``directory/meta.json`` for
-    :func:`merge_parts`. Use :func:`done_ids` (or :attr:`done`) to skip finished samples.
+    Reopening a directory continues the numbering and removes such temp files; ``meta`` is saved to
+    ``directory/meta.json`` for :func:`merge_parts`. Use :func:`done_ids` (or :attr:`done`) to skip
+    finished samples.
     """
 
     def __init__(self, directory: str | Path, chunk_size: int = 256, meta: Mapping[str, Any] | None = None):
@@ -781,6 +789,8 @@ class PartWriter:
             raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        for tmp in self.directory.glob(".part-*.jsonl.*.tmp"):  # a chunk a killed run was writing
+            tmp.unlink(missing_ok=True)
         self.chunk_size = chunk_size
         parts = _part_files(self.directory)
         self._next = int(_PART_RE.match(parts[-1].name).group(1)) + 1 if parts else 0

@@ -1,0 +1,53 @@
+"""`neuralannot fit` end to end: SMPLify-X, EFT, hybrid, two-stage and SPIN write readable pseudo-GTs."""
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from neuralannot.cli import app
+from neuralannot.io.pseudo_gt import read_pseudo_gt
+from test_neural import TINY, mocap_set  # noqa: F401  (module-scoped synthetic set fixture)
+
+pytestmark = pytest.mark.anny
+
+
+@pytest.fixture(scope="module")
+def tiny_config(tmp_path_factory):
+    path = tmp_path_factory.mktemp("cfg") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(dict(TINY, epochs=1)))
+    return path
+
+
+def _fit(*args):
+    res = CliRunner().invoke(app, ["fit", *map(str, args)])
+    assert res.exit_code == 0, res.output
+    return res
+
+
+def test_fit_methods_chain(mocap_set, tiny_config, tmp_path):  # noqa: F811
+    common = ["--data", mocap_set, "--config", tiny_config, "--work-dir", tmp_path / "work", "--threads", 1]
+    _fit("--method", "smplifyx3d", "--data", mocap_set, "--out", tmp_path / "sx.npz", "--iterations", 2)
+    base, _ = read_pseudo_gt(tmp_path / "sx.npz")
+    n = len(base)
+    res = _fit("--method", "hybrid", "--out", tmp_path / "hy.json", "--iterations", 2, *common)
+    assert "refined" in res.output
+    hybrid, meta = read_pseudo_gt(tmp_path / "hy.json")
+    assert len(hybrid) == n and meta["method"] == "hybrid"
+    assert all(r.quality["method"] == "hybrid" and "hybrid" in r.quality for r in hybrid)
+    # the same one-stage network again from its pseudo-GT (--init) and its checkpoint (eft)
+    run = next((tmp_path / "work").glob("*/checkpoint.pt"))
+    _fit("--method", "eft", "--out", tmp_path / "eft.npz", "--checkpoint", run, "--iterations", 2, *common)
+    eft, _ = read_pseudo_gt(tmp_path / "eft.npz")
+    assert len(eft) == n and all(r.quality["method"] == "eft-mocap" for r in eft)
+    _fit("--method", "two-stage", "--out", tmp_path / "two.npz", "--init", tmp_path / "hy.json", *common)
+    two, _ = read_pseudo_gt(tmp_path / "two.npz")
+    assert sorted(r.sample_id for r in two) == sorted(r.sample_id for r in base)
+
+
+def test_fit_rejects_unknown_method_and_missing_init(mocap_set, tmp_path):  # noqa: F811
+    res = CliRunner().invoke(app, ["fit", "--method", "magic", "--data", str(mocap_set), "--out", "x.npz"])
+    assert res.exit_code == 2 and "--method must be one of" in res.output
+    bad = tmp_path / "none.json"
+    res = CliRunner().invoke(app, ["fit", "--method", "hybrid", "--data", str(mocap_set), "--out",
+                                   str(tmp_path / "o.npz"), "--init", str(bad)])  # fmt: skip
+    assert res.exit_code == 2 and "none.json" in res.output and "Traceback" not in res.output
