@@ -167,3 +167,16 @@ def test_ddp_two_ranks_agree(mocap_set, tmp_path):
         torch.testing.assert_close(w0[k], w1[k], rtol=0, atol=0, msg=k)
     records, _ = read_pseudo_gt(tmp_path / "ddp.json")
     assert len(records) == 24
+
+
+def test_resume_refuses_a_checkpoint_of_other_samples_and_clears_temp_files(mocap_set, tmp_path):
+    samples, _ = load_samples(mocap_set, "body", needs_3d=True)
+    cfg = AnnotatorConfig(mode="mocap", **dict(TINY, epochs=1))
+    train(build_annotator(cfg, samples[0].joint_set), samples[:-1], tmp_path, progress=False)
+    stale = tmp_path / ".checkpoint.pt.abc123.tmp"
+    stale.write_bytes(b"half a checkpoint")
+    with pytest.raises(ValueError, match="trained on other samples"):
+        train(build_annotator(cfg, samples[0].joint_set), samples, tmp_path, progress=False)
+    assert not stale.exists()
+    again = train(build_annotator(cfg, samples[0].joint_set), samples[:-1], tmp_path, progress=False)
+    assert again["samples_seen"] == 0  # same samples: the finished run is resumed, nothing to do

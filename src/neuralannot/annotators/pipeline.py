@@ -35,12 +35,15 @@ def load_samples(
     skip_bad: bool = False,
     needs_3d: bool = False,
     limit: int | None = None,
+    images: bool = False,
+    keep_gt: bool = True,
 ) -> tuple[list[Sample], SkipReport]:
     """Read a dataset into memory (joints and boxes only; images stay on disk).
 
     ``part`` keeps the samples of that part (``hand`` keeps both hands). Samples unusable for the
     job (no valid joint; no 3D joints in MoCap mode) raise :class:`SampleError`, or are skipped and
-    counted with ``skip_bad``.
+    counted with ``skip_bad``; with ``images`` and ``skip_bad`` so are samples whose image cannot be
+    decoded. ``keep_gt=False`` drops the evaluation-only GT (``gt``) to save memory on big sets.
     """
     report = SkipReport()
     samples: list[Sample] = []
@@ -57,9 +60,15 @@ def load_samples(
                 raise SampleError(problem, s.id, str(data), kind=kind)
             report.skip(kind, f"{s.id}: {problem}")
             continue
+        if not keep_gt:
+            s.gt = None
         samples.append(s)
         if limit is not None and len(samples) >= limit:
             break
+    if skip_bad and images:
+        from neuralannot.data.crops import drop_unreadable_images
+
+        samples = drop_unreadable_images(samples, report)
     if not samples:
         raise SampleError(f"no usable samples of part {part or 'any'!r} in {data} ({report})")
     sets = {s.joint_set for s in samples}
@@ -85,7 +94,8 @@ def run_annotate(
     progress: bool = True,
 ) -> dict:
     """Train on ``data`` and annotate the same samples into ``out``; returns a summary dict."""
-    samples, report = load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap", limit=limit)
+    samples, report = load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap", limit=limit,
+                                   images=cfg.uses_image, keep_gt=False)  # fmt: skip
     log.info("%d samples of part %s (%s)", len(samples), cfg.part, report)
     model = build_annotator(cfg, samples[0].joint_set)
     run_dir = Path(work_dir) / cfg.digest()
@@ -121,7 +131,8 @@ def run_predict(
     progress: bool = True,
 ) -> dict:
     """Annotate ``data`` with an already trained checkpoint."""
-    samples, report = load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap")
+    samples, report = load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap",
+                                   images=cfg.uses_image, keep_gt=False)  # fmt: skip
     model = load_trained(build_annotator(cfg, samples[0].joint_set), checkpoint)
     ann = predict(
         model,

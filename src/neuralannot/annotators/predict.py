@@ -32,7 +32,13 @@ from neuralannot.annotators.records import (
     model_key,
     sample_camera,
 )
-from neuralannot.annotators.training import DistInfo, _to, init_distributed, make_dataset
+from neuralannot.annotators.training import (
+    DistInfo,
+    _to,
+    has_cached_features,
+    init_distributed,
+    make_dataset,
+)
 from neuralannot.bodies.base import as_rotvec
 from neuralannot.data.crops import CropDataset
 from neuralannot.geometry import project
@@ -99,8 +105,7 @@ def annotation_dataset(model: NeuralAnnotator, samples, device: str | torch.devi
     """The dataset :func:`predict` runs on: reuses frozen features cached by training in this process;
     otherwise crops are read per batch and never cached, so memory does not grow with the set size."""
     cfg = model.cfg
-    cached = model._aux.get("features")  # key as in training.make_dataset
-    if cached is not None and cached[0] == (len(samples), samples[0].id, samples[-1].id, cfg.input_size):
+    if has_cached_features(model, samples):
         return make_dataset(model, samples, device)
     return CropDataset(
         samples,

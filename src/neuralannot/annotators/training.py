@@ -12,6 +12,7 @@ rank 0 writes checkpoints.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -52,6 +53,21 @@ def init_distributed() -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size())
 
 
+def feature_key(model: NeuralAnnotator, samples) -> tuple:
+    """Identifies the samples whose frozen features ``model._aux["features"]`` holds."""
+    return (len(samples), samples[0].id, samples[-1].id, model.cfg.input_size)
+
+
+def has_cached_features(model: NeuralAnnotator, samples) -> bool:
+    cached = model._aux.get("features")
+    return cached is not None and cached[0] == feature_key(model, samples)
+
+
+def samples_digest(samples) -> str:
+    """Short hash of the sample ids (a checkpoint belongs to one training set)."""
+    return hashlib.sha1("\n".join(s.id for s in samples).encode()).hexdigest()[:12]
+
+
 def make_dataset(model: NeuralAnnotator, samples, device: str | torch.device = "cpu") -> Dataset:
     """The training/annotation dataset of ``model``; with a frozen backbone the image features are
     computed once (cached on the model for the same samples) and the images are not read again."""
@@ -73,7 +89,7 @@ def make_dataset(model: NeuralAnnotator, samples, device: str | torch.device = "
     wild_hm = cfg.mode == "wild" and cfg.uses_joints
     if not frozen:
         return crops(model.backbone is not None and cfg.uses_image, wild_hm)
-    key = (len(samples), samples[0].id, samples[-1].id, cfg.input_size)
+    key = feature_key(model, samples)
     cached = model._aux.get("features")
     if cached is None or cached[0] != key:
         # models given the same ``feature_store`` dict (same backbone) share the features
@@ -189,12 +205,21 @@ def train(
         "period_start": 0,
         "history": [],
     }
+    data_digest = samples_digest(samples)
+    if info.main and out_dir.exists():  # temp files of a checkpoint write killed half-way
+        for tmp in out_dir.glob(f".{CHECKPOINT}.*.tmp"):
+            tmp.unlink(missing_ok=True)
     if resume and ckpt_path.exists():
         ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
         if ck["config_digest"] != cfg.digest():
             raise ValueError(
                 f"{ckpt_path} was written by another config ({ck['config_digest']} != "
                 f"{cfg.digest()}); use a new --work-dir or --no-resume"
+            )
+        if ck.get("samples_digest", data_digest) != data_digest:
+            raise ValueError(
+                f"{ckpt_path} was trained on other samples ({ck['samples_digest']} != {data_digest}); "
+                "use a new --work-dir or --no-resume"
             )
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
@@ -215,6 +240,7 @@ def train(
                     "state": state,
                     "config": cfg.to_dict(),
                     "config_digest": cfg.digest(),
+                    "samples_digest": data_digest,
                 },
             )
         if info.world > 1:

@@ -73,14 +73,8 @@ def _print_skips(report: dict) -> None:
 def _samples(data: Path, cfg: AnnotatorConfig, skip_bad: bool):
     """The command's samples and skip report; with ``--skip-bad`` unreadable images are skipped too."""
     from neuralannot.annotators.pipeline import load_samples
-    from neuralannot.data.crops import drop_unreadable_images
 
-    samples, report = load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap")
-    if skip_bad and cfg.uses_image:
-        samples = drop_unreadable_images(samples, report)
-    if not samples:
-        raise ValueError(f"no usable samples in {data} ({report})")
-    return samples, report
+    return load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap", images=cfg.uses_image)
 
 
 def annotate(
