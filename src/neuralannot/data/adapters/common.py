@@ -48,34 +48,11 @@ RECORD_ERRORS = (TypeError, ValueError, KeyError, IndexError, AttributeError)
 class JsonStream(_JsonObjectStream):
     """A top-level JSON object read key by key; the arrays under ``stream_keys`` element by element."""
 
+    arrays_required = False
+
     def __init__(self, f, path: Path, stream_keys: Iterable[str] = ()):
         super().__init__(f, path)
         self.stream_keys = frozenset(stream_keys)
-
-    def items(self) -> Iterator[tuple[str, Any]]:
-        """(key, value); a streamed key's value is an iterator, drained if the consumer moves on."""
-        if self._peek() != "{":
-            raise self._error("the file must contain one JSON object")
-        self.pos += 1
-        if self._peek() == "}":
-            self.pos += 1
-        else:
-            while True:
-                key = self._value()
-                if not isinstance(key, str):
-                    raise self._error("object keys must be strings")
-                self._expect(":")
-                if key in self.stream_keys and self._peek() == "[":
-                    it = self._array()
-                    yield key, it
-                    for _ in it:
-                        pass
-                else:
-                    yield key, self._value()
-                if self._expect(",}") == "}":
-                    break
-        if self._peek():
-            raise self._error("extra data after the top-level object")
 
 
 def _require_file(path: Path) -> None:

@@ -139,9 +139,12 @@ def _open_text(path: Path) -> io.TextIOBase:
 
 
 class _JsonObjectStream:
-    """Reads a top-level JSON object key by key; the ``samples`` array element by element."""
+    """Reads a top-level JSON object key by key; the arrays under ``stream_keys`` element by element
+    (with ``arrays_required`` such a key must hold an array)."""
 
     _WS = " \t\n\r"
+    stream_keys: frozenset[str] = frozenset({"samples"})
+    arrays_required = True
 
     def __init__(self, f: io.TextIOBase, path: Path, chunk: int = 1 << 20):
         self.f, self.path, self.chunk = f, path, chunk
@@ -211,7 +214,7 @@ class _JsonObjectStream:
                 return
 
     def items(self) -> Iterator[tuple[str, Any]]:
-        """(key, value) pairs; for ``samples`` the value is an iterator that must be consumed first."""
+        """(key, value) pairs; a streamed key's value is an iterator, drained if the consumer moves on."""
         if self._peek() != "{":
             raise self._error("the file must contain one JSON object")
         self.pos += 1
@@ -223,9 +226,9 @@ class _JsonObjectStream:
                 if not isinstance(key, str):
                     raise self._error("object keys must be strings")
                 self._expect(":")
-                if key == "samples":
+                if key in self.stream_keys and (self.arrays_required or self._peek() == "["):
                     if self._peek() != "[":
-                        raise self._error("'samples' must be a list")
+                        raise self._error(f"{key!r} must be a list")
                     it = self._array()
                     yield key, it
                     for _ in it:  # drain what the consumer did not read
