@@ -169,3 +169,23 @@ def test_loader_errors():
         load_body_model("anny", part="tail")
     with pytest.raises(BodyModelError, match="unknown body model"):
         load_body_model("not-a-model")
+
+
+def test_twist_axes_follow_the_limbs(anny_body):
+    from neuralannot.geometry.rotations import twist_angle
+
+    axes = anny_body.twist_axes()
+    names = [n for n, _ in BODY_SLOTS]
+    norms = axes.norm(dim=-1)
+    ends = {"left_foot", "right_foot", "head", "left_wrist", "right_wrist"}
+    assert all((norms[i] == 0) == (n in ends) for i, n in enumerate(names)), norms
+    # a pure twist of the left knee (about its limb axis) leaves the ankle where it was
+    knee, ankle = names.index("left_knee"), names.index("left_ankle")
+    pose = torch.zeros(1, 21, 3)
+    pose[0, knee] = 0.8 * axes[knee]
+    params = anny_body.default_params(batch_size=1)
+    moved = anny_body(dict(params, body_pose=pose), return_vertices=False).joints
+    rest = anny_body(params, return_vertices=False).joints
+    assert (moved[0, ankle + 1] - rest[0, ankle + 1]).norm() < 1e-4
+    angle = twist_angle(roma.rotvec_to_rotmat(pose[0, knee]), axes[knee]).item()
+    assert angle == pytest.approx(0.8, abs=1e-5)

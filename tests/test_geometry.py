@@ -225,3 +225,19 @@ def test_procrustes_align_zero_residual_and_grad(gen):
     out = procrustes_align(line, line.detach() + 1.0)
     out.sum().backward()
     assert torch.isfinite(out).all() and torch.isfinite(line.grad).all()
+
+
+def test_twist_angle_of_known_swing_and_twist():
+    from neuralannot.geometry.rotations import twist_angle
+
+    z = torch.tensor([0.0, 0.0, 1.0])
+    twist = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, 0.7]))  # 0.7 rad about the axis
+    swing = roma.rotvec_to_rotmat(torch.tensor([0.5, 0.0, 0.0]))  # about a perpendicular axis
+    assert twist_angle(twist, z).item() == pytest.approx(0.7, abs=1e-5)
+    assert twist_angle(swing, z).item() == pytest.approx(0.0, abs=1e-6)
+    assert twist_angle(swing @ twist, z).item() == pytest.approx(0.7, abs=1e-5)  # R = swing · twist
+    big = roma.rotvec_to_rotmat(torch.tensor([0.0, 0.0, -3.0]))
+    assert twist_angle(big, z).item() == pytest.approx(-3.0, abs=1e-5)  # stays in (−π, π]
+    assert twist_angle(twist, torch.zeros(3)).item() == 0.0
+    R = roma.rotvec_to_rotmat(torch.randn(4, 21, 3, generator=torch.Generator().manual_seed(0)))
+    assert twist_angle(R, torch.nn.functional.normalize(torch.randn(21, 3), dim=-1)).shape == (4, 21)

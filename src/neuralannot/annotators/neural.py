@@ -27,6 +27,7 @@ from neuralannot.bodies.base import BodyModel
 from neuralannot.bodies.joint_names import root_indices
 from neuralannot.bodies.joints import get_regressor
 from neuralannot.geometry import project, rot6d_to_rotmat, rotmat_to_rotvec
+from neuralannot.geometry.rotations import twist_angle
 from neuralannot.models.heads import HeadEntry, HeadLayout, HeatmapEncoder, JointEncoder, ParamHead
 
 #: Rough metric extent of each part: sets the initial camera distance and translation scale.
@@ -242,7 +243,11 @@ class NeuralAnnotator(nn.Module):
             err = [(pred[k] - batch[f"target_{k}"]).abs().flatten(1).mean(1) for k in targets if k in pred]
             terms["params"] = cfg.w_params * torch.stack(err, 1).sum(1).mean()
         for name, weight in cfg.reg.items():
-            if name == "latent" and "latent" in pred:
+            if name == "twist" and weight and "body_pose" in pred and hasattr(self.body, "twist_axes"):
+                # rotations about the limb axes: unobservable from joint positions (see twist_axes)
+                axes = self.body.twist_axes().to(pred["body_pose"])
+                terms["reg_twist"] = weight * twist_angle(pred["body_pose"], axes).square().mean()
+            elif name == "latent" and "latent" in pred:
                 terms["reg_latent"] = weight * pred["latent"].square().mean()
             elif name in pred and name in self.body.param_specs and name != self.embedded_group:
                 spec = self.body.param_specs[name]

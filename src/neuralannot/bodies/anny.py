@@ -306,6 +306,23 @@ class AnnyBody(_AnnyModel):
         self.param_specs = {s.name: s for s in specs}
 
 
+    def twist_axes(self) -> Tensor:
+        """Unit limb axis of each ``body_pose`` slot (21, 3) in the frame its rotation acts in (Anny's
+        rest pose, native axes): toward the slot's child joint; zero for end slots (feet, head,
+        wrists), whose twist is not defined. Joint positions cannot observe rotations about these."""
+        if getattr(self, "_twist_axes", None) is None:
+            with torch.no_grad():
+                params = self.default_params(batch_size=1)
+                joints = self.forward(params, return_vertices=False).joints[0] @ self.frame  # native
+            axes = torch.zeros(len(BODY_PARENTS) - 1, 3)
+            for child, parent in enumerate(BODY_PARENTS):
+                if parent > 0 and not axes[parent - 1].any():
+                    d = joints[child] - joints[parent]
+                    axes[parent - 1] = d / d.norm()
+            self._twist_axes = axes
+        return self._twist_axes
+
+
 class AnnyHand(_AnnyModel):
     """Anny hand part model: ``root_pose`` (wrist, 3), ``hand_pose`` (15, 3), ``phenotype`` (6),
     ``trans`` (3)."""

@@ -20,6 +20,7 @@ __all__ = [
     "rotmat_to_rotvec",
     "rotvec_to_rot6d",
     "rotvec_to_rotmat",
+    "twist_angle",
 ]
 
 
@@ -65,3 +66,11 @@ def flip_rotvec(rotvec: Tensor) -> Tensor:
     must also swap left/right joints.
     """
     return rotvec * rotvec.new_tensor([1.0, -1.0, -1.0])
+
+
+def twist_angle(R: Tensor, axis: Tensor) -> Tensor:
+    """Twist of rotations ``R`` (..., 3, 3) about unit ``axis`` (..., 3) — the swing-twist
+    decomposition's angle in (−π, π]; 0 where ``axis`` is zero."""
+    q = roma.rotmat_to_unitquat(R)  # (x, y, z, w)
+    psi = 2.0 * torch.atan2((q[..., :3] * axis).sum(-1), q[..., 3])
+    return torch.atan2(torch.sin(psi), torch.cos(psi))
