@@ -59,7 +59,7 @@ def main() -> None:
     ap.add_argument("--min-steps", type=int, default=1500, help="annotator training steps")
     ap.add_argument("--regressor-steps", type=int, default=1000, help="indirect regressor training steps")
     ap.add_argument("--fit-iterations", type=int, default=30, help="SMPLify-X L-BFGS iterations per stage")
-    ap.add_argument("--hybrid-iterations", type=int, default=15)
+    ap.add_argument("--hybrid-iterations", type=int, default=20)
     ap.add_argument("--eft-iterations", type=int, default=20)
     ap.add_argument("--eft-lr", type=float, default=1e-4)
     ap.add_argument("--spin-rounds", type=int, default=1)

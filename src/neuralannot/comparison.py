@@ -48,7 +48,7 @@ def compare_direct(
     work_dir: str | Path,
     methods=METHODS,
     fit_iterations: int = 30,
-    hybrid_iterations: int = 15,
+    hybrid_iterations: int = 20,
     eft_iterations: int = 20,
     eft_lr: float = 1e-4,
     spin_rounds: int = 1,
