@@ -34,7 +34,7 @@ def demo(
     steps: int = typer.Option(800, help="Minimum training steps of the annotator."),
 ) -> None:
     """Pose Anny (meshes + overlay), then synthesize a MoCap set, annotate it with NeuralAnnot, 3D
-    SMPLify-X, EFT, the hybrid and the two-stage annotator, and compare all against the GT meshes."""
+    SMPLify-X, the hybrid and the two-stage annotator, and compare all against the GT meshes."""
     from neuralannot.demo import run_annotation_demo, run_demo
 
     summary = run_demo(out)

@@ -150,8 +150,8 @@ def run_demo(out: Path, size: int = 320) -> dict:
 
 
 def run_annotation_demo(out: Path, n: int = 200, min_steps: int = 800, seed: int = 0) -> dict:
-    """Synthesize a small MoCap set and annotate it with every annotator on the same samples
-    (NeuralAnnot trained + run on the set, 3D SMPLify-X, EFT, hybrid, two-stage), evaluated against
+    """Synthesize a small MoCap set and annotate it with the annotators on the same samples
+    (NeuralAnnot trained + run on the set, 3D SMPLify-X, hybrid, two-stage), evaluated against
     the GT meshes (:func:`neuralannot.comparison.compare_direct`; pseudo-GT files in
     ``out/compare/pseudo_gt``)."""
     from neuralannot.annotators.config import AnnotatorConfig
@@ -177,7 +177,8 @@ def run_annotation_demo(out: Path, n: int = 200, min_steps: int = 800, seed: int
         )
     )
     samples, _ = load_samples(data, "body", needs_3d=True)
-    methods = ("neuralannot", "baseline", "eft", "hybrid", "two_stage")
+    # EFT (per-sample fine-tuning, ~0.5 s per sample on 2 cores) is left to bench/compare.py
+    methods = ("neuralannot", "baseline", "hybrid", "two_stage")
     table, _ = compare_direct("from3d", samples, cfg, out / "compare", methods)
     summary = {
         "n": len(samples),
