@@ -49,7 +49,8 @@ def demo(
         return
     result = run_annotation_demo(out, n=n, min_steps=steps)
     table = Table(title=f"Direct annotation error on {result['n']} synthetic MoCap samples (GT meshes)")
-    for col in ("annotator", "MPJPE mm", "PA-MPJPE mm", "MPVPE mm", "PA-MPVPE mm", "ratio", "samples/s"):
+    table.add_column("annotator", justify="right", no_wrap=True)
+    for col in ("MPJPE mm", "PA-MPJPE mm", "MPVPE mm", "PA-MPVPE mm", "ratio", "samples/s"):
         table.add_column(col, justify="right")
     for name, m in result["metrics"].items():
         table.add_row(
