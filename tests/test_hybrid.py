@@ -7,17 +7,9 @@ import torch
 from neuralannot.annotators.hybrid import HybridOptions, flag_outliers, refine_records
 from neuralannot.annotators.optimize import _Problem
 from neuralannot.io.pseudo_gt import PseudoGT, to_body_params
-from test_optimize import K_PX, body_params, keypoints, make_samples, mpvpe_mm
+from test_optimize import K_PX, body_params, keypoints, make_samples, mpvpe_mm, one_thread  # noqa: F401
 
 pytestmark = pytest.mark.anny
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _records(params: dict, samples, camera=None, noise: float = 0.0, seed: int = 0) -> list[PseudoGT]:
