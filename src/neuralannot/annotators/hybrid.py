@@ -86,13 +86,12 @@ def _decide(init: PseudoGT, refined: PseudoGT, opt: HybridOptions) -> tuple[Pseu
         why = "pose prior broken"
     else:
         why = None
-    info = {"refined": why is None, "reason": why or "lower data term", **{k: v for k, v in t.items()}}
-    if why is None:
-        quality = {k: v for k, v in refined.quality.items() if k != "refine"}
-        out = replace(refined, quality={**quality, "method": "hybrid", "hybrid": info})
-    else:
-        out = replace(init, quality={**init.quality, "method": "hybrid", "hybrid": info})
-    return out, info
+    info = {"refined": why is None, "reason": why or "lower data term", **t}
+    chosen = refined if why is None else init
+    quality = {k: v for k, v in chosen.quality.items() if k != "refine"}
+    if "flags" in quality:  # own list: outlier flags must not leak into the input records
+        quality["flags"] = list(quality["flags"])
+    return replace(chosen, quality={**quality, "method": "hybrid", "hybrid": info}), info
 
 
 def refine_records(
