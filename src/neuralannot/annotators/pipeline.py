@@ -11,7 +11,7 @@ from pathlib import Path
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.neural import NeuralAnnotator
 from neuralannot.annotators.predict import predict
-from neuralannot.annotators.training import load_trained, train
+from neuralannot.annotators.training import train
 from neuralannot.bodies import load_body_model
 from neuralannot.data.adapters.folder import SkipReport
 from neuralannot.data.adapters.registry import load_any
@@ -118,29 +118,3 @@ def run_annotate(
         "config": cfg.to_dict(),
         "work_dir": str(run_dir),
     }
-
-
-def run_predict(
-    data: str | Path,
-    out: str | Path,
-    cfg: AnnotatorConfig,
-    checkpoint: str | Path,
-    work_dir: str | Path,
-    skip_bad: bool = False,
-    device: str = "cpu",
-    progress: bool = True,
-) -> dict:
-    """Annotate ``data`` with an already trained checkpoint."""
-    samples, report = load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap",
-                                   images=cfg.uses_image, keep_gt=False)  # fmt: skip
-    model = load_trained(build_annotator(cfg, samples[0].joint_set), checkpoint)
-    ann = predict(
-        model,
-        samples,
-        out,
-        Path(work_dir) / cfg.digest(),
-        device=device,
-        progress=progress,
-        meta={"data": str(data), "checkpoint": str(checkpoint)},
-    )
-    return {"samples": len(samples), "skipped": report.as_dict(), "annotate": ann}

@@ -110,8 +110,13 @@ def _data_terms(samples, records, method: str, body_model, device: str) -> np.nd
 
     opt = FitOptions(iterations=0, schedule={"pose": [0.0], "shape": [0.0]})
     recs, _ = fit_dataset(samples, method, body_model, None, device=device, options=opt, init=records)
+    return _refined_data(recs)
+
+
+def _refined_data(records) -> np.ndarray:
+    """The data term after refinement of each record (``quality["refine"]``; inf when non-finite)."""
     return np.array([np.inf if r.quality["refine"]["data"] is None else r.quality["refine"]["data"]
-                     for r in recs])  # fmt: skip
+                     for r in records])  # fmt: skip
 
 
 def run_spin_loop(
@@ -135,8 +140,7 @@ def run_spin_loop(
     for r in range(rounds):
         fits, _ = fit_dataset(samples, method, body, None, device=device, progress=progress, init=preds,
                               options=FitOptions(iterations=fit_iterations))  # fmt: skip
-        new = np.array([np.inf if f.quality["refine"]["data"] is None else f.quality["refine"]["data"]
-                        for f in fits])  # fmt: skip
+        new = _refined_data(fits)
         old = _data_terms(samples, stored, method, body, device)
         better = new < old
         stored = [f if b else s for f, s, b in zip(fits, stored, better, strict=True)]

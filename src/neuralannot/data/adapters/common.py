@@ -23,6 +23,7 @@ from neuralannot.data.adapters.folder import (
     SkipReport,
     _JsonObjectStream,
     _open_text,
+    emit,
 )
 from neuralannot.data.sample import Sample, SampleError
 
@@ -102,12 +103,7 @@ def convert_records(
         except RECORD_ERRORS as exc:
             err = SampleError(f"malformed record: {exc!r}", sid, str(path), "malformed")
         else:
-            for s in out:
-                if isinstance(s, str):
-                    report.dropped[s] += 1
-                else:
-                    report.yielded += 1
-                    yield s
+            yield from emit(out, report)
             continue
         if not skip_bad:
             raise err

@@ -549,12 +549,17 @@ def _iter_source(src: Path, opts: dict[str, Any], report: SkipReport) -> Iterato
                 raise
             report.skip(exc.kind, str(exc))
             continue
-        for s in converted:
-            if isinstance(s, str):
-                report.dropped[s] += 1
-            else:
-                report.yielded += 1
-                yield s
+        yield from emit(converted, report)
+
+
+def emit(converted: Iterable[Sample | str], report: SkipReport) -> Iterator[Sample]:
+    """Yield a converted record's samples; a string is a dropped sample's reason (counted)."""
+    for s in converted:
+        if isinstance(s, str):
+            report.dropped[s] += 1
+        else:
+            report.yielded += 1
+            yield s
 
 
 def _iter_dataset(path: str | os.PathLike, opts: dict[str, Any], report: SkipReport) -> Iterator[Sample]:
