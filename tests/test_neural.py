@@ -75,9 +75,9 @@ def test_epoch_batches_partition_ranks():
     assert epoch_batches(20, 4, 0, 2, DistInfo()) != one
 
 
-def test_initial_prediction_is_the_neutral_upright_body(mocap_set):
+def test_initial_prediction_of_the_paper_head_is_the_neutral_upright_body(mocap_set):
     samples, _ = load_samples(mocap_set, "body", needs_3d=True)
-    model = build_annotator(AnnotatorConfig(mode="mocap", **TINY), samples[0].joint_set)
+    model = build_annotator(AnnotatorConfig(mode="mocap", head="paper", **TINY), samples[0].joint_set)
     batch = next(iter(torch.utils.data.DataLoader(make_dataset(model, samples), batch_size=4)))
     with torch.no_grad():
         pred = model(batch)
