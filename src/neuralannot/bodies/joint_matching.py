@@ -131,7 +131,7 @@ def _build_table(set_name: str) -> _SetTable:
     canon = JOINT_SETS[set_name]
     exact: dict[str, str] = {}
     for names in (canon, *SOURCE_NAMES.get(set_name, [])):
-        for c, n in zip(canon, names):
+        for c, n in zip(canon, names, strict=True):
             exact.setdefault(_cmp(normalize_name(n)), c)
     alias: dict[str, str] = {}
     by_key = {match_key(set_name, c): c for c in canon}
@@ -315,13 +315,13 @@ def match_joint_names(
     if joint_set is not None and not joint_map and len(names) == len(JOINT_SETS[joint_set]):
         if any(c is None for c, _ in assigned) or len({c for c, _ in assigned}) < len(names):
             return JointMatch(joint_set, tuple(range(len(names))), (), True)  # declared order
-    bad_targets = [f"{n!r} → {joint_map[n]!r}" for (c, lv), n in zip(assigned, names)
+    bad_targets = [f"{n!r} → {joint_map[n]!r}" for (c, _), n in zip(assigned, names, strict=True)
                    if c is None and n in joint_map and joint_map[n] is not None]  # fmt: skip
     if bad_targets:
         raise ValueError(f"the joint map sends {', '.join(bad_targets)}, which name no joint of {best}")
     if not any(c is not None for c, _ in assigned):
         raise ValueError(
-            f"joint_names ({len(names)}: {names[:4]}...) match no joint of a known set; name one with a "
+            f"joint_names ({len(names)}: {names[:4]}...) match no known joint set; name one with a "
             "top-level 'joint_set' key, map them with --joint-map, or use the names of "
             "neuralannot.bodies.joint_names.JOINT_SETS"
         )
@@ -329,7 +329,7 @@ def match_joint_names(
     index = [-1] * len(order)
     level = [3] * len(order)
     unknown = []
-    for col, ((canon, lv), n) in enumerate(zip(assigned, names)):
+    for col, ((canon, lv), n) in enumerate(zip(assigned, names, strict=True)):
         if canon is None:
             if lv != -1:
                 unknown.append(n)
