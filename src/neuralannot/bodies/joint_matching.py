@@ -257,28 +257,27 @@ def _zero_based(names: Sequence[str], joint_map: Mapping[str, str | None]) -> bo
 
 
 def _assign(names, set_name, joint_map, numbering, zero_based):
-    """Per dataset name: (canonical or None, level); mapped names have level -1."""
+    """Per dataset name: (canonical or None, level, mapped); level 0 = exact, 1 = alias, 2 = none."""
     out = []
     for n in names:
-        if n in joint_map:
-            target = joint_map[n]
-            if target is None:
-                out.append((None, -1))
-                continue
-            canon, level = resolve_name(target, set_name, numbering, zero_based)
-            out.append((canon, -1 if canon is not None else 2))
+        mapped = n in joint_map
+        target = joint_map[n] if mapped else n
+        if target is None:  # mapped to null: dropped on purpose
+            out.append((None, 2, True))
         else:
-            out.append(resolve_name(n, set_name, numbering, zero_based))
+            out.append((*resolve_name(target, set_name, numbering, zero_based), mapped))
     return out
 
 
 def _score(assigned, set_name: str) -> tuple[int, ...]:
-    """Most joints covered, then most mapped, smallest set, most in their canonical column, most exact."""
+    """Most joints covered, then most mapped, smallest set, most in their canonical column (when at
+    least half are: the set's own order), most exact."""
     canon = JOINT_SETS[set_name]
-    covered = {c for c, _ in assigned if c is not None}
-    mapped = sum(1 for c, lv in assigned if c is not None and lv < 0)
-    in_place = sum(1 for col, (c, _) in enumerate(assigned) if col < len(canon) and c == canon[col])
-    exact = sum(1 for c, lv in assigned if c is not None and lv <= 0)
+    covered = {c for c, _, _ in assigned if c is not None}
+    mapped = sum(1 for c, _, m in assigned if c is not None and m)
+    in_place = sum(1 for col, (c, _, _) in enumerate(assigned) if col < len(canon) and c == canon[col])
+    exact = sum(1 for c, lv, _ in assigned if c is not None and lv == 0)
+    in_place = in_place if 2 * in_place >= len(covered) else 0
     return len(covered), mapped, -len(canon), in_place, exact
 
 
@@ -313,13 +312,13 @@ def match_joint_names(
     )
     assigned = _assign(names, best, joint_map, finger_numbering, zero_based)
     if joint_set is not None and not joint_map and len(names) == len(JOINT_SETS[joint_set]):
-        if any(c is None for c, _ in assigned) or len({c for c, _ in assigned}) < len(names):
+        if any(c is None for c, _, _ in assigned) or len({c for c, _, _ in assigned}) < len(names):
             return JointMatch(joint_set, tuple(range(len(names))), (), True)  # declared order
-    bad_targets = [f"{n!r} → {joint_map[n]!r}" for (c, _), n in zip(assigned, names, strict=True)
-                   if c is None and n in joint_map and joint_map[n] is not None]  # fmt: skip
+    bad_targets = [f"{n!r} → {joint_map[n]!r}" for (c, _, m), n in zip(assigned, names, strict=True)
+                   if c is None and m and joint_map[n] is not None]  # fmt: skip
     if bad_targets:
         raise ValueError(f"the joint map sends {', '.join(bad_targets)}, which name no joint of {best}")
-    if not any(c is not None for c, _ in assigned):
+    if not any(c is not None for c, _, _ in assigned):
         raise ValueError(
             f"joint_names ({len(names)}: {names[:4]}...) match no known joint set; name one with a "
             "top-level 'joint_set' key, map them with --joint-map, or use the names of "
@@ -327,21 +326,22 @@ def match_joint_names(
         )
     order = {c: k for k, c in enumerate(JOINT_SETS[best])}
     index = [-1] * len(order)
-    level = [3] * len(order)
+    level = [(3, 3)] * len(order)
     unknown = []
-    for col, ((canon, lv), n) in enumerate(zip(assigned, names, strict=True)):
+    for col, ((canon, lv, mapped), n) in enumerate(zip(assigned, names, strict=True)):
         if canon is None:
-            if lv != -1:
+            if not mapped:
                 unknown.append(n)
             continue
         k = order[canon]
-        if index[k] >= 0 and lv == level[k]:
+        rank = (0 if mapped else 1, lv)  # a mapped name first, then an exact name before an alias
+        if index[k] >= 0 and rank == level[k]:
             raise ValueError(
                 f"joint names {names[index[k]]!r} and {n!r} both name the {best} joint {canon!r}; "
                 "keep one, or map the other to null with --joint-map"
             )
-        if lv < level[k]:
-            index[k], level[k] = col, lv
+        if rank < level[k]:
+            index[k], level[k] = col, rank
     identity = index == list(range(len(names)))
     return JointMatch(best, tuple(index), tuple(unknown), identity)
 
