@@ -125,6 +125,8 @@ def test_fit_and_eval_a_renamed_dataset_end_to_end(datasets, tmp_path):
     fit2d = ["fit", "--method", "smplifyx", "--data", datasets["coded"], "--out", tmp_path / "c.npz", *common]
     res = CliRunner().invoke(app, [*map(str, fit2d)])
     assert res.exit_code == 2 and "match no known joint set" in res.output
+    res = CliRunner().invoke(app, [*map(str, fit2d), "--joint-map", tmp_path / "nope.json"])
+    assert res.exit_code == 2 and "nope.json: joint map not found" in res.output
     run(*fit2d, "--joint-map", datasets["map"])
     run("eval", "--pred", tmp_path / "c.npz", "--data", datasets["coded"], "--joint-map", datasets["map"],
         "--json", tmp_path / "c.json")  # fmt: skip

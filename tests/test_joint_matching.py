@@ -189,6 +189,10 @@ def test_required_joints_per_part():
     assert required_joints("face68") == [FACE68[30], FACE68[36], FACE68[45]]
 
 
-def test_no_match_is_an_error():
+def test_no_match_and_bad_options_are_errors():
     with pytest.raises(ValueError, match="match no known joint set"):
         match_joint_names(["foo", "bar"])
+    with pytest.raises(ValueError, match=r"unknown joint set \['h36m17'\]"):
+        match_joint_names(H36M17, joint_set=["h36m17"])
+    with pytest.raises(ValueError, match="finger_numbering must be one of"):
+        match_joint_names(HAND21, finger_numbering="middle_out")

@@ -298,7 +298,7 @@ def match_joint_names(
     joint_map = dict(joint_map or {})
     if finger_numbering not in FINGER_NUMBERINGS:
         raise ValueError(f"finger_numbering must be one of {FINGER_NUMBERINGS}, got {finger_numbering!r}")
-    if joint_set is not None and joint_set not in JOINT_SETS:
+    if joint_set is not None and (not isinstance(joint_set, str) or joint_set not in JOINT_SETS):
         raise ValueError(f"unknown joint set {joint_set!r}; known sets: {sorted(JOINT_SETS)}")
     if not joint_map and finger_numbering == "base_first":
         exact = match_joint_set(names)
