@@ -177,8 +177,10 @@ def test_declared_set_keeps_positional_reading_of_unknown_names():
 def test_two_names_for_one_joint_is_an_error():
     with pytest.raises(ValueError, match="'Hip' and 'pelvis' both name the h36m17 joint 'root'"):
         match_joint_names([*H36M17[1:], "Hip", "pelvis"])
-    m = match_joint_names([*H36M17, "pelvis"])  # an exact name beats an alias
-    assert m.index[0] == 0 and m.unknown == ()
+    m = match_joint_names(["pelvis", *H36M17])  # an exact name beats an alias
+    assert m.index[0] == 1 and m.unknown == () and m.shadowed == ("pelvis",)
+    m = match_joint_names([*H36M17, "pelvis"])
+    assert m.index[0] == 0 and m.shadowed == ("pelvis",)
 
 
 def test_required_joints_per_part():

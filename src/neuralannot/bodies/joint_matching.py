@@ -218,14 +218,16 @@ class JointMatch:
     """Dataset columns → joints of ``joint_set``.
 
     ``index[k]`` is the dataset column of the set's joint ``k`` (-1 when the dataset lacks it);
-    ``unknown`` are dataset names that matched no joint (ignored); ``identity`` means the columns
-    already are the set in order.
+    ``unknown`` are dataset names that matched no joint (ignored); ``shadowed`` are names of a joint
+    that another name gives more exactly (ignored); ``identity`` means the columns already are the
+    set in order.
     """
 
     joint_set: str
     index: tuple[int, ...]
     unknown: tuple[str, ...] = ()
     identity: bool = False
+    shadowed: tuple[str, ...] = ()
 
     @property
     def missing(self) -> list[str]:
@@ -327,7 +329,7 @@ def match_joint_names(
     order = {c: k for k, c in enumerate(JOINT_SETS[best])}
     index = [-1] * len(order)
     level = [(3, 3)] * len(order)
-    unknown = []
+    unknown, shadowed = [], []
     for col, ((canon, lv, mapped), n) in enumerate(zip(assigned, names, strict=True)):
         if canon is None:
             if not mapped:
@@ -340,10 +342,12 @@ def match_joint_names(
                 f"joint names {names[index[k]]!r} and {n!r} both name the {best} joint {canon!r}; "
                 "keep one, or map the other to null with --joint-map"
             )
+        if index[k] >= 0:
+            shadowed.append(names[index[k]] if rank < level[k] else n)
         if rank < level[k]:
             index[k], level[k] = col, rank
     identity = index == list(range(len(names)))
-    return JointMatch(best, tuple(index), tuple(unknown), identity)
+    return JointMatch(best, tuple(index), tuple(unknown), identity, tuple(shadowed))
 
 
 _BODY_CORE = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")

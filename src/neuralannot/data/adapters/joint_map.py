@@ -114,6 +114,9 @@ def resolve_file_joints(meta: Mapping[str, Any], where: str | os.PathLike, joint
             "%s: ignoring %d joint name(s) that match no %s joint: %s (map them with --joint-map)",
             Path(where), len(match.unknown), match.joint_set, ", ".join(match.unknown),
         )  # fmt: skip
+    if match.shadowed:
+        log.warning("%s: ignoring joint name(s) %s: another name gives the same %s joint",
+                    Path(where), ", ".join(match.shadowed), match.joint_set)  # fmt: skip
     if jm.path and jm.joints:
         unused = sorted(set(jm.joints) - {str(n) for n in meta["joint_names"]})
         if unused:
