@@ -153,7 +153,7 @@ def test_missing_and_corrupt_images(h36m_copy):
         (lambda t, d: t.replace('"schema_version": 1', '"schema_version": 2'), "schema_version 2"),
         (lambda t, d: t.replace('"joint_names"', '"joint_namez"'), r"missing top-level key.*joint_names"),
         (lambda t, d: t.replace('"samples"', '"samplez"'), "missing top-level key 'samples'"),
-        (lambda t, d: t.replace('"root"', '"wurzel"'), r"missing \['root'\], which a h36m17 dataset needs"),
+        (lambda t, d: t.replace('"left_hip"', '"huefte"'), r"missing \['left_hip'\], which a h36m17 dataset"),
         (lambda t, d: json.dumps({**d, "joint_names": [f"j{i}" for i in range(17)]}), "match no known joint"),
         (lambda t, d: t.replace('"num_samples": 4', '"num_samples": 5'), "num_samples=5"),
         (lambda t, d: "[1, 2]", "one JSON object"),

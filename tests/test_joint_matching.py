@@ -44,6 +44,10 @@ MPI_INF_3DHP28 = [  # the official 28-joint annot.mat order
     "right_elbow", "right_wrist", "right_hand", "left_hip", "left_knee", "left_ankle", "left_foot",
     "left_toe", "right_hip", "right_knee", "right_ankle", "right_foot", "right_toe",
 ]  # fmt: skip
+CROWDPOSE = [  # mmpose crowdpose.py: no pelvis, so mpi_inf_3dhp17 (more joints covered) cannot take it
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",
+    "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle", "top_head", "neck",
+]  # fmt: skip
 MEDIAPIPE_HAND = ["WRIST"] + [
     f"{f}_{j}"
     for f, joints in [("THUMB", ["CMC", "MCP", "IP", "TIP"])]
@@ -101,15 +105,18 @@ def test_permuted_interhand_hand_is_read_as_hand21():
         (H36M_MOON, "h36m17", ()),
         (MMHUMAN3D_H36M, "h36m17", ()),
         (MPI_INF_3DHP28, "mpi_inf_3dhp17", ("spine3", "spine4", "spine2", "left_clavicle", "left_hand",
-                                            "right_clavicle", "right_hand", "left_foot", "left_toe",
-                                            "right_foot", "right_toe")),
+                                            "right_clavicle", "right_hand", "left_toe", "right_toe")),
         (OPENPOSE_BODY25, "coco23", ("Neck", "MidHip", "Background")),
+        (CROWDPOSE, "coco17", ("top_head", "neck")),
         (MEDIAPIPE_HAND, "hand21", ()),
     ],
 )  # fmt: skip
 def test_conventions_resolve_to_the_right_joints(names, set_name, unknown):
     m = match_joint_names(names)
-    assert m.joint_set == set_name and m.unknown == unknown and m.missing == []
+    assert m.joint_set == set_name and m.unknown == unknown
+    face = ["nose", "left_eye", "right_eye", "left_ear", "right_ear"]
+    assert m.missing == (face if names == CROWDPOSE else [])
+    assert m.passed_over == ("mpi_inf_3dhp17" if names == CROWDPOSE else None)
     got = dict(zip(JOINT_SETS[set_name], _names_of(m, names), strict=True))
     if set_name == "h36m17":  # the joints whose names differ most between conventions
         keys = ("root", "thorax", "neck_base", "head", "right_foot", "spine", "left_hip")
@@ -122,6 +129,7 @@ def test_conventions_resolve_to_the_right_joints(names, set_name, unknown):
         assert [got[k] for k in keys] == expect
     if set_name == "mpi_inf_3dhp17":
         assert got["head"] == "head" and got["head_top"] == "head_top" and got["neck"] == "neck"
+        assert got["left_ankle"] == "left_ankle" and m.shadowed == ("left_foot", "right_foot")
     if set_name == "coco23":
         assert got["right_big_toe"] == "RBigToe" and got["left_heel"] == "LHeel" and got["nose"] == "Nose"
     if set_name == "hand21":
@@ -151,6 +159,14 @@ def test_subset_marks_absent_joints_and_superset_ignores_unknown():
     out = m.take(j)
     assert out.shape == (17, 3)
     assert (out[[7, 9]] == 0).all() and (out[np.r_[0:7, 8, 10:17]] != 0).all()
+
+
+def test_a_set_lacking_needed_joints_gives_way_to_one_that_has_them():
+    names = H36M17[1:]  # no root: h36m17 cannot be fitted, coco17 (hip midpoint as root) can
+    m = match_joint_names(names)
+    assert (m.joint_set, m.passed_over) == ("coco17", "h36m17")
+    assert _names_of(m, names)[COCO17.index("left_ankle")] == "left_foot"
+    assert m.unknown == ("spine", "thorax", "neck_base", "head")
 
 
 def test_joint_map_wins_and_can_drop_joints():

@@ -64,10 +64,13 @@ BODY_ALIASES: dict[str, list[str]] = {
     "neck": ["thorax", "neck_extra"],
     # H36M "Neck/Nose", 3DHP "head", mmpose "neck_base", mmhuman3d "head_extra", MPII "upper_neck"
     "head_center": ["neck_base", "neck_nose", "head_extra", "upper_neck", "head_centre"],
-    # top of the head: mmpose h36m "head", Moon et al. "Head_top", mmhuman3d "headtop"
-    "head_top": ["headtop", "head_end"],
+    # top of the head: mmpose h36m "head", Moon et al. "Head_top", mmhuman3d "headtop", CrowdPose "top_head"
+    "head_top": ["headtop", "head_end", "top_head"],
     # Moon et al. "Torso", mmhuman3d "spine_extra"
     "spine": ["torso", "spine_extra"],
+    # H36M / Mixamo "LeftFoot" is the ankle (MPI-INF-3DHP's own left_ankle wins where both occur)
+    "left_ankle": ["left_foot"],
+    "right_ankle": ["right_foot"],
     # mmhuman3d "left_bigtoe", OpenPose "LSmallToe"
     "left_big_toe": ["left_bigtoe"],
     "right_big_toe": ["right_bigtoe"],
@@ -220,7 +223,8 @@ class JointMatch:
     ``index[k]`` is the dataset column of the set's joint ``k`` (-1 when the dataset lacks it);
     ``unknown`` are dataset names that matched no joint (ignored); ``shadowed`` are names of a joint
     that another name gives more exactly (ignored); ``identity`` means the columns already are the
-    set in order.
+    set in order. ``passed_over`` names a set that covered more names but lacks joints its part
+    needs (:func:`required_joints`), so this one was taken instead.
     """
 
     joint_set: str
@@ -228,6 +232,7 @@ class JointMatch:
     unknown: tuple[str, ...] = ()
     identity: bool = False
     shadowed: tuple[str, ...] = ()
+    passed_over: str | None = None
 
     @property
     def missing(self) -> list[str]:
@@ -272,15 +277,17 @@ def _assign(names, set_name, joint_map, numbering, zero_based):
 
 
 def _score(assigned, set_name: str) -> tuple[int, ...]:
-    """Most joints covered, then most mapped, smallest set, most in their canonical column (when at
-    least half are: the set's own order), most exact."""
+    """A set whose required joints are all there first, then most joints covered, most mapped,
+    smallest set, most in their canonical column (when at least half are: the set's own order),
+    most exact."""
     canon = JOINT_SETS[set_name]
     covered = {c for c, _, _ in assigned if c is not None}
     mapped = sum(1 for c, _, m in assigned if c is not None and m)
     in_place = sum(1 for col, (c, _, _) in enumerate(assigned) if col < len(canon) and c == canon[col])
     exact = sum(1 for c, lv, _ in assigned if c is not None and lv == 0)
     in_place = in_place if 2 * in_place >= len(covered) else 0
-    return len(covered), mapped, -len(canon), in_place, exact
+    complete = set(required_joints(set_name)) <= covered
+    return complete, len(covered), mapped, -len(canon), in_place, exact
 
 
 def match_joint_names(
@@ -308,10 +315,10 @@ def match_joint_names(
             return JointMatch(exact, tuple(range(len(names))), (), True)
     zero_based = _zero_based(names, joint_map)
     candidates = [joint_set] if joint_set is not None else _NAME_SETS
-    best = max(
-        candidates,
-        key=lambda s: _score(_assign(names, s, joint_map, finger_numbering, zero_based), s),
-    )
+    scores = {s: _score(_assign(names, s, joint_map, finger_numbering, zero_based), s) for s in candidates}
+    best = max(candidates, key=scores.__getitem__)
+    widest = max(candidates, key=lambda s: scores[s][1:])
+    passed_over = widest if scores[widest][1] > scores[best][1] else None
     assigned = _assign(names, best, joint_map, finger_numbering, zero_based)
     if joint_set is not None and not joint_map and len(names) == len(JOINT_SETS[joint_set]):
         if any(c is None for c, _, _ in assigned) or len({c for c, _, _ in assigned}) < len(names):
@@ -347,7 +354,7 @@ def match_joint_names(
         if rank < level[k]:
             index[k], level[k] = col, rank
     identity = index == list(range(len(names)))
-    return JointMatch(best, tuple(index), tuple(unknown), identity, tuple(shadowed))
+    return JointMatch(best, tuple(index), tuple(unknown), identity, tuple(shadowed), passed_over)
 
 
 _BODY_CORE = ("left_shoulder", "right_shoulder", "left_hip", "right_hip")

@@ -109,6 +109,9 @@ def resolve_file_joints(meta: Mapping[str, Any], where: str | os.PathLike, joint
             f"{missing}, which a {match.joint_set} dataset needs (add them, or map the dataset's "
             "names onto them with --joint-map)"
         )
+    if match.passed_over:
+        log.warning("%s: joint_names match more %s joints, but not all it needs (root, orientation); "
+                    "reading them as %s", Path(where), match.passed_over, match.joint_set)  # fmt: skip
     if match.unknown:
         log.warning(
             "%s: ignoring %d joint name(s) that match no %s joint: %s (map them with --joint-map)",
