@@ -17,7 +17,16 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from neuralannot.commands.annotate import BODY, CONFIG, USER_ERRORS, WORK, _config, _print_skips, fail
+from neuralannot.commands.annotate import (
+    BODY,
+    CONFIG,
+    JOINT_MAP,
+    USER_ERRORS,
+    WORK,
+    _config,
+    _print_skips,
+    fail,
+)
 
 console = Console()
 METHOD_NAMES = {"smplifyx": "2d", "smplifyx3d": "3d"}
@@ -104,6 +113,7 @@ def fit_cmd(
     threads: int = typer.Option(0, help="torch threads (0 = keep torch's default; use 1 on a shared CPU)."),
     device: str = typer.Option("cpu"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad samples instead of failing."),
+    joint_map: Path | None = JOINT_MAP,
 ) -> None:
     """Fit or refine every sample and write the same pseudo-GT format as `annotate`."""
     import torch
@@ -121,14 +131,15 @@ def fit_cmd(
         torch.set_num_threads(threads)
     try:
         if method in METHOD_NAMES:
-            samples, report = load_samples(data, part, skip_bad, needs_3d=method == "smplifyx3d")
+            samples, report = load_samples(data, part, skip_bad, needs_3d=method == "smplifyx3d",
+                                           joint_map=joint_map)  # fmt: skip
             records, summary = fit_dataset(samples, METHOD_NAMES[method], body_model, part, batch_size,
                                            device, iterations, optimizer, progress=True)  # fmt: skip
         else:
-            probe, _ = load_samples(data, part, skip_bad)
+            probe, _ = load_samples(data, part, skip_bad, joint_map=joint_map)
             mode = "mocap" if _joints(probe, joints) == "3d" else "wild"
             cfg = _config(config, mode, part, body_model, min_steps=min_steps)
-            samples, report = _samples(data, cfg, skip_bad)
+            samples, report = _samples(data, cfg, skip_bad, joint_map)
             records, summary = _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
                                               device)  # fmt: skip
         summary = {k: v for k, v in summary.items() if k not in ("train", "annotate")}
