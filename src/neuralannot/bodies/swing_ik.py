@@ -140,11 +140,12 @@ class SwingSolver:
         o = torch.einsum("bjxy,bjx->bjy", W[:, par], P - P[:, par])
         return torch.cat([torch.zeros_like(o[:, :1]), o[:, 1:]], 1)
 
-    def _plan(self) -> list[tuple[int, list[int], float, bool]]:
-        """Per joint, in tree order: (joint, target keypoints, swing fraction, twist from extra targets).
+    def _plan(self) -> list[tuple[int, list[int], bool]]:
+        """Per joint, in tree order: (joint, target keypoints, twist from extra targets).
 
-        A joint carrying keypoints swings fully toward them; a joint on a single-child chain above
-        such a joint takes an equal share of the bend (fraction 1/n)."""
+        A joint carrying keypoints swings toward them (and twists to fit the others); the first joint
+        of a single-child chain above such a joint swings toward them too, keeping the chain's bend
+        (the spine toward the thorax, the neck toward the head)."""
         J = len(self.parents)
         own = {j: [k for k, a in enumerate(self.attach) if a == j] for j in range(J)}
         children = {j: [c for c in range(J) if self.parents[c] == j] for j in range(J)}
@@ -152,13 +153,13 @@ class SwingSolver:
         self.root_targets = list(own[0])
         for j in range(J):
             if own[j]:
-                plan.append((j, own[j], 1.0, True))
+                plan.append((j, own[j], True))
                 continue
             n, c = 1, j
             while not own[c] and len(children[c]) == 1:
                 c, n = children[c][0], n + 1
             if own[c] and c != j and (j == 0 or len(children[self.parents[j]]) > 1 or own[self.parents[j]]):
-                plan.append((j, own[c], 1.0, False))  # chain start: full swing, the bend is kept
+                plan.append((j, own[c], False))  # chain start: full swing, the bend is kept
                 if self.parents[j] == 0:  # the root also turns toward it (e.g. the pelvis tilt: thorax)
                     self.root_targets += own[c]
         return plan
@@ -179,18 +180,8 @@ class SwingSolver:
         P, K = self._rebuild(W, P0, K0)
         delta, cu, cv = self._align_root(P, K, targets, valid)
         W, P, K = delta[:, None] @ W, self._moved(P, delta, cu, cv), self._moved(K, delta, cu, cv)
-        masks = self._masks(P.device)
-        for j, tgt, frac, twist in [step for step in self.plan if step[0] != 0] * self.passes:
-            pivot = P[:, j]
-            u = K[:, tgt] - pivot[:, None]
-            v = targets[:, tgt] - pivot[:, None]
-            ok = valid[:, tgt] & (u.norm(dim=-1) > MIN_LEVER)
-            delta = self._rotation(u, v, ok, frac, twist)
-            # rotate j's subtree (frames, joints, carried keypoints) about j
-            joint_mask, kp_mask = masks[j]
-            W = torch.where(joint_mask[:, None, None], delta[:, None] @ W, W)
-            P = torch.where(joint_mask[:, None], self._moved(P, delta, pivot, pivot), P)
-            K = torch.where(kp_mask[:, None], self._moved(K, delta, pivot, pivot), K)
+        for level in self._levels(P.device) * self.passes:
+            W, P, K = self._solve_level(level, W, P, K, targets, valid)
         F = self.frame.to(W)
         par = [max(p, 0) for p in self.parents]
         local = W[:, par].transpose(-1, -2) @ W
@@ -218,17 +209,52 @@ class SwingSolver:
         """Points (B, N, 3) rotated by R (B, 3, 3) about ``src`` (B, 3), then moved to ``dst``."""
         return dst[:, None] + (X - src[:, None]) @ R.transpose(-1, -2)
 
-    def _masks(self, device) -> dict[int, tuple[Tensor, Tensor]]:
-        """Per joint: which joints (J,) and keypoints (K,) its rotation moves."""
-        if getattr(self, "_mask_cache", (None,))[0] != device:
-            J = len(self.parents)
-            m = {}
-            for j in range(J):
-                joints = torch.tensor([c in self.subtree[j] for c in range(J)], device=device)
-                kps = torch.tensor([a in self.subtree[j] for a in self.attach], device=device)
-                m[j] = (joints, kps)
-            self._mask_cache = (device, m)
-        return self._mask_cache[1]
+    def _levels(self, device) -> list[dict[str, Tensor]]:
+        """The plan grouped by tree depth as index tensors: joints of one depth have disjoint subtrees,
+        so their corrections commute and are solved together."""
+        if getattr(self, "_level_cache", (None,))[0] != device:
+            J, depth = len(self.parents), [0] * len(self.parents)
+            for j in range(1, J):
+                depth[j] = depth[self.parents[j]] + 1
+            levels = []
+            for d in sorted({depth[j] for j, _, _ in self.plan if j != 0}):
+                entries = [e for e in self.plan if e[0] != 0 and depth[e[0]] == d]
+                T = max(len(t) for _, t, _ in entries)
+                owner = [-1] * J  # the entry whose subtree holds each joint
+                for e, (j, _, _) in enumerate(entries):
+                    for c in self.subtree[j]:
+                        owner[c] = e
+                lv = {
+                    "joint": [j for j, _, _ in entries],
+                    "targets": [t + [t[0]] * (T - len(t)) for _, t, _ in entries],
+                    "real": [[i < len(t) for i in range(T)] for _, t, _ in entries],
+                    "twist": [tw for _, _, tw in entries],
+                    "joint_owner": owner,
+                    "kp_owner": [owner[a] if a >= 0 else -1 for a in self.attach],
+                }
+                levels.append({k: torch.tensor(v, device=device) for k, v in lv.items()})
+            self._level_cache = (device, levels)
+        return self._level_cache[1]
+
+    def _solve_level(
+        self, lv: dict[str, Tensor], W: Tensor, P: Tensor, K: Tensor, targets: Tensor, valid: Tensor
+    ):
+        """Correct every joint of one tree level at once (see :meth:`_levels`)."""
+        B, E = P.shape[0], lv["targets"].shape[0]
+        pivot = P[:, lv["joint"]]  # (B, E, 3)
+        u = K[:, lv["targets"]] - pivot[:, :, None]  # (B, E, T, 3)
+        v = targets[:, lv["targets"]] - pivot[:, :, None]
+        ok = valid[:, lv["targets"]] & lv["real"] & (u.norm(dim=-1) > MIN_LEVER)
+        delta = self._rotation(u.flatten(0, 1), v.flatten(0, 1), ok.flatten(0, 1), lv["twist"].repeat(B))
+        eye = torch.eye(3, dtype=P.dtype, device=P.device).expand(B, 1, 3, 3)
+        delta = torch.cat([eye, delta.view(B, E, 3, 3)], 1)  # entry -1 → identity
+        piv = torch.cat([torch.zeros_like(pivot[:, :1]), pivot], 1)
+        Dj, pj = delta[:, lv["joint_owner"] + 1], piv[:, lv["joint_owner"] + 1]
+        Dk, pk = delta[:, lv["kp_owner"] + 1], piv[:, lv["kp_owner"] + 1]
+        W = Dj @ W
+        P = pj + ((P - pj)[..., None, :] @ Dj.transpose(-1, -2))[..., 0, :]
+        K = pk + ((K - pk)[..., None, :] @ Dk.transpose(-1, -2))[..., 0, :]
+        return W, P, K
 
     def _align_root(
         self, P: Tensor, K: Tensor, targets: Tensor, valid: Tensor
@@ -245,42 +271,40 @@ class SwingSolver:
             tgt = self.root_targets
             u, v = K[:, tgt] - cu[:, None], targets[:, tgt] - cv[:, None]
             ok = valid[:, tgt] & (u.norm(dim=-1) > MIN_LEVER)
-            delta = self._rotation(u, v, ok, 1.0, True, primary=len(own))
+            delta = self._rotation(u, v, ok, True, primary=len(own))
         else:  # nothing rigid on the root: translation only
             delta = torch.eye(3, dtype=P.dtype, device=P.device).expand(P.shape[0], 3, 3)
         return delta, cu, cv
 
     @staticmethod
     def _rotation(
-        u: Tensor, v: Tensor, ok: Tensor, frac: float, twist: bool, primary: int | None = None
+        u: Tensor, v: Tensor, ok: Tensor, twist: Tensor | bool, primary: int | None = None
     ) -> Tensor:
-        """(B, 3, 3): swing of the longest valid ``u`` (among the first ``primary`` pairs, when some of
-        them are valid) onto its ``v`` (times ``frac``), then the twist about that axis that best
+        """(N, 3, 3): swing of the longest valid ``u`` (among the first ``primary`` pairs, when some of
+        them are valid) onto its ``v``, then (where ``twist``) the twist about that axis that best
         aligns all pairs (least squares); identity without targets."""
-        B = u.shape[0]
+        N = u.shape[0]
         first = ok.clone()
         if primary is not None:
             first[:, primary:] = False
             first = torch.where(first.any(1, keepdim=True), first, ok)
         lever = torch.where(first, u.norm(dim=-1), torch.zeros_like(u[..., 0]))
         i = lever.argmax(1)
-        pick = torch.arange(B, device=u.device)
-        any_ok = ok.any(1)
+        pick = torch.arange(N, device=u.device)
         q = _swing(u[pick, i], v[pick, i])
-        rv = roma.unitquat_to_rotvec(q) * frac
-        rv = torch.where(any_ok[:, None], rv, torch.zeros_like(rv))
-        R = roma.rotvec_to_rotmat(rv)
-        if twist and u.shape[1] > 1:
-            axis = v[pick, i] / v[pick, i].norm(dim=-1, keepdim=True).clamp_min(1e-9)
-            ur = u @ R.transpose(-1, -2)
-            up = ur - (ur * axis[:, None]).sum(-1, keepdim=True) * axis[:, None]
-            vp = v - (v * axis[:, None]).sum(-1, keepdim=True) * axis[:, None]
-            m = ok.to(u.dtype)
-            s = ((torch.linalg.cross(up, vp) * axis[:, None]).sum(-1) * m).sum(1)
-            c = ((up * vp).sum(-1) * m).sum(1)
-            strong = (s.abs() + c.abs()) > MIN_LEVER**2
-            angle = torch.atan2(
-                torch.where(strong, s, torch.zeros_like(s)), torch.where(strong, c, torch.ones_like(c))
-            )
-            R = _axis_rotation(axis, angle) @ R
-        return R
+        identity = q.new_tensor([0.0, 0.0, 0.0, 1.0])
+        R = roma.unitquat_to_rotmat(torch.where(ok.any(1, keepdim=True), q, identity))
+        if u.shape[1] == 1 or twist is False:
+            return R
+        axis = v[pick, i] / v[pick, i].norm(dim=-1, keepdim=True).clamp_min(1e-9)
+        ur = u @ R.transpose(-1, -2)
+        up = ur - (ur * axis[:, None]).sum(-1, keepdim=True) * axis[:, None]
+        vp = v - (v * axis[:, None]).sum(-1, keepdim=True) * axis[:, None]
+        m = ok.to(u.dtype)
+        s = ((torch.linalg.cross(up, vp) * axis[:, None]).sum(-1) * m).sum(1)
+        c = ((up * vp).sum(-1) * m).sum(1)
+        strong = ((s.abs() + c.abs()) > MIN_LEVER**2) & torch.as_tensor(twist, device=u.device)
+        angle = torch.atan2(
+            torch.where(strong, s, torch.zeros_like(s)), torch.where(strong, c, torch.ones_like(c))
+        )
+        return _axis_rotation(axis, angle) @ R
