@@ -60,12 +60,8 @@ def demo(
             f"{m['samples_per_s']:.1f}",
         )
     console.print(table)
-    ratio = result["mpvpe_ratio"]
-    verdict = "NeuralAnnot wins" if ratio < 1 else "SMPLify-X wins"
-    console.print(
-        f"MPVPE ratio NeuralAnnot / 3D-SMPLify-X = {ratio:.2f} ({verdict}); lowest MPVPE: {result['best']}; "
-        f"files in {out} (comparison.json, compare/pseudo_gt/)"
-    )
+    console.print(f"Verdict: {result['verdict']}")
+    console.print(f"lowest MPVPE: {result['best']}; files in {out} (comparison.json, compare/pseudo_gt/)")
 
 
 @app.command()

@@ -1,0 +1,36 @@
+"""The demo's verdict against the mission's targets (demo.py), and a tiny end-to-end demo run."""
+
+import pytest
+
+from neuralannot.demo import TARGET_MPVPE_RATIO, verdict
+
+
+def _row(mpjpe, mpvpe):
+    return {"mpjpe_mm": mpjpe, "mpvpe_mm": mpvpe}
+
+
+def test_verdict_needs_both_targets():
+    base = _row(15.0, 40.0)
+    assert verdict({"neuralannot": _row(10.0, 30.0), "baseline": base}).startswith("NeuralAnnot wins")
+    # MPVPE ahead but not by the target ratio, or joints worse: not a win
+    short = verdict({"neuralannot": _row(10.0, 40.0 * (TARGET_MPVPE_RATIO + 0.1)), "baseline": base})
+    assert short.startswith("NeuralAnnot ahead but short")
+    assert verdict({"neuralannot": _row(20.0, 30.0), "baseline": base}).startswith("NeuralAnnot ahead")
+    assert verdict({"neuralannot": _row(20.0, 50.0), "baseline": base}).startswith("SMPLify-X wins")
+
+
+def test_verdict_reports_the_hybrid():
+    table = {"neuralannot": _row(10.0, 30.0), "baseline": _row(15.0, 40.0), "hybrid": _row(9.0, 28.0)}
+    assert "hybrid 28.0 mm (better than both)" in verdict(table)
+    table["hybrid"] = _row(9.0, 35.0)
+    assert "not better than both" in verdict(table)
+
+
+@pytest.mark.anny
+def test_tiny_demo_runs_end_to_end(tmp_path):
+    from neuralannot.demo import run_annotation_demo
+
+    result = run_annotation_demo(tmp_path, n=8, min_steps=4)
+    assert set(result["metrics"]) == {"neuralannot", "baseline", "hybrid", "two_stage"}
+    assert result["verdict"] and (tmp_path / "comparison.json").exists()
+    assert all(m["n"] == 8 for m in result["metrics"].values())
