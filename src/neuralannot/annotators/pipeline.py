@@ -13,8 +13,9 @@ from neuralannot.annotators.neural import NeuralAnnotator
 from neuralannot.annotators.predict import predict
 from neuralannot.annotators.training import train
 from neuralannot.bodies import load_body_model
+from neuralannot.data.adapters.checks import check_unique_ids
 from neuralannot.data.adapters.folder import SkipReport
-from neuralannot.data.adapters.registry import load_any
+from neuralannot.data.adapters.registry import detect_format, load_any
 from neuralannot.data.sample import Sample, SampleError
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ def load_samples(
     limit: int | None = None,
     images: bool = False,
     keep_gt: bool = True,
+    allow_outside_root: bool = False,
 ) -> tuple[list[Sample], SkipReport]:
     """Read a dataset into memory (joints and boxes only; images stay on disk).
 
@@ -44,10 +46,14 @@ def load_samples(
     job (no valid joint; no 3D joints in MoCap mode) raise :class:`SampleError`, or are skipped and
     counted with ``skip_bad``; with ``images`` and ``skip_bad`` so are samples whose image cannot be
     decoded. ``keep_gt=False`` drops the evaluation-only GT (``gt``) to save memory on big sets.
+    Sample ids must be unique (:class:`DatasetFormatError` naming the duplicates); folder-format images
+    must lie inside the dataset folder unless ``allow_outside_root``.
     """
     report = SkipReport()
     samples: list[Sample] = []
-    for s in load_any(data, skip_bad=skip_bad, report=report):
+    fmt = detect_format(data)
+    options = {"allow_outside_root": allow_outside_root} if fmt == "folder" else {}
+    for s in load_any(data, fmt, skip_bad=skip_bad, report=report, **options):
         if part is not None and MODEL_PART.get(s.part) != MODEL_PART.get(part, part):
             continue
         problem = None
@@ -65,6 +71,7 @@ def load_samples(
         samples.append(s)
         if limit is not None and len(samples) >= limit:
             break
+    check_unique_ids((s.id for s in samples), data)
     if skip_bad and images:
         from neuralannot.data.crops import drop_unreadable_images
 

@@ -59,7 +59,7 @@ def _image(s: Sample, skip_bad: bool) -> tuple[np.ndarray, str]:
     note = "no image" if not s.image else ""
     if s.image:
         try:
-            return load_image(s.image, s.id), ""
+            return load_image(s.image, s.id, s.image_size), ""
         except SampleError as err:
             if not skip_bad:
                 raise
