@@ -204,12 +204,14 @@ def test_images_outside_the_dataset_folder_are_refused(h36m_copy, tmp_path_facto
     d, data = h36m_copy
     outside = tmp_path_factory.mktemp("elsewhere") / "secret.jpg"
     shutil.copy(d / data["samples"][1]["image"], outside)
-    image = {"absolute": str(outside), "dotdot": f"../{outside.parent.name}/secret.jpg", "symlink": "link.jpg"}
+    dotdot = f"../{outside.parent.name}/secret.jpg"
+    image = {"absolute": str(outside), "dotdot": dotdot, "symlink": "link.jpg"}
     if where == "symlink":
         (d / "link.jpg").symlink_to(outside)
     data["samples"][1]["image"] = image[where]
     path = write(d / "x.json", data)
-    with pytest.raises(SampleError, match=r"sample 'h36m/(secret|link)/0'.*outside the dataset folder.*--allow-outside-root"):
+    pattern = r"sample 'h36m/(secret|link)/0'.*outside the dataset folder.*--allow-outside-root"
+    with pytest.raises(SampleError, match=pattern):
         list(load_dataset(path))
     report = SkipReport()
     assert len(list(load_dataset(path, skip_bad=True, report=report))) == 3
@@ -230,9 +232,11 @@ def test_unfinished_synthetic_folder_is_refused_with_the_command_to_finish_it(tm
     meta = json.loads((out / "meta.json").read_text())
     gen = {"kind": "wild", "n": 40, "seed": 3, "shard_size": 20, "image_size": 256, "masks": False}
     (out / "meta.json").write_text(json.dumps(dict(meta, complete=False, generator=gen)))
-    with pytest.raises(DatasetFormatError, match=r"meta\.json.*complete.*false.*re-run the same synth command") as e:
+    pattern = r"meta\.json.*complete.*false.*re-run the same synth command"
+    with pytest.raises(DatasetFormatError, match=pattern) as e:
         list(load_dataset(out, allow_outside_root=True))
-    assert f"neuralannot synth --kind wild --n 40 --out {out} --seed 3 --shard-size 20 --no-masks" in str(e.value)
+    cmd = f"neuralannot synth --kind wild --n 40 --out {out} --seed 3 --shard-size 20 --no-masks"
+    assert cmd in str(e.value)
     (out / "meta.json").write_text(json.dumps(dict(meta, complete=True, generator=gen)))
     assert len(list(load_dataset(out, allow_outside_root=True))) == 5
 

@@ -27,7 +27,8 @@ def test_duplicate_ids_are_refused_at_load_naming_them(h36m):
         s["id"] = ["a", "b", "a", "b"][i]
     (d / "dup.json").write_text(json.dumps(data))
     for skip_bad in (False, True):
-        with pytest.raises(DatasetFormatError, match=r"dup\.json: duplicate sample ids: 'a' \(2x\), 'b' \(2x\)"):
+        pattern = r"dup\.json: duplicate sample ids: 'a' \(2x\), 'b' \(2x\)"
+        with pytest.raises(DatasetFormatError, match=pattern):
             load_samples(d / "dup.json", skip_bad=skip_bad)
 
 

@@ -16,7 +16,9 @@ from neuralannot.data.sample import SampleError
 __all__ = ["check_complete", "check_unique_ids", "image_in_root", "synth_command"]
 
 
-def image_in_root(image: str, root: str | os.PathLike | None, sample_id: str, allow_outside_root: bool) -> str:
+def image_in_root(
+    image: str, root: str | os.PathLike | None, sample_id: str, allow_outside_root: bool
+) -> str:
     """``image`` unchanged when it resolves (``..`` and symlinks followed) inside ``root``.
 
     Otherwise a :class:`SampleError` (kind ``outside_root``) naming the sample, unless
@@ -29,8 +31,7 @@ def image_in_root(image: str, root: str | os.PathLike | None, sample_id: str, al
     if os.path.commonpath([real, top]) != top:
         shown = image if real == os.path.abspath(image) else f"{image} (resolves to {real})"
         raise SampleError(
-            f"image {shown} is outside the dataset folder {top}; "
-            "pass --allow-outside-root to read it",
+            f"image {shown} is outside the dataset folder {top}; pass --allow-outside-root to read it",
             sample_id,
             kind="outside_root",
         )
@@ -74,5 +75,6 @@ def check_unique_ids(ids: Iterable[str], where: str | os.PathLike) -> None:
         shown = ", ".join(f"{i!r} ({n}x)" for i, n in dups[:5])
         more = f" and {len(dups) - 5} more" if len(dups) > 5 else ""
         raise DatasetFormatError(
-            f"duplicate sample ids: {shown}{more}; every sample needs its own id (set 'id' in the file)", where
+            f"duplicate sample ids: {shown}{more}; every sample needs its own id (set 'id' in the file)",
+            where,
         )
