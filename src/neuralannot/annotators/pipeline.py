@@ -99,10 +99,12 @@ def run_annotate(
     limit: int | None = None,
     resume: bool = True,
     progress: bool = True,
+    allow_outside_root: bool = False,
 ) -> dict:
     """Train on ``data`` and annotate the same samples into ``out``; returns a summary dict."""
     samples, report = load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap", limit=limit,
-                                   images=cfg.uses_image, keep_gt=False)  # fmt: skip
+                                   images=cfg.uses_image, keep_gt=False,
+                                   allow_outside_root=allow_outside_root)  # fmt: skip
     log.info("%d samples of part %s (%s)", len(samples), cfg.part, report)
     model = build_annotator(cfg, samples[0].joint_set)
     run_dir = Path(work_dir) / cfg.digest()

@@ -22,6 +22,10 @@ PART = typer.Option("body", "--part", help="body | hand | face | wholebody.")
 BODY = typer.Option("anny", "--body-model", help="anny | smpl | smplx | mano | flame | model file path.")
 CONFIG = typer.Option(None, "--config", help="YAML config (configs/cpu.yaml, configs/paper.yaml).")
 WORK = typer.Option(Path("out/work"), "--work-dir", help="Checkpoints and partial outputs (resumable).")
+FORCE = typer.Option(False, "--force", help="Write even onto an input file or inside a dataset folder.")
+OUTSIDE = typer.Option(
+    False, "--allow-outside-root", help="Read images outside the dataset folder (absolute, ../, symlinks)."
+)
 
 
 def _config(config: Path | None, mode: str, part: str, body_model: str, **overrides) -> AnnotatorConfig:
@@ -70,11 +74,25 @@ def _print_skips(report: dict) -> None:
         console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
-def _samples(data: Path, cfg: AnnotatorConfig, skip_bad: bool):
+def _samples(data: Path, cfg: AnnotatorConfig, skip_bad: bool, allow_outside_root: bool = False):
     """The command's samples and skip report; with ``--skip-bad`` unreadable images are skipped too."""
     from neuralannot.annotators.pipeline import load_samples
 
-    return load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap", images=cfg.uses_image)
+    return load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap", images=cfg.uses_image,
+                        allow_outside_root=allow_outside_root)  # fmt: skip
+
+
+def guard_output(out: Path | None, data: Path | None, *inputs: Path | None, force: bool = False,
+                 option: str = "--out") -> None:  # fmt: skip
+    """Exit 2 before any work when ``out`` would overwrite an input or land in a dataset folder."""
+    from neuralannot.io.guard import OutputError, check_output
+
+    if out is None:
+        return
+    try:
+        check_output(out, inputs, [data], force=force, option=option)
+    except OutputError as err:
+        fail(err)
 
 
 def annotate(
@@ -93,10 +111,13 @@ def annotate(
     device: str = typer.Option("cpu", help="cpu | cuda."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad samples instead of failing."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run."),
+    force: bool = FORCE,
+    allow_outside_root: bool = OUTSIDE,
 ) -> None:
     """Train the neural annotator on a set and annotate the SAME set (one-stage NeuralAnnot)."""
     from neuralannot.annotators.pipeline import run_annotate
 
+    guard_output(out, data, config, force=force)
     cfg = _config(
         config,
         mode,
@@ -109,7 +130,8 @@ def annotate(
         backbone_weights=backbone_weights,
     )
     try:
-        summary = run_annotate(data, out, cfg, work_dir, skip_bad=skip_bad, device=device, resume=resume)
+        summary = run_annotate(data, out, cfg, work_dir, skip_bad=skip_bad, device=device, resume=resume,
+                               allow_outside_root=allow_outside_root)  # fmt: skip
     except USER_ERRORS as err:
         fail(err)
     t, a = summary["train"], summary["annotate"]
@@ -133,6 +155,7 @@ def train_cmd(
     device: str = typer.Option("cpu"),
     skip_bad: bool = typer.Option(False, "--skip-bad"),
     resume: bool = typer.Option(True, "--resume/--no-resume"),
+    allow_outside_root: bool = OUTSIDE,
 ) -> None:
     """Train the annotator only; the checkpoint lands in WORK_DIR/<config hash>/checkpoint.pt."""
     from neuralannot.annotators.pipeline import build_annotator
@@ -140,7 +163,7 @@ def train_cmd(
 
     cfg = _config(config, mode, part, body_model, epochs=epochs, backbone_weights=backbone_weights)
     try:
-        samples, report = _samples(data, cfg, skip_bad)
+        samples, report = _samples(data, cfg, skip_bad, allow_outside_root)
         model = build_annotator(cfg, samples[0].joint_set)
         summary = train(model, samples, work_dir / cfg.digest(), device=device, resume=resume)
     except USER_ERRORS as err:
@@ -164,6 +187,9 @@ def predict_cmd(
     chunk_size: int | None = typer.Option(
         None, "--chunk-size", min=1, help="Records per resumable part file (default max(4 x batch, 256))."
     ),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run."),
+    force: bool = FORCE,
+    allow_outside_root: bool = OUTSIDE,
 ) -> None:
     """Annotate a dataset with a trained checkpoint (its config must match the one given here)."""
     import warnings
@@ -174,6 +200,7 @@ def predict_cmd(
     from neuralannot.annotators.predict import predict
     from neuralannot.annotators.training import load_trained
 
+    guard_output(out, data, checkpoint, config, force=force)
     try:
         with warnings.catch_warnings():  # torch's pickle-protocol warnings on non-checkpoint files
             warnings.simplefilter("ignore")
@@ -183,7 +210,7 @@ def predict_cmd(
         fail(f"cannot read checkpoint {checkpoint}: {one_line(err).split('. ')[0]}")
     cfg = cfg or _config(config, mode, part, body_model)
     try:
-        samples, report = _samples(data, cfg, skip_bad)
+        samples, report = _samples(data, cfg, skip_bad, allow_outside_root)
         model = build_annotator(cfg, samples[0].joint_set)
         try:
             load_trained(model, checkpoint)
@@ -191,7 +218,7 @@ def predict_cmd(
             raise ValueError(f"{checkpoint} does not fit this dataset/config: {err}") from None
         meta = {"data": str(data), "checkpoint": str(checkpoint)}
         ann = predict(model, samples, out, work_dir / cfg.digest(), batch_size, device, meta=meta,
-                      chunk_size=chunk_size)  # fmt: skip
+                      chunk_size=chunk_size, resume=resume)  # fmt: skip
     except USER_ERRORS as err:
         fail(err)
     console.print(f"annotated {ann['annotated']} samples ({ann['skipped_done']} done before) → {ann['out']}")

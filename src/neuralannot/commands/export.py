@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from neuralannot.commands.annotate import FORCE, OUTSIDE
+
 
 def fail(err: Exception | str, code: int = 2) -> typer.Exit:
     """Print ``error: <message>`` as one line on stderr; return the Exit to raise (no traceback)."""
@@ -21,20 +23,24 @@ def export_cmd(
         None, "--data", help="HumanData only: the dataset, to add image paths, boxes and keypoints."
     ),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="With --data: skip and count bad samples."),
+    force: bool = FORCE,
+    allow_outside_root: bool = OUTSIDE,
 ) -> None:
     """Convert a pseudo-GT file between the NeuralAnnot release JSON, our npz and HumanData."""
     from neuralannot.data.sample import SampleError
     from neuralannot.io.export import FORMATS, export
+    from neuralannot.io.guard import check_output
     from neuralannot.io.pseudo_gt import PseudoGTError
 
     if to not in FORMATS:
         raise fail(f"--to must be one of {', '.join(FORMATS)}, got {to!r}")
     samples = None
     try:
+        check_output(out, [pred], [data], force=force)
         if data is not None:
             from neuralannot.annotators.pipeline import load_samples
 
-            loaded, _ = load_samples(data, skip_bad=skip_bad)
+            loaded, _ = load_samples(data, skip_bad=skip_bad, allow_outside_root=allow_outside_root)
             samples = {s.id: s for s in loaded}
         path, n = export(pred, to, out, samples, data)
     except (PseudoGTError, SampleError, FileNotFoundError, ValueError) as err:

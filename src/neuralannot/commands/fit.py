@@ -17,7 +17,18 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from neuralannot.commands.annotate import BODY, CONFIG, USER_ERRORS, WORK, _config, _print_skips, fail
+from neuralannot.commands.annotate import (
+    BODY,
+    CONFIG,
+    FORCE,
+    OUTSIDE,
+    USER_ERRORS,
+    WORK,
+    _config,
+    _print_skips,
+    fail,
+    guard_output,
+)
 
 console = Console()
 METHOD_NAMES = {"smplifyx": "2d", "smplifyx3d": "3d"}
@@ -104,6 +115,8 @@ def fit_cmd(
     threads: int = typer.Option(0, help="torch threads (0 = keep torch's default; use 1 on a shared CPU)."),
     device: str = typer.Option("cpu"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad samples instead of failing."),
+    force: bool = FORCE,
+    allow_outside_root: bool = OUTSIDE,
 ) -> None:
     """Fit or refine every sample and write the same pseudo-GT format as `annotate`."""
     import torch
@@ -117,18 +130,20 @@ def fit_cmd(
         fail(f"--method must be one of {[*METHOD_NAMES, *NEURAL_METHODS]}, got {method!r}")
     if joints not in ("auto", "2d", "3d"):
         fail(f"--joints must be auto | 2d | 3d, got {joints!r}")
+    guard_output(out, data, init, checkpoint, config, force=force)
     if threads:
         torch.set_num_threads(threads)
     try:
         if method in METHOD_NAMES:
-            samples, report = load_samples(data, part, skip_bad, needs_3d=method == "smplifyx3d")
+            samples, report = load_samples(data, part, skip_bad, needs_3d=method == "smplifyx3d",
+                                           allow_outside_root=allow_outside_root)  # fmt: skip
             records, summary = fit_dataset(samples, METHOD_NAMES[method], body_model, part, batch_size,
                                            device, iterations, optimizer, progress=True)  # fmt: skip
         else:
-            probe, _ = load_samples(data, part, skip_bad)
+            probe, _ = load_samples(data, part, skip_bad, allow_outside_root=allow_outside_root)
             mode = "mocap" if _joints(probe, joints) == "3d" else "wild"
             cfg = _config(config, mode, part, body_model, min_steps=min_steps)
-            samples, report = _samples(data, cfg, skip_bad)
+            samples, report = _samples(data, cfg, skip_bad, allow_outside_root)
             records, summary = _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
                                               device)  # fmt: skip
         summary = {k: v for k, v in summary.items() if k not in ("train", "annotate")}
