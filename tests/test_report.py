@@ -136,7 +136,8 @@ def test_a_failed_report_leaves_the_previous_one_untouched(reports, tmp_path, mo
     monkeypatch.setattr(build, "render_tiles", real)
     (old / "samples" / "stale.jpg").write_bytes(b"from an older report")
     build.build_report(pred, data, old, max_samples=1, progress=False)
-    assert sorted(p.name for p in (old / "samples").iterdir()) == [f"0001_{k}.jpg" for k in ("joints", "overlay", "side")]
+    want = [f"0001_{k}.jpg" for k in ("joints", "overlay", "side")]
+    assert sorted(p.name for p in (old / "samples").iterdir()) == want
     assert [p.name for p in tmp_path.iterdir()] == ["rep"]
 
 
@@ -148,7 +149,8 @@ def test_report_out_must_be_new_empty_or_a_report(reports, tmp_path):
     with pytest.raises(ValueError, match="non-empty folder but not a report"):
         build_report(pred, data, tmp_path, progress=False)
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
-    res = CliRunner().invoke(app, ["report", "--pred", str(pred), "--data", str(data), "--out", str(pred.parent)])
+    args = ["report", "--pred", str(pred), "--data", str(data), "--out", str(pred.parent)]
+    res = CliRunner().invoke(app, args)
     assert res.exit_code == 2 and "would replace a folder holding the input" in res.stderr
 
 
