@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from neuralannot.annotators import state
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.neural import NeuralAnnotator
 from neuralannot.annotators.predict import predict
@@ -107,7 +108,7 @@ def run_annotate(
                                    allow_outside_root=allow_outside_root)  # fmt: skip
     log.info("%d samples of part %s (%s)", len(samples), cfg.part, report)
     model = build_annotator(cfg, samples[0].joint_set)
-    run_dir = Path(work_dir) / cfg.digest()
+    run_dir = state.run_dir(work_dir, cfg, samples)
     fit = train(model, samples, run_dir, device=device, resume=resume, progress=progress)
     ann = predict(
         model,
@@ -118,6 +119,7 @@ def run_annotate(
         device=device,
         progress=progress,
         meta={"data": str(data)},
+        resume=resume,
     )
     return {
         "samples": len(samples),

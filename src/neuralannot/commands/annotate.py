@@ -157,15 +157,16 @@ def train_cmd(
     resume: bool = typer.Option(True, "--resume/--no-resume"),
     allow_outside_root: bool = OUTSIDE,
 ) -> None:
-    """Train the annotator only; the checkpoint lands in WORK_DIR/<config hash>/checkpoint.pt."""
+    """Train the annotator only; the checkpoint lands in WORK_DIR/<config hash>-<data hash>/checkpoint.pt."""
     from neuralannot.annotators.pipeline import build_annotator
+    from neuralannot.annotators.state import run_dir
     from neuralannot.annotators.training import train
 
     cfg = _config(config, mode, part, body_model, epochs=epochs, backbone_weights=backbone_weights)
     try:
         samples, report = _samples(data, cfg, skip_bad, allow_outside_root)
         model = build_annotator(cfg, samples[0].joint_set)
-        summary = train(model, samples, work_dir / cfg.digest(), device=device, resume=resume)
+        summary = train(model, samples, run_dir(work_dir, cfg, samples), device=device, resume=resume)
     except USER_ERRORS as err:
         fail(err)
     console.print(f"checkpoint: {summary['checkpoint']} ({summary.get('wall_s', 0.0):.1f} s)")
