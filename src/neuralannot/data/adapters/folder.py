@@ -37,8 +37,9 @@ Sample ids: the sample's ``id`` when present, else ``<dataset>/<image stem>/<k>`
 ``<dataset>__`` file-name prefix removed from the stem and ``k`` the occurrence of that image in the
 file (0 for the first person).
 
-Errors: file-level problems (malformed JSON, wrong schema_version, missing keys, unknown joint names)
-raise :class:`DatasetFormatError` naming the file; bad samples raise
+Errors: file-level problems (malformed JSON, wrong schema_version, missing keys, unknown joint names,
+a shard directory whose meta.json says ``"complete": false``) raise :class:`DatasetFormatError` naming
+the file; bad samples raise
 :class:`~neuralannot.data.sample.SampleError` naming the file and the sample id. With
 ``skip_bad=True`` both are counted in a :class:`SkipReport` instead (a bad JSON file is abandoned
 from the point of the error, a bad JSON-lines line is skipped).
@@ -60,6 +61,7 @@ import numpy as np
 
 from neuralannot.bodies.joint_matching import JointMatch
 from neuralannot.bodies.joint_names import SET_PARTS, conversion_indices, get_joint_names
+from neuralannot.data.adapters.checks import check_complete, image_in_root
 from neuralannot.data.adapters.joint_map import JointMap, read_joint_map, resolve_file_joints
 from neuralannot.data.sample import Sample, SampleError, to_jsonable
 
@@ -372,8 +374,11 @@ def _hand_bbox(j2: np.ndarray) -> np.ndarray | None:
     return np.concatenate([c - size / 2, size]).astype(np.float32)
 
 
-def _convert(raw: Any, ctx: _FileContext, check_images: str | None) -> list[Sample | str]:
-    """One raw sample → Samples (two for two-hand sets); a str entry = a dropped empty hand."""
+def _convert(
+    raw: Any, ctx: _FileContext, check_images: str | None, root: Path | None = None
+) -> list[Sample | str]:
+    """One raw sample → Samples (two for two-hand sets); a str entry = a dropped empty hand.
+    Images must resolve inside ``root`` when given."""
     if not isinstance(raw, dict):
         raise SampleError(f"sample is a {type(raw).__name__}, expected a JSON object", kind="malformed")
     sid = _sample_id(raw, ctx)
@@ -422,6 +427,7 @@ def _convert(raw: Any, ctx: _FileContext, check_images: str | None) -> list[Samp
         image = raw.get("image")
         if image is not None:
             image = str(image) if os.path.isabs(str(image)) else str(ctx.base_dir / str(image))
+            image = image_in_root(image, root, sid, root is None)
             if check_images == "exists" and not os.path.isfile(image):
                 raise SampleError(f"image file not found: {image}", sid, kind="image")
             if check_images == "verify":
@@ -511,6 +517,7 @@ def _raw_from_shards(d: Path, drop_empty_hands: bool, report: SkipReport, skip_b
     if not isinstance(meta, dict):
         raise DatasetFormatError("meta.json must contain one JSON object", meta_path)
     joints = _check_meta(meta, meta_path, joint_map)
+    check_complete(meta, d)
     n, image_counts = 0, Counter()  # ids stay unique across shards
     for shard in _shard_files(d, meta):
         ctx = _FileContext(shard, d.resolve(), meta, joints, drop_empty_hands, image_counts)
@@ -544,7 +551,7 @@ def _iter_source(src: Path, opts: dict[str, Any], report: SkipReport) -> Iterato
     for ctx, raw in raws:
         report.seen += 1
         try:
-            converted = _convert(raw, ctx, opts["check_images"])
+            converted = _convert(raw, ctx, opts["check_images"], opts.get("root"))
         except SampleError as exc:
             if not skip_bad:
                 raise
@@ -564,6 +571,8 @@ def emit(converted: Iterable[Sample | str], report: SkipReport) -> Iterator[Samp
 
 
 def _iter_dataset(path: str | os.PathLike, opts: dict[str, Any], report: SkipReport) -> Iterator[Sample]:
+    if not opts.get("allow_outside_root"):  # images must lie in the folder given (a file's own folder)
+        opts = dict(opts, root=Path(path).resolve() if Path(path).is_dir() else Path(path).resolve().parent)
     for src in list_sources(path):
         try:
             yield from _iter_source(src, opts, report)
@@ -589,13 +598,15 @@ class FolderDataset:
         check_images: str | None = "exists",
         drop_empty_hands: bool = True,
         joint_map: str | os.PathLike | dict | JointMap | None = None,
+        allow_outside_root: bool = False,
     ):
         if check_images not in IMAGE_CHECKS:
             raise ValueError(f"check_images must be one of {IMAGE_CHECKS}, got {check_images!r}")
         self.path = Path(path)
         self.sources = list_sources(self.path)
         self.opts = dict(skip_bad=skip_bad, check_images=check_images, drop_empty_hands=drop_empty_hands,
-                         joint_map=read_joint_map(joint_map))  # fmt: skip
+                         joint_map=read_joint_map(joint_map),
+                         allow_outside_root=allow_outside_root)  # fmt: skip
         self.report = SkipReport()
 
     def __iter__(self) -> Iterator[Sample]:
@@ -633,16 +644,19 @@ def load_dataset(
     check_images: str | None = "exists",
     drop_empty_hands: bool = True,
     joint_map: str | os.PathLike | dict | JointMap | None = None,
+    allow_outside_root: bool = False,
 ) -> Iterator[Sample]:
     """Stream :class:`Sample` s from ``path`` (see the module docstring); fills ``report`` if given.
 
     ``joint_map``: dataset joint name → keypoint name (a JSON file or dict; see
-    :func:`~neuralannot.data.adapters.joint_map.read_joint_map`).
+    :func:`~neuralannot.data.adapters.joint_map.read_joint_map`). Images resolving outside ``path``
+    (a file: its folder; absolute, ``..``, symlinks) are refused (a :class:`SampleError` of kind
+    ``outside_root``) unless ``allow_outside_root``.
     """
     if check_images not in IMAGE_CHECKS:
         raise ValueError(f"check_images must be one of {IMAGE_CHECKS}, got {check_images!r}")
     opts = dict(skip_bad=skip_bad, check_images=check_images, drop_empty_hands=drop_empty_hands,
-                joint_map=read_joint_map(joint_map))  # fmt: skip
+                joint_map=read_joint_map(joint_map), allow_outside_root=allow_outside_root)  # fmt: skip
     list_sources(path)  # fail early on a missing path
     return _iter_dataset(path, opts, report if report is not None else SkipReport())
 
