@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from neuralannot.data.adapters.base import DatasetFormatError
 from neuralannot.data.sample import SampleError
 
 __all__ = ["check_complete", "check_unique_ids", "image_in_root", "synth_command"]
@@ -55,8 +56,6 @@ def synth_command(generator: Mapping[str, Any], out: str | os.PathLike) -> str:
 
 def check_complete(meta: Mapping[str, Any], directory: str | os.PathLike) -> None:
     """Refuse a synthetic folder whose ``meta.json`` says ``"complete": false`` (a killed ``synth``)."""
-    from neuralannot.data.adapters.folder import DatasetFormatError
-
     if meta.get("complete") is False:
         raise DatasetFormatError(
             'unfinished synthetic dataset (meta.json says "complete": false); re-run the same synth '
@@ -67,8 +66,6 @@ def check_complete(meta: Mapping[str, Any], directory: str | os.PathLike) -> Non
 
 def check_unique_ids(ids: Iterable[str], where: str | os.PathLike) -> None:
     """Refuse a dataset in which a sample id appears more than once, naming the ids."""
-    from neuralannot.data.adapters.folder import DatasetFormatError
-
     counts = Counter(ids)
     dups = [(i, n) for i, n in counts.items() if n > 1]
     if dups:
