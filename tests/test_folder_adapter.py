@@ -200,6 +200,48 @@ def test_sample_ids_prefer_explicit_id(h36m_copy):
     assert next(load_dataset(write(d / "x.json", data))).id == "my-id"
 
 
+@pytest.mark.parametrize("where", ["absolute", "dotdot", "symlink"])
+def test_images_outside_the_dataset_folder_are_refused(h36m_copy, tmp_path_factory, where):
+    d, data = h36m_copy
+    outside = tmp_path_factory.mktemp("elsewhere") / "secret.jpg"
+    shutil.copy(d / data["samples"][1]["image"], outside)
+    dotdot = f"../{outside.parent.name}/secret.jpg"
+    image = {"absolute": str(outside), "dotdot": dotdot, "symlink": "link.jpg"}
+    if where == "symlink":
+        (d / "link.jpg").symlink_to(outside)
+    data["samples"][1]["image"] = image[where]
+    path = write(d / "x.json", data)
+    pattern = r"sample 'h36m/(secret|link)/0'.*outside the dataset folder.*--allow-outside-root"
+    with pytest.raises(SampleError, match=pattern):
+        list(load_dataset(path))
+    report = SkipReport()
+    assert len(list(load_dataset(path, skip_bad=True, report=report))) == 3
+    assert report.skipped == {"outside_root": 1}
+    assert len(list(load_dataset(path, allow_outside_root=True))) == 4
+
+
+def test_absolute_image_paths_inside_the_folder_are_fine(h36m_copy):
+    d, data = h36m_copy
+    data["samples"][0]["image"] = str(d / data["samples"][0]["image"])
+    assert len(list(load_dataset(write(d / "x.json", data)))) == 4
+
+
+def test_unfinished_synthetic_folder_is_refused_with_the_command_to_finish_it(tmp_path):
+    out = tmp_path / "synth"
+    with ShardWriter(out, "coco", "coco17") as w:
+        w.write_all(load_dataset(REAL / "coco.json"))
+    meta = json.loads((out / "meta.json").read_text())
+    gen = {"kind": "wild", "n": 40, "seed": 3, "shard_size": 20, "image_size": 256, "masks": False}
+    (out / "meta.json").write_text(json.dumps(dict(meta, complete=False, generator=gen)))
+    pattern = r"meta\.json.*complete.*false.*re-run the same synth command"
+    with pytest.raises(DatasetFormatError, match=pattern) as e:
+        list(load_dataset(out, allow_outside_root=True))
+    cmd = f"neuralannot synth --kind wild --n 40 --out {out} --seed 3 --shard-size 20 --no-masks"
+    assert cmd in str(e.value)
+    (out / "meta.json").write_text(json.dumps(dict(meta, complete=True, generator=gen)))
+    assert len(list(load_dataset(out, allow_outside_root=True))) == 5
+
+
 # --- shards --------------------------------------------------------------------------------------
 def test_shard_roundtrip(tmp_path):
     src = list(load_dataset(REAL / "h36m.json"))
@@ -209,7 +251,9 @@ def test_shard_roundtrip(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["meta.json", "shard-00000.jsonl", "shard-00001.jsonl"]
     meta = json.loads((out / "meta.json").read_text())
     assert meta["num_samples"] == 4 and meta["joint_set"] == "h36m17" and "samples" not in meta
-    back = list(load_dataset(out))
+    with pytest.raises(SampleError, match="outside the dataset folder"):  # images stay in REAL
+        list(load_dataset(out))
+    back = list(load_dataset(out, allow_outside_root=True))
     assert [s.id for s in back] == [s.id for s in src]
     for a, b in zip(src, back, strict=True):
         np.testing.assert_allclose(a.joints_2d, b.joints_2d)
@@ -219,7 +263,7 @@ def test_shard_roundtrip(tmp_path):
     shutil.copy(REAL / "300w.json", tmp_path / "300w.json")
     for name in ("300w__indoor_020.png", "300w__indoor_029.png"):
         shutil.copy(REAL / name, tmp_path / name)
-    assert len(list(load_dataset(tmp_path))) == 2 + 4
+    assert len(list(load_dataset(tmp_path, allow_outside_root=True))) == 2 + 4
 
 
 def test_shard_bad_line_is_skipped(tmp_path):
@@ -232,9 +276,9 @@ def test_shard_bad_line_is_skipped(tmp_path):
     lines[2] = lines[2][:40]
     shard.write_text("\n".join(lines) + "\n")
     with pytest.raises(DatasetFormatError, match=r"shard-00000\.jsonl.*line 3"):
-        list(load_dataset(out))
+        list(load_dataset(out, allow_outside_root=True))
     report = SkipReport()
-    assert len(list(load_dataset(out, skip_bad=True, report=report))) == 4
+    assert len(list(load_dataset(out, skip_bad=True, report=report, allow_outside_root=True))) == 4
     assert report.skipped == {"malformed_json": 1}
 
 

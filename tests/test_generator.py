@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from neuralannot.bodies.joint_names import num_joints
-from neuralannot.data.adapters.folder import load_dataset
+from neuralannot.data.adapters.folder import DatasetFormatError, load_dataset
 from neuralannot.data.synthetic import generator
 from neuralannot.data.synthetic.generator import SynthError, generate
 from neuralannot.data.synthetic.scene import KINDS
@@ -148,7 +148,8 @@ def test_crash_leaves_no_partial_shard(datasets, tmp_path, monkeypatch):
     assert "shard-00000.jsonl" in names and "shard-00000.done" in names
     assert not any(n.startswith("shard-00001") or n.startswith(".") for n in names)
     assert not json.loads((out / "meta.json").read_text())["complete"]
-    assert len(list(load_dataset(out))) == SHARD  # readers see only the finished shard
+    with pytest.raises(DatasetFormatError, match="re-run the same synth command"):  # not a smaller set
+        list(load_dataset(out))
     monkeypatch.setattr(generator, "_sample_line", real)
     generate("wild", N, out, seed=5, shard_size=SHARD, progress=False)
     assert files(out) == files(datasets["wild"][0])
@@ -159,3 +160,16 @@ def test_bad_arguments(tmp_path):
         generate("nope", 4, tmp_path)
     with pytest.raises(SynthError):
         generate("wild", 0, tmp_path)
+
+
+def test_out_must_be_empty_or_a_synth_folder_of_the_same_settings(tmp_path):
+    shutil.copy(Path(__file__).parent / "data" / "real" / "300w.json", tmp_path / "300w.json")
+    with pytest.raises(SynthError, match="not empty and is not a synth folder"):
+        generate("wild", 4, tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["300w.json"]  # no meta.json hiding the dataset
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "meta.json").write_text(json.dumps({"schema_version": 1, "dataset": "x"}))
+    with pytest.raises(SynthError, match="synth did not write"):
+        generate("wild", 4, tmp_path / "shards", progress=False)
+    with pytest.raises(SynthError, match="is a file"):
+        generate("wild", 4, tmp_path / "300w.json", progress=False)

@@ -182,6 +182,35 @@ def test_sidecar_meta(tmp_path):
     assert read_pseudo_gt(npz)[1]["method"] == "x"
 
 
+@pytest.mark.parametrize("suffix", [".json", ".npz"])
+def test_a_kill_between_file_and_sidecar_never_pairs_new_records_with_old_meta(tmp_path, monkeypatch, suffix):
+    import neuralannot.io.sidecar as sidecar
+
+    path = write_pseudo_gt(tmp_path / f"p{suffix}", records_for("smpl", "body", n=2), {"method": "old"})
+    assert read_pseudo_gt(path)[1]["method"] == "old"
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed before the sidecar was committed")
+
+    monkeypatch.setattr(sidecar, "atomic_write_json", killed)
+    with pytest.raises(KeyboardInterrupt):
+        write_pseudo_gt(path, records_for("smpl", "body", n=3, seed=1), {"method": "new"})
+    monkeypatch.undo()
+    records, meta = read_pseudo_gt(path)
+    assert len(records) == 3 and json.loads(meta_path(path).read_text())["num_samples"] == 2
+    assert meta == {}  # the stale sidecar (2 samples, method "old") is not returned with the new records
+    write_pseudo_gt(path, records, {"method": "new"})
+    assert read_pseudo_gt(path)[1]["method"] == "new" and read_pseudo_gt(path)[1]["num_samples"] == 3
+
+
+def test_sidecars_without_a_digest_are_still_read(tmp_path):
+    path = write_pseudo_gt(tmp_path / "p.json", records_for("smpl", "body", n=2), {"method": "m"})
+    meta = json.loads(meta_path(path).read_text())
+    del meta["data_sha256"]
+    meta_path(path).write_text(json.dumps(meta))
+    assert read_pseudo_gt(path)[1]["method"] == "m"
+
+
 def test_part_writer_crash_resume_merge(tmp_path):
     parts = tmp_path / "parts"
     recs = records_for("anny", "body", n=10)

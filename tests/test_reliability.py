@@ -137,18 +137,22 @@ def test_predict_killed_mid_run_resumes_to_identical_output(synth, trained, tmp_
 
     def cmd(work: Path, out: Path) -> list[str]:
         return cli("predict", "--data", data, "--checkpoint", trained, "--out", out, "--work-dir", work,
-                   "--batch-size", 4, "--chunk-size", 6)  # fmt: skip
+                   "--batch-size", 4, "--chunk-size", 6, "--allow-outside-root")  # fmt: skip
 
     straight = tmp_path / "straight"
     subprocess.run(cmd(straight, straight / "out.json"), check=True, env=ENV, capture_output=True,
                    timeout=300)  # fmt: skip
     work, out = tmp_path / "killed", tmp_path / "killed" / "out.json"
-    parts = work / trained.parent.name / "parts" / "rank0"
-    kill_when(cmd(work, out), lambda: len(list(parts.glob("part-*.jsonl"))) >= 3)
+    config_dir = work / trained.parent.name.split("-")[0]  # predict: <config digest>/parts/<key>/rank0
+
+    def parts_written() -> list[Path]:
+        return list(config_dir.glob("parts/*/rank0/part-*.jsonl"))
+
+    kill_when(cmd(work, out), lambda: len(parts_written()) >= 3)
     assert assert_no_partial_files(work) >= 3
     assert not out.exists()
     subprocess.run(cmd(work, out), check=True, env=ENV, capture_output=True, timeout=300)
-    ids = [json.loads(line)["sample_id"] for p in parts.glob("part-*.jsonl") for line in p.open()]
+    ids = [json.loads(line)["sample_id"] for p in parts_written() for line in p.open()]
     assert len(ids) == len(set(ids)) == n  # every sample annotated exactly once
     got, _ = read_pseudo_gt(out)
     want, _ = read_pseudo_gt(straight / "out.json")

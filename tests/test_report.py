@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -63,6 +64,7 @@ def reports(tmp_path_factory):
         data, pred, samples = _synth(root, kind, 4, seed=1)  # seed 1: the second hand is a left hand
         build_report(pred, data, root / f"rep_{kind}", progress=False)
         out[kind] = root / f"rep_{kind}"
+        out[f"{kind}_inputs"] = (pred, data)
         out[f"{kind}_samples"] = samples
     return out
 
@@ -99,11 +101,57 @@ def test_left_hands_are_reported_with_their_side(reports):
 
 
 def test_bad_input_exits_2_with_one_line(tmp_path):
-    res = CliRunner().invoke(app, ["report", "--pred", str(tmp_path / "nope.json"), "--data", str(tmp_path),
-                                   "--out", str(tmp_path / "r")])  # fmt: skip
+    res = CliRunner().invoke(app, ["report", "--pred", str(tmp_path / "nope.json"), "--data",
+                                   str(tmp_path / "data"), "--out", str(tmp_path / "r")])  # fmt: skip
     assert res.exit_code == 2
     assert res.stderr.strip().count("\n") == 0 and "nope.json: no such file" in res.stderr
     assert "Traceback" not in res.output
+
+
+def _tree(d: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(d)): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+
+
+def test_a_failed_report_leaves_the_previous_one_untouched(reports, tmp_path, monkeypatch):
+    import neuralannot.report.build as build
+
+    old = tmp_path / "rep"
+    shutil.copytree(reports["hand"], old)
+    before = _tree(old)
+    calls = []
+
+    def broken(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("renderer died")
+        return real(*args, **kwargs)
+
+    real = build.render_tiles
+    monkeypatch.setattr(build, "render_tiles", broken)
+    pred, data = reports["hand_inputs"]
+    with pytest.raises(ValueError, match="renderer died"):
+        build.build_report(pred, data, old, progress=False)
+    assert _tree(old) == before  # not a mix of old and new files
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]  # no temp folder left behind
+    monkeypatch.setattr(build, "render_tiles", real)
+    (old / "samples" / "stale.jpg").write_bytes(b"from an older report")
+    build.build_report(pred, data, old, max_samples=1, progress=False)
+    want = [f"0001_{k}.jpg" for k in ("joints", "overlay", "side")]
+    assert sorted(p.name for p in (old / "samples").iterdir()) == want
+    assert [p.name for p in tmp_path.iterdir()] == ["rep"]
+
+
+def test_report_out_must_be_new_empty_or_a_report(reports, tmp_path):
+    from neuralannot.report import build_report
+
+    pred, data = reports["hand_inputs"]
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="non-empty folder but not a report"):
+        build_report(pred, data, tmp_path, progress=False)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+    args = ["report", "--pred", str(pred), "--data", str(data), "--out", str(pred.parent)]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 2 and "would replace a folder holding the input" in res.stderr
 
 
 def test_report_in_a_real_headless_browser(reports, tmp_path):

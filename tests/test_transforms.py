@@ -174,3 +174,13 @@ def test_load_image(tmp_path):
         T.load_image(str(tmp_path / "trunc.jpg"), "s3")
     with pytest.raises(SampleError, match="not found"):
         T.load_image(str(tmp_path / "missing.jpg"), "s4")
+
+
+def test_load_image_refuses_a_size_other_than_the_declared_one(tmp_path):
+    path = tmp_path / "a.png"
+    Image.fromarray(random_image(12, 17)).save(path)
+    assert T.load_image(str(path), "s1", (17, 12)).shape == (12, 17, 3)
+    pattern = r"'s1'.*a\.png is 17x12 but the sample's image_size says 34x24"
+    with pytest.raises(SampleError, match=pattern) as exc:
+        T.load_image(str(path), "s1", (34, 24))
+    assert exc.value.kind == "image_size"

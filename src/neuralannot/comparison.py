@@ -135,6 +135,7 @@ def compare_indirect(
 ) -> dict:
     """Train the same regressor on each annotator's pseudo-GTs of ``train_samples``, test it on
     ``test_samples`` (GT meshes); returns ``{method: {pa_mpjpe_mm, pa_mpvpe_mm, mpvpe_mm, n}}``."""
+    from neuralannot.annotators import state
     from neuralannot.annotators.pipeline import build_annotator
     from neuralannot.annotators.predict import predict
     from neuralannot.annotators.training import train
@@ -144,10 +145,10 @@ def compare_indirect(
     rcfg = regressor_config(cfg, min_steps)
     cache, out, store = ModelCache(), {}, {}
     for name, recs in records.items():
-        run_dir = Path(work_dir) / f"regressor-{name}-{rcfg.digest()}"
         model = build_annotator(rcfg, train_samples[0].joint_set)
         model._aux["feature_store"] = store
         targets = pseudo_gt_targets(recs, train_samples, model.body)
+        run_dir = state.run_dir(work_dir, rcfg, train_samples, f"regressor-{name}-", targets)
         fit = train(model, train_samples, run_dir, progress=progress, targets=targets)
         pred_path = run_dir / "test_predictions.npz"
         predict(model, test_samples, pred_path, run_dir / "test", progress=progress)

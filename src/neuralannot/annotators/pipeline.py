@@ -8,13 +8,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from neuralannot.annotators import state
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.neural import NeuralAnnotator
 from neuralannot.annotators.predict import predict
 from neuralannot.annotators.training import train
 from neuralannot.bodies import load_body_model
+from neuralannot.data.adapters.checks import check_unique_ids
 from neuralannot.data.adapters.folder import SkipReport
-from neuralannot.data.adapters.registry import load_any
+from neuralannot.data.adapters.registry import detect_format, load_any
 from neuralannot.data.sample import Sample, SampleError
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ def load_samples(
     images: bool = False,
     keep_gt: bool = True,
     joint_map: str | Path | dict | None = None,
+    allow_outside_root: bool = False,
 ) -> tuple[list[Sample], SkipReport]:
     """Read a dataset into memory (joints and boxes only; images stay on disk).
 
@@ -46,10 +49,14 @@ def load_samples(
     counted with ``skip_bad``; with ``images`` and ``skip_bad`` so are samples whose image cannot be
     decoded. ``keep_gt=False`` drops the evaluation-only GT (``gt``) to save memory on big sets.
     ``joint_map``: dataset joint name → keypoint name (folder format; ``--joint-map``).
+    Sample ids must be unique (:class:`DatasetFormatError` naming the duplicates); folder-format images
+    must lie inside the dataset folder unless ``allow_outside_root``.
     """
     report = SkipReport()
     samples: list[Sample] = []
-    for s in load_any(data, skip_bad=skip_bad, report=report, joint_map=joint_map):
+    fmt = detect_format(data)
+    options = {"allow_outside_root": allow_outside_root} if fmt == "folder" else {}
+    for s in load_any(data, fmt, skip_bad=skip_bad, report=report, joint_map=joint_map, **options):
         if part is not None and MODEL_PART.get(s.part) != MODEL_PART.get(part, part):
             continue
         problem = None
@@ -67,6 +74,7 @@ def load_samples(
         samples.append(s)
         if limit is not None and len(samples) >= limit:
             break
+    check_unique_ids((s.id for s in samples), data)
     if skip_bad and images:
         from neuralannot.data.crops import drop_unreadable_images
 
@@ -95,13 +103,15 @@ def run_annotate(
     resume: bool = True,
     progress: bool = True,
     joint_map: str | Path | dict | None = None,
+    allow_outside_root: bool = False,
 ) -> dict:
     """Train on ``data`` and annotate the same samples into ``out``; returns a summary dict."""
     samples, report = load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap", limit=limit,
-                                   images=cfg.uses_image, keep_gt=False, joint_map=joint_map)  # fmt: skip
+                                   images=cfg.uses_image, keep_gt=False, joint_map=joint_map,
+                                   allow_outside_root=allow_outside_root)  # fmt: skip
     log.info("%d samples of part %s (%s)", len(samples), cfg.part, report)
     model = build_annotator(cfg, samples[0].joint_set)
-    run_dir = Path(work_dir) / cfg.digest()
+    run_dir = state.run_dir(work_dir, cfg, samples)
     fit = train(model, samples, run_dir, device=device, resume=resume, progress=progress)
     ann = predict(
         model,
@@ -112,6 +122,7 @@ def run_annotate(
         device=device,
         progress=progress,
         meta={"data": str(data)},
+        resume=resume,
     )
     return {
         "samples": len(samples),

@@ -1,7 +1,10 @@
 """Run a trained neural annotator on its training set and write the pseudo-GTs (streaming, resumable).
 
-Predictions are written in complete chunks (``PartWriter``); a restarted run skips the samples
-already written, so every sample is annotated exactly once. Under ``torchrun`` each rank takes
+Predictions are written in complete chunks (``PartWriter``) under ``work_dir/parts/<key>``, the key
+being a digest of the samples' content and of the network's weights
+(:func:`~neuralannot.annotators.state.prediction_key`); a restarted run with the same samples and
+weights skips the samples already written, so every sample is annotated exactly once, and other
+samples or another checkpoint never reuse them. Under ``torchrun`` each rank takes
 every ``world``-th sample and writes its own chunk folder; rank 0 merges them.
 
 Outputs per sample: parameters as axis-angle in the body model's names, the camera of the pseudo-GT
@@ -14,6 +17,7 @@ image pixels in wild mode) and a confidence ``exp(-error / scale)``.
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -32,6 +36,7 @@ from neuralannot.annotators.records import (
     model_key,
     sample_camera,
 )
+from neuralannot.annotators.state import prediction_key
 from neuralannot.annotators.training import (
     DistInfo,
     _to,
@@ -130,15 +135,21 @@ def predict(
     progress: bool = True,
     meta: dict | None = None,
     chunk_size: int | None = None,
+    resume: bool = True,
 ) -> dict:
     """Annotate ``samples`` with ``model`` into ``out_path`` (.json or .npz); returns a summary.
 
     Batches are a fixed partition of this rank's samples, so a resumed run computes every sample in
     the same batch as an uninterrupted one (identical values); finished batches are skipped.
-    ``chunk_size`` (records per part file) defaults to ``max(4 * batch_size, 256)``.
+    ``chunk_size`` (records per part file) defaults to ``max(4 * batch_size, 256)``. Partial
+    predictions of the same samples and weights are reused; ``resume=False`` deletes them first.
     """
     info = init_distributed()
-    parts_dir = Path(work_dir) / "parts" / f"rank{info.rank}"
+    key = prediction_key(model, samples)
+    parts_root = Path(work_dir) / "parts" / key
+    parts_dir = parts_root / f"rank{info.rank}"
+    if not resume and parts_dir.exists():
+        shutil.rmtree(parts_dir)
     dataset = annotation_dataset(model, samples, device)
     dev = torch.device(device)
     model.to(dev).eval()
@@ -173,13 +184,14 @@ def predict(
     out_path = Path(out_path)
     if info.main:
         merge_rank_parts(
-            Path(work_dir) / "parts",
+            parts_root,
             out_path,
             info,
             {
                 "method": f"neuralannot-{model.cfg.mode}",
                 "config": model.cfg.to_dict(),
                 "config_hash": model.cfg.digest(),
+                "prediction_key": key,
                 **(meta or {}),
             },
         )
@@ -195,10 +207,10 @@ def predict(
 
 
 def merge_rank_parts(parts_root: Path, out_path: Path, info: DistInfo, meta: dict) -> Path:
-    """Merge the chunk folders of all ranks into one file (every sample exactly once)."""
+    """Merge the chunk folders of this run's ranks into one file (every sample exactly once)."""
     from neuralannot.io.pseudo_gt import read_pseudo_gt, write_pseudo_gt
 
-    rank_dirs = sorted(p for p in parts_root.glob("rank*") if p.is_dir())
+    rank_dirs = [parts_root / f"rank{r}" for r in range(info.world) if (parts_root / f"rank{r}").is_dir()]
     if len(rank_dirs) == 1:
         return merge_parts(rank_dirs[0], out_path, meta)
     merged = {}

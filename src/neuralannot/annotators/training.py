@@ -12,7 +12,6 @@ rank 0 writes checkpoints.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import os
@@ -26,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from neuralannot.annotators.neural import NeuralAnnotator
+from neuralannot.annotators.state import samples_digest
 from neuralannot.data.crops import CropDataset
 from neuralannot.io.atomic import atomic_write
 
@@ -61,11 +61,6 @@ def feature_key(model: NeuralAnnotator, samples) -> tuple:
 def has_cached_features(model: NeuralAnnotator, samples) -> bool:
     cached = model._aux.get("features")
     return cached is not None and cached[0] == feature_key(model, samples)
-
-
-def samples_digest(samples) -> str:
-    """Short hash of the sample ids (a checkpoint belongs to one training set)."""
-    return hashlib.sha1("\n".join(s.id for s in samples).encode()).hexdigest()[:12]
 
 
 def make_dataset(model: NeuralAnnotator, samples, device: str | torch.device = "cpu") -> Dataset:
@@ -205,7 +200,7 @@ def train(
         "period_start": 0,
         "history": [],
     }
-    data_digest = samples_digest(samples)
+    data_digest = samples_digest(samples, cfg.uses_image, targets)  # a checkpoint belongs to one set
     if info.main and out_dir.exists():  # temp files of a checkpoint write killed half-way
         for tmp in out_dir.glob(f".{CHECKPOINT}.*.tmp"):
             tmp.unlink(missing_ok=True)

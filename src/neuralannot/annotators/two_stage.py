@@ -22,6 +22,7 @@ import numpy as np
 import roma
 import torch
 
+from neuralannot.annotators import state
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.records import mirror_to_left
 from neuralannot.io.pseudo_gt import PseudoGT, read_pseudo_gt
@@ -63,7 +64,7 @@ def train_and_annotate(
     feature_store: dict | None = None,
 ) -> tuple[list[PseudoGT], dict]:
     """Train a network of ``cfg`` on ``samples`` (with pseudo-GT targets when given) and annotate
-    them; the run lives in ``work_dir/<tag><digest>`` (resumable). Runs given the same
+    them; the run lives in ``work_dir/<tag><config digest>-<data digest>`` (resumable). Runs given the same
     ``feature_store`` dict compute frozen-backbone features once."""
     from neuralannot.annotators.pipeline import build_annotator
     from neuralannot.annotators.predict import predict
@@ -73,7 +74,7 @@ def train_and_annotate(
     if feature_store is not None:
         model._aux["feature_store"] = feature_store
     targets = None if targets_from is None else pseudo_gt_targets(targets_from, samples, model.body)
-    run_dir = Path(work_dir) / f"{tag}{cfg.digest()}"
+    run_dir = state.run_dir(work_dir, cfg, samples, tag, targets)
     fit = train(model, samples, run_dir, device=device, progress=progress, targets=targets)
     out = run_dir / "pseudo_gt.npz"
     ann = predict(model, samples, out, run_dir, batch_size=max(cfg.batch_size, 64), device=device,

@@ -25,6 +25,10 @@ JOINT_MAP = typer.Option(
     None, "--joint-map", help="Folder format: JSON {dataset joint name: keypoint name} (docs/datasets.md)."
 )
 WORK = typer.Option(Path("out/work"), "--work-dir", help="Checkpoints and partial outputs (resumable).")
+FORCE = typer.Option(False, "--force", help="Write even onto an input file or inside a dataset folder.")
+OUTSIDE = typer.Option(
+    False, "--allow-outside-root", help="Read images outside the dataset folder (absolute, ../, symlinks)."
+)
 
 
 def _config(config: Path | None, mode: str, part: str, body_model: str, **overrides) -> AnnotatorConfig:
@@ -73,12 +77,26 @@ def _print_skips(report: dict) -> None:
         console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
-def _samples(data: Path, cfg: AnnotatorConfig, skip_bad: bool, joint_map: Path | None = None):
+def _samples(data: Path, cfg: AnnotatorConfig, skip_bad: bool, joint_map: Path | None = None,
+             allow_outside_root: bool = False):  # fmt: skip
     """The command's samples and skip report; with ``--skip-bad`` unreadable images are skipped too."""
     from neuralannot.annotators.pipeline import load_samples
 
     return load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap", images=cfg.uses_image,
-                        joint_map=joint_map)  # fmt: skip
+                        joint_map=joint_map, allow_outside_root=allow_outside_root)  # fmt: skip
+
+
+def guard_output(out: Path | None, data: Path | None, *inputs: Path | None, force: bool = False,
+                 option: str = "--out") -> None:  # fmt: skip
+    """Exit 2 before any work when ``out`` would overwrite an input or land in a dataset folder."""
+    from neuralannot.io.guard import OutputError, check_output
+
+    if out is None:
+        return
+    try:
+        check_output(out, inputs, [data], force=force, option=option)
+    except OutputError as err:
+        fail(err)
 
 
 def annotate(
@@ -98,10 +116,13 @@ def annotate(
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad samples instead of failing."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run."),
     joint_map: Path | None = JOINT_MAP,
+    force: bool = FORCE,
+    allow_outside_root: bool = OUTSIDE,
 ) -> None:
     """Train the neural annotator on a set and annotate the SAME set (one-stage NeuralAnnot)."""
     from neuralannot.annotators.pipeline import run_annotate
 
+    guard_output(out, data, config, joint_map, force=force)
     cfg = _config(
         config,
         mode,
@@ -115,7 +136,7 @@ def annotate(
     )
     try:
         summary = run_annotate(data, out, cfg, work_dir, skip_bad=skip_bad, device=device, resume=resume,
-                               joint_map=joint_map)  # fmt: skip
+                               joint_map=joint_map, allow_outside_root=allow_outside_root)  # fmt: skip
     except USER_ERRORS as err:
         fail(err)
     t, a = summary["train"], summary["annotate"]
@@ -140,16 +161,18 @@ def train_cmd(
     skip_bad: bool = typer.Option(False, "--skip-bad"),
     resume: bool = typer.Option(True, "--resume/--no-resume"),
     joint_map: Path | None = JOINT_MAP,
+    allow_outside_root: bool = OUTSIDE,
 ) -> None:
-    """Train the annotator only; the checkpoint lands in WORK_DIR/<config hash>/checkpoint.pt."""
+    """Train the annotator only; the checkpoint lands in WORK_DIR/<config hash>-<data hash>/checkpoint.pt."""
     from neuralannot.annotators.pipeline import build_annotator
+    from neuralannot.annotators.state import run_dir
     from neuralannot.annotators.training import train
 
     cfg = _config(config, mode, part, body_model, epochs=epochs, backbone_weights=backbone_weights)
     try:
-        samples, report = _samples(data, cfg, skip_bad, joint_map)
+        samples, report = _samples(data, cfg, skip_bad, joint_map, allow_outside_root)
         model = build_annotator(cfg, samples[0].joint_set)
-        summary = train(model, samples, work_dir / cfg.digest(), device=device, resume=resume)
+        summary = train(model, samples, run_dir(work_dir, cfg, samples), device=device, resume=resume)
     except USER_ERRORS as err:
         fail(err)
     console.print(f"checkpoint: {summary['checkpoint']} ({summary.get('wall_s', 0.0):.1f} s)")
@@ -172,6 +195,9 @@ def predict_cmd(
         None, "--chunk-size", min=1, help="Records per resumable part file (default max(4 x batch, 256))."
     ),
     joint_map: Path | None = JOINT_MAP,
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run."),
+    force: bool = FORCE,
+    allow_outside_root: bool = OUTSIDE,
 ) -> None:
     """Annotate a dataset with a trained checkpoint (its config must match the one given here)."""
     import warnings
@@ -182,6 +208,7 @@ def predict_cmd(
     from neuralannot.annotators.predict import predict
     from neuralannot.annotators.training import load_trained
 
+    guard_output(out, data, checkpoint, config, joint_map, force=force)
     try:
         with warnings.catch_warnings():  # torch's pickle-protocol warnings on non-checkpoint files
             warnings.simplefilter("ignore")
@@ -191,7 +218,7 @@ def predict_cmd(
         fail(f"cannot read checkpoint {checkpoint}: {one_line(err).split('. ')[0]}")
     cfg = cfg or _config(config, mode, part, body_model)
     try:
-        samples, report = _samples(data, cfg, skip_bad, joint_map)
+        samples, report = _samples(data, cfg, skip_bad, joint_map, allow_outside_root)
         model = build_annotator(cfg, samples[0].joint_set)
         try:
             load_trained(model, checkpoint)
@@ -199,7 +226,7 @@ def predict_cmd(
             raise ValueError(f"{checkpoint} does not fit this dataset/config: {err}") from None
         meta = {"data": str(data), "checkpoint": str(checkpoint)}
         ann = predict(model, samples, out, work_dir / cfg.digest(), batch_size, device, meta=meta,
-                      chunk_size=chunk_size)  # fmt: skip
+                      chunk_size=chunk_size, resume=resume)  # fmt: skip
     except USER_ERRORS as err:
         fail(err)
     console.print(f"annotated {ann['annotated']} samples ({ann['skipped_done']} done before) → {ann['out']}")

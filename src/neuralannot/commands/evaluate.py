@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from neuralannot.commands.annotate import JOINT_MAP, USER_ERRORS, fail
+from neuralannot.commands.annotate import FORCE, JOINT_MAP, OUTSIDE, USER_ERRORS, fail, guard_output
 from neuralannot.io.atomic import atomic_write, atomic_write_json
 
 console = Console()
@@ -23,15 +23,20 @@ def eval_cmd(
     csv_out: Path | None = typer.Option(None, "--csv", help="Write the per-sample table as CSV."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad samples."),
     joint_map: Path | None = JOINT_MAP,
+    force: bool = FORCE,
+    allow_outside_root: bool = OUTSIDE,
 ) -> None:
     """MPJPE / PA-MPJPE (3D joints), reprojection px (2D joints), MPVPE / PA-MPVPE (GT meshes)."""
     from neuralannot.annotators.pipeline import load_samples
     from neuralannot.evaluation import KEYS, evaluate
     from neuralannot.io.pseudo_gt import read_pseudo_gt
 
+    guard_output(json_out, data, pred, joint_map, force=force, option="--json")
+    guard_output(csv_out, data, pred, joint_map, force=force, option="--csv")
     try:
         records, meta = read_pseudo_gt(pred, as_dict=True)
-        samples, report = load_samples(data, skip_bad=skip_bad, joint_map=joint_map)
+        samples, report = load_samples(data, skip_bad=skip_bad, joint_map=joint_map,
+                                       allow_outside_root=allow_outside_root)  # fmt: skip
     except USER_ERRORS as err:  # PseudoGTError is a ValueError
         fail(err)
     rows, summary = evaluate(records, samples)

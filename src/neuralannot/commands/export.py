@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from neuralannot.commands.annotate import FORCE, OUTSIDE
+
 
 def fail(err: Exception | str, code: int = 2) -> typer.Exit:
     """Print ``error: <message>`` as one line on stderr; return the Exit to raise (no traceback)."""
@@ -24,20 +26,25 @@ def export_cmd(
     joint_map: Path | None = typer.Option(
         None, "--joint-map", help="With --data (folder format): JSON {dataset joint name: keypoint name}."
     ),
+    force: bool = FORCE,
+    allow_outside_root: bool = OUTSIDE,
 ) -> None:
     """Convert a pseudo-GT file between the NeuralAnnot release JSON, our npz and HumanData."""
     from neuralannot.data.sample import SampleError
     from neuralannot.io.export import FORMATS, export
+    from neuralannot.io.guard import check_output
     from neuralannot.io.pseudo_gt import PseudoGTError
 
     if to not in FORMATS:
         raise fail(f"--to must be one of {', '.join(FORMATS)}, got {to!r}")
     samples = None
     try:
+        check_output(out, [pred, joint_map], [data], force=force)
         if data is not None:
             from neuralannot.annotators.pipeline import load_samples
 
-            loaded, _ = load_samples(data, skip_bad=skip_bad, joint_map=joint_map)
+            loaded, _ = load_samples(data, skip_bad=skip_bad, joint_map=joint_map,
+                                     allow_outside_root=allow_outside_root)  # fmt: skip
             samples = {s.id: s for s in loaded}
         path, n = export(pred, to, out, samples, data)
     except (PseudoGTError, SampleError, FileNotFoundError, ValueError) as err:

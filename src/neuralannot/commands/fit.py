@@ -20,12 +20,15 @@ from rich.console import Console
 from neuralannot.commands.annotate import (
     BODY,
     CONFIG,
+    FORCE,
     JOINT_MAP,
+    OUTSIDE,
     USER_ERRORS,
     WORK,
     _config,
     _print_skips,
     fail,
+    guard_output,
 )
 
 console = Console()
@@ -114,6 +117,8 @@ def fit_cmd(
     device: str = typer.Option("cpu"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad samples instead of failing."),
     joint_map: Path | None = JOINT_MAP,
+    force: bool = FORCE,
+    allow_outside_root: bool = OUTSIDE,
 ) -> None:
     """Fit or refine every sample and write the same pseudo-GT format as `annotate`."""
     import torch
@@ -127,19 +132,22 @@ def fit_cmd(
         fail(f"--method must be one of {[*METHOD_NAMES, *NEURAL_METHODS]}, got {method!r}")
     if joints not in ("auto", "2d", "3d"):
         fail(f"--joints must be auto | 2d | 3d, got {joints!r}")
+    guard_output(out, data, init, checkpoint, config, joint_map, force=force)
     if threads:
         torch.set_num_threads(threads)
     try:
         if method in METHOD_NAMES:
             samples, report = load_samples(data, part, skip_bad, needs_3d=method == "smplifyx3d",
-                                           joint_map=joint_map)  # fmt: skip
+                                           joint_map=joint_map,
+                                           allow_outside_root=allow_outside_root)  # fmt: skip
             records, summary = fit_dataset(samples, METHOD_NAMES[method], body_model, part, batch_size,
                                            device, iterations, optimizer, progress=True)  # fmt: skip
         else:
-            probe, _ = load_samples(data, part, skip_bad, joint_map=joint_map)
+            probe, _ = load_samples(data, part, skip_bad, joint_map=joint_map,
+                                    allow_outside_root=allow_outside_root)  # fmt: skip
             mode = "mocap" if _joints(probe, joints) == "3d" else "wild"
             cfg = _config(config, mode, part, body_model, min_steps=min_steps)
-            samples, report = _samples(data, cfg, skip_bad, joint_map)
+            samples, report = _samples(data, cfg, skip_bad, joint_map, allow_outside_root)
             records, summary = _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
                                               device)  # fmt: skip
         summary = {k: v for k, v in summary.items() if k not in ("train", "annotate")}

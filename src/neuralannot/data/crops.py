@@ -46,7 +46,7 @@ def drop_unreadable_images(samples: list[Sample], report=None) -> list[Sample]:
         try:
             if s.image is None:
                 raise SampleError("image-based input but the sample has no image", s.id, kind="image")
-            load_image(s.image, s.id)
+            load_image(s.image, s.id, s.image_size)
         except SampleError as err:
             if report is not None:
                 report.skip(err.kind, str(err))
@@ -109,7 +109,7 @@ class CropDataset(Dataset):
                 raise SampleError("image-based input but the sample has no image", s.id, kind="image")
             image = self._crops.get(index) if self._crops is not None else None
             if image is None:
-                image = warp_affine(load_image(s.image, s.id), A, (S, S))
+                image = warp_affine(load_image(s.image, s.id, s.image_size), A, (S, S))
                 if self._crops is not None:
                     self._crops[index] = image
         if flip:

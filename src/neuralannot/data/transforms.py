@@ -62,17 +62,28 @@ def check_image(path: str, sample_id: str | None = None) -> tuple[int, int]:
     return size
 
 
-def load_image(path: str, sample_id: str | None = None) -> np.ndarray:
-    """Read an image as RGB uint8 ``(H, W, 3)``; :class:`SampleError` naming the file if missing/corrupt."""
+def load_image(
+    path: str, sample_id: str | None = None, expected_size: tuple[int, int] | None = None
+) -> np.ndarray:
+    """Read an image as RGB uint8 ``(H, W, 3)``; :class:`SampleError` naming the file if missing/corrupt,
+    or when it is not ``expected_size`` ``(w, h)`` (the sample's declared ``image_size``) when given."""
     check_image(path, sample_id)
     Image = _pil()
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            image = np.asarray(im.convert("RGB"))
     except (*_IMAGE_ERRORS, Image.DecompressionBombError) as exc:  # truncated data shows up on decode
         raise SampleError(
             f"unreadable/corrupt image {path}: {exc}", sample_id, str(path), kind="image"
         ) from None
+    if expected_size is not None and tuple(expected_size) != (image.shape[1], image.shape[0]):
+        w, h = expected_size
+        raise SampleError(
+            f"image {path} is {image.shape[1]}x{image.shape[0]} but the sample's image_size says {w}x{h}",
+            sample_id,
+            kind="image_size",
+        )
+    return image
 
 
 # --- affine crops ------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Atomic file writes: write to a temp file in the same folder, fsync, then ``os.replace``.
 
 A reader never sees a half-written file, and a crash leaves the previous version intact.
+:func:`atomic_folder` does the same for a folder built as a whole (a report).
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +33,32 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
+    """Context manager yielding an empty temp folder next to ``path`` that replaces ``path`` as a whole
+    only if the block succeeds; on failure it is removed and ``path`` is left as it was.
+
+    An existing ``path`` is renamed aside, the new folder renamed in, and the old one removed: a kill
+    between the two renames leaves the old folder as ``.<name>.*.tmp.old`` next to it.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    old = tmp.with_name(tmp.name + ".old")
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
+        if path.exists():
+            os.rename(path, old)
+        os.rename(tmp, path)
+    except BaseException:
+        if old.exists() and not path.exists():
+            os.rename(old, path)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _umask() -> int:

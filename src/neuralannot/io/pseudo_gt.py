@@ -29,7 +29,8 @@ loaders read it unchanged; rotations are flattened lists. Entries per model:
   read as ``<key>_r`` / ``<key>_l``.
 
 Metadata (model, part, method, version, created, config hash, ...) goes to the sidecar
-``<file>.meta.json`` (e.g. ``train.json.meta.json``), for npz files too.
+``<file>.meta.json`` (e.g. ``train.json.meta.json``), for npz files too; it records the file's SHA-256
+and is ignored on reading when that does not match (:mod:`neuralannot.io.sidecar`).
 
 **npz** (``*.npz``): ``ids`` (N,) str; ``models``, ``parts``, ``sides`` (N,) str (``""`` = no side);
 ``param.<name>`` (N, *shape) float32 and ``valid.<name>`` (N,) bool when some samples lack the group
@@ -60,6 +61,7 @@ import numpy as np
 import torch
 
 from neuralannot.io.atomic import atomic_write, atomic_write_json, atomic_write_text
+from neuralannot.io.sidecar import read_sidecar, sidecar_path, write_sidecar
 
 __all__ = [
     "PseudoGT",
@@ -579,8 +581,7 @@ def _npz_to_records(z: Mapping[str, np.ndarray]) -> list[PseudoGT]:
 # ------------------------------------------------------------------------------------------------
 def meta_path(path: str | Path) -> Path:
     """Sidecar metadata file of a pseudo-GT file: ``<file>.meta.json``."""
-    path = Path(path)
-    return path.with_name(path.name + ".meta.json")
+    return sidecar_path(path)
 
 
 def config_hash(config: Any) -> str:
@@ -643,7 +644,7 @@ def write_pseudo_gt(
         "version": __version__,
         **dict(meta or {}),
     }
-    atomic_write_json(meta_path(path), full)
+    write_sidecar(path, full)
     return path
 
 
@@ -653,7 +654,8 @@ def read_pseudo_gt(
     """Read a ``.json`` (ours or an original NeuralAnnot release file) or ``.npz`` pseudo-GT file.
 
     Returns ``(records, meta)``: a list in file order (or ``{id: record}`` with ``as_dict``) and the
-    sidecar metadata (``{}`` when there is none). Raises :class:`PseudoGTError` naming the file and id.
+    sidecar metadata (``{}`` when there is none, or when it describes other bytes than the file: an
+    interrupted write). Raises :class:`PseudoGTError` naming the file and id.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -689,12 +691,10 @@ def read_pseudo_gt(
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise PseudoGTError(f"{path}: sample {dup!r} appears more than once")
-    meta: dict[str, Any] = {}
-    if meta_path(path).is_file():
-        try:
-            meta = json.loads(meta_path(path).read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise PseudoGTError(f"{meta_path(path)}: malformed JSON ({e})") from None
+    try:
+        meta = read_sidecar(path)
+    except json.JSONDecodeError as e:
+        raise PseudoGTError(f"{meta_path(path)}: malformed JSON ({e})") from None
     return ({r.sample_id: r for r in records} if as_dict else records), meta
 
 

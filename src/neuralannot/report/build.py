@@ -1,7 +1,9 @@
 """Build the static HTML report of a pseudo-GT file on its dataset (``neuralannot report``).
 
 Layout of ``out``: ``index.html`` (written last), ``metrics.json`` (summary + per-sample rows, worst
-first), ``plots/*.png`` and ``samples/NNNN_{overlay,side,joints}.jpg``; every file is written atomically.
+first), ``plots/*.png`` and ``samples/NNNN_{overlay,side,joints}.jpg``. The report is built in a temp
+folder that replaces ``out`` as a whole when it is complete, so a failed run leaves the previous report
+untouched (never a mix of old and new files). ``out`` must be new, empty or an earlier report.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 
 from neuralannot.data.sample import Sample, SampleError, to_jsonable
 from neuralannot.evaluation import KEYS, ModelCache, evaluate
-from neuralannot.io.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from neuralannot.io.atomic import atomic_folder, atomic_write_bytes, atomic_write_json, atomic_write_text
 from neuralannot.io.pseudo_gt import PseudoGT
 from neuralannot.report.html import Card, render_page
 from neuralannot.report.overlays import BACKGROUND, render_tiles
@@ -59,13 +61,24 @@ def _image(s: Sample, skip_bad: bool) -> tuple[np.ndarray, str]:
     note = "no image" if not s.image else ""
     if s.image:
         try:
-            return load_image(s.image, s.id), ""
+            return load_image(s.image, s.id, s.image_size), ""
         except SampleError as err:
             if not skip_bad:
                 raise
             note = f"image unreadable ({err.problem})"
     w, h = s.image_size or (int(s.bbox[0] + s.bbox[2]) + 1, int(s.bbox[1] + s.bbox[3]) + 1)
     return np.full((h, w, 3), BACKGROUND, np.uint8), note
+
+
+def check_report_folder(out: str | Path) -> None:
+    """Refuse an ``out`` that is a file or a non-empty folder other than an earlier report (it would be
+    replaced as a whole)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; the report needs a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "index.html").is_file():
+        raise ValueError(f"--out {out} is a non-empty folder but not a report (no index.html); "
+                         "use a new or empty folder")  # fmt: skip
 
 
 def build_report(
@@ -77,6 +90,7 @@ def build_report(
     sort_by: str = "auto",
     progress: bool = True,
     joint_map: str | Path | dict | None = None,
+    allow_outside_root: bool = False,
 ) -> dict[str, Any]:
     """Evaluate ``pred`` on ``data`` and write the report to ``out``; returns a short summary.
 
@@ -91,8 +105,10 @@ def build_report(
     if max_samples < 0:
         raise ValueError(f"--max-samples must be >= 0, got {max_samples}")
     pred, data, out = Path(pred), Path(data), Path(out)
+    check_report_folder(out)
     records, meta = read_pseudo_gt(pred, as_dict=True)
-    samples, load_report = load_samples(data, skip_bad=skip_bad, joint_map=joint_map)
+    samples, load_report = load_samples(data, skip_bad=skip_bad, joint_map=joint_map,
+                                        allow_outside_root=allow_outside_root)  # fmt: skip
     cache = ModelCache()
     rows, summary = evaluate(records, samples, cache)
     key = sort_key(rows, sort_by)
@@ -100,41 +116,42 @@ def build_report(
     shown = [r["id"] for r in rows[:max_samples]]
     posed = pose_records(records, samples, cache, keep=set(shown))
 
-    plots = _write_plots(out, rows, *per_joint_errors(samples, records, posed))
-    by_id = {s.id: s for s in samples}
-    row_by_id = {r["id"]: r for r in rows}
-    cards, unreadable = [], 0
-    renderer = MeshRenderer(TILE, TILE, samples=4, smooth=True)
-    try:
-        for rank, sid in enumerate(tqdm(shown, desc="rendering", unit="sample", disable=not progress), 1):
-            s, rec = by_id[sid], records[sid]
-            image, note = _image(s, skip_bad)
-            unreadable += note.startswith("image unreadable")
-            K = camera_matrix(rec.camera)
-            if K is None:
-                note = "; ".join(filter(None, [note, "the pseudo-GT has no camera: mesh not overlaid"]))
-            tiles = render_tiles(renderer, image, s.bbox, posed.vertices[sid], posed.faces[sid],
-                                 posed.keypoints[sid], K, s.joints_2d, TILE)  # fmt: skip
-            images = {}
-            for kind in ("overlay", "side", "joints"):
-                rel = f"samples/{rank:04d}_{kind}.jpg"
-                atomic_write_bytes(out / rel, _jpeg(getattr(tiles, kind)))
-                images[kind] = rel
-            cards.append(Card(rank, sid, _part(rec), row_by_id[sid], images, rec.quality, note))
-    finally:
-        renderer.release()
+    with atomic_folder(out) as dst:  # replaces out only once complete
+        plots = _write_plots(dst, rows, *per_joint_errors(samples, records, posed))
+        by_id = {s.id: s for s in samples}
+        row_by_id = {r["id"]: r for r in rows}
+        cards, unreadable = [], 0
+        renderer = MeshRenderer(TILE, TILE, samples=4, smooth=True)
+        try:
+            for rank, sid in enumerate(tqdm(shown, desc="rendering", unit="sample", disable=not progress), 1):
+                s, rec = by_id[sid], records[sid]
+                image, note = _image(s, skip_bad)
+                unreadable += note.startswith("image unreadable")
+                K = camera_matrix(rec.camera)
+                if K is None:
+                    note = "; ".join(filter(None, [note, "the pseudo-GT has no camera: mesh not overlaid"]))
+                tiles = render_tiles(renderer, image, s.bbox, posed.vertices[sid], posed.faces[sid],
+                                     posed.keypoints[sid], K, s.joints_2d, TILE)  # fmt: skip
+                images = {}
+                for kind in ("overlay", "side", "joints"):
+                    rel = f"samples/{rank:04d}_{kind}.jpg"
+                    atomic_write_bytes(dst / rel, _jpeg(getattr(tiles, kind)))
+                    images[kind] = rel
+                cards.append(Card(rank, sid, _part(rec), row_by_id[sid], images, rec.quality, note))
+        finally:
+            renderer.release()
 
-    info = {
-        "pseudo-GT": str(pred), "dataset": str(data), "method": meta.get("method"),
-        "models": ", ".join(sorted({f"{r.model} ({_part(r)})" for r in records.values()})),
-        "samples in dataset": len(samples), "skipped while loading": load_report.num_skipped,
-        "unreadable images (skipped)": unreadable,
-    }  # fmt: skip
-    result = {"index": str(out / "index.html"), "rendered": len(cards), "sort_by": key,
-              "unreadable_images": unreadable, **summary}  # fmt: skip
-    atomic_write_json(out / "metrics.json", to_jsonable({"summary": result, "info": info, "rows": rows}))
-    title = f"NeuralAnnot report: {pred.name} on {data.name}"
-    atomic_write_text(out / "index.html", render_page(title, info, summary, plots, cards, key))
+        info = {
+            "pseudo-GT": str(pred), "dataset": str(data), "method": meta.get("method"),
+            "models": ", ".join(sorted({f"{r.model} ({_part(r)})" for r in records.values()})),
+            "samples in dataset": len(samples), "skipped while loading": load_report.num_skipped,
+            "unreadable images (skipped)": unreadable,
+        }  # fmt: skip
+        result = {"index": str(out / "index.html"), "rendered": len(cards), "sort_by": key,
+                  "unreadable_images": unreadable, **summary}  # fmt: skip
+        atomic_write_json(dst / "metrics.json", to_jsonable({"summary": result, "info": info, "rows": rows}))
+        title = f"NeuralAnnot report: {pred.name} on {data.name}"
+        atomic_write_text(dst / "index.html", render_page(title, info, summary, plots, cards, key))
     return result
 
 

@@ -346,16 +346,23 @@ def _base_meta(spec: KindSpec, config: dict) -> dict:
 
 
 def _check_existing(out: Path, config: dict) -> None:
-    """Refuse an ``out`` that holds shards of unknown origin or a dataset made with other settings."""
+    """Refuse an ``out`` that is not empty and not a synthetic dataset of the same settings (writing a
+    meta.json into a folder of datasets would hide them: the folder would read as one shard folder)."""
+    if out.exists() and not out.is_dir():
+        raise SynthError(f"--out {out} is a file; use a new or empty folder")
     path = out / "meta.json"
     if not path.is_file():
-        if any(out.glob("shard-*.jsonl")):
-            raise SynthError(f"{out} holds shard files but no meta.json; use an empty folder")
+        if out.is_dir() and any(out.iterdir()):
+            raise SynthError(f"{out} is not empty and is not a synth folder (no meta.json); "
+                             "use a new or empty folder")  # fmt: skip
         return
     try:
-        old = json.loads(path.read_text(encoding="utf-8")).get("generator") or {}
+        stored = json.loads(path.read_text(encoding="utf-8"))
     except ValueError as exc:
         raise SynthError(f"{path} is not valid JSON ({exc}); delete it or use another folder") from None
+    old = stored.get("generator") if isinstance(stored, dict) else None
+    if not isinstance(old, dict) or old.get("name") != config["name"]:
+        raise SynthError(f"{out} holds a dataset that synth did not write; use a new or empty folder")
     diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
     if diff:
         raise SynthError(f"{out} holds a different synthetic dataset (stored vs requested: {diff}); "
@@ -405,8 +412,8 @@ def generate(
         "image_size": int(image_size),
         "masks": bool(masks),
     }
-    out.mkdir(parents=True, exist_ok=True)
     _check_existing(out, config)
+    out.mkdir(parents=True, exist_ok=True)
     meta = _base_meta(spec, config)
     atomic_write_json(out / "meta.json", meta, indent=1)
     shards = [

@@ -1,0 +1,53 @@
+"""Loading a dataset for a job: duplicate ids and images outside the dataset folder are refused."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from neuralannot.annotators.pipeline import load_samples
+from neuralannot.data import DatasetFormatError, SampleError
+
+REAL = Path(__file__).parent / "data" / "real"
+pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="tests/data/real is absent")
+
+
+@pytest.fixture
+def h36m(tmp_path):
+    data = json.loads((REAL / "h36m.json").read_text())
+    for s in data["samples"]:
+        shutil.copy(REAL / s["image"], tmp_path / s["image"])
+    return tmp_path, data
+
+
+def test_duplicate_ids_are_refused_at_load_naming_them(h36m):
+    d, data = h36m
+    for i, s in enumerate(data["samples"]):
+        s["id"] = ["a", "b", "a", "b"][i]
+    (d / "dup.json").write_text(json.dumps(data))
+    for skip_bad in (False, True):
+        pattern = r"dup\.json: duplicate sample ids: 'a' \(2x\), 'b' \(2x\)"
+        with pytest.raises(DatasetFormatError, match=pattern):
+            load_samples(d / "dup.json", skip_bad=skip_bad)
+
+
+def test_duplicates_across_files_of_a_folder(h36m):
+    d, data = h36m
+    (d / "one.json").write_text(json.dumps(data))
+    (d / "two.json").write_text(json.dumps(data))
+    with pytest.raises(DatasetFormatError, match=r"duplicate sample ids: 'h36m/S1_Directions"):
+        load_samples(d)
+    assert len(load_samples(d / "one.json")[0]) == 4
+
+
+def test_images_outside_the_folder_need_allow_outside_root(h36m):
+    d, data = h36m
+    sub = d / "sub"
+    sub.mkdir()
+    for s in data["samples"]:
+        s["image"] = f"../{s['image']}"
+    (sub / "x.json").write_text(json.dumps(data))
+    with pytest.raises(SampleError, match="outside the dataset folder"):
+        load_samples(sub / "x.json")
+    assert len(load_samples(sub / "x.json", allow_outside_root=True)[0]) == 4
