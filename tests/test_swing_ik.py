@@ -49,7 +49,8 @@ def test_limb_swings_reach_the_targets_and_keep_the_twist(anny_body, solver, gen
     pred["body_pose"] = gt["body_pose"] @ roma.rotvec_to_rotmat(noise)
     pred["root_pose"] = roma.rotvec_to_rotmat(0.3 * torch.randn(16, 3, generator=gen)) @ gt["root_pose"]
     pred["trans"] = torch.zeros(16, 3)
-    out = solver.solve(pred, target, torch.ones(16, 17, dtype=torch.bool))
+    plain = SwingSolver(anny_body, reg, hinges=False)  # hinges would set the twist (tested below)
+    out = plain.solve(pred, target, torch.ones(16, 17, dtype=torch.bool))
     err = (_keypoints(anny_body, reg, out) - target).norm(dim=-1)
     names = get_joint_names("h36m17")
     limb_kp = [names.index(n) for n in ("left_knee", "left_foot", "right_knee", "right_foot", "left_elbow",
@@ -63,8 +64,10 @@ def test_limb_swings_reach_the_targets_and_keep_the_twist(anny_body, solver, gen
 
 
 def test_exact_prediction_is_a_fixed_point(anny_body, solver, gen):
-    gt, target = _posed(anny_body, solver.regressor, 8, gen)
-    out = solver.solve(gt, target, torch.ones(8, 17, dtype=torch.bool))
+    gt, target = _posed(anny_body, solver.regressor, 8, gen)  # random knees: not hinges
+    out = SwingSolver(anny_body, solver.regressor, hinges=False).solve(
+        gt, target, torch.ones(8, 17, dtype=torch.bool)
+    )
     assert torch.allclose(out["body_pose"], gt["body_pose"], atol=1e-4)
     assert torch.allclose(out["root_pose"], gt["root_pose"], atol=1e-4)
     assert torch.allclose(out["trans"], gt["trans"], atol=1e-4)
@@ -105,3 +108,30 @@ def test_models_outside_the_convention_are_refused(anny_hand, anny_head):
         SwingSolver(anny_hand, get_regressor(anny_hand, "hand21"))
     with pytest.raises(BodyModelError, match="swing solver"):
         SwingSolver(anny_head, get_regressor(anny_head, "face68"))
+
+
+def test_hinges_recover_the_twist_of_thighs_and_upper_arms(anny_body, solver, gen):
+    """Knees and elbows bend about their hinge axes: their plane fixes the upper bone's twist."""
+    from neuralannot.bodies.anny import BODY_SLOTS, HINGE_AXES
+
+    slots = [n for n, _ in BODY_SLOTS]
+    B = 16
+    gt, _ = _posed(anny_body, solver.regressor, B, gen)
+    rv = 0.35 * torch.randn(B, 21, 3, generator=gen)
+    for name, axis in HINGE_AXES.items():  # pure hinges, clearly bent (30-90 degrees)
+        angle = torch.rand(B, 1, generator=gen) * 1.0 + 0.5
+        rv[:, slots.index(name)] = angle * torch.tensor(axis)
+    gt["body_pose"] = roma.rotvec_to_rotmat(rv)
+    target = _keypoints(anny_body, solver.regressor, gt)
+    upper = [slots.index(n) for n in ("left_hip", "right_hip", "left_shoulder", "right_shoulder")]
+    axes = anny_body.twist_axes()
+    twist = torch.zeros(B, 21, 3)
+    twist[:, upper] = (0.6 * torch.randn(B, 4, 1, generator=gen)) * axes[upper]
+    pred = {**gt, "body_pose": gt["body_pose"] @ roma.rotvec_to_rotmat(twist), "trans": torch.zeros(B, 3)}
+    valid = torch.ones(B, 17, dtype=torch.bool)
+    err = {}
+    for hinges in (False, True):
+        out = SwingSolver(anny_body, solver.regressor, hinges=hinges).solve(pred, target, valid)
+        err[hinges] = roma.rotmat_geodesic_distance(out["body_pose"][:, upper], gt["body_pose"][:, upper])
+    assert err[False].mean() > 0.2  # the twist error of the prediction stays without hinges
+    assert err[True].mean() < 0.05, err[True]  # radians

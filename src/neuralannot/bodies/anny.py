@@ -63,6 +63,16 @@ FINGER_NAMES = ["thumb", "index", "middle", "ring", "pinky"]
 #: Anny finger bones per hand, thumb first; ``{s}`` is the side suffix ``L`` or ``R``.
 FINGER_BONES = [f"finger{f}-{k}.{{s}}" for f in range(1, 6) for k in range(1, 4)]
 HAND_PARENTS = [-1, 0, 1, 2, 0, 4, 5, 0, 7, 8, 0, 10, 11, 0, 13, 14]
+#: Knee and elbow hinge axes (Anny native axes, unit) from the zero pose of the default body: the
+#: normal of the (upper bone, lower bone) plane, oriented so that a positive angle folds the joint
+#: (flexion). The synthetic pose library fits knees and elbows as such hinges; the swing solver and
+#: SMPLify's bending prior use them too.
+HINGE_AXES: dict[str, tuple[float, float, float]] = {
+    "left_knee": (0.9922, -0.0898, 0.0861),
+    "right_knee": (0.9922, 0.0898, -0.0861),
+    "left_elbow": (-0.7433, -0.0468, -0.6674),
+    "right_elbow": (-0.7433, 0.0468, 0.6674),
+}
 #: Anny native body world (Z up, −Y forward) → canonical (Y up, +Z forward).
 ANNY_TO_CANONICAL = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 PHENOTYPES = ["gender", "age", "muscle", "weight", "height", "proportions"]
@@ -254,6 +264,7 @@ class AnnyBody(_AnnyModel):
 
     name = "anny"
     part = "body"
+    hinge_axes = HINGE_AXES
 
     def __init__(
         self,

@@ -33,6 +33,8 @@ from neuralannot.bodies.base import BodyModel, BodyModelError, as_rotmat
 RIGID_TOL = 1e-3
 #: Targets closer than this to their joint (m) give no direction (e.g. the pelvis keypoint itself).
 MIN_LEVER = 0.01
+#: Limbs bent less than this (sine of the angle, ~6 degrees) define no bending plane.
+HINGE_MIN_SIN = 0.1
 
 
 def _swing(u: Tensor, v: Tensor) -> Tensor:
@@ -57,7 +59,7 @@ class SwingSolver:
     convention in the module docstring (checked numerically).
     """
 
-    def __init__(self, body: BodyModel, regressor, passes: int = 3, seed: int = 0):
+    def __init__(self, body: BodyModel, regressor, passes: int = 2, hinges: bool = True, seed: int = 0):
         self.body, self.regressor, self.passes = body, regressor, passes
         self.parents = list(body.parents)
         groups = [
@@ -76,10 +78,35 @@ class SwingSolver:
         self.frame = torch.eye(3) if frame is None else frame.detach().cpu().float()
         self.attach = self._find_attachments(seed)
         self.plan = self._plan()
+        self.hinges = self._find_hinges() if hinges else []
         #: joints in each joint's subtree, itself included
         self.subtree = [
             [c for c in range(len(self.parents)) if self._is_under(c, j)] for j in range(len(self.parents))
         ]
+
+    def _find_hinges(self) -> list[tuple[int, int, int, Tensor]]:
+        """(parent joint, hinge joint, target keypoint of the lower bone, world-oriented hinge axis in
+        the parent's frame) for each knee/elbow-like joint the model declares (``hinge_axes``)."""
+        axes = getattr(self.body, "hinge_axes", None) or {}
+        names = list(self.body.joint_names)
+        out = []
+        with torch.no_grad():
+            rest = self.body.default_params(batch_size=1)
+            P, K = self._forward(rest)
+        for name, axis in axes.items():
+            if name not in names:
+                continue
+            c = names.index(name)
+            own = [k for k, a in enumerate(self.attach) if a == c]
+            if not own:
+                continue
+            k = max(own, key=lambda k: float((K[0, k] - P[0, c]).norm()))
+            a = self.frame @ torch.tensor(axis, dtype=torch.float32)  # canonical, parent frame
+            p = self.parents[c]
+            # orient the axis as the rest pose's bend normal (upper x lower): flexion folds the joint
+            n = torch.linalg.cross(P[0, c] - P[0, p], K[0, k] - P[0, c]).cpu()
+            out.append((p, c, k, a if float(n @ a) >= 0 else -a))
+        return out
 
     # -- construction -------------------------------------------------------------------------
     def _forward(self, params: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
@@ -182,6 +209,8 @@ class SwingSolver:
         W, P, K = delta[:, None] @ W, self._moved(P, delta, cu, cv), self._moved(K, delta, cu, cv)
         for level in self._levels(P.device) * self.passes:
             W, P, K = self._solve_level(level, W, P, K, targets, valid)
+            if "hinge" in level:
+                W, P, K = self._hinge_twist(level["hinge"], W, P, K, targets, valid)
         F = self.frame.to(W)
         par = [max(p, 0) for p in self.parents]
         local = W[:, par].transpose(-1, -2) @ W
@@ -232,9 +261,74 @@ class SwingSolver:
                     "joint_owner": owner,
                     "kp_owner": [owner[a] if a >= 0 else -1 for a in self.attach],
                 }
-                levels.append({k: torch.tensor(v, device=device) for k, v in lv.items()})
+                level = {k: torch.tensor(v, device=device) for k, v in lv.items()}
+                hinges = [h for h in self.hinges if h[0] in lv["joint"]]
+                if hinges:
+                    level["hinge"] = {
+                        "parent": torch.tensor([h[0] for h in hinges], device=device),
+                        "joint": torch.tensor([h[1] for h in hinges], device=device),
+                        "target": torch.tensor([h[2] for h in hinges], device=device),
+                        "axis": torch.stack([h[3] for h in hinges]).to(device),
+                        "joint_owner": self._owner([h[0] for h in hinges], device),
+                        "kp_owner": None,
+                    }
+                    level["hinge"]["kp_owner"] = self._kp_owner(level["hinge"]["joint_owner"])
+                levels.append(level)
             self._level_cache = (device, levels)
         return self._level_cache[1]
+
+    def _owner(self, joints: list[int], device) -> Tensor:
+        owner = [-1] * len(self.parents)
+        for e, j in enumerate(joints):
+            for c in self.subtree[j]:
+                owner[c] = e
+        return torch.tensor(owner, device=device)
+
+    def _kp_owner(self, joint_owner: Tensor) -> Tensor:
+        att = torch.tensor([max(a, 0) for a in self.attach], device=joint_owner.device)
+        carried = torch.tensor([a >= 0 for a in self.attach], device=joint_owner.device)
+        return torch.where(carried, joint_owner[att], -1)
+
+    def _hinge_twist(
+        self, h: dict[str, Tensor], W: Tensor, P: Tensor, K: Tensor, targets: Tensor, valid: Tensor
+    ):
+        """Turn each hinge's upper bone about its own axis so the hinge axis becomes the normal of
+        the plane (upper bone, lower bone target): the twist joints alone cannot see, taken from the
+        anatomy of knees and elbows. Nearly straight limbs (no plane) keep their twist."""
+        B = P.shape[0]
+        d = P[:, h["joint"]] - P[:, h["parent"]]  # (B, E, 3) upper bone, already swung
+        d = d / d.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+        lower = targets[:, h["target"]] - P[:, h["joint"]]
+        n = torch.linalg.cross(d, lower / lower.norm(dim=-1, keepdim=True).clamp_min(1e-9))
+        bend = n.norm(dim=-1)  # sin of the bend angle
+        axis = (W[:, h["parent"]] @ h["axis"][None, :, :, None])[..., 0]  # current hinge axis, world
+
+        def flat(x: Tensor) -> Tensor:
+            return x - (x * d).sum(-1, keepdim=True) * d
+
+        cur, want = flat(axis), flat(n)
+        s = (torch.linalg.cross(cur, want) * d).sum(-1)
+        c = (cur * want).sum(-1)
+        ok = valid[:, h["target"]] & (bend > HINGE_MIN_SIN)
+        angle = torch.atan2(torch.where(ok, s, torch.zeros_like(s)), torch.where(ok, c, torch.ones_like(c)))
+        delta = _axis_rotation(d, angle)  # (B, E, 3, 3)
+        eye = torch.eye(3, dtype=P.dtype, device=P.device).expand(B, 1, 3, 3)
+        delta = torch.cat([eye, delta], 1)
+        piv = torch.cat([torch.zeros_like(P[:, :1]), P[:, h["parent"]]], 1)
+        return self._apply(delta, piv, h["joint_owner"], h["kp_owner"], W, P, K)
+
+    @staticmethod
+    def _apply(
+        delta: Tensor, piv: Tensor, joint_owner: Tensor, kp_owner: Tensor, W: Tensor, P: Tensor, K: Tensor
+    ):
+        """Rotate each owner's joints, frames and keypoints by its ``delta`` about its pivot
+        (entry 0 of ``delta``/``piv`` = identity, for owner -1)."""
+        Dj, pj = delta[:, joint_owner + 1], piv[:, joint_owner + 1]
+        Dk, pk = delta[:, kp_owner + 1], piv[:, kp_owner + 1]
+        W = Dj @ W
+        P = pj + ((P - pj)[..., None, :] @ Dj.transpose(-1, -2))[..., 0, :]
+        K = pk + ((K - pk)[..., None, :] @ Dk.transpose(-1, -2))[..., 0, :]
+        return W, P, K
 
     def _solve_level(
         self, lv: dict[str, Tensor], W: Tensor, P: Tensor, K: Tensor, targets: Tensor, valid: Tensor
@@ -249,12 +343,7 @@ class SwingSolver:
         eye = torch.eye(3, dtype=P.dtype, device=P.device).expand(B, 1, 3, 3)
         delta = torch.cat([eye, delta.view(B, E, 3, 3)], 1)  # entry -1 → identity
         piv = torch.cat([torch.zeros_like(pivot[:, :1]), pivot], 1)
-        Dj, pj = delta[:, lv["joint_owner"] + 1], piv[:, lv["joint_owner"] + 1]
-        Dk, pk = delta[:, lv["kp_owner"] + 1], piv[:, lv["kp_owner"] + 1]
-        W = Dj @ W
-        P = pj + ((P - pj)[..., None, :] @ Dj.transpose(-1, -2))[..., 0, :]
-        K = pk + ((K - pk)[..., None, :] @ Dk.transpose(-1, -2))[..., 0, :]
-        return W, P, K
+        return self._apply(delta, piv, lv["joint_owner"], lv["kp_owner"], W, P, K)
 
     def _align_root(
         self, P: Tensor, K: Tensor, targets: Tensor, valid: Tensor

@@ -31,19 +31,11 @@ import roma
 import torch
 from torch import Tensor
 
-from neuralannot.bodies.anny import ANNY_TO_CANONICAL, BODY_PARENTS, BODY_SLOTS
+from neuralannot.bodies.anny import ANNY_TO_CANONICAL, BODY_PARENTS, BODY_SLOTS, HINGE_AXES
 from neuralannot.geometry import rigid_align, rot6d_to_rotmat, rotmat_to_rot6d
 
 SLOT_NAMES = [n for n, _ in BODY_SLOTS]
 JOINT_NAMES = ["pelvis", *SLOT_NAMES]
-#: Hinge axes (Anny native axes, unit) from the zero pose of the default body: the normal of the
-#: (upper bone, lower bone) plane, oriented so that a positive angle folds the joint (flexion).
-HINGE_AXES: dict[str, tuple[float, float, float]] = {
-    "left_knee": (0.9922, -0.0898, 0.0861),
-    "right_knee": (0.9922, 0.0898, -0.0861),
-    "left_elbow": (-0.7433, -0.0468, -0.6674),
-    "right_elbow": (-0.7433, 0.0468, 0.6674),
-}
 #: Hinge angle range in degrees. Anny's zero pose bends knees by 8.6° and elbows by 42.1°: a straight
 #: leg is −8.6° (−10° allows 1.4° of hyperextension), a straight arm −42.1° (elbows never go past).
 HINGE_RANGE_DEG = {"knee": (-10.0, 155.0), "elbow": (-42.1, 150.0)}
