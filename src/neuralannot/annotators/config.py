@@ -70,6 +70,9 @@ class AnnotatorConfig:
     # loss weights: data terms and L2 regularisers per parameter group (Eq. 1–2)
     w_joints3d: float = 1.0
     w_joints2d: float = 1.0
+    # silhouette term (data/silhouette.py) where samples have person masks: what joints cannot show
+    # about shape (weight, muscle); 0 = off (the paper's annotator)
+    w_silhouette: float = 0.0
     w_params: float = 1.0  # two-stage: L1 on the target pseudo-GT's rotation matrices and shape (if given)
     # body_pose 0.1 + twist 0.3: joints cannot observe limb twist nor end-bone rotations (feet, head,
     # wrists); on 400 synthetic MoCap samples (1,500 steps) MPVPE 67.3 mm at body_pose 1e-3 → 54.0

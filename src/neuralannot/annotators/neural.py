@@ -62,6 +62,7 @@ class NeuralAnnotator(nn.Module):
         self.num_joints = self.regressor.num_keypoints
         if cfg.swing_head:
             self._aux["swing"] = SwingSolver(body, self.regressor)
+        self._aux["silhouettes"] = _spread_vertices(body) if cfg.w_silhouette > 0 else None
         self.root_index = root_indices(joint_set)
         self.extent = PART_EXTENT.get(body.part, 1.0)
         self.embedded_group = None
@@ -143,6 +144,11 @@ class NeuralAnnotator(nn.Module):
     @property
     def regressor(self):
         return self._aux["regressor"]
+
+    @property
+    def silhouettes(self) -> Tensor | None:
+        """Vertex ids whose projections the silhouette term compares with the mask (or None)."""
+        return self._aux["silhouettes"]
 
     @property
     def embedding(self):
@@ -227,6 +233,19 @@ class NeuralAnnotator(nn.Module):
             output = self.body(params, return_vertices=False)
         return reg(output)
 
+    def _silhouette_term(self, batch: dict[str, Tensor], pred: dict[str, Tensor]) -> Tensor:
+        """Mean silhouette loss (data/silhouette.py) over the samples with a mask: the model's spread
+        vertices projected into the crop (MoCap: the sample's camera through the crop; wild: the
+        crop's virtual camera and the predicted translation)."""
+        from neuralannot.data.silhouette import silhouette_loss
+
+        params = {k: v for k, v in pred.items() if k in self.body.param_specs}
+        verts = self.body(params, vertex_ids=self.silhouettes).vertices
+        K = batch["K_image"] if self.cfg.mode == "mocap" else batch["K"]
+        uv = project(verts, K)
+        loss = silhouette_loss(uv, batch["sil_dt"], batch["sil_edge"], self.cfg.input_size)
+        return _masked_mean(loss, batch["sil_valid"])
+
     def root_hypotheses(self, root: Tensor) -> Tensor:
         """(H, B, 3, 3): the predicted global rotation turned about the body's own up axis (canonical
         +Y) by 0, 360/H, ... degrees; facing is the ambiguity 2D joints leave to local minima."""
@@ -275,6 +294,8 @@ class NeuralAnnotator(nn.Module):
             valid = gt[..., 2] > 0
             kp, err = self.pick_root_hypothesis(batch, pred, kp)
             terms["joints2d"] = cfg.w_joints2d * _masked_mean(err, valid)
+        if "sil_dt" in batch and self.silhouettes is not None:
+            terms["silhouette"] = cfg.w_silhouette * self._silhouette_term(batch, pred)
         targets = [k.removeprefix("target_") for k in batch if k.startswith("target_")]
         if targets:  # two-stage (Table 7): full supervision by the first stage's pseudo-GTs
             err = [(pred[k] - batch[f"target_{k}"]).abs().flatten(1).mean(1) for k in targets if k in pred]
@@ -296,6 +317,21 @@ class NeuralAnnotator(nn.Module):
                 terms[f"reg_{name}"] = weight * v.square().mean()
         terms["loss"] = sum(terms.values())
         return terms
+
+
+def _spread_vertices(body: BodyModel, n: int = 512) -> Tensor | None:
+    """``n`` vertex ids spread over the rest mesh by farthest-point sampling (deterministic)."""
+    if not hasattr(body, "num_vertices"):
+        return None
+    with torch.no_grad():
+        v = body(body.default_params(batch_size=1)).vertices[0]
+    picked = [0]
+    dist = (v - v[0]).norm(dim=-1)
+    for _ in range(min(n, len(v)) - 1):
+        i = int(dist.argmax())
+        picked.append(i)
+        dist = torch.minimum(dist, (v - v[i]).norm(dim=-1))
+    return torch.tensor(picked)
 
 
 def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:

@@ -152,7 +152,8 @@ class BendingPrior:
     """SMPLify's bending prior on the elbows and knees: ``Σ_k exp(−θ_k)²`` per sample, with
     ``θ_k`` = flexion (axis-angle component along the hinge axis, positive = bending the natural
     way) minus the flexion of a straight limb. Built for a body model with a ``body_pose`` group
-    whose joints are ``model.joint_names[1:]`` (Anny body: :data:`~neuralannot.bodies.anny.HINGE_AXES`; SMPL / SMPL-X:
+    whose joints are ``model.joint_names[1:]`` (Anny body: :data:`~neuralannot.bodies.anny.HINGE_AXES`;
+    SMPL / SMPL-X:
     :data:`SMPL_HINGE_AXES`). ``None`` from :meth:`for_model` for models without such joints.
     """
 

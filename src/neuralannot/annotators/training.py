@@ -109,6 +109,19 @@ class _WithTargets(Dataset):
         return {**self.base[index], **{f"target_{k}": v[index] for k, v in self.targets.items()}}
 
 
+class _WithItems(Dataset):
+    """Adds per-sample tensors ``{key: (N, ...)}`` to the items of a dataset under their own keys."""
+
+    def __init__(self, base: Dataset, items: dict[str, torch.Tensor]):
+        self.base, self.items = base, items
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict:
+        return {**self.base[index], **{k: v[index] for k, v in self.items.items()}}
+
+
 class _WithFeatures(Dataset):
     """Adds precomputed backbone features (N, F) to the items of a dataset."""
 
@@ -244,6 +257,15 @@ def train(
     dataset = make_dataset(model, samples, dev)
     if targets is not None:
         dataset = _WithTargets(dataset, targets)
+    if cfg.w_silhouette > 0 and model.silhouettes is not None:
+        from neuralannot.data.silhouette import silhouette_targets
+
+        sil = silhouette_targets(samples, cfg.input_size)
+        if sil is not None:
+            log.info(
+                "silhouette targets: %d of %d samples have a mask", int(sil["sil_valid"].sum()), len(samples)
+            )
+            dataset = _WithItems(dataset, sil)
     t_start, seen = time.perf_counter(), 0
     model.train()
     steps_per_epoch = len(epoch_batches(len(dataset), cfg.batch_size, cfg.seed, 0, info))

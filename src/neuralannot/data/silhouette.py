@@ -1,0 +1,108 @@
+"""Silhouette targets: what a person's mask says about body shape that joints cannot.
+
+Joint positions fix bone lengths, not girth: Anny's weight, muscle and much of gender change the
+surface, not the skeleton. When a sample has a person mask (``extra["mask"]``: an image file, a
+path relative to the dataset folder or absolute; the synthetic sets write one per sample), the
+annotator can be supervised by it. Per sample, in the crop the network sees:
+
+- ``dt``: (G, G) distance (in crop pixels) from each cell of a G×G grid to the mask, 0 inside;
+  the model's projected vertices are pulled into the silhouette by sampling it;
+- ``edge``: (M, 2) points on the mask's outline (crop pixels); each is pulled toward the nearest
+  projected vertex, so the model also fills the silhouette.
+
+Both are zero for a model that matches the mask exactly. Computed once per sample (the images and
+masks are not read again in training) and held in a few MB per thousand samples.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from neuralannot.data.sample import Sample
+from neuralannot.data.transforms import crop_affine, warp_affine
+
+GRID = 64
+EDGE_POINTS = 96
+
+
+def mask_path(sample: Sample) -> Path | None:
+    """The sample's mask file: ``extra["mask"]``, absolute or relative to a folder above its image."""
+    rel = (sample.extra or {}).get("mask")
+    if not rel or sample.image is None:
+        return None
+    p = Path(rel)
+    if p.is_absolute():
+        return p if p.is_file() else None
+    for root in Path(sample.image).parents:
+        if (root / p).is_file():
+            return root / p
+    return None
+
+
+def silhouette_target(
+    mask: np.ndarray, A: np.ndarray, size: int, grid: int = GRID, points: int = EDGE_POINTS
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Distance grid (grid, grid) and outline points (points, 2) in crop pixels of a binary image mask
+    warped by the crop affine ``A``; None when the mask is empty in the crop."""
+    crop = warp_affine((mask > 0).astype(np.uint8) * 255, A, (size, size), backend="numpy") > 127
+    if not crop.any():
+        return None
+    cell = size / grid
+    small = (
+        crop.reshape(grid, size // grid, grid, size // grid).mean((1, 3)) > 0.5 if size % grid == 0 else None
+    )
+    if small is None:
+        idx = ((np.arange(grid) + 0.5) * cell).astype(int)
+        small = crop[np.ix_(idx, idx)]
+    if not small.any():
+        return None
+    dt = ndimage.distance_transform_edt(~small) * cell
+    edge = small & ~ndimage.binary_erosion(small)
+    ys, xs = np.nonzero(edge)
+    pick = np.linspace(0, len(xs) - 1, points).round().astype(int)
+    pts = np.stack([xs[pick], ys[pick]], -1).astype(np.float32) * cell + cell / 2
+    return dt.astype(np.float32), pts
+
+
+def silhouette_targets(samples: list[Sample], size: int) -> dict[str, torch.Tensor] | None:
+    """Targets of every sample (``sil_dt`` (N, G, G) float16, ``sil_edge`` (N, M, 2), ``sil_valid``
+    (N,), and ``K_image`` (N, 3, 3): the sample's own camera mapped into the crop), or None when no
+    sample has a mask. Samples without a usable mask or camera get ``sil_valid`` False."""
+    from PIL import Image
+
+    paths = [mask_path(s) for s in samples]
+    if not any(paths):
+        return None
+    n = len(samples)
+    dt = torch.zeros(n, GRID, GRID, dtype=torch.float16)
+    edge = torch.zeros(n, EDGE_POINTS, 2)
+    valid = torch.zeros(n, dtype=torch.bool)
+    K = torch.eye(3).repeat(n, 1, 1)
+    for i, (s, p) in enumerate(zip(samples, paths, strict=True)):
+        if p is None or s.part == "lhand":
+            continue
+        A = crop_affine(s.bbox, (size, size))
+        if s.K is not None:
+            K[i] = torch.from_numpy(np.vstack([A, [0.0, 0.0, 1.0]]) @ s.K).float()
+        with Image.open(p) as im:
+            mask = np.asarray(im.convert("L"))
+        out = silhouette_target(mask, A, size)
+        if out is not None:
+            dt[i], edge[i], valid[i] = torch.from_numpy(out[0]).half(), torch.from_numpy(out[1]), True
+    return {"sil_dt": dt, "sil_edge": edge, "sil_valid": valid, "K_image": K}
+
+
+def silhouette_loss(uv: torch.Tensor, dt: torch.Tensor, edge: torch.Tensor, size: int) -> torch.Tensor:
+    """(B,) loss of projected vertices ``uv`` (B, V, 2) in crop pixels against the targets, in units
+    of the crop size: mean distance of the vertices outside the mask + mean distance from each outline
+    point to its nearest vertex."""
+    grid = uv / size * 2 - 1  # grid_sample's [-1, 1] (align_corners=False: pixel edges)
+    outside = torch.nn.functional.grid_sample(
+        dt.float()[:, None], grid[:, None], mode="bilinear", padding_mode="border", align_corners=False
+    )[:, 0, 0]  # (B, V)
+    cover = torch.cdist(edge, uv).amin(-1)  # (B, M)
+    return (outside.mean(-1) + cover.mean(-1)) / size
