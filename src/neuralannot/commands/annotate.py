@@ -24,6 +24,20 @@ CONFIG = typer.Option(None, "--config", help="YAML config (configs/cpu.yaml, con
 WORK = typer.Option(Path("out/work"), "--work-dir", help="Checkpoints and partial outputs (resumable).")
 
 
+def saved_config(checkpoint: Path) -> AnnotatorConfig | None:
+    """The config a `train` checkpoint stores (None if none); ValueError if the file is unreadable."""
+    from neuralannot.io.checkpoint import read_checkpoint
+
+    ck = read_checkpoint(checkpoint)
+    saved = ck.get("config") if isinstance(ck, dict) else None
+    if saved is not None and not isinstance(saved, dict):
+        raise ValueError(f"checkpoint {checkpoint}: 'config' is not a mapping")
+    try:
+        return AnnotatorConfig.from_dict(saved) if saved else None
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint {checkpoint}: bad config: {err}") from None
+
+
 def _config(config: Path | None, mode: str, part: str, body_model: str, **overrides) -> AnnotatorConfig:
     base = {"mode": mode, "part": part, "body_model": body_model}
     base.update({k: v for k, v in overrides.items() if v is not None})
@@ -166,21 +180,14 @@ def predict_cmd(
     ),
 ) -> None:
     """Annotate a dataset with a trained checkpoint (its config must match the one given here)."""
-    import warnings
-
-    import torch
-
     from neuralannot.annotators.pipeline import build_annotator
     from neuralannot.annotators.predict import predict
     from neuralannot.annotators.training import load_trained
 
     try:
-        with warnings.catch_warnings():  # torch's pickle-protocol warnings on non-checkpoint files
-            warnings.simplefilter("ignore")
-            saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get("config")
-        cfg = AnnotatorConfig.from_dict(saved) if saved else None
-    except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
-        fail(f"cannot read checkpoint {checkpoint}: {one_line(err).split('. ')[0]}")
+        cfg = saved_config(checkpoint)
+    except ValueError as err:
+        fail(err)
     cfg = cfg or _config(config, mode, part, body_model)
     try:
         samples, report = _samples(data, cfg, skip_bad)

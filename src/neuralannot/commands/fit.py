@@ -51,8 +51,6 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
     from neuralannot.annotators.two_stage import run_spin_loop, run_two_stage
 
     if method == "eft":
-        import torch
-
         from neuralannot.annotators.eft import EFT_ITERATIONS, eft_records
         from neuralannot.annotators.pipeline import build_annotator
         from neuralannot.annotators.training import load_trained
@@ -61,11 +59,11 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
             _, run_dir = _stage1(samples, cfg, work_dir, None, device)
             checkpoint = Path(run_dir) / "checkpoint.pt"
         else:
-            from neuralannot.annotators.config import AnnotatorConfig
+            from neuralannot.commands.annotate import saved_config
 
-            cfg = AnnotatorConfig.from_dict(
-                torch.load(checkpoint, map_location="cpu", weights_only=True)["config"]
-            )
+            cfg = saved_config(checkpoint)
+            if cfg is None:
+                raise ValueError(f"checkpoint {checkpoint}: no config stored (not written by `train`)")
         model = load_trained(build_annotator(cfg, samples[0].joint_set), checkpoint)
         return eft_records(model, samples, iterations or EFT_ITERATIONS, device=device)
     stage1, _ = _stage1(samples, cfg, work_dir, init, device)
