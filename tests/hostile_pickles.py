@@ -78,6 +78,7 @@ def as_npy(payload: bytes) -> bytes:
 
 def write_npz(path: Path, members: dict[str, np.ndarray | bytes]) -> Path:
     """An ``.npz``: arrays saved normally, ``bytes`` values stored as crafted object ``.npy`` members."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w") as zf:
         for key, value in members.items():
             if isinstance(value, bytes):
@@ -91,6 +92,7 @@ def write_npz(path: Path, members: dict[str, np.ndarray | bytes]) -> Path:
 
 def write_torch_zip(path: Path, payload: bytes) -> Path:
     """A torch zip checkpoint whose ``data.pkl`` is ``payload``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("archive/data.pkl", payload)
         zf.writestr("archive/byteorder", "little")

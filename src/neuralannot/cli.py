@@ -75,12 +75,12 @@ def models(
 ) -> None:
     """Show a body model's parameters, joints and keypoint sets."""
     from neuralannot.bodies import BodyModelError, load_body_model
+    from neuralannot.commands.annotate import fail
 
     try:
         model = load_body_model(name, part=part)
     except BodyModelError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
+        fail(err)
     table = Table(title=f"{model.name} ({model.part}): {model.num_vertices} vertices")
     for col in ("parameter", "shape", "kind", "default", "optional", "description"):
         table.add_column(col)

@@ -46,6 +46,16 @@ def _stage1(samples, cfg, work_dir: Path, init: Path | None, device: str):
     return [by_id[s.id] for s in samples], None
 
 
+def _checkpoint_config(checkpoint: Path):
+    """The config of a `train` checkpoint (read without running code); ValueError if unusable."""
+    from neuralannot.commands.annotate import saved_config
+
+    cfg = saved_config(checkpoint)
+    if cfg is None:
+        raise ValueError(f"checkpoint {checkpoint}: no config stored (not written by `train`)")
+    return cfg
+
+
 def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations, device):
     from neuralannot.annotators.hybrid import HybridOptions, refine_records
     from neuralannot.annotators.two_stage import run_spin_loop, run_two_stage
@@ -59,11 +69,7 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
             _, run_dir = _stage1(samples, cfg, work_dir, None, device)
             checkpoint = Path(run_dir) / "checkpoint.pt"
         else:
-            from neuralannot.commands.annotate import saved_config
-
-            cfg = saved_config(checkpoint)
-            if cfg is None:
-                raise ValueError(f"checkpoint {checkpoint}: no config stored (not written by `train`)")
+            cfg = _checkpoint_config(checkpoint)
         model = load_trained(build_annotator(cfg, samples[0].joint_set), checkpoint)
         return eft_records(model, samples, iterations or EFT_ITERATIONS, device=device)
     stage1, _ = _stage1(samples, cfg, work_dir, init, device)
@@ -118,6 +124,8 @@ def fit_cmd(
     if threads:
         torch.set_num_threads(threads)
     try:
+        if method == "eft" and checkpoint is not None:
+            _checkpoint_config(checkpoint)  # a bad checkpoint fails before any data is loaded
         if method in METHOD_NAMES:
             samples, report = load_samples(data, part, skip_bad, needs_3d=method == "smplifyx3d")
             records, summary = fit_dataset(samples, METHOD_NAMES[method], body_model, part, batch_size,
