@@ -210,8 +210,8 @@ def test_cli_refuses_hostile_files_with_one_line(tmp_path, name):
     runs = {
         "export --pred": (["export", "--pred", hd, "--to", "json", "--out", tmp_path / "o.json"], "hd.npz"),
         "eval --pred": (["eval", "--pred", hd, "--data", nodata], "hd.npz"),
-        "predict --checkpoint": (
-            ["predict", "--data", nodata, "--checkpoint", ckpt, "--out", tmp_path / "o.npz"], "checkpoint.pt"),
+        "predict --checkpoint": (["predict", "--data", nodata, "--checkpoint", ckpt,
+                                  "--out", tmp_path / "o.npz"], "checkpoint.pt"),
         "fit --method eft --checkpoint": (["fit", "--method", "eft", "--data", nodata, "--checkpoint", ckpt,
                                            "--out", tmp_path / "o.npz"], "checkpoint.pt"),
         "models PATH": (["models", model], "SMPL_NEUTRAL.pkl"),
