@@ -104,8 +104,10 @@ def synth(
     masks: bool = typer.Option(True, help="Also write subject masks (PNG)."),
 ) -> None:
     """Render a synthetic benchmark set from Anny with known GT (images + samples in shard folders)."""
+    from neuralannot.commands.annotate import check_outputs
     from neuralannot.data.synthetic.generator import SynthError, generate
 
+    check_outputs(dirs={"--out": out})
     try:
         s = generate(kind, n, out, seed=seed, workers=workers, shard_size=shard_size, masks=masks)
     except SynthError as err:

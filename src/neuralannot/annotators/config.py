@@ -124,7 +124,7 @@ class AnnotatorConfig:
     def from_yaml(cls, path: str | Path, **overrides) -> AnnotatorConfig:
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
+        except (OSError, yaml.YAMLError, RecursionError) as err:
             raise ValueError(f"cannot read config {path}: {err}") from err
         if not isinstance(data, dict):
             raise ValueError(f"config {path} must be a mapping, got {type(data).__name__}")

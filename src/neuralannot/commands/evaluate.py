@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from neuralannot.commands.annotate import USER_ERRORS, fail
+from neuralannot.commands.annotate import USER_ERRORS, check_outputs, fail
 from neuralannot.io.atomic import atomic_write, atomic_write_json
 
 console = Console()
@@ -28,6 +28,7 @@ def eval_cmd(
     from neuralannot.evaluation import KEYS, evaluate
     from neuralannot.io.pseudo_gt import read_pseudo_gt
 
+    check_outputs({"--json": json_out, "--csv": csv_out})
     try:
         records, meta = read_pseudo_gt(pred, as_dict=True)
         samples, report = load_samples(data, skip_bad=skip_bad)

@@ -29,8 +29,11 @@ def export_cmd(
 
     if to not in FORMATS:
         raise fail(f"--to must be one of {', '.join(FORMATS)}, got {to!r}")
+    from neuralannot.io.writable import check_output_file
+
     samples = None
     try:
+        check_output_file(out)
         if data is not None:
             from neuralannot.annotators.pipeline import load_samples
 

@@ -17,7 +17,17 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from neuralannot.commands.annotate import BODY, CONFIG, USER_ERRORS, WORK, _config, _print_skips, fail
+from neuralannot.commands.annotate import (
+    BODY,
+    CONFIG,
+    USER_ERRORS,
+    WORK,
+    _config,
+    _print_skips,
+    check_device,
+    check_outputs,
+    fail,
+)
 
 console = Console()
 METHOD_NAMES = {"smplifyx": "2d", "smplifyx3d": "3d"}
@@ -121,6 +131,11 @@ def fit_cmd(
         fail(f"--method must be one of {[*METHOD_NAMES, *NEURAL_METHODS]}, got {method!r}")
     if joints not in ("auto", "2d", "3d"):
         fail(f"--joints must be auto | 2d | 3d, got {joints!r}")
+    if threads < 0:
+        fail(f"--threads must be 0 (torch's default) or more, got {threads}")
+    check_device(device)
+    check_outputs({"--out": out}, {"--work-dir": work_dir if method in NEURAL_METHODS else None},
+                  batch_size=batch_size)
     if threads:
         torch.set_num_threads(threads)
     try:

@@ -20,9 +20,11 @@ def report_cmd(
     """Mesh overlays, side views, GT vs model joints, error histograms, per-joint errors, metrics."""
     from neuralannot.data.sample import SampleError
     from neuralannot.io.pseudo_gt import PseudoGTError
+    from neuralannot.io.writable import check_output_dir
     from neuralannot.report import build_report
 
     try:
+        check_output_dir(out)
         r = build_report(pred, data, out, max_samples, skip_bad, sort_by)
     except (PseudoGTError, SampleError, FileNotFoundError, ValueError) as err:
         raise fail(err) from None
