@@ -377,11 +377,23 @@ def test_chumpy_pickle_loads_without_chumpy(files, tmp_path, protocol):
     assert "chumpy" not in sys.modules
 
 
-def test_chumpy_expression_is_refused_clearly(tmp_path):
-    # a chumpy node without a value x (an expression) names the problem and the file
-    (tmp_path / "SMPL_NEUTRAL.pkl").write_bytes(b"\x80\x02}q\x00X\x01\x00\x00\x00aq\x01cchumpy.ch\nCh\n"
-                                                 b"q\x02)\x81q\x03}q\x04X\x01\x00\x00\x00bK\x01sbs.")
-    with pytest.raises(ModelFileError, match=r"SMPL_NEUTRAL.pkl.*chumpy expression"):
+def test_chumpy_expressions_are_inert_and_dropped(files, tmp_path):
+    # {"a": chumpy.ch.Ch without a value x, "J": chumpy.ch_ops.add(...)} + the real arrays: the
+    # expressions are dropped (never imported, never run) and the model loads from the arrays
+    _, arrays = files["smpl"]
+    body = pickle.dumps(arrays, protocol=2)[2:-2]  # the dict's items, without PROTO / SETITEMS + STOP
+    expr = (b"X\x01\x00\x00\x00acchumpy.ch\nCh\n)\x81}X\x01\x00\x00\x00bK\x01sb"
+            b"X\x01\x00\x00\x00Jcchumpy.ch_ops\nadd.__init__.__globals__\n)\x81}b")
+    assert body.startswith(b"}q\x00(")
+    (tmp_path / "SMPL_NEUTRAL.pkl").write_bytes(b"\x80\x02" + body + expr + b"u.")
+    model = load_smplx_family("smpl", tmp_path)
+    assert model.num_vertices == arrays["v_template"].shape[0]
+    # a required key that is only an expression: reported as missing, naming the file
+    only = {k: v for k, v in arrays.items() if k != "v_template"}
+    body = pickle.dumps(only, protocol=2)[2:-2]
+    expr = b"X\n\x00\x00\x00v_templatecchumpy.ch_ops\nadd\n)\x81}b"
+    (tmp_path / "SMPL_NEUTRAL.pkl").write_bytes(b"\x80\x02" + body + expr + b"u.")
+    with pytest.raises(ModelFileError, match=r"SMPL_NEUTRAL.pkl.*missing key.*v_template"):
         load_smplx_family("smpl", tmp_path)
 
 

@@ -8,7 +8,10 @@ with :class:`~neuralannot.io.safe_pickle.RestrictedUnpickler` and the exact allo
 scipy is imported), ``copyreg._reconstructor`` limited to those shims, and ``set``/``frozenset``/
 ``object``. Any other global, e.g. ``os.system``, raises
 :class:`~neuralannot.io.safe_pickle.UnsafePickleError`. After loading, a chumpy array becomes its
-value ``x`` and a sparse matrix a dense numpy array, so chumpy is never needed.
+value ``x`` and a sparse matrix a dense numpy array, so chumpy is never needed. Any other
+``chumpy.*`` class (an expression node, whose value only chumpy can compute) becomes an inert shim
+too -- the name is compared, never imported or looked up -- and a key holding one is dropped (an
+error says so if the model needs it).
 
 ``.npz`` files load with ``allow_pickle=False``; object members (e.g. SMPL-X's ``joint2num``) go
 through the same restricted reader. FLAME's landmark embeddings (``flame_static_embedding.pkl``,
@@ -20,6 +23,7 @@ cleaned arrays as a plain ``.npz`` (no object arrays) for the layers that read f
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +35,7 @@ from neuralannot.io.safe_pickle import NUMPY_GLOBALS, UnsafePickleError, load_np
 
 __all__ = ["MODEL_GLOBALS", "read_model_file", "write_clean_npz"]
 
+log = logging.getLogger(__name__)
 WHAT = "numpy arrays, scipy sparse matrices and chumpy arrays"
 
 
@@ -47,6 +52,10 @@ class _Shim:
 
 class _Chumpy(_Shim):
     """``chumpy.ch.Ch``: its value is the ``x`` of its state."""
+
+
+class _ChumpyExpression(_Shim):
+    """Any other chumpy class (an expression node): kept inert; a top-level key holding one is dropped."""
 
 
 class _Sparse(_Shim):
@@ -67,7 +76,8 @@ class _Coo(_Sparse):
     fmt = "coo"
 
 
-_SHIMS = (_Chumpy, _Csc, _Csr, _Coo)
+_SHIMS = (_Chumpy, _ChumpyExpression, _Csc, _Csr, _Coo)
+_DROP = object()  # a value that cannot be computed without chumpy
 
 
 def _reconstructor(cls: Any, base: Any, state: Any) -> Any:
@@ -91,8 +101,17 @@ def _model_globals() -> dict[tuple[str, str], Any]:
 
 
 class _ModelGlobals(Mapping):
+    """The exact allow-list, plus: any ``chumpy.*`` class maps to an inert shim (nothing is imported or
+    looked up: the names are only compared), so an unused chumpy expression does not block a file."""
+
     def __getitem__(self, key):
-        return _model_globals()[key]
+        found = _model_globals().get(key)
+        if found is not None:
+            return found
+        module = key[0] if isinstance(key, tuple) and key and isinstance(key[0], str) else ""
+        if module == "chumpy" or module.startswith("chumpy."):
+            return _ChumpyExpression
+        raise KeyError(key)
 
     def __iter__(self):
         return iter(_model_globals())
@@ -123,19 +142,29 @@ def _clean(value: Any, depth: int = 0) -> Any:
     """Shims → numpy arrays, recursively through dicts, lists and tuples."""
     if depth > 50:
         raise ValueError("model file nests too deeply")
-    if isinstance(value, _Chumpy):
+    if isinstance(value, _Chumpy | _ChumpyExpression):
         if "x" not in value.state:
-            raise ValueError("a chumpy expression (not a plain chumpy array) cannot be read without chumpy")
-        return np.asarray(_clean(value.state["x"], depth + 1))
+            return _DROP
+        x = _clean(value.state["x"], depth + 1)
+        return _DROP if x is _DROP else np.asarray(x)
     if isinstance(value, _Sparse):
         return _dense(value)
     if isinstance(value, dict):
-        return {k: _clean(v, depth + 1) for k, v in value.items()}
+        out = {k: _clean(v, depth + 1) for k, v in value.items()}
+        dropped = sorted(str(k) for k, v in out.items() if v is _DROP)
+        if dropped:
+            log.info("model file: dropped %s (chumpy expressions; only needed if reported missing)", dropped)
+        return {k: v for k, v in out.items() if v is not _DROP}
     if isinstance(value, list | tuple):
-        return type(value)(_clean(v, depth + 1) for v in value)
-    if isinstance(value, np.ndarray) and value.dtype == object:
-        return np.array([_clean(v, depth + 1) for v in value.ravel()], dtype=object).reshape(value.shape) \
-            if value.size else value
+        items = [_clean(v, depth + 1) for v in value]
+        return _DROP if any(v is _DROP for v in items) else type(value)(items)
+    if isinstance(value, np.ndarray) and value.dtype == object and value.size:
+        items = [_clean(v, depth + 1) for v in value.ravel()]
+        if any(v is _DROP for v in items):
+            return _DROP
+        out = np.empty(len(items), dtype=object)
+        out[:] = items
+        return out.reshape(value.shape)
     return value
 
 
@@ -149,7 +178,10 @@ def read_model_file(path: str | os.PathLike) -> Any:
         data = load_npy(path, MODEL_GLOBALS)
     else:
         data = safe_load(path, allowed=MODEL_GLOBALS, what=WHAT)
-    return _clean(data)
+    data = _clean(data)
+    if data is _DROP:
+        raise ValueError("the file holds only chumpy expressions, which cannot be read without chumpy")
+    return data
 
 
 def write_clean_npz(data: Mapping[str, Any], path: str | os.PathLike) -> Path:
