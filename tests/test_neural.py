@@ -14,6 +14,7 @@ from neuralannot.annotators.pipeline import build_annotator, load_samples, run_a
 from neuralannot.annotators.predict import predict
 from neuralannot.annotators.training import DistInfo, epoch_batches, make_dataset, train
 from neuralannot.evaluation import evaluate
+from neuralannot.geometry import project
 from neuralannot.io.pseudo_gt import read_pseudo_gt
 
 pytestmark = pytest.mark.anny
@@ -75,9 +76,9 @@ def test_epoch_batches_partition_ranks():
     assert epoch_batches(20, 4, 0, 2, DistInfo()) != one
 
 
-def test_initial_prediction_is_the_neutral_upright_body(mocap_set):
+def test_initial_prediction_of_the_paper_head_is_the_neutral_upright_body(mocap_set):
     samples, _ = load_samples(mocap_set, "body", needs_3d=True)
-    model = build_annotator(AnnotatorConfig(mode="mocap", **TINY), samples[0].joint_set)
+    model = build_annotator(AnnotatorConfig(mode="mocap", head="paper", **TINY), samples[0].joint_set)
     batch = next(iter(torch.utils.data.DataLoader(make_dataset(model, samples), batch_size=4)))
     with torch.no_grad():
         pred = model(batch)
@@ -180,3 +181,42 @@ def test_resume_refuses_a_checkpoint_of_other_samples_and_clears_temp_files(moca
     assert not stale.exists()
     again = train(build_annotator(cfg, samples[0].joint_set), samples[:-1], tmp_path, progress=False)
     assert again["samples_seen"] == 0  # same samples: the finished run is resumed, nothing to do
+
+
+def test_swing_head_reproduces_the_given_joints_from_the_first_step(mocap_set):
+    samples, _ = load_samples(mocap_set, "body", needs_3d=True)
+    batch = None
+    errs = {}
+    for head in ("paper", "swing"):
+        model = build_annotator(AnnotatorConfig(mode="mocap", head=head, **TINY), samples[0].joint_set)
+        if batch is None:
+            batch = next(iter(torch.utils.data.DataLoader(make_dataset(model, samples), batch_size=8)))
+        with torch.no_grad():
+            errs[head] = float(model.losses(batch, model(batch))["joints3d"])
+    # untrained: the paper head outputs the neutral body; the swing head already points every limb
+    # at its GT joints (what remains is bone length and the noise)
+    assert errs["swing"] < 0.25 * errs["paper"], errs
+    with pytest.raises(ValueError, match="MoCap mode only"):
+        AnnotatorConfig(mode="wild", head="swing")
+
+
+def test_wild_root_hypotheses_recover_a_reversed_facing(wild_set):
+    samples, _ = load_samples(wild_set, "body")
+    model = build_annotator(AnnotatorConfig(mode="wild", **TINY), samples[0].joint_set)
+    batch = next(iter(torch.utils.data.DataLoader(make_dataset(model, samples), batch_size=4)))
+    with torch.no_grad():
+        pred = model(batch)
+        kp = model.keypoints(pred)
+        # hypotheses are the prediction turned about the body's up axis: H=4 gives 0/90/180/270 degrees
+        hyp = model.root_hypotheses(pred["root_pose"])
+        assert hyp.shape == (4, 4, 3, 3)
+        turned = {**pred, "root_pose": hyp[2]}
+        kp_turned = model.keypoints(turned)
+        # make the turned body the one that fits: its projection becomes the GT 2D joints
+        uv = project(kp_turned + pred["trans"][:, None], batch["K"])
+        batch = {**batch, "joints_2d": torch.cat([uv, torch.ones_like(uv[..., :1])], -1)}
+        picked, err = model.pick_root_hypothesis(batch, pred, kp)
+    assert torch.allclose(pred["root_pose"], hyp[2], atol=1e-5)
+    assert torch.allclose(picked, kp_turned, atol=1e-4) and float(err.max()) < 1e-3
+    single = build_annotator(AnnotatorConfig(mode="wild", root_hypotheses=1, **TINY), samples[0].joint_set)
+    assert single.root_hypotheses(pred["root_pose"]).shape[0] == 1

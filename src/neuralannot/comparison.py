@@ -28,12 +28,13 @@ log = logging.getLogger(__name__)
 
 SETTINGS = {"from3d": ("mocap", "3d", "smplifyx3d"), "from2d": ("wild", "2d", "smplifyx")}
 METHODS = ("neuralannot", "baseline", "eft", "hybrid", "two_stage", "spin")
-METRIC_KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pa_mpvpe_mm", "reproj_px")
+METRIC_KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pa_mpvpe_mm", "reproj_px", "mpvpe_pose_only_mm",
+               "mpvpe_shape_only_mm", "shape_mae", "shape_mae_per_dim", "shape_mae_constant_guess")
 
 
 def _score(name: str, records, samples, cache, out_dir: Path | None, speed: dict) -> dict:
     by_id = {r.sample_id: r for r in records}
-    _, m = evaluate(by_id, samples, cache)
+    _, m = evaluate(by_id, samples, cache, decompose=True)
     row = {k: m.get(k) for k in METRIC_KEYS} | {"n": m["n"], **speed}
     if out_dir is not None:
         write_pseudo_gt(out_dir / f"{name}.npz", records, {"method": name, "summary": row})

@@ -8,6 +8,11 @@ Per sample, where measurable:
 - ``reproj_px``: keypoints projected with the pseudo-GT camera against the GT 2D joints (visible).
 - ``mpvpe_mm`` / ``pa_mpvpe_mm``: vertices against the GT mesh (same model and topology only),
   root-aligned at the model's root joint, and Procrustes-aligned.
+- with ``decompose=True`` and GT parameters of the same model, where the mesh error lives:
+  ``mpvpe_pose_only_mm`` (the pseudo-GT's rotations on the GT shape), ``mpvpe_shape_only_mm`` (the GT
+  rotations on the pseudo-GT's shape) and ``shape_mae`` (mean absolute error of the shape
+  parameters, e.g. Anny's phenotypes); the summary adds the per-dimension error and that of the
+  best constant guess (the GT median), the baseline a shape reader must beat.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from neuralannot.geometry import intrinsics_matrix, project
 from neuralannot.io.pseudo_gt import PseudoGT, to_body_params
 
 KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "reproj_px", "mpvpe_mm", "pa_mpvpe_mm")
+DECOMPOSED = ("mpvpe_pose_only_mm", "mpvpe_shape_only_mm", "shape_mae")
 
 
 class ModelCache:
@@ -85,8 +91,40 @@ def _pose(model, params: dict[str, torch.Tensor], joint_set: str, batch: int = 6
     return torch.cat(verts), torch.cat(roots), torch.cat(kps)
 
 
+def _swapped(model, pred: dict, gt: dict, keep: str) -> dict[str, torch.Tensor]:
+    """``pred``'s rotations with ``gt``'s shape (``keep="pose"``) or the reverse (``keep="shape"``)."""
+    out = {}
+    for k, spec in model.param_specs.items():
+        src = pred if (spec.kind == "shape") == (keep == "shape") else gt
+        if k in src:
+            out[k] = src[k]
+    return out
+
+
+def _decompose(
+    model, pred: dict, gt: dict, gt_v, gt_root, joint_set: str, batch: int
+) -> dict[str, np.ndarray]:
+    """Per-sample pose-only / shape-only MPVPE (mm) and shape MAE (see the module docstring)."""
+    out = {}
+    for keep in ("pose", "shape"):
+        v, r, _ = _pose(model, _swapped(model, pred, gt, keep), joint_set, batch)
+        err = metrics.mpvpe(v, gt_v, "root", pred_root=r, gt_root=gt_root, reduce=False)
+        out[f"mpvpe_{keep}_only_mm"] = 1000 * np.nanmean(np.asarray(err).reshape(len(v), -1), -1)
+    shape_keys = [k for k, s in model.param_specs.items() if s.kind == "shape" and k in pred and k in gt]
+    if shape_keys:
+        diff = torch.cat([(pred[k] - gt[k]).abs().flatten(1) for k in shape_keys], 1)
+        out["shape_abs"] = diff.numpy()
+        out["shape_gt"] = torch.cat([gt[k].flatten(1) for k in shape_keys], 1).numpy()
+        out["shape_mae"] = out["shape_abs"].mean(1)
+    return out
+
+
 def evaluate(
-    records: Mapping[str, PseudoGT], samples: list[Sample], cache: ModelCache | None = None, batch: int = 64
+    records: Mapping[str, PseudoGT],
+    samples: list[Sample],
+    cache: ModelCache | None = None,
+    batch: int = 64,
+    decompose: bool = False,
 ) -> tuple[list[dict], dict]:
     """Per-sample metrics and their summary (means over the samples where each is measurable).
 
@@ -96,6 +134,7 @@ def evaluate(
     rows: list[dict] = []
     groups: dict[tuple[str, str, str], list[Sample]] = defaultdict(list)
     missing = 0
+    shape_abs, shape_gt = [], []
     for s in samples:
         r = records.get(s.id)
         if r is None:
@@ -105,8 +144,10 @@ def evaluate(
     for (name, part, joint_set), group in groups.items():
         model = cache.get(name, part)
         recs = [records[s.id] for s in group]
-        pv, proot, pkp = _pose(model, to_body_params(recs, model), joint_set, batch)
+        pred_params = to_body_params(recs, model)
+        pv, proot, pkp = _pose(model, pred_params, joint_set, batch)
         gt_v = gt_root = gt_kp = None
+        parts = {}
         with_gt = [s.gt is not None and s.gt.get("model") == name for s in group]
         if all(with_gt):
             gt_model = cache.get(name, _model_part(group[0].gt.get("part", part)))
@@ -114,9 +155,16 @@ def evaluate(
             common = set.intersection(*(set(p) for p in per_sample))
             stacked = {k: torch.as_tensor(np.stack([p[k] for p in per_sample])) for k in sorted(common)}
             gt_v, gt_root, gt_kp = _pose(gt_model, stacked, joint_set, batch)
+            if decompose and gt_model is model:
+                parts = _decompose(model, pred_params, stacked, gt_v, gt_root, joint_set, batch)
+                if "shape_abs" in parts:
+                    shape_abs.append(parts["shape_abs"])
+                    shape_gt.append(parts["shape_gt"])
         root = root_indices(joint_set)
         for i, s in enumerate(group):
             row = {"id": s.id, **dict.fromkeys(KEYS, math.nan)}
+            for k in DECOMPOSED if decompose else ():
+                row[k] = float(parts[k][i]) if k in parts else math.nan
             if gt_kp is not None:
                 g, valid = gt_kp[i : i + 1], None
             elif s.joints_3d is not None and (s.joints_3d[:, 3] > 0).any():
@@ -154,7 +202,11 @@ def evaluate(
                 row["pa_mpvpe_mm"] = 1000 * _mean(metrics.mpvpe(pv[i : i + 1], gt_v[i : i + 1], "procrustes"))
             rows.append(row)
     summary = {"n": len(rows), "missing": missing}
-    for k in KEYS:
+    if shape_abs:
+        err, gt = np.concatenate(shape_abs), np.concatenate(shape_gt)
+        summary["shape_mae_per_dim"] = err.mean(0).round(4).tolist()
+        summary["shape_mae_constant_guess"] = float(np.abs(gt - np.median(gt, 0)).mean())
+    for k in KEYS + (DECOMPOSED if decompose else ()):
         vals = [r[k] for r in rows if not math.isnan(r[k])]
         summary[k] = float(np.mean(vals)) if vals else None
         summary[f"n_{k}"] = len(vals)

@@ -14,6 +14,7 @@ import yaml
 Mode = Literal["mocap", "wild"]
 InputKind = Literal["image", "joints", "image+joints"]
 OutputKind = Literal["rotations", "embedding"]
+HeadKind = Literal["paper", "swing"]
 
 #: Config fields that do not affect the trained weights.
 RESULT_NEUTRAL = ("num_workers", "checkpoint_every", "log_every")
@@ -75,6 +76,14 @@ class AnnotatorConfig:
     body_model: str = "anny"
     inputs: InputKind | None = None
     outputs: OutputKind | None = None
+    # "swing" (MoCap default): the regressed rotations go through an analytic swing solve toward the
+    # given 3D joints (bodies/swing_ik.py), so the network learns shape and the unobservable twists;
+    # "paper": the plain FC output (Eq. 1), kept for the ablation tables. Wild mode: always "paper".
+    head: HeadKind | None = None
+    # wild mode, body parts: the root rotation is tried turned about the body's up axis by
+    # 0, 360/H, ... degrees and the hypothesis fitting the 2D joints best is kept (min-of-H loss in
+    # training, selection at annotation); 1 = the paper's single prediction
+    root_hypotheses: int = 4
     backbone: str = "efficientnet_lite0"
     backbone_weights: str = "imagenet"  # "imagenet" | "none" | path to a torchvision state dict
     freeze_backbone: bool = False  # CPU path: frozen ImageNet features computed once and cached
@@ -129,10 +138,21 @@ class AnnotatorConfig:
             self.inputs = "image+joints" if self.mode == "mocap" else "image"
         if self.outputs is None:
             self.outputs = "rotations" if self.mode == "mocap" else "embedding"
+        if self.head not in (None, "paper", "swing"):
+            raise ValueError(f"head must be paper | swing, got {self.head!r}")
+        if self.head == "swing" and self.mode != "mocap":
+            raise ValueError("head 'swing' needs GT 3D joints: MoCap mode only (wild mode uses head 'paper')")
+        if self.root_hypotheses < 1:
+            raise ValueError(f"root_hypotheses must be >= 1, got {self.root_hypotheses}")
         if self.inputs not in ("image", "joints", "image+joints"):
             raise ValueError(f"inputs must be image | joints | image+joints, got {self.inputs!r}")
         if self.outputs not in ("rotations", "embedding"):
             raise ValueError(f"outputs must be rotations | embedding, got {self.outputs!r}")
+
+    @property
+    def swing_head(self) -> bool:
+        """The analytic swing solve is on: MoCap mode with ``head`` swing (its default there)."""
+        return self.mode == "mocap" and self.head in (None, "swing")
 
     @property
     def uses_image(self) -> bool:

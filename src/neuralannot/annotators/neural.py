@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 
+import roma
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -26,6 +27,7 @@ from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.bodies.base import BodyModel
 from neuralannot.bodies.joint_names import root_indices
 from neuralannot.bodies.joints import get_regressor
+from neuralannot.bodies.swing_ik import SwingSolver
 from neuralannot.geometry import project, rot6d_to_rotmat, rotmat_to_rotvec
 from neuralannot.geometry.rotations import twist_angle
 from neuralannot.models.heads import HeadEntry, HeadLayout, HeatmapEncoder, JointEncoder, ParamHead
@@ -58,6 +60,8 @@ class NeuralAnnotator(nn.Module):
         self.joint_set = joint_set
         self._aux = {"body": body, "regressor": get_regressor(body, joint_set), "embedding": None}
         self.num_joints = self.regressor.num_keypoints
+        if cfg.swing_head:
+            self._aux["swing"] = SwingSolver(body, self.regressor)
         self.root_index = root_indices(joint_set)
         self.extent = PART_EXTENT.get(body.part, 1.0)
         self.embedded_group = None
@@ -182,7 +186,11 @@ class NeuralAnnotator(nn.Module):
             j[..., :3] = (j[..., :3] - root[:, None]) * valid
             jfeat = self.joint_encoder(j)
         raw = self.head(torch.cat(feats, -1) if feats else None, jfeat)
-        return self.decode(raw, batch["K"])
+        pred = self.decode(raw, batch["K"])
+        if self.cfg.swing_head:  # analytic swing toward the given joints (bodies/swing_ik.py)
+            gt = batch["joints_3d"]
+            pred = self._aux["swing"].solve(pred, gt[..., :3], gt[..., 3] > 0)
+        return pred
 
     def decode(self, raw: dict[str, Tensor], K: Tensor) -> dict[str, Tensor]:
         out: dict[str, Tensor] = {}
@@ -219,6 +227,36 @@ class NeuralAnnotator(nn.Module):
             output = self.body(params, return_vertices=False)
         return reg(output)
 
+    def root_hypotheses(self, root: Tensor) -> Tensor:
+        """(H, B, 3, 3): the predicted global rotation turned about the body's own up axis (canonical
+        +Y) by 0, 360/H, ... degrees; facing is the ambiguity 2D joints leave to local minima."""
+        H = self.cfg.root_hypotheses if self.body.part in ("body", "wholebody") else 1
+        angles = torch.arange(H, dtype=root.dtype, device=root.device) * (2 * math.pi / H)
+        axis = root.new_tensor([0.0, 1.0, 0.0])
+        turns = roma.rotvec_to_rotmat(angles[:, None] * axis)  # (H, 3, 3)
+        return root[None] @ turns[:, None]
+
+    def pick_root_hypothesis(
+        self, batch: dict[str, Tensor], pred: dict[str, Tensor], kp: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Wild mode: keep, per sample, the root hypothesis whose projected keypoints fit the GT 2D
+        joints best (a min-of-H loss in training, the selection at annotation). Updates
+        ``pred["root_pose"]``; returns the keypoints (B, J, 3, without translation) and the per-joint
+        L1 error in crop units (B, J)."""
+        gt = batch["joints_2d"]
+        valid = (gt[..., 2] > 0).to(kp.dtype)
+        R = pred["root_pose"]
+        hyp = self.root_hypotheses(R)  # (H, B, 3, 3)
+        rel = hyp @ R.transpose(-1, -2)[None]  # turns applied to the already-rotated keypoints
+        kps = kp[None] @ rel.transpose(-1, -2)  # (H, B, J, 3)
+        uv = project(kps + pred["trans"][None, :, None], batch["K"][None].expand(len(hyp), -1, -1, -1))
+        err = (uv - gt[None, ..., :2]).abs().sum(-1) / self.cfg.input_size  # (H, B, J)
+        per_sample = (err * valid).sum(-1) / valid.sum(-1).clamp_min(1.0)
+        best = per_sample.detach().argmin(0)
+        pick = torch.arange(kp.shape[0], device=kp.device)
+        pred["root_pose"] = hyp[best, pick]
+        return kps[best, pick], err[best, pick]
+
     # -- losses (Eq. 1 and 2) --------------------------------------------------------------------------
     def losses(self, batch: dict[str, Tensor], pred: dict[str, Tensor]) -> dict[str, Tensor]:
         """Data term + L2 regularisers; also returns the translation fitted (mocap) in ``pred``."""
@@ -235,8 +273,7 @@ class NeuralAnnotator(nn.Module):
         else:
             gt = batch["joints_2d"]
             valid = gt[..., 2] > 0
-            uv = project(kp + pred["trans"][:, None], batch["K"])
-            err = (uv - gt[..., :2]).abs().sum(-1) / cfg.input_size
+            kp, err = self.pick_root_hypothesis(batch, pred, kp)
             terms["joints2d"] = cfg.w_joints2d * _masked_mean(err, valid)
         targets = [k.removeprefix("target_") for k in batch if k.startswith("target_")]
         if targets:  # two-stage (Table 7): full supervision by the first stage's pseudo-GTs

@@ -37,6 +37,7 @@ def load_samples(
     limit: int | None = None,
     images: bool = False,
     keep_gt: bool = True,
+    joint_map: str | Path | dict | None = None,
 ) -> tuple[list[Sample], SkipReport]:
     """Read a dataset into memory (joints and boxes only; images stay on disk).
 
@@ -44,10 +45,11 @@ def load_samples(
     job (no valid joint; no 3D joints in MoCap mode) raise :class:`SampleError`, or are skipped and
     counted with ``skip_bad``; with ``images`` and ``skip_bad`` so are samples whose image cannot be
     decoded. ``keep_gt=False`` drops the evaluation-only GT (``gt``) to save memory on big sets.
+    ``joint_map``: dataset joint name → keypoint name (folder format; ``--joint-map``).
     """
     report = SkipReport()
     samples: list[Sample] = []
-    for s in load_any(data, skip_bad=skip_bad, report=report):
+    for s in load_any(data, skip_bad=skip_bad, report=report, joint_map=joint_map):
         if part is not None and MODEL_PART.get(s.part) != MODEL_PART.get(part, part):
             continue
         problem = None
@@ -92,10 +94,11 @@ def run_annotate(
     limit: int | None = None,
     resume: bool = True,
     progress: bool = True,
+    joint_map: str | Path | dict | None = None,
 ) -> dict:
     """Train on ``data`` and annotate the same samples into ``out``; returns a summary dict."""
     samples, report = load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap", limit=limit,
-                                   images=cfg.uses_image, keep_gt=False)  # fmt: skip
+                                   images=cfg.uses_image, keep_gt=False, joint_map=joint_map)  # fmt: skip
     log.info("%d samples of part %s (%s)", len(samples), cfg.part, report)
     model = build_annotator(cfg, samples[0].joint_set)
     run_dir = Path(work_dir) / cfg.digest()

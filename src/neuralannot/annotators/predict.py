@@ -162,6 +162,8 @@ def predict(
             if model.cfg.mode == "mocap":
                 gt = batch["joints_3d"]
                 pred["trans"] = _lsq_translation(kp, gt[..., :3], gt[..., 3] > 0)
+            else:
+                kp, _ = model.pick_root_hypothesis(batch, pred, kp)
             for r in _records(model, batch, pred, kp, samples):
                 if r.sample_id not in done:
                     writer.write(r)

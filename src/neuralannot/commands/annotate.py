@@ -21,6 +21,9 @@ MODE = typer.Option("mocap", "--mode", help="mocap (GT 3D joints) | wild (GT 2D 
 PART = typer.Option("body", "--part", help="body | hand | face | wholebody.")
 BODY = typer.Option("anny", "--body-model", help="anny | smpl | smplx | mano | flame | model file path.")
 CONFIG = typer.Option(None, "--config", help="YAML config (configs/cpu.yaml, configs/paper.yaml).")
+JOINT_MAP = typer.Option(
+    None, "--joint-map", help="Folder format: JSON {dataset joint name: keypoint name} (docs/datasets.md)."
+)
 WORK = typer.Option(Path("out/work"), "--work-dir", help="Checkpoints and partial outputs (resumable).")
 
 
@@ -127,11 +130,12 @@ def _print_skips(report: dict) -> None:
         console.print(line, soft_wrap=True, markup=False, highlight=False)
 
 
-def _samples(data: Path, cfg: AnnotatorConfig, skip_bad: bool):
+def _samples(data: Path, cfg: AnnotatorConfig, skip_bad: bool, joint_map: Path | None = None):
     """The command's samples and skip report; with ``--skip-bad`` unreadable images are skipped too."""
     from neuralannot.annotators.pipeline import load_samples
 
-    return load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap", images=cfg.uses_image)
+    return load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap", images=cfg.uses_image,
+                        joint_map=joint_map)  # fmt: skip
 
 
 def annotate(
@@ -150,6 +154,7 @@ def annotate(
     device: str = typer.Option("cpu", help="cpu | cuda."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad samples instead of failing."),
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run."),
+    joint_map: Path | None = JOINT_MAP,
 ) -> None:
     """Train the neural annotator on a set and annotate the SAME set (one-stage NeuralAnnot)."""
     from neuralannot.annotators.pipeline import run_annotate
@@ -168,7 +173,8 @@ def annotate(
         backbone_weights=backbone_weights,
     )
     try:
-        summary = run_annotate(data, out, cfg, work_dir, skip_bad=skip_bad, device=device, resume=resume)
+        summary = run_annotate(data, out, cfg, work_dir, skip_bad=skip_bad, device=device, resume=resume,
+                               joint_map=joint_map)  # fmt: skip
     except USER_ERRORS as err:
         fail(err)
     t, a = summary["train"], summary["annotate"]
@@ -192,6 +198,7 @@ def train_cmd(
     device: str = typer.Option("cpu"),
     skip_bad: bool = typer.Option(False, "--skip-bad"),
     resume: bool = typer.Option(True, "--resume/--no-resume"),
+    joint_map: Path | None = JOINT_MAP,
 ) -> None:
     """Train the annotator only; the checkpoint lands in WORK_DIR/<config hash>/checkpoint.pt."""
     from neuralannot.annotators.pipeline import build_annotator
@@ -201,7 +208,7 @@ def train_cmd(
     check_outputs(dirs={"--work-dir": work_dir})
     cfg = _config(config, mode, part, body_model, epochs=epochs, backbone_weights=backbone_weights)
     try:
-        samples, report = _samples(data, cfg, skip_bad)
+        samples, report = _samples(data, cfg, skip_bad, joint_map)
         model = build_annotator(cfg, samples[0].joint_set)
         summary = train(model, samples, work_dir / cfg.digest(), device=device, resume=resume)
     except USER_ERRORS as err:
@@ -225,6 +232,7 @@ def predict_cmd(
     chunk_size: int | None = typer.Option(
         None, "--chunk-size", help="Records per resumable part file (default max(4 x batch, 256))."
     ),
+    joint_map: Path | None = JOINT_MAP,
 ) -> None:
     """Annotate a dataset with a trained checkpoint (its config must match the one given here)."""
     from neuralannot.annotators.pipeline import build_annotator
@@ -239,7 +247,7 @@ def predict_cmd(
         fail(err)
     cfg = cfg or _config(config, mode, part, body_model)
     try:
-        samples, report = _samples(data, cfg, skip_bad)
+        samples, report = _samples(data, cfg, skip_bad, joint_map)
         model = build_annotator(cfg, samples[0].joint_set)
         try:
             load_trained(model, checkpoint)

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from neuralannot.commands.annotate import USER_ERRORS, check_outputs, fail
+from neuralannot.commands.annotate import JOINT_MAP, USER_ERRORS, check_outputs, fail
 from neuralannot.io.atomic import atomic_write, atomic_write_json
 
 console = Console()
@@ -22,6 +22,7 @@ def eval_cmd(
     json_out: Path | None = typer.Option(None, "--json", help="Write the summary as JSON."),
     csv_out: Path | None = typer.Option(None, "--csv", help="Write the per-sample table as CSV."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad samples."),
+    joint_map: Path | None = JOINT_MAP,
 ) -> None:
     """MPJPE / PA-MPJPE (3D joints), reprojection px (2D joints), MPVPE / PA-MPVPE (GT meshes)."""
     from neuralannot.annotators.pipeline import load_samples
@@ -31,7 +32,7 @@ def eval_cmd(
     check_outputs({"--json": json_out, "--csv": csv_out})
     try:
         records, meta = read_pseudo_gt(pred, as_dict=True)
-        samples, report = load_samples(data, skip_bad=skip_bad)
+        samples, report = load_samples(data, skip_bad=skip_bad, joint_map=joint_map)
     except USER_ERRORS as err:  # PseudoGTError is a ValueError
         fail(err)
     rows, summary = evaluate(records, samples)

@@ -21,6 +21,9 @@ def export_cmd(
         None, "--data", help="HumanData only: the dataset, to add image paths, boxes and keypoints."
     ),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="With --data: skip and count bad samples."),
+    joint_map: Path | None = typer.Option(
+        None, "--joint-map", help="With --data (folder format): JSON {dataset joint name: keypoint name}."
+    ),
 ) -> None:
     """Convert a pseudo-GT file between the NeuralAnnot release JSON, our npz and HumanData."""
     from neuralannot.data.sample import SampleError
@@ -37,7 +40,7 @@ def export_cmd(
         if data is not None:
             from neuralannot.annotators.pipeline import load_samples
 
-            loaded, _ = load_samples(data, skip_bad=skip_bad)
+            loaded, _ = load_samples(data, skip_bad=skip_bad, joint_map=joint_map)
             samples = {s.id: s for s in loaded}
         path, n = export(pred, to, out, samples, data)
     except (PseudoGTError, SampleError, FileNotFoundError, ValueError) as err:

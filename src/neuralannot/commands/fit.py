@@ -20,6 +20,7 @@ from rich.console import Console
 from neuralannot.commands.annotate import (
     BODY,
     CONFIG,
+    JOINT_MAP,
     USER_ERRORS,
     WORK,
     _config,
@@ -118,6 +119,7 @@ def fit_cmd(
     threads: int = typer.Option(0, help="torch threads (0 = keep torch's default; use 1 on a shared CPU)."),
     device: str = typer.Option("cpu"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad samples instead of failing."),
+    joint_map: Path | None = JOINT_MAP,
 ) -> None:
     """Fit or refine every sample and write the same pseudo-GT format as `annotate`."""
     import torch
@@ -142,14 +144,15 @@ def fit_cmd(
         if method == "eft" and checkpoint is not None:
             _checkpoint_config(checkpoint)  # a bad checkpoint fails before any data is loaded
         if method in METHOD_NAMES:
-            samples, report = load_samples(data, part, skip_bad, needs_3d=method == "smplifyx3d")
+            samples, report = load_samples(data, part, skip_bad, needs_3d=method == "smplifyx3d",
+                                           joint_map=joint_map)  # fmt: skip
             records, summary = fit_dataset(samples, METHOD_NAMES[method], body_model, part, batch_size,
                                            device, iterations, optimizer, progress=True)  # fmt: skip
         else:
-            probe, _ = load_samples(data, part, skip_bad)
+            probe, _ = load_samples(data, part, skip_bad, joint_map=joint_map)
             mode = "mocap" if _joints(probe, joints) == "3d" else "wild"
             cfg = _config(config, mode, part, body_model, min_steps=min_steps)
-            samples, report = _samples(data, cfg, skip_bad)
+            samples, report = _samples(data, cfg, skip_bad, joint_map)
             records, summary = _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
                                               device)  # fmt: skip
         summary = {k: v for k, v in summary.items() if k not in ("train", "annotate")}

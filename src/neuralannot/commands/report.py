@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from neuralannot.commands.annotate import JOINT_MAP
 from neuralannot.commands.export import fail
 
 
@@ -16,6 +17,7 @@ def report_cmd(
     max_samples: int = typer.Option(50, "--max-samples", help="Samples rendered, worst first."),
     sort_by: str = typer.Option("auto", "--sort-by", help="auto | mpvpe_mm | mpjpe_mm | reproj_px | pa_*."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad samples and images."),
+    joint_map: Path | None = JOINT_MAP,
 ) -> None:
     """Mesh overlays, side views, GT vs model joints, error histograms, per-joint errors, metrics."""
     from neuralannot.data.sample import SampleError
@@ -25,7 +27,7 @@ def report_cmd(
 
     try:
         check_output_dir(out)
-        r = build_report(pred, data, out, max_samples, skip_bad, sort_by)
+        r = build_report(pred, data, out, max_samples, skip_bad, sort_by, joint_map=joint_map)
     except (PseudoGTError, SampleError, FileNotFoundError, ValueError) as err:
         raise fail(err) from None
     typer.echo(f"report of {r['n']} samples ({r['rendered']} rendered, {r['missing']} without pseudo-GT) "

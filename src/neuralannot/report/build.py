@@ -76,6 +76,7 @@ def build_report(
     skip_bad: bool = False,
     sort_by: str = "auto",
     progress: bool = True,
+    joint_map: str | Path | dict | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``pred`` on ``data`` and write the report to ``out``; returns a short summary.
 
@@ -91,7 +92,7 @@ def build_report(
         raise ValueError(f"--max-samples must be >= 0, got {max_samples}")
     pred, data, out = Path(pred), Path(data), Path(out)
     records, meta = read_pseudo_gt(pred, as_dict=True)
-    samples, load_report = load_samples(data, skip_bad=skip_bad)
+    samples, load_report = load_samples(data, skip_bad=skip_bad, joint_map=joint_map)
     cache = ModelCache()
     rows, summary = evaluate(records, samples, cache)
     key = sort_key(rows, sort_by)

@@ -25,7 +25,9 @@ Mapping to :class:`~neuralannot.data.sample.Sample`: ``joints_2d`` vis → confi
 ``joints_3d`` + ``joints_3d_valid`` → (J, 4); ``camera.focal/princpt`` → ``intrinsics`` (other
 camera keys → ``extra["camera"]``); ``smpl`` → ``gt = {"model": "smpl", "params": {"pose": 72,
 "betas": 10, "transl": 3 or None}, ...}``; the joint set comes from ``joint_names``
-(:func:`~neuralannot.bodies.joint_names.match_joint_set`). The part is inferred from the joint set
+matched by name (:mod:`neuralannot.data.adapters.joint_map`: any order, subset or superset of a known
+set, aliases, an optional ``joint_map``); every sample's joints are scattered into that set's order,
+absent joints invisible. The part is inferred from the joint set
 (hand21: ``extra.hand_type`` or the dataset, FreiHAND = right). Two-hand samples (InterHand2.6M,
 ``interhand42``) are split into a right and a left ``hand21`` sample with ids ``<id>_r`` / ``<id>_l``
 and a box = 1.2 x the tight box of the hand's valid joints; a hand without valid joints is dropped
@@ -56,7 +58,9 @@ from typing import Any
 
 import numpy as np
 
-from neuralannot.bodies.joint_names import SET_PARTS, conversion_indices, get_joint_names, match_joint_set
+from neuralannot.bodies.joint_matching import JointMatch
+from neuralannot.bodies.joint_names import SET_PARTS, conversion_indices, get_joint_names
+from neuralannot.data.adapters.joint_map import JointMap, read_joint_map, resolve_file_joints
 from neuralannot.data.sample import Sample, SampleError, to_jsonable
 
 __all__ = [
@@ -288,13 +292,17 @@ class _FileContext:
     path: Path  # file named in errors
     base_dir: Path  # images are relative to this
     meta: dict[str, Any]
-    joint_set: str
+    joints: JointMatch  # file columns → the joint set
     drop_empty_hands: bool = True
     image_counts: Counter = field(default_factory=Counter)
 
+    @property
+    def joint_set(self) -> str:
+        return self.joints.joint_set
 
-def _check_meta(meta: dict[str, Any], path: Path) -> str:
-    """Validate the top-level metadata; return the joint set."""
+
+def _check_meta(meta: dict[str, Any], path: Path, joint_map: JointMap | None = None) -> JointMatch:
+    """Validate the top-level metadata; return how its joint columns map to a known joint set."""
     missing = [k for k in REQUIRED_META if k not in meta]
     if missing:
         raise DatasetFormatError(f"missing top-level key(s) {missing}", path)
@@ -308,25 +316,14 @@ def _check_meta(meta: dict[str, Any], path: Path) -> str:
         raise DatasetFormatError("joint_names must be a list of strings", path)
     if meta.get("num_joints") is not None and meta["num_joints"] != len(names):
         raise DatasetFormatError(f"num_joints={meta['num_joints']} but {len(names)} joint_names", path)
-    joint_set = meta.get("joint_set") or match_joint_set(names)
-    if joint_set is None:
-        raise DatasetFormatError(
-            f"joint_names ({len(names)}: {names[:4]}...) match no known joint set; name one with a top-level "
-            "'joint_set' key or use the names of neuralannot.bodies.joint_names.JOINT_SETS",
-            path,
-        )
     try:
-        expected = get_joint_names(joint_set)
+        joints = resolve_file_joints(meta, path, joint_map)
     except ValueError as exc:
         raise DatasetFormatError(str(exc), path) from None
-    if len(expected) != len(names):
-        raise DatasetFormatError(
-            f"joint_set {joint_set!r} has {len(expected)} joints, file has {len(names)}", path
-        )
     frame = meta.get("joints_3d_frame")
     if frame not in (None, "camera"):
         raise DatasetFormatError(f"joints_3d_frame must be 'camera' or null, got {frame!r}", path)
-    return joint_set
+    return joints
 
 
 def _sample_id(raw: dict[str, Any], ctx: _FileContext) -> str:
@@ -404,7 +401,8 @@ def _convert(raw: Any, ctx: _FileContext, check_images: str | None) -> list[Samp
                     sid,
                     kind="shape",
                 )
-            j3 = np.concatenate([xyz, valid[:, None]], axis=1)
+            j3 = ctx.joints.take(np.concatenate([xyz, valid[:, None]], axis=1))
+        j2 = ctx.joints.take(j2)
         intrinsics, extra = None, dict(raw.get("extra") or {})
         cam = raw.get("camera")
         if cam is not None:
@@ -470,7 +468,8 @@ def _convert(raw: Any, ctx: _FileContext, check_images: str | None) -> list[Samp
 
 
 # --- reading -------------------------------------------------------------------------------------------
-def _raw_from_json(path: Path, drop_empty_hands: bool) -> Iterator[tuple[_FileContext, Any]]:
+def _raw_from_json(path: Path, drop_empty_hands: bool, joint_map: JointMap | None = None
+                   ) -> Iterator[tuple[_FileContext, Any]]:  # fmt: skip
     meta: dict[str, Any] = {}
     n = None
     with _open_text(path) as f:
@@ -480,13 +479,14 @@ def _raw_from_json(path: Path, drop_empty_hands: bool) -> Iterator[tuple[_FileCo
                 continue
             if not all(k in meta for k in REQUIRED_META):  # metadata after "samples": read it first
                 meta = _read_meta_only(path)
-            ctx = _FileContext(path, path.parent.resolve(), meta, _check_meta(meta, path), drop_empty_hands)
+            joints = _check_meta(meta, path, joint_map)
+            ctx = _FileContext(path, path.parent.resolve(), meta, joints, drop_empty_hands)
             n = 0
             for raw in value:
                 n += 1
                 yield ctx, raw
     if n is None:
-        _check_meta(meta, path)
+        _check_meta(meta, path, joint_map)
         raise DatasetFormatError("missing top-level key 'samples'", path)
     _check_count(meta, n, path)
 
@@ -502,7 +502,8 @@ def _check_count(meta: dict[str, Any], n: int, path: Path) -> None:
         raise DatasetFormatError(f"num_samples={declared} but {n} samples were read (truncated file?)", path)
 
 
-def _raw_from_shards(d: Path, drop_empty_hands: bool, report: SkipReport, skip_bad: bool):
+def _raw_from_shards(d: Path, drop_empty_hands: bool, report: SkipReport, skip_bad: bool,
+                     joint_map: JointMap | None = None):  # fmt: skip
     meta_path = d / "meta.json"
     try:
         with open(meta_path, encoding="utf-8") as f:
@@ -511,10 +512,10 @@ def _raw_from_shards(d: Path, drop_empty_hands: bool, report: SkipReport, skip_b
         raise DatasetFormatError(f"malformed JSON: {exc}", meta_path) from None
     if not isinstance(meta, dict):
         raise DatasetFormatError("meta.json must contain one JSON object", meta_path)
-    joint_set = _check_meta(meta, meta_path)
+    joints = _check_meta(meta, meta_path, joint_map)
     n, image_counts = 0, Counter()  # ids stay unique across shards
     for shard in _shard_files(d, meta):
-        ctx = _FileContext(shard, d.resolve(), meta, joint_set, drop_empty_hands, image_counts)
+        ctx = _FileContext(shard, d.resolve(), meta, joints, drop_empty_hands, image_counts)
         with _open_text(shard) as f:
             try:
                 for lineno, line in enumerate(f, 1):
@@ -540,9 +541,9 @@ def _raw_from_shards(d: Path, drop_empty_hands: bool, report: SkipReport, skip_b
 def _iter_source(src: Path, opts: dict[str, Any], report: SkipReport) -> Iterator[Sample]:
     skip_bad = opts["skip_bad"]
     if src.is_dir():
-        raws = _raw_from_shards(src, opts["drop_empty_hands"], report, skip_bad)
+        raws = _raw_from_shards(src, opts["drop_empty_hands"], report, skip_bad, opts["joint_map"])
     else:
-        raws = _raw_from_json(src, opts["drop_empty_hands"])
+        raws = _raw_from_json(src, opts["drop_empty_hands"], opts["joint_map"])
     for ctx, raw in raws:
         report.seen += 1
         try:
@@ -580,7 +581,8 @@ class FolderDataset:
 
     Every ``iter()`` streams the files again and resets :attr:`report` (a :class:`SkipReport`).
     ``check_images``: None, ``"exists"`` (default; a stat per sample) or ``"verify"`` (PIL verify,
-    also checks ``image_size``; slower).
+    also checks ``image_size``; slower). ``joint_map``: a joint-map file or dict
+    (:func:`~neuralannot.data.adapters.joint_map.read_joint_map`).
     """
 
     def __init__(
@@ -589,12 +591,14 @@ class FolderDataset:
         skip_bad: bool = False,
         check_images: str | None = "exists",
         drop_empty_hands: bool = True,
+        joint_map: str | os.PathLike | dict | JointMap | None = None,
     ):
         if check_images not in IMAGE_CHECKS:
             raise ValueError(f"check_images must be one of {IMAGE_CHECKS}, got {check_images!r}")
         self.path = Path(path)
         self.sources = list_sources(self.path)
-        self.opts = dict(skip_bad=skip_bad, check_images=check_images, drop_empty_hands=drop_empty_hands)
+        self.opts = dict(skip_bad=skip_bad, check_images=check_images, drop_empty_hands=drop_empty_hands,
+                         joint_map=read_joint_map(joint_map))  # fmt: skip
         self.report = SkipReport()
 
     def __iter__(self) -> Iterator[Sample]:
@@ -631,11 +635,17 @@ def load_dataset(
     report: SkipReport | None = None,
     check_images: str | None = "exists",
     drop_empty_hands: bool = True,
+    joint_map: str | os.PathLike | dict | JointMap | None = None,
 ) -> Iterator[Sample]:
-    """Stream :class:`Sample` s from ``path`` (see the module docstring); fills ``report`` if given."""
+    """Stream :class:`Sample` s from ``path`` (see the module docstring); fills ``report`` if given.
+
+    ``joint_map``: dataset joint name → keypoint name (a JSON file or dict; see
+    :func:`~neuralannot.data.adapters.joint_map.read_joint_map`).
+    """
     if check_images not in IMAGE_CHECKS:
         raise ValueError(f"check_images must be one of {IMAGE_CHECKS}, got {check_images!r}")
-    opts = dict(skip_bad=skip_bad, check_images=check_images, drop_empty_hands=drop_empty_hands)
+    opts = dict(skip_bad=skip_bad, check_images=check_images, drop_empty_hands=drop_empty_hands,
+                joint_map=read_joint_map(joint_map))  # fmt: skip
     list_sources(path)  # fail early on a missing path
     return _iter_dataset(path, opts, report if report is not None else SkipReport())
 

@@ -26,6 +26,7 @@ from neuralannot.data.adapters.h36m import DATA_FILE_RE as H36M_RE
 from neuralannot.data.adapters.h36m import find_h36m_files, load_h36m
 from neuralannot.data.adapters.interhand import DATA_FILE_RE as INTERHAND_RE
 from neuralannot.data.adapters.interhand import find_interhand_files, load_interhand
+from neuralannot.data.adapters.joint_map import read_joint_map
 from neuralannot.data.adapters.mpi_inf_3dhp import find_3dhp_files, load_mpi_inf_3dhp
 from neuralannot.data.adapters.pw3d import find_3dpw_files, load_3dpw
 from neuralannot.data.sample import Sample
@@ -122,14 +123,22 @@ def load_any(
     format: str = "auto",
     skip_bad: bool = False,
     report: SkipReport | None = None,
+    joint_map: str | os.PathLike | dict | None = None,
     **options,
 ) -> Iterator[Sample]:
     """Stream :class:`Sample` s from any supported layout (``format="auto"``: :func:`detect_format`).
 
     ``options`` go to the format's adapter (e.g. ``subjects=[1, 5], stride=5`` for ``h36m``);
-    ``report`` (a :class:`SkipReport`) counts skipped and dropped records.
+    ``report`` (a :class:`SkipReport`) counts skipped and dropped records. ``joint_map`` (folder
+    format only): dataset joint name → keypoint name, a JSON file or dict (see
+    :mod:`neuralannot.data.adapters.joint_map`).
     """
+    joint_map = read_joint_map(joint_map)
     fmt = detect_format(path) if format == "auto" else format
     if fmt not in LOADERS:
         raise ValueError(f"unknown dataset format {fmt!r}; known: auto, {', '.join(FORMATS)}")
+    if joint_map is not None:
+        if fmt != "folder":
+            raise ValueError(f"{path}: a joint map applies to the folder format; {fmt} has a fixed joint set")
+        options["joint_map"] = joint_map
     return LOADERS[fmt](path, skip_bad=skip_bad, report=report, **options)

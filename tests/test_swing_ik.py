@@ -1,0 +1,107 @@
+"""Analytic swing solve (bodies/swing_ik.py): attachments, exact reach, twist kept, masks, gradients."""
+
+import pytest
+import roma
+import torch
+
+from neuralannot.bodies.base import BodyModelError
+from neuralannot.bodies.joint_names import get_joint_names
+from neuralannot.bodies.joints import get_regressor
+from neuralannot.bodies.swing_ik import SwingSolver
+from neuralannot.geometry.rotations import twist_angle
+
+
+@pytest.fixture(scope="module")
+def solver(anny_body):
+    return SwingSolver(anny_body, get_regressor(anny_body, "h36m17"))
+
+
+def _posed(body, reg, B, gen):
+    p = body.default_params(batch_size=B)
+    p["phenotype"] = torch.rand(B, 6, generator=gen)
+    p["body_pose"] = roma.rotvec_to_rotmat(0.35 * torch.randn(B, 21, 3, generator=gen))
+    p["root_pose"] = roma.rotvec_to_rotmat(torch.randn(B, 3, generator=gen))
+    p["trans"] = torch.randn(B, 3, generator=gen)
+    return p, reg(body(p, vertex_ids=reg.vertex_ids))
+
+
+def _keypoints(body, reg, p):
+    return reg(body(p, vertex_ids=reg.vertex_ids))
+
+
+def test_attachments_follow_the_skeleton(solver):
+    names = get_joint_names("h36m17")
+    att = dict(zip(names, solver.attach, strict=True))
+    # a keypoint is carried by the highest frame that holds it fixed: hips by the pelvis, knees by hips, ...
+    assert att["root"] == att["left_hip"] == att["right_hip"] == 0
+    assert (att["left_knee"], att["left_foot"], att["right_knee"]) == (1, 4, 2)
+    assert (att["left_elbow"], att["left_wrist"], att["thorax"]) == (16, 18, 9)
+    assert att["spine"] == -1  # midpoint of pelvis and thorax: no single frame carries it
+
+
+def test_limb_swings_reach_the_targets_and_keep_the_twist(anny_body, solver, gen):
+    reg = solver.regressor
+    gt, target = _posed(anny_body, reg, 16, gen)
+    pred = dict(gt)
+    limbs = [0, 1, 3, 4, 15, 16, 17, 18]  # hips, knees, shoulders, elbows (body_pose slots)
+    noise = torch.zeros(16, 21, 3)
+    noise[:, limbs] = 0.4 * torch.randn(16, len(limbs), 3, generator=gen)
+    pred["body_pose"] = gt["body_pose"] @ roma.rotvec_to_rotmat(noise)
+    pred["root_pose"] = roma.rotvec_to_rotmat(0.3 * torch.randn(16, 3, generator=gen)) @ gt["root_pose"]
+    pred["trans"] = torch.zeros(16, 3)
+    out = solver.solve(pred, target, torch.ones(16, 17, dtype=torch.bool))
+    err = (_keypoints(anny_body, reg, out) - target).norm(dim=-1)
+    names = get_joint_names("h36m17")
+    limb_kp = [names.index(n) for n in ("left_knee", "left_foot", "right_knee", "right_foot", "left_elbow",
+                                        "left_wrist", "right_elbow", "right_wrist")]  # fmt: skip
+    assert err[:, limb_kp].max() < 2e-3  # m
+    # rotations the targets cannot see (twists about the limb axes) are the prediction's
+    axes = anny_body.twist_axes()
+    tw_pred, tw_out = twist_angle(pred["body_pose"], axes), twist_angle(out["body_pose"], axes)
+    tw_gt = twist_angle(gt["body_pose"], axes)
+    assert (tw_out - tw_pred)[:, limbs].abs().mean() < 0.5 * (tw_gt - tw_pred)[:, limbs].abs().mean() + 0.02
+
+
+def test_exact_prediction_is_a_fixed_point(anny_body, solver, gen):
+    gt, target = _posed(anny_body, solver.regressor, 8, gen)
+    out = solver.solve(gt, target, torch.ones(8, 17, dtype=torch.bool))
+    assert torch.allclose(out["body_pose"], gt["body_pose"], atol=1e-4)
+    assert torch.allclose(out["root_pose"], gt["root_pose"], atol=1e-4)
+    assert torch.allclose(out["trans"], gt["trans"], atol=1e-4)
+
+
+def test_missing_targets_keep_the_prediction(anny_body, solver, gen):
+    gt, target = _posed(anny_body, solver.regressor, 4, gen)
+    pred = dict(gt)
+    pred["body_pose"] = gt["body_pose"] @ roma.rotvec_to_rotmat(0.3 * torch.randn(4, 21, 3, generator=gen))
+    valid = torch.ones(4, 17, dtype=torch.bool)
+    names = get_joint_names("h36m17")
+    valid[:, names.index("left_wrist")] = False  # the left elbow (slot 18) has nothing to aim at
+    out = solver.solve(pred, target, valid)
+    W_pred = solver.global_rotations(pred["root_pose"], pred["body_pose"])
+    W_out = solver.global_rotations(out["root_pose"], out["body_pose"])
+    # the elbow's rotation relative to its parent is unchanged
+    rel = lambda W: W[:, 16].transpose(-1, -2) @ W[:, 18]  # noqa: E731
+    assert torch.allclose(rel(W_out), rel(W_pred), atol=1e-5)
+    assert torch.isfinite(out["body_pose"]).all()
+
+
+def test_gradients_reach_shape_and_are_finite(anny_body, solver, gen):
+    gt, target = _posed(anny_body, solver.regressor, 4, gen)
+    pred = {k: v.clone() for k, v in gt.items()}
+    pred["phenotype"] = torch.full((4, 6), 0.5, requires_grad=True)
+    rot6 = torch.zeros(4, 21, 3, requires_grad=True)
+    pred["body_pose"] = roma.rotvec_to_rotmat(rot6)  # identity: swings of up to 180 degrees
+    out = solver.solve(pred, target, torch.ones(4, 17, dtype=torch.bool))
+    loss = (_keypoints(anny_body, solver.regressor, out) + out["trans"][:, None] - target).abs().mean()
+    loss.backward()
+    assert torch.isfinite(pred["phenotype"].grad).all() and pred["phenotype"].grad.abs().sum() > 0
+    assert torch.isfinite(rot6.grad).all()
+
+
+def test_models_outside_the_convention_are_refused(anny_hand, anny_head):
+    # Anny's hand part rotates its fingers about other axes than the body's local-ref frame
+    with pytest.raises(BodyModelError, match="convention"):
+        SwingSolver(anny_hand, get_regressor(anny_hand, "hand21"))
+    with pytest.raises(BodyModelError, match="swing solver"):
+        SwingSolver(anny_head, get_regressor(anny_head, "face68"))
