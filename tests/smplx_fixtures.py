@@ -157,3 +157,37 @@ def write_all(root: Path) -> dict:
 
 def dense(x) -> np.ndarray:
     return np.asarray(x.todense()) if hasattr(x, "todense") else np.asarray(x)
+
+
+def chumpy_pickle(data: dict, keys: tuple[str, ...] = ("shapedirs", "v_template"),
+                  protocol: int = 2) -> bytes:
+    """``data`` pickled as the official files are: ``keys`` as ``chumpy.ch.Ch`` objects (state: ``x``
+    plus chumpy's bookkeeping), without chumpy installed (a stand-in module is registered meanwhile)."""
+    import sys
+    import types
+
+    mod = types.ModuleType("chumpy.ch")
+    pkg = types.ModuleType("chumpy")
+
+    class Ch:
+        def __getstate__(self):
+            return self.__dict__
+
+    Ch.__module__, Ch.__qualname__ = "chumpy.ch", "Ch"
+    mod.Ch, pkg.ch = Ch, mod
+    saved = {k: sys.modules.get(k) for k in ("chumpy", "chumpy.ch")}
+    sys.modules.update({"chumpy": pkg, "chumpy.ch": mod})
+    try:
+        out = dict(data)
+        for k in keys:
+            ch = Ch()
+            ch.__dict__.update(x=np.asarray(data[k]), _dirty_vars={"x"}, _itr=None, _make_dense=False,
+                               _make_sparse=False, _depends_on_deps={})
+            out[k] = ch
+        return pickle.dumps(out, protocol=protocol)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v

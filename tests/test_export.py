@@ -122,7 +122,7 @@ def test_foreign_humandata_reads_as_smplx_records_named_by_image(tmp_path):
 
 def test_humandata_refuses_pickled_code(tmp_path):
     np.savez(tmp_path / "evil.npz", smpl=np.array(print, dtype=object), __data_len__=1)
-    with pytest.raises(PseudoGTError, match=r"evil\.npz.*refusing to load builtins\.print"):
+    with pytest.raises(PseudoGTError, match=r"evil\.npz.*refusing to load global builtins\.print"):
         read_any(tmp_path / "evil.npz")
 
 

@@ -285,3 +285,42 @@ def test_shard_bad_line_is_skipped(tmp_path):
 def test_missing_path():
     with pytest.raises(DatasetFormatError, match="no such file"):
         load_dataset(REAL / "nope.json")
+
+
+DEEP = "[" * 100_000 + "]" * 100_000  # json's recursive decoder raises RecursionError on this
+
+
+@pytest.mark.parametrize("where", ["sample", "header"])
+def test_deeply_nested_json_is_a_malformed_file_not_a_crash(h36m_copy, where):
+    d, data = h36m_copy
+    text = json.dumps(data)
+    if where == "sample":
+        text = text.replace('"joints_2d": [', f'"joints_2d": [{DEEP}, ', 1)
+    else:
+        text = text.replace('"split": "dev"', f'"split": {DEEP}')
+    path = d / "deep.json"
+    path.write_text(text)
+    with pytest.raises(DatasetFormatError, match=r"deep\.json.*nested too deeply"):
+        list(load_dataset(path))
+    report = SkipReport()
+    list(load_dataset(d, skip_bad=True, report=report))
+    assert [p for p, _ in report.failed_files] == [str(path)]
+
+
+def test_deeply_nested_shard_line_and_meta(tmp_path):
+    out = tmp_path / "s"
+    with ShardWriter(out, "coco", "coco17") as w:
+        w.write_all(list(load_dataset(REAL / "coco.json")))
+    shard = out / "shard-00000.jsonl"
+    lines = shard.read_text().splitlines()
+    lines[1] = DEEP
+    shard.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DatasetFormatError, match=r"shard-00000\.jsonl.*line 2.*nested too deeply"):
+        list(load_dataset(out, allow_outside_root=True))
+    report = SkipReport()
+    kept = list(load_dataset(out, skip_bad=True, report=report, allow_outside_root=True))
+    assert len(kept) == len(lines) - 1
+    assert report.skipped == {"malformed_json": 1}
+    (out / "meta.json").write_text(DEEP)
+    with pytest.raises(DatasetFormatError, match=r"meta\.json.*malformed JSON"):
+        list(load_dataset(out, allow_outside_root=True))

@@ -252,6 +252,7 @@ def test_malformed_inputs(tmp_path):
 
     cases = [
         (bad("trunc.json", '{"s0": {"smpl_param": '), ["trunc.json", "malformed JSON"]),
+        (bad("deep.json", '{"s0": ' + "[" * 100_000 + "]" * 100_000 + "}"), ["deep.json", "malformed JSON"]),
         (bad("list.json", "[1, 2]"), ["list.json", "expected an object"]),
         (bad("nan.json", json.dumps({"s0": {**entry, "smpl_param": {**entry["smpl_param"],
                                                                    "trans": [0, float("nan"), 0]}}})),
@@ -276,6 +277,10 @@ def test_malformed_inputs(tmp_path):
             read_pseudo_gt(path)
         for w in words:
             assert w in str(info.value), (path.name, str(info.value))
+    # a deeply nested sidecar is a malformed file too, not a RecursionError
+    meta_path(tmp_path / "g.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(PseudoGTError, match=r"g\.json\.meta\.json: malformed JSON"):
+        read_pseudo_gt(tmp_path / "g.json")
     # NaN in an npz names the sample
     arrays = dict(np.load(write_pseudo_gt(tmp_path / "n.npz", records_for("smpl", "body", n=2))))
     arrays["param.trans"][1, 0] = np.nan

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 import warnings
 
 import numpy as np
@@ -363,12 +364,37 @@ def test_truncated_and_wrong_files(files, tmp_path):
         load_smplx_family("mano", tmp_path)
 
 
-def test_chumpy_pickle_message(tmp_path):
-    # what an official pickle looks like to an environment without chumpy
-    (tmp_path / "SMPL_NEUTRAL.pkl").write_bytes(b"\x80\x02cchumpy.ch\nCh\nq\x00.")
-    with pytest.raises(ModelFileError, match="pip install chumpy") as err:
+@pytest.mark.parametrize("protocol", [0, 2])
+def test_chumpy_pickle_loads_without_chumpy(files, tmp_path, protocol):
+    # official .pkl files store some arrays as chumpy objects: read through shims, chumpy not needed
+    _, arrays = files["smpl"]
+    (tmp_path / "SMPL_NEUTRAL.pkl").write_bytes(fx.chumpy_pickle(arrays, protocol=protocol))
+    assert "chumpy" not in sys.modules
+    model = load_smplx_family("smpl", tmp_path, flat_hand_mean=True)
+    ref = load_smplx_family("smpl", files["smpl"][0], flat_hand_mean=True)
+    p = random_params(ref)
+    torch.testing.assert_close(model(p).vertices, ref(p).vertices)
+    assert "chumpy" not in sys.modules
+
+
+def test_chumpy_expressions_are_inert_and_dropped(files, tmp_path):
+    # {"a": chumpy.ch.Ch without a value x, "J": chumpy.ch_ops.add(...)} + the real arrays: the
+    # expressions are dropped (never imported, never run) and the model loads from the arrays
+    _, arrays = files["smpl"]
+    body = pickle.dumps(arrays, protocol=2)[2:-2]  # the dict's items, without PROTO / SETITEMS + STOP
+    expr = (b"X\x01\x00\x00\x00acchumpy.ch\nCh\n)\x81}X\x01\x00\x00\x00bK\x01sb"
+            b"X\x01\x00\x00\x00Jcchumpy.ch_ops\nadd.__init__.__globals__\n)\x81}b")
+    assert body.startswith(b"}q\x00(")
+    (tmp_path / "SMPL_NEUTRAL.pkl").write_bytes(b"\x80\x02" + body + expr + b"u.")
+    model = load_smplx_family("smpl", tmp_path)
+    assert model.num_vertices == arrays["v_template"].shape[0]
+    # a required key that is only an expression: reported as missing, naming the file
+    only = {k: v for k, v in arrays.items() if k != "v_template"}
+    body = pickle.dumps(only, protocol=2)[2:-2]
+    expr = b"X\n\x00\x00\x00v_templatecchumpy.ch_ops\nadd\n)\x81}b"
+    (tmp_path / "SMPL_NEUTRAL.pkl").write_bytes(b"\x80\x02" + body + expr + b"u.")
+    with pytest.raises(ModelFileError, match=r"SMPL_NEUTRAL.pkl.*missing key.*v_template"):
         load_smplx_family("smpl", tmp_path)
-    assert "SMPL_NEUTRAL.pkl" in str(err.value)
 
 
 def test_env_var_is_not_required_with_path(files, monkeypatch):

@@ -71,12 +71,12 @@ def models(
 ) -> None:
     """Show a body model's parameters, joints and keypoint sets."""
     from neuralannot.bodies import BodyModelError, load_body_model
+    from neuralannot.commands.annotate import fail
 
     try:
         model = load_body_model(name, part=part)
     except BodyModelError as err:
-        console.print(f"[red]error:[/red] {err}")
-        raise typer.Exit(2) from None
+        fail(err)
     table = Table(title=f"{model.name} ({model.part}): {model.num_vertices} vertices")
     for col in ("parameter", "shape", "kind", "default", "optional", "description"):
         table.add_column(col)
@@ -100,8 +100,10 @@ def synth(
     masks: bool = typer.Option(True, help="Also write subject masks (PNG)."),
 ) -> None:
     """Render a synthetic benchmark set from Anny with known GT (images + samples in shard folders)."""
+    from neuralannot.commands.annotate import check_outputs
     from neuralannot.data.synthetic.generator import SynthError, generate
 
+    check_outputs(dirs={"--out": out})
     try:
         s = generate(kind, n, out, seed=seed, workers=workers, shard_size=shard_size, masks=masks)
     except SynthError as err:

@@ -18,6 +18,48 @@ HeadKind = Literal["paper", "swing"]
 
 #: Config fields that do not affect the trained weights.
 RESULT_NEUTRAL = ("num_workers", "checkpoint_every", "log_every")
+#: ``reg`` names besides the body models' parameter groups (``io.pseudo_gt.PARAM_SHAPES``).
+REG_EXTRA = ("twist", "latent")
+
+
+def _reg_names() -> set[str]:
+    from neuralannot.io.pseudo_gt import PARAM_SHAPES
+
+    return {name for shapes in PARAM_SHAPES.values() for name in shapes} | set(REG_EXTRA)
+
+
+#: Keys a dict-valued field accepts beyond those of its default (called only when needed).
+_NESTED_KEYS = {"reg": _reg_names}
+
+
+def _merge_nested(cls, d: dict) -> dict:
+    """Dict-valued fields (``reg``...) merge key by key into their defaults; unknown keys are errors.
+
+    A YAML ``reg: {body_pose: 0.2}`` changes that one weight and keeps the others (the limb twist
+    included); a misspelled name fails instead of being ignored.
+    """
+    out = dict(d)
+    for f in dataclasses.fields(cls):
+        if f.name not in d or f.default_factory is dataclasses.MISSING:
+            continue
+        default = f.default_factory()
+        if not isinstance(default, dict):
+            continue
+        given = d[f.name]
+        if not isinstance(given, dict):
+            raise ValueError(f"{f.name} must be a mapping (name: value), got {type(given).__name__}")
+        extra = set(given) - set(default)
+        if extra:
+            known = set(default) | (_NESTED_KEYS[f.name]() if f.name in _NESTED_KEYS else set())
+            if extra - known:
+                raise ValueError(f"unknown {f.name} key(s) {sorted(extra - known, key=str)}; "
+                                 f"known: {sorted(known)}")
+        for k, v in given.items():
+            ref = default.get(k, 0.0)
+            if isinstance(ref, float) and (isinstance(v, bool) or not isinstance(v, int | float)):
+                raise ValueError(f"{f.name}.{k} must be a number, got {v!r}")
+        out[f.name] = {**default, **given}
+    return out
 
 
 @dataclass
@@ -140,14 +182,14 @@ class AnnotatorConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown config key(s) {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
+            raise ValueError(f"unknown config key(s) {sorted(unknown, key=str)}; known: {sorted(known)}")
+        return cls(**_merge_nested(cls, d))
 
     @classmethod
     def from_yaml(cls, path: str | Path, **overrides) -> AnnotatorConfig:
         try:
             data = yaml.safe_load(Path(path).read_text()) or {}
-        except (OSError, yaml.YAMLError) as err:
+        except (OSError, yaml.YAMLError, RecursionError) as err:
             raise ValueError(f"cannot read config {path}: {err}") from err
         if not isinstance(data, dict):
             raise ValueError(f"config {path} must be a mapping, got {type(data).__name__}")

@@ -28,6 +28,7 @@ from neuralannot.annotators.neural import NeuralAnnotator
 from neuralannot.annotators.state import samples_digest
 from neuralannot.data.crops import CropDataset
 from neuralannot.io.atomic import atomic_write
+from neuralannot.io.checkpoint import read_checkpoint
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -218,7 +219,7 @@ def train(
         for tmp in out_dir.glob(f".{CHECKPOINT}.*.tmp"):
             tmp.unlink(missing_ok=True)
     if resume and ckpt_path.exists():
-        ck = torch.load(ckpt_path, map_location=dev, weights_only=True)
+        ck = read_checkpoint(ckpt_path, map_location=dev)
         if ck["config_digest"] != cfg.digest():
             raise ValueError(
                 f"{ckpt_path} was written by another config ({ck['config_digest']} != "
@@ -364,7 +365,7 @@ def _all_mean(total: float, count: int, info: DistInfo) -> float:
 
 def load_trained(model: NeuralAnnotator, path: str | Path) -> NeuralAnnotator:
     """Load weights from a checkpoint written by :func:`train` (config must match)."""
-    ck = torch.load(path, map_location="cpu", weights_only=True)
+    ck = read_checkpoint(path)
     if ck.get("config_digest") != model.cfg.digest():
         raise ValueError(
             f"{path}: checkpoint config {ck.get('config_digest')} does not match {model.cfg.digest()}"

@@ -528,15 +528,15 @@ def load_vposer_checkpoint(path: str | Path) -> VPoserEmbedding:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"VPoser checkpoint not found: {path}")
+    from neuralannot.io.checkpoint import CheckpointError, read_checkpoint
+
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        why = str(e).splitlines()[0] if str(e) else ""
+        ckpt = read_checkpoint(path, what="VPoser checkpoint")
+    except CheckpointError as e:
         raise EmbeddingError(
-            f"cannot read VPoser checkpoint {path} ({type(e).__name__}: {why}). "
-            "Expected a torch/Lightning file loadable with weights_only=True; if it holds other objects, "
-            "re-save only its 'state_dict' with torch.save."
-        ) from e
+            f"{e}. Expected a torch/Lightning file loadable with weights_only=True; if it holds other "
+            "objects, re-save only its 'state_dict' with torch.save."
+        ) from None
     sd = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(sd, dict):
         raise EmbeddingError(f"VPoser checkpoint {path}: no state_dict found")

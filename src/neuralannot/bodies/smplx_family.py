@@ -50,13 +50,16 @@ FLAME's landmark embedding is looked up next to the model file: ``flame_static_e
 also needs ``flame_dynamic_embedding.npy`` (or DECA's file). Without an embedding FLAME still
 works, without landmarks (a warning says so; ``landmarks=True`` makes it an error).
 
-**File formats.** ``.pkl`` files are unpickled (latin1), ``.npz`` files loaded with
-``allow_pickle=True`` -- only load model files you trust. Several *official* ``.pkl`` files
-(SMPL, MANO, FLAME 2020) store arrays as ``chumpy`` objects and need ``pip install chumpy`` (which
-itself needs a small patch on numpy >= 1.24) -- or use the ``.npz`` versions / files converted to
-plain numpy arrays. Official ``MANO_LEFT.pkl`` has the x-component of ``shapedirs`` un-mirrored
-(https://github.com/vchoutas/smplx/issues/48); like NeuralAnnot we flip it when the right model
-next to it shows the bug (``fix_left_shapedirs=True``).
+**File formats.** Model files never run code: ``.pkl`` files (latin1) are read with a restricted
+unpickler that only builds numpy arrays, scipy sparse matrices and chumpy arrays (shims, so
+neither chumpy nor scipy is needed), ``.npz`` files with ``allow_pickle=False`` (object members
+through the same reader); see :mod:`neuralannot.bodies.model_files`. smplx's layers get the cleaned
+arrays (``data_struct``, or a plain ``.npz`` staged in a temporary folder), never the original file,
+and the same holds for FLAME's landmark embeddings.
+
+Official ``MANO_LEFT.pkl`` has the x-component of ``shapedirs`` un-mirrored
+(https://github.com/vchoutas/smplx/issues/48); like NeuralAnnot we flip it when the right model next
+to it shows the bug (``fix_left_shapedirs=True``).
 """
 
 from __future__ import annotations
@@ -67,7 +70,6 @@ import io
 import logging
 import os
 import pickle
-import shutil
 import tempfile
 import warnings
 from collections.abc import Mapping
@@ -87,6 +89,8 @@ from neuralannot.bodies.base import (
     as_rotmat,
     as_rotvec,
 )
+from neuralannot.bodies.model_files import read_model_file, write_clean_npz
+from neuralannot.io.safe_pickle import UnsafePickleError
 
 __all__ = [
     "FLAMEHead",
@@ -312,26 +316,16 @@ def infer_model_type(path: str | os.PathLike) -> str:
 # ---------------------------------------------------------------------------------------------
 # reading and checking model files
 # ---------------------------------------------------------------------------------------------
-def _chumpy_hint(file: Path, err: BaseException) -> str:
-    return (f"{file}: cannot unpickle this model file: {type(err).__name__}: {err}. Official .pkl files "
-            "store arrays as chumpy objects: `pip install chumpy` (on numpy >= 1.24 chumpy needs a small "
-            "patch), or use the .npz version / a copy converted to plain numpy arrays.")
-
-
 def _read_model_data(file: Path, display: str) -> Mapping[str, Any]:
-    """Unpickle a .pkl (or open a lazy .npz) model file; wrap every failure in ModelFileError."""
+    """Read a .pkl/.npz model file without running code from it; wrap every failure in ModelFileError."""
     suffix = file.suffix.lower()
     if suffix not in (".pkl", ".npz"):
         raise ModelFileError(f"{file}: unsupported {display} model file extension {file.suffix!r}; "
                              "expected .pkl or .npz")
     try:
-        if suffix == ".npz":
-            data = np.load(file, allow_pickle=True)
-        else:
-            with open(file, "rb") as fh:
-                data = pickle.load(fh, encoding="latin1")
-    except ImportError as e:  # includes ModuleNotFoundError: chumpy / scipy objects
-        raise ModelFileError(_chumpy_hint(file, e)) from e
+        data = read_model_file(file)
+    except UnsafePickleError as e:
+        raise ModelFileError(f"{file}: refusing this {display} model file: {e}") from None
     except OSError as e:
         raise ModelFileError(f"{file}: cannot read the {display} model file: {e}") from e
     except Exception as e:  # UnpicklingError, EOFError, BadZipFile, ValueError, ...
@@ -349,9 +343,8 @@ def _shape(x: Any) -> tuple[int, ...]:
     return tuple(int(d) for d in (s if s is not None else np.shape(x)))
 
 
-def _check_model_data(t: str, data: Mapping[str, Any], file: Path, use_face_contour: bool,
-                      lazy: bool) -> None:
-    """Key and shape checks before smplx sees the data; ``lazy`` skips loading the big arrays."""
+def _check_model_data(t: str, data: Mapping[str, Any], file: Path, use_face_contour: bool) -> None:
+    """Key and shape checks before smplx sees the data."""
     display = _DISPLAY[t]
     keys = set(data.files) if hasattr(data, "files") else set(data.keys())
     need = [*_REQUIRED_KEYS, *_EXTRA_KEYS[t]]
@@ -392,16 +385,15 @@ def _check_model_data(t: str, data: Mapping[str, Any], file: Path, use_face_cont
         raise bad(f"weights have shape {weights}, expected ({V}, {J})")
     if faces.ndim != 2 or faces.shape[1] != 3 or faces.size == 0 or faces.min() < 0 or faces.max() >= V:
         raise bad(f"faces 'f' must be (F, 3) vertex indices in [0, {V}), got shape {faces.shape}")
-    if not lazy:
-        sd, pd = _shape(data["shapedirs"]), _shape(data["posedirs"])
-        if len(sd) not in (2, 3) or sd[:2] != (V, 3):
-            raise bad(f"shapedirs have shape {sd}, expected ({V}, 3, K)")
-        if int(np.prod(pd)) != V * 3 * 9 * (J - 1):
-            raise bad(f"posedirs have shape {pd}, expected ({V}, 3, {9 * (J - 1)})")
+    sd, pd = _shape(data["shapedirs"]), _shape(data["posedirs"])
+    if len(sd) not in (2, 3) or sd[:2] != (V, 3):
+        raise bad(f"shapedirs have shape {sd}, expected ({V}, 3, K)")
+    if int(np.prod(pd)) != V * 3 * 9 * (J - 1):
+        raise bad(f"posedirs have shape {pd}, expected ({V}, 3, {9 * (J - 1)})")
 
 
 def _check_layer(t: str, layer: torch.nn.Module, file: Path) -> None:
-    """Shape checks of the built smplx layer (covers the arrays the lazy checks skipped)."""
+    """Shape checks of the built smplx layer."""
     J = NUM_JOINTS[t]
     V = int(layer.v_template.shape[0])
     problems = []
@@ -441,21 +433,12 @@ def _build_layer(factory, file: Path, display: str, **kwargs) -> torch.nn.Module
             return factory(**kwargs)
     except ModelFileError:
         raise
-    except ImportError as e:
-        raise ModelFileError(_chumpy_hint(file, e)) from e
     except AttributeError as e:  # smplx's Struct lacks a key
         raise ModelFileError(f"{file}: not a usable {display} model file: {e}") from e
     except Exception as e:
         raise ModelFileError(
             f"{file}: smplx could not build the {display} model from this file: {type(e).__name__}: {e}"
         ) from e
-
-
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.symlink(src.resolve(), dst)
-    except OSError:
-        shutil.copyfile(src, dst)
 
 
 def _flame_embeddings(model_file: Path, tmp: Path, use_face_contour: bool,
@@ -471,16 +454,16 @@ def _flame_embeddings(model_file: Path, tmp: Path, use_face_contour: bool,
     deca_data = None
     if deca is not None and (static is None or (use_face_contour and dynamic is None)):
         try:
-            deca_data = np.load(deca, allow_pickle=True, encoding="latin1")[()]
+            deca_data = read_model_file(deca)
             static_d = {"lmk_face_idx": np.asarray(deca_data["static_lmk_faces_idx"], dtype=np.int64),
                         "lmk_b_coords": np.asarray(deca_data["static_lmk_bary_coords"], dtype=np.float64)}
         except Exception as e:
             raise ModelFileError(
                 f"{deca}: not a usable DECA landmark embedding: {type(e).__name__}: {e}") from e
     if static is not None:
-        _link_or_copy(static, tmp / _FLAME_STATIC)
-    elif deca_data is not None:
-        with open(tmp / _FLAME_STATIC, "wb") as fh:
+        static_d = _read_embedding(static, ("lmk_face_idx", "lmk_b_coords"))
+    if static is not None or deca_data is not None:
+        with open(tmp / _FLAME_STATIC, "wb") as fh:  # our own clean copy: smplx unpickles it
             pickle.dump(static_d, fh)
     else:
         msg = (f"FLAME landmark embedding not found: expected {_FLAME_STATIC} (or DECA's {_DECA_EMBEDDING}) "
@@ -494,11 +477,13 @@ def _flame_embeddings(model_file: Path, tmp: Path, use_face_contour: bool,
         _write_dummy_embedding(tmp)
         return False
     if use_face_contour:
+        dyn = None
         if dynamic is not None:
-            _link_or_copy(dynamic, tmp / _FLAME_DYNAMIC)
+            dyn = _read_embedding(dynamic, ("lmk_face_idx", "lmk_b_coords"))
         elif deca_data is not None:
             dyn = {"lmk_face_idx": np.asarray(deca_data["dynamic_lmk_faces_idx"], dtype=np.int64),
                    "lmk_b_coords": np.asarray(deca_data["dynamic_lmk_bary_coords"], dtype=np.float64)}
+        if dyn is not None:  # our own clean copy: smplx unpickles it
             np.save(tmp / _FLAME_DYNAMIC, np.array(dyn, dtype=object), allow_pickle=True)
         else:
             raise ModelFileError(
@@ -506,6 +491,17 @@ def _flame_embeddings(model_file: Path, tmp: Path, use_face_contour: bool,
                 f"{model_file.name} in {folder}; get it from https://github.com/soubhiksanyal/FLAME_PyTorch "
                 "(folder model/) or use use_face_contour=False.")
     return True
+
+
+def _read_embedding(file: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """A landmark embedding file (restricted read) as a dict of the numpy arrays ``keys``."""
+    try:
+        data = read_model_file(file)
+        return {k: np.asarray(data[k]) for k in keys}
+    except UnsafePickleError as e:
+        raise ModelFileError(f"{file}: refusing this landmark embedding: {e}") from None
+    except Exception as e:  # noqa: BLE001 - corrupt, truncated, wrong content
+        raise ModelFileError(f"{file}: not a usable landmark embedding: {type(e).__name__}: {e}") from None
 
 
 def _write_dummy_embedding(tmp: Path) -> None:
@@ -841,10 +837,10 @@ def load_smplx_family(
         side = side or "right"
     file = resolve_model_file(t, path, gender, side or "right")
 
-    lazy = file.suffix.lower() == ".npz"
     data = _read_model_data(file, display)
+    staging = tempfile.TemporaryDirectory(prefix="neuralannot_model_")
     try:
-        _check_model_data(t, data, file, use_face_contour, lazy=lazy)
+        _check_model_data(t, data, file, use_face_contour)
         common = dict(num_betas=num_betas, dtype=dtype)
         if t == "smpl":
             from smplx.utils import Struct
@@ -864,32 +860,29 @@ def load_smplx_family(
             if side == "left" and fix_left_shapedirs:
                 _maybe_fix_left_mano(layer, file)
             model = MANOHand(layer, file, side, flat_hand_mean)
-        elif t == "smplx":
-            layer = _build_layer(smplx.SMPLXLayer, file, display, model_path=str(file), gender=gender,
-                                 ext=file.suffix.lower()[1:], num_expression_coeffs=num_expression_coeffs,
+        elif t == "smplx":  # smplx reads the file itself: hand it the cleaned arrays
+            clean = write_clean_npz(data, Path(staging.name) / f"SMPLX_{gender.upper()}.npz")
+            layer = _build_layer(smplx.SMPLXLayer, file, display, model_path=str(clean), gender=gender,
+                                 ext="npz", num_expression_coeffs=num_expression_coeffs,
                                  use_pca=False, num_pca_comps=45, flat_hand_mean=False,
                                  use_face_contour=use_face_contour, **common)
             _check_layer(t, layer, file)
             model = SMPLXBody(layer, file, gender, flat_hand_mean)
         else:
             # smplx's FLAME only reads <folder>/FLAME_<GENDER>.<ext> + flame_static_embedding.pkl:
-            # stage links under those names in a temporary folder.
+            # stage clean copies under those names in a temporary folder.
             if landmarks is False and use_face_contour:
                 raise BodyModelError("use_face_contour=True needs landmarks; do not pass landmarks=False")
-            with tempfile.TemporaryDirectory(prefix="neuralannot_flame_") as tmp_name:
-                tmp = Path(tmp_name)
-                ext = file.suffix.lower()[1:]
-                _link_or_copy(file, tmp / f"FLAME_{gender.upper()}.{ext}")
-                real = _flame_embeddings(file, tmp, use_face_contour, landmarks)
-                layer = _build_layer(smplx.FLAMELayer, file, display, model_path=str(tmp), gender=gender,
-                                     ext=ext, num_expression_coeffs=num_expression_coeffs,
-                                     use_face_contour=use_face_contour, **common)
+            tmp = Path(staging.name)
+            write_clean_npz(data, tmp / f"FLAME_{gender.upper()}.npz")
+            real = _flame_embeddings(file, tmp, use_face_contour, landmarks)
+            layer = _build_layer(smplx.FLAMELayer, file, display, model_path=str(tmp), gender=gender,
+                                 ext="npz", num_expression_coeffs=num_expression_coeffs,
+                                 use_face_contour=use_face_contour, **common)
             _check_layer(t, layer, file)
             model = FLAMEHead(layer, file, gender, has_landmarks=real)
     finally:
-        close = getattr(data, "close", None)
-        if close is not None:
-            close()
+        staging.cleanup()
     if model.num_betas != num_betas:
         warnings.warn(f"{display} file {file.name} provides {model.num_betas} shape coefficients, "
                       f"not the {num_betas} asked for", stacklevel=2)

@@ -31,6 +31,20 @@ OUTSIDE = typer.Option(
 )
 
 
+def saved_config(checkpoint: Path) -> AnnotatorConfig | None:
+    """The config a `train` checkpoint stores (None if none); ValueError if the file is unreadable."""
+    from neuralannot.io.checkpoint import read_checkpoint
+
+    ck = read_checkpoint(checkpoint)
+    saved = ck.get("config") if isinstance(ck, dict) else None
+    if saved is not None and not isinstance(saved, dict):
+        raise ValueError(f"checkpoint {checkpoint}: 'config' is not a mapping")
+    try:
+        return AnnotatorConfig.from_dict(saved) if saved else None
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"checkpoint {checkpoint}: bad config: {err}") from None
+
+
 def _config(config: Path | None, mode: str, part: str, body_model: str, **overrides) -> AnnotatorConfig:
     base = {"mode": mode, "part": part, "body_model": body_model}
     base.update({k: v for k, v in overrides.items() if v is not None})
@@ -54,6 +68,49 @@ def fail(err: BaseException | str) -> None:
     """Print ``error: <one line>`` to stderr and exit with code 2 (bad input, not a crash)."""
     err_console.print(Text.assemble(("error:", "red"), " ", one_line(err)), highlight=False)
     raise typer.Exit(2) from None
+
+
+def check_device(device: str) -> None:
+    """Exit 2 with one line unless ``device`` names a device this machine has (before any work)."""
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        fail(f"--device must be cpu, cuda, cuda:N or mps, got {device!r}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            fail(f"--device {device}: no CUDA GPU is available on this machine (or torch was built "
+                 "without CUDA); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            fail(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) here")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        fail(f"--device {device}: MPS is not available on this machine; use --device cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        fail(f"--device must be cpu, cuda, cuda:N or mps, got {device!r}")
+
+
+def check_outputs(files: dict[str, Path | None] | None = None, dirs: dict[str, Path | None] | None = None,
+                  **positive: int | None) -> None:
+    """Exit 2 with one line if an output cannot be written or a count is < 1 (before any compute).
+
+    ``files``/``dirs``: option name → path (None = not given); ``positive``: option name (``batch_size``
+    for ``--batch-size``) → value that must be >= 1.
+    """
+    from neuralannot.io.writable import check_output_dir, check_output_file
+
+    for name, value in positive.items():
+        if value is not None and value < 1:
+            fail(f"--{name.replace('_', '-')} must be at least 1, got {value}")
+    try:
+        for what, path in (files or {}).items():
+            if path is not None:
+                check_output_file(path, what)
+        for what, path in (dirs or {}).items():
+            if path is not None:
+                check_output_dir(path, what)
+    except ValueError as err:
+        fail(err)
 
 
 def skipped_line(report: dict) -> str | None:
@@ -122,6 +179,8 @@ def annotate(
     """Train the neural annotator on a set and annotate the SAME set (one-stage NeuralAnnot)."""
     from neuralannot.annotators.pipeline import run_annotate
 
+    check_device(device)
+    check_outputs({"--out": out}, {"--work-dir": work_dir})
     guard_output(out, data, config, joint_map, force=force)
     cfg = _config(
         config,
@@ -168,6 +227,8 @@ def train_cmd(
     from neuralannot.annotators.state import run_dir
     from neuralannot.annotators.training import train
 
+    check_device(device)
+    check_outputs(dirs={"--work-dir": work_dir})
     cfg = _config(config, mode, part, body_model, epochs=epochs, backbone_weights=backbone_weights)
     try:
         samples, report = _samples(data, cfg, skip_bad, joint_map, allow_outside_root)
@@ -190,9 +251,9 @@ def predict_cmd(
     work_dir: Path = WORK,
     device: str = typer.Option("cpu"),
     skip_bad: bool = typer.Option(False, "--skip-bad"),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="Samples per forward pass."),
+    batch_size: int = typer.Option(64, "--batch-size", help="Samples per forward pass."),
     chunk_size: int | None = typer.Option(
-        None, "--chunk-size", min=1, help="Records per resumable part file (default max(4 x batch, 256))."
+        None, "--chunk-size", help="Records per resumable part file (default max(4 x batch, 256))."
     ),
     joint_map: Path | None = JOINT_MAP,
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run."),
@@ -200,22 +261,17 @@ def predict_cmd(
     allow_outside_root: bool = OUTSIDE,
 ) -> None:
     """Annotate a dataset with a trained checkpoint (its config must match the one given here)."""
-    import warnings
-
-    import torch
-
     from neuralannot.annotators.pipeline import build_annotator
     from neuralannot.annotators.predict import predict
     from neuralannot.annotators.training import load_trained
 
+    check_device(device)
+    check_outputs({"--out": out}, {"--work-dir": work_dir}, batch_size=batch_size, chunk_size=chunk_size)
     guard_output(out, data, checkpoint, config, joint_map, force=force)
     try:
-        with warnings.catch_warnings():  # torch's pickle-protocol warnings on non-checkpoint files
-            warnings.simplefilter("ignore")
-            saved = torch.load(checkpoint, map_location="cpu", weights_only=True).get("config")
-        cfg = AnnotatorConfig.from_dict(saved) if saved else None
-    except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
-        fail(f"cannot read checkpoint {checkpoint}: {one_line(err).split('. ')[0]}")
+        cfg = saved_config(checkpoint)
+    except ValueError as err:
+        fail(err)
     cfg = cfg or _config(config, mode, part, body_model)
     try:
         samples, report = _samples(data, cfg, skip_bad, joint_map, allow_outside_root)

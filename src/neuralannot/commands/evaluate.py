@@ -10,7 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from neuralannot.commands.annotate import FORCE, JOINT_MAP, OUTSIDE, USER_ERRORS, fail, guard_output
+from neuralannot.commands.annotate import (
+    FORCE,
+    JOINT_MAP,
+    OUTSIDE,
+    USER_ERRORS,
+    check_outputs,
+    fail,
+    guard_output,
+)
 from neuralannot.io.atomic import atomic_write, atomic_write_json
 
 console = Console()
@@ -31,6 +39,7 @@ def eval_cmd(
     from neuralannot.evaluation import KEYS, evaluate
     from neuralannot.io.pseudo_gt import read_pseudo_gt
 
+    check_outputs({"--json": json_out, "--csv": csv_out})
     guard_output(json_out, data, pred, joint_map, force=force, option="--json")
     guard_output(csv_out, data, pred, joint_map, force=force, option="--csv")
     try:

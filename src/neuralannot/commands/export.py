@@ -34,11 +34,13 @@ def export_cmd(
     from neuralannot.io.export import FORMATS, export
     from neuralannot.io.guard import check_output
     from neuralannot.io.pseudo_gt import PseudoGTError
+    from neuralannot.io.writable import check_output_file
 
     if to not in FORMATS:
         raise fail(f"--to must be one of {', '.join(FORMATS)}, got {to!r}")
     samples = None
     try:
+        check_output_file(out)
         check_output(out, [pred, joint_map], [data], force=force)
         if data is not None:
             from neuralannot.annotators.pipeline import load_samples

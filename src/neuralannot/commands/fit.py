@@ -27,6 +27,8 @@ from neuralannot.commands.annotate import (
     WORK,
     _config,
     _print_skips,
+    check_device,
+    check_outputs,
     fail,
     guard_output,
 )
@@ -58,13 +60,21 @@ def _stage1(samples, cfg, work_dir: Path, init: Path | None, device: str):
     return [by_id[s.id] for s in samples], None
 
 
+def _checkpoint_config(checkpoint: Path):
+    """The config of a `train` checkpoint (read without running code); ValueError if unusable."""
+    from neuralannot.commands.annotate import saved_config
+
+    cfg = saved_config(checkpoint)
+    if cfg is None:
+        raise ValueError(f"checkpoint {checkpoint}: no config stored (not written by `train`)")
+    return cfg
+
+
 def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations, device):
     from neuralannot.annotators.hybrid import HybridOptions, refine_records
     from neuralannot.annotators.two_stage import run_spin_loop, run_two_stage
 
     if method == "eft":
-        import torch
-
         from neuralannot.annotators.eft import EFT_ITERATIONS, eft_records
         from neuralannot.annotators.pipeline import build_annotator
         from neuralannot.annotators.training import load_trained
@@ -73,11 +83,7 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
             _, run_dir = _stage1(samples, cfg, work_dir, None, device)
             checkpoint = Path(run_dir) / "checkpoint.pt"
         else:
-            from neuralannot.annotators.config import AnnotatorConfig
-
-            cfg = AnnotatorConfig.from_dict(
-                torch.load(checkpoint, map_location="cpu", weights_only=True)["config"]
-            )
+            cfg = _checkpoint_config(checkpoint)
         model = load_trained(build_annotator(cfg, samples[0].joint_set), checkpoint)
         return eft_records(model, samples, iterations or EFT_ITERATIONS, device=device)
     stage1, _ = _stage1(samples, cfg, work_dir, init, device)
@@ -132,10 +138,17 @@ def fit_cmd(
         fail(f"--method must be one of {[*METHOD_NAMES, *NEURAL_METHODS]}, got {method!r}")
     if joints not in ("auto", "2d", "3d"):
         fail(f"--joints must be auto | 2d | 3d, got {joints!r}")
+    if threads < 0:
+        fail(f"--threads must be 0 (torch's default) or more, got {threads}")
+    check_device(device)
+    check_outputs({"--out": out}, {"--work-dir": work_dir if method in NEURAL_METHODS else None},
+                  batch_size=batch_size)
     guard_output(out, data, init, checkpoint, config, joint_map, force=force)
     if threads:
         torch.set_num_threads(threads)
     try:
+        if method == "eft" and checkpoint is not None:
+            _checkpoint_config(checkpoint)  # a bad checkpoint fails before any data is loaded
         if method in METHOD_NAMES:
             samples, report = load_samples(data, part, skip_bad, needs_3d=method == "smplifyx3d",
                                            joint_map=joint_map,

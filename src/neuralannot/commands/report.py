@@ -26,9 +26,11 @@ def report_cmd(
     from neuralannot.data.sample import SampleError
     from neuralannot.io.guard import check_output
     from neuralannot.io.pseudo_gt import PseudoGTError
+    from neuralannot.io.writable import check_output_dir
     from neuralannot.report import build_report
 
     try:
+        check_output_dir(out)
         check_output(out, [pred, joint_map], [data], replaces_folder=True)
         r = build_report(pred, data, out, max_samples, skip_bad, sort_by, joint_map=joint_map,
                          allow_outside_root=allow_outside_root)  # fmt: skip

@@ -23,15 +23,17 @@ mmhuman3d's ``HumanData.dump`` (loadable with ``HumanData.fromfile``); keys (N =
   ``bbox_xywh`` (N, 5; score 1, 0 without sample), ``keypoints2d`` (N, J, 3), ``keypoints3d``
   (N, J, 4), their ``*_mask`` (J,) and ``*_convention`` (our joint-set name, e.g. ``h36m17``).
 
-Dicts are stored as pickled 0-d object arrays (as mmhuman3d does); reading unpickles them with an
-allow-list of numpy types only. HumanData files written by mmhuman3d (no ``misc``) read as ``smplx``
+Dicts are stored as pickled 0-d object arrays (as mmhuman3d does). Reading never uses numpy's
+pickle: plain arrays load with ``allow_pickle=False``, object arrays with
+:mod:`neuralannot.io.safe_pickle`'s restricted unpickler (exact allow-list of numpy's array, dtype
+and scalar builders; no dotted names), so a crafted file cannot run code.
+HumanData files written by mmhuman3d (no ``misc``) read as ``smplx``
 (else ``smpl``) records with ids from ``image_path`` (else the row number).
 """
 
 from __future__ import annotations
 
 import json
-import pickle
 import zipfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,6 +43,7 @@ import numpy as np
 
 from neuralannot.io.atomic import atomic_write
 from neuralannot.io.pseudo_gt import PARAM_SHAPES, PseudoGT, PseudoGTError, read_pseudo_gt, write_pseudo_gt
+from neuralannot.io.safe_pickle import UNPICKLE_ERRORS, load_npz
 
 __all__ = ["FORMATS", "HUMANDATA_NAMES", "export", "read_any", "read_humandata", "write_humandata"]
 
@@ -185,40 +188,11 @@ def write_humandata(path: str | Path, records: Sequence[PseudoGT], meta: Mapping
 # ------------------------------------------------------------------------------------------------
 # read
 # ------------------------------------------------------------------------------------------------
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """Unpickles numpy arrays, dtypes and scalars inside builtin containers; refuses anything else."""
-
-    _MODULES = ("numpy", "numpy.core.multiarray", "numpy._core.multiarray", "numpy.core.numeric",
-                "numpy._core.numeric")  # fmt: skip
-    _NAMES = ("_reconstruct", "ndarray", "dtype", "scalar", "_frombuffer")
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module in self._MODULES and name in self._NAMES) or module == "numpy.dtypes":
-            return super().find_class(module, name)
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-
-
-def _read_object_member(zf: zipfile.ZipFile, key: str) -> Any:
-    with zf.open(f"{key}.npy") as f:
-        version = np.lib.format.read_magic(f)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-            np.lib.format.read_array_header_2_0
-        read_header(f)
-        arr = _NumpyOnlyUnpickler(f).load()
-    return arr.item() if isinstance(arr, np.ndarray) and arr.ndim == 0 else arr
-
-
 def load_npz_members(path: Path) -> dict[str, Any]:
-    """All members of an npz; 0-d arrays as Python values, object arrays through the safe unpickler."""
-    out: dict[str, Any] = {}
-    with np.load(path, allow_pickle=False) as z, zipfile.ZipFile(path) as zf:
-        for key in z.files:
-            try:
-                value = z[key]
-            except ValueError:  # an object array: needs (restricted) unpickling
-                value = _read_object_member(zf, key)
-            out[key] = value.item() if isinstance(value, np.ndarray) and value.ndim == 0 else value
-    return out
+    """All members of an npz, read without pickle: 0-d arrays as Python values; object arrays
+    (HumanData's dicts) through :mod:`neuralannot.io.safe_pickle` (exact numpy allow-list)."""
+    return {k: v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
+            for k, v in load_npz(path).items()}
 
 
 def is_humandata(members: Mapping[str, Any]) -> bool:
@@ -288,8 +262,7 @@ def read_humandata(path: str | Path) -> tuple[list[PseudoGT], dict[str, Any]]:
         return humandata_to_records(members)
     except PseudoGTError as e:
         raise PseudoGTError(f"{path}: {e}") from None
-    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile,
-            pickle.UnpicklingError, json.JSONDecodeError) as e:  # fmt: skip
+    except (OSError, zipfile.BadZipFile, *UNPICKLE_ERRORS) as e:  # JSONDecodeError is a ValueError
         raise PseudoGTError(f"{path}: not a readable HumanData npz ({type(e).__name__}: {e})") from None
 
 

@@ -667,7 +667,7 @@ def read_pseudo_gt(
     if suffix == ".json":
         try:
             obj = json.loads(path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
             raise PseudoGTError(f"{path}: malformed JSON ({e})") from None
         if not isinstance(obj, dict):
             raise PseudoGTError(f"{path}: expected an object {{sample_id: entry}}, got {type(obj).__name__}")
@@ -693,7 +693,7 @@ def read_pseudo_gt(
         raise PseudoGTError(f"{path}: sample {dup!r} appears more than once")
     try:
         meta = read_sidecar(path)
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, RecursionError) as e:
         raise PseudoGTError(f"{meta_path(path)}: malformed JSON ({e})") from None
     return ({r.sample_id: r for r in records} if as_dict else records), meta
 

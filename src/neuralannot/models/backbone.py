@@ -162,13 +162,12 @@ def load_efficientnet_lite0_state_dict(model: nn.Module, state_dict: dict | None
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a state-dict file (``weights_only``), unwrapping ``state_dict``/``model`` and ``module.``."""
+    from neuralannot.io.checkpoint import read_checkpoint
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"backbone weights file not found: {path}")
-    try:
-        sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"cannot read backbone weights file {path}: {type(e).__name__}: {e}") from e
+    sd = read_checkpoint(path, what="backbone weights file")
     while isinstance(sd, dict) and len(sd) and not isinstance(next(iter(sd.values())), torch.Tensor):
         inner = next((sd[k] for k in ("state_dict", "model") if isinstance(sd.get(k), dict)), None)
         if inner is None:

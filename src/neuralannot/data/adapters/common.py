@@ -76,7 +76,7 @@ def read_json(path: str | os.PathLike, expect: type = dict) -> Any:
     try:
         with _open_text(path) as f:
             value = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, EOFError, RecursionError) as exc:
         raise DatasetFormatError(f"malformed JSON: {exc}", path) from None
     if not isinstance(value, expect):
         raise DatasetFormatError(f"expected a JSON {expect.__name__}, got {type(value).__name__}", path)

@@ -76,6 +76,8 @@ class _JsonObjectStream:
         while True:
             try:
                 value, end = self.decoder.raw_decode(self.buf, self.pos)
+            except RecursionError:
+                raise self._error("nested too deeply") from None
             except json.JSONDecodeError as exc:
                 if self.eof:
                     raise self._error(exc.msg, exc.pos) from None

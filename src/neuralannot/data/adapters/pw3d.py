@@ -26,7 +26,6 @@ folder holding one folder per sequence), ``check_images``.
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from neuralannot.data.adapters.common import (
 from neuralannot.data.adapters.folder import DatasetFormatError, SkipReport
 from neuralannot.data.adapters.safe_pickle import safe_load
 from neuralannot.data.sample import Sample, SampleError
+from neuralannot.io.safe_pickle import UNPICKLE_ERRORS
 
 __all__ = ["load_3dpw", "find_3dpw_files", "OPENPOSE18_TO_COCO17"]
 
@@ -92,7 +92,7 @@ def _image_dir(pkl: Path, image_dir: str | Path | None) -> Path:
 def _load(pkl: Path) -> dict[str, Any]:
     try:
         data = safe_load(pkl)
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
+    except UNPICKLE_ERRORS as exc:
         raise DatasetFormatError(f"cannot load the sequence pickle: {exc}", pkl) from None
     if not isinstance(data, dict):
         raise DatasetFormatError(f"expected a dict, got {type(data).__name__}", pkl)

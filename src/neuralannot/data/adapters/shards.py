@@ -44,7 +44,7 @@ def _raw_from_shards(d: Path, drop_empty_hands: bool, report: SkipReport, skip_b
     try:
         with open(meta_path, encoding="utf-8") as f:
             meta = json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise DatasetFormatError(f"malformed JSON: {exc}", meta_path) from None
     if not isinstance(meta, dict):
         raise DatasetFormatError("meta.json must contain one JSON object", meta_path)
@@ -61,8 +61,9 @@ def _raw_from_shards(d: Path, drop_empty_hands: bool, report: SkipReport, skip_b
                     n += 1
                     try:
                         raw = json.loads(line)
-                    except json.JSONDecodeError as exc:
-                        err = DatasetFormatError(f"malformed JSON on line {lineno}: {exc.msg}", shard)
+                    except (json.JSONDecodeError, RecursionError) as exc:
+                        why = getattr(exc, "msg", "nested too deeply")
+                        err = DatasetFormatError(f"malformed JSON on line {lineno}: {why}", shard)
                         if not skip_bad:
                             raise err from None
                         report.seen += 1

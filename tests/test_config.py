@@ -1,0 +1,44 @@
+"""AnnotatorConfig: nested blocks merge into the defaults key by key; unknown keys fail at every level."""
+
+from __future__ import annotations
+
+import pytest
+
+from neuralannot.annotators.config import AnnotatorConfig
+
+DEFAULT_REG = AnnotatorConfig().reg
+
+
+def test_yaml_reg_block_changes_one_weight_and_keeps_the_others(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 3\nreg:\n  body_pose: 0.2\n")
+    cfg = AnnotatorConfig.from_yaml(path)
+    assert cfg.reg == {**DEFAULT_REG, "body_pose": 0.2}
+    assert cfg.reg["twist"] == 0.3 and cfg.epochs == 3
+    assert AnnotatorConfig().reg == DEFAULT_REG  # the default is not mutated
+
+
+def test_reg_accepts_any_body_model_parameter_group():
+    cfg = AnnotatorConfig.from_dict({"reg": {"lhand_pose": 0.5, "neck_pose": 1e-3, "shape": 0}})
+    assert cfg.reg["lhand_pose"] == 0.5 and cfg.reg["neck_pose"] == 1e-3 and cfg.reg["latent"] == 1e-3
+
+
+@pytest.mark.parametrize("text, error", [
+    ("reg:\n  body_poes: 0.2\n", r"unknown reg key\(s\) \['body_poes'\]"),
+    ("reg:\n  body_pose: [1, 2]\n", r"reg\.body_pose must be a number"),
+    ("reg:\n  twist: true\n", r"reg\.twist must be a number"),
+    ("reg: 0.1\n", r"reg must be a mapping"),
+    ("epochz: 3\n", r"unknown config key\(s\) \['epochz'\]"),
+    ("reg: " + "[" * 50_000 + "]" * 50_000 + "\n", r"cannot read config"),
+])
+def test_unknown_or_malformed_keys_are_errors(tmp_path, text, error):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=error):
+        AnnotatorConfig.from_yaml(path)
+
+
+def test_saved_config_round_trips_with_the_same_digest():
+    cfg = AnnotatorConfig.from_dict({"reg": {"body_pose": 0.05}, "seed": 3})
+    again = AnnotatorConfig.from_dict(cfg.to_dict())
+    assert again == cfg and again.digest() == cfg.digest()
