@@ -89,3 +89,25 @@ def test_gt_params_maps_the_folder_smpl_layout(tmp_path):
     assert p["shape"].shape == (10,) and p["shape"][:8].tolist() == [1.0] * 8 and p["shape"][8:].sum() == 0
     p = gt_params({"params": {"pose": pose, "betas": np.ones(12), "transl": [0, 0, 3]}}, smpl)
     assert p["shape"].shape == (10,) and p["trans"].tolist() == [0, 0, 3]
+
+
+def test_decomposition_puts_a_pose_error_in_pose_only_and_a_shape_error_in_shape_only(mocap_set):
+    samples, _ = load_samples(mocap_set, "body")
+
+    def bend(p):
+        p["body_pose"] = p["body_pose"].copy()
+        p["body_pose"][3] += np.array([0.5, 0.0, 0.0], np.float32)
+
+    def heavier(p):
+        p["phenotype"] = np.clip(p["phenotype"] + np.float32(0.3), 0, 1)
+
+    cache = ModelCache()
+    _, pose = evaluate(_records(samples, bend), samples, cache, decompose=True)
+    _, shape = evaluate(_records(samples, heavier), samples, cache, decompose=True)
+    assert pose["mpvpe_pose_only_mm"] == pytest.approx(pose["mpvpe_mm"], rel=1e-4)
+    assert pose["mpvpe_shape_only_mm"] < 1e-3 and pose["shape_mae"] < 1e-6
+    assert shape["mpvpe_shape_only_mm"] == pytest.approx(shape["mpvpe_mm"], rel=1e-4)
+    assert shape["mpvpe_pose_only_mm"] < 1e-3 and 0.1 < shape["shape_mae"] <= 0.3 + 1e-6
+    assert len(shape["shape_mae_per_dim"]) == 6 and shape["shape_mae_constant_guess"] > 0
+    _, plain = evaluate(_records(samples, bend), samples, cache)
+    assert "mpvpe_pose_only_mm" not in plain

@@ -319,7 +319,7 @@ class NeuralAnnotator(nn.Module):
         return terms
 
 
-def _spread_vertices(body: BodyModel, n: int = 512) -> Tensor | None:
+def _spread_vertices(body: BodyModel, n: int = 2048) -> Tensor | None:
     """``n`` vertex ids spread over the rest mesh by farthest-point sampling (deterministic)."""
     if not hasattr(body, "num_vertices"):
         return None

@@ -33,10 +33,14 @@ def eval_cmd(
     joint_map: Path | None = JOINT_MAP,
     force: bool = FORCE,
     allow_outside_root: bool = OUTSIDE,
+    decompose: bool = typer.Option(
+        True, help="With GT parameters: pose-only / shape-only MPVPE and shape error (2 extra forwards)."
+    ),
 ) -> None:
-    """MPJPE / PA-MPJPE (3D joints), reprojection px (2D joints), MPVPE / PA-MPVPE (GT meshes)."""
+    """MPJPE / PA-MPJPE (3D joints), reprojection px (2D joints), MPVPE / PA-MPVPE (GT meshes); with GT
+    parameters also where the mesh error lives (pose-only / shape-only MPVPE, shape MAE)."""
     from neuralannot.annotators.pipeline import load_samples
-    from neuralannot.evaluation import KEYS, evaluate
+    from neuralannot.evaluation import DECOMPOSED, KEYS, evaluate
     from neuralannot.io.pseudo_gt import read_pseudo_gt
 
     check_outputs({"--json": json_out, "--csv": csv_out})
@@ -48,18 +52,24 @@ def eval_cmd(
                                        allow_outside_root=allow_outside_root)  # fmt: skip
     except USER_ERRORS as err:  # PseudoGTError is a ValueError
         fail(err)
-    rows, summary = evaluate(records, samples)
+    rows, summary = evaluate(records, samples, decompose=decompose)
     summary = {**summary, "pred": str(pred), "data": str(data), "method": meta.get("method")}
+    keys = KEYS + tuple(k for k in DECOMPOSED if summary.get(k) is not None)
     table = Table(title=f"{pred.name} vs {data} ({summary['n']} samples, {summary['missing']} missing)")
-    for k in KEYS:
+    for k in keys:
         table.add_column(k, justify="right")
-    table.add_row(*("n/a" if summary[k] is None else f"{summary[k]:.2f}" for k in KEYS))
+    table.add_row(*("n/a" if summary[k] is None else f"{summary[k]:.2f}" for k in keys))
+    if summary.get("shape_mae_per_dim"):
+        console.print(
+            f"shape MAE per dimension {summary['shape_mae_per_dim']}; best constant guess (GT median): "
+            f"{summary['shape_mae_constant_guess']:.3f}"
+        )
     console.print(table)
     if json_out:
         atomic_write_json(json_out, summary)
     if csv_out:
         with atomic_write(csv_out, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["id", *KEYS])
+            w = csv.DictWriter(f, fieldnames=["id", *(k for k in rows[0] if k != "id")] if rows else ["id"])
             w.writeheader()
             for r in rows:
                 w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()})

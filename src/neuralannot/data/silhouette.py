@@ -25,7 +25,7 @@ from scipy import ndimage
 from neuralannot.data.sample import Sample
 from neuralannot.data.transforms import crop_affine, warp_affine
 
-GRID = 64
+GRID = 112
 EDGE_POINTS = 96
 
 
@@ -68,7 +68,7 @@ def silhouette_target(
     return dt.astype(np.float32), pts
 
 
-def silhouette_targets(samples: list[Sample], size: int) -> dict[str, torch.Tensor] | None:
+def silhouette_targets(samples: list[Sample], size: int, grid: int = GRID) -> dict[str, torch.Tensor] | None:
     """Targets of every sample (``sil_dt`` (N, G, G) float16, ``sil_edge`` (N, M, 2), ``sil_valid``
     (N,), and ``K_image`` (N, 3, 3): the sample's own camera mapped into the crop), or None when no
     sample has a mask. Samples without a usable mask or camera get ``sil_valid`` False."""
@@ -78,7 +78,7 @@ def silhouette_targets(samples: list[Sample], size: int) -> dict[str, torch.Tens
     if not any(paths):
         return None
     n = len(samples)
-    dt = torch.zeros(n, GRID, GRID, dtype=torch.float16)
+    dt = torch.zeros(n, grid, grid, dtype=torch.float16)
     edge = torch.zeros(n, EDGE_POINTS, 2)
     valid = torch.zeros(n, dtype=torch.bool)
     K = torch.eye(3).repeat(n, 1, 1)
@@ -90,7 +90,7 @@ def silhouette_targets(samples: list[Sample], size: int) -> dict[str, torch.Tens
             K[i] = torch.from_numpy(np.vstack([A, [0.0, 0.0, 1.0]]) @ s.K).float()
         with Image.open(p) as im:
             mask = np.asarray(im.convert("L"))
-        out = silhouette_target(mask, A, size)
+        out = silhouette_target(mask, A, size, grid)
         if out is not None:
             dt[i], edge[i], valid[i] = torch.from_numpy(out[0]).half(), torch.from_numpy(out[1]), True
     return {"sil_dt": dt, "sil_edge": edge, "sil_valid": valid, "K_image": K}

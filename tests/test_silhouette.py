@@ -1,0 +1,61 @@
+"""Silhouette targets and loss (data/silhouette.py): mask crops, GT mesh at the minimum, wiring."""
+
+import numpy as np
+import pytest
+import torch
+
+from neuralannot.data.silhouette import mask_path, silhouette_loss, silhouette_target, silhouette_targets
+
+
+def test_target_of_a_square_mask():
+    mask = np.zeros((100, 100), np.uint8)
+    mask[20:60, 30:70] = 255
+    A = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # identity crop of the top-left 112 px
+    dt, edge = silhouette_target(mask, A, 112, grid=112, points=32)
+    assert dt[40, 50] == 0 and dt[40, 10] == pytest.approx(20.0, abs=1.5)  # 20 px left of the square
+    # outline points lie on the square's border
+    on_x = (np.abs(edge[:, 0] - 30.5) < 1.5) | (np.abs(edge[:, 0] - 69.5) < 1.5)
+    on_y = (np.abs(edge[:, 1] - 20.5) < 1.5) | (np.abs(edge[:, 1] - 59.5) < 1.5)
+    assert (on_x | on_y).all()
+    assert silhouette_target(np.zeros((100, 100), np.uint8), A, 112) is None
+
+
+def test_loss_is_zero_only_when_points_fill_the_mask():
+    mask = np.zeros((64, 64), np.uint8)
+    mask[16:48, 16:48] = 255
+    A = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    dt, edge = silhouette_target(mask, A, 64, grid=64, points=64)
+    dt, edge = torch.from_numpy(dt)[None], torch.from_numpy(edge)[None]
+    ys, xs = np.mgrid[16:48, 16:48] + 0.5
+    inside = torch.tensor(np.stack([xs.ravel(), ys.ravel()], -1), dtype=torch.float32)[None]
+    fill = float(silhouette_loss(inside, dt, edge, 64))
+    shrunk = float(silhouette_loss(32 + 0.5 * (inside - 32), dt, edge, 64))  # covers a quarter
+    grown = float(silhouette_loss(32 + 1.5 * (inside - 32), dt, edge, 64))  # spills outside
+    assert fill < 0.01 and shrunk > 2 * fill + 0.02 and grown > 2 * fill + 0.02
+
+
+@pytest.mark.anny
+def test_gt_mesh_fits_its_mask_better_than_other_shapes(anny_body, tmp_path):
+    from neuralannot.annotators.neural import _spread_vertices
+    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.data.synthetic.generator import generate
+    from neuralannot.evaluation import gt_params
+    from neuralannot.geometry import project
+
+    data = tmp_path / "mocap"
+    generate("mocap", 6, data, seed=5, workers=1, shard_size=6, image_size=128, masks=True, progress=False)
+    samples, _ = load_samples(data, "body", needs_3d=True)
+    assert all(mask_path(s) is not None for s in samples)
+    t = silhouette_targets(samples, 112)
+    assert bool(t["sil_valid"].all())
+    ids = _spread_vertices(anny_body, 1024)
+    gt = {
+        k: torch.as_tensor(np.stack([gt_params(s.gt, anny_body)[k] for s in samples]))
+        for k in ("root_pose", "body_pose", "phenotype", "trans")
+    }
+    losses = {}
+    for name, dw in (("gt", 0.0), ("heavier", 0.4), ("lighter", -0.4)):
+        p = {**gt, "phenotype": (gt["phenotype"] + torch.tensor([0, 0, dw, dw, 0, 0])).clamp(0, 1)}
+        uv = project(anny_body(p, vertex_ids=ids).vertices, t["K_image"])
+        losses[name] = float(silhouette_loss(uv, t["sil_dt"], t["sil_edge"], 112).mean())
+    assert losses["gt"] < min(losses["heavier"], losses["lighter"]), losses
