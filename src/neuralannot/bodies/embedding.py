@@ -528,7 +528,7 @@ def load_vposer_checkpoint(path: str | Path) -> VPoserEmbedding:
     path = Path(path).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"VPoser checkpoint not found: {path}")
-    from neuralannot.io.checkpoint import CheckpointError, read_checkpoint
+    from neuralannot.utils.checkpoint import CheckpointError, read_checkpoint
 
     try:
         ckpt = read_checkpoint(path, what="VPoser checkpoint")
@@ -573,7 +573,7 @@ def save_embedding(emb: PoseEmbedding, path: str | Path, info: dict | None = Non
     and ``info`` (JSON; provenance such as data source, counts, seed, errors). Atomic."""
     from safetensors.torch import save
 
-    from neuralannot.io.atomic import atomic_write_bytes
+    from neuralannot.utils.atomic import atomic_write_bytes
 
     name = type(emb).__name__
     if name not in _TYPES:

@@ -90,7 +90,7 @@ from neuralannot.bodies.base import (
     as_rotvec,
 )
 from neuralannot.bodies.model_files import read_model_file, write_clean_npz
-from neuralannot.io.safe_pickle import UnsafePickleError
+from neuralannot.utils.safe_pickle import UnsafePickleError
 
 __all__ = [
     "FLAMEHead",

@@ -60,8 +60,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuralannot.io.atomic import atomic_write, atomic_write_json, atomic_write_text
 from neuralannot.io.sidecar import read_sidecar, sidecar_path, write_sidecar
+from neuralannot.utils.atomic import atomic_write, atomic_write_json, atomic_write_text
 
 __all__ = [
     "PseudoGT",

@@ -58,7 +58,7 @@ from neuralannot.data.synthetic.scene import (
     sample_framing,
 )
 from neuralannot.geometry import flip_rotvec
-from neuralannot.io.atomic import atomic_write, atomic_write_json
+from neuralannot.utils.atomic import atomic_write, atomic_write_json
 
 __all__ = ["GENERATOR_VERSION", "KINDS", "SynthError", "generate"]
 
