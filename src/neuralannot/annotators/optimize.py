@@ -74,6 +74,7 @@ from neuralannot.annotators.optimize_losses import BendingPrior, gmof, parse_sch
 from neuralannot.annotators.optimize_solvers import OPTIMIZERS, minimize
 from neuralannot.bodies.base import BodyModel, as_rotmat
 from neuralannot.bodies.joints import get_regressor, joint_sets_for
+from neuralannot.bodies.parts import PART_EXTENT  # the camera fallback when no two joints are visible
 from neuralannot.geometry import backproject, project, rigid_align
 
 log = logging.getLogger(__name__)
@@ -87,8 +88,6 @@ INIT_JOINTS = {
     "hand": ("wrist", "index1", "middle1", "ring1", "pinky1"),
 }
 SIDE_PAIR = {"body": ("left_shoulder", "right_shoulder"), "hand": ("index1", "pinky1")}
-#: Rough metric size of each part: only for the camera fallback when no two joints are visible.
-PART_EXTENT = {"body": 1.7, "hand": 0.2}
 #: Default ρ (meters) of the 3D Geman–McClure term per part (see the module docstring).
 RHO_3D = {"body": 0.5, "hand": 0.1}
 #: Default facing strategy per part (``orientations="auto"``).
@@ -697,8 +696,8 @@ def fit_dataset(
     """
     from tqdm import tqdm
 
-    from neuralannot.annotators.pipeline import MODEL_PART
     from neuralannot.bodies import load_body_model
+    from neuralannot.bodies.parts import MODEL_PART
     from neuralannot.data.sample import SampleError
 
     if method not in METHODS:

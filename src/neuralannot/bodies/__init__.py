@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from neuralannot.bodies.base import BodyModel, BodyModelError, BodyOutput, ModelFileError, ParamSpec
+from neuralannot.bodies.parts import MODEL_NAMES, MODEL_PARTS, PARTS
 
 __all__ = [
     "BodyModel",
@@ -20,8 +21,6 @@ __all__ = [
     "PARTS",
 ]
 
-PARTS = ("body", "hand", "lhand", "rhand", "face", "wholebody")
-MODEL_NAMES = ("anny", "smpl", "smplx", "mano", "flame")
 _SMPLX_DEFAULT_PART = {"smpl": "body", "smplx": "body", "mano": "hand", "flame": "face"}
 
 
@@ -65,12 +64,7 @@ def load_body_model(name_or_path: str | Path = "anny", part: str = "body", **kwa
         raise BodyModelError(
             f"unknown body model {name!r}: expected one of {MODEL_NAMES} or an existing model file/folder"
         )
-    allowed = {
-        "smpl": ("body",),
-        "smplx": ("body", "wholebody"),
-        "mano": ("hand", "rhand", "lhand"),
-        "flame": ("face",),
-    }[model_type]
+    allowed = MODEL_PARTS[model_type]
     if part not in allowed:
         raise BodyModelError(f"{model_type} provides part(s) {allowed}, not {part!r}")
     if model_type == "mano":

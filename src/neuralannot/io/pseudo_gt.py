@@ -60,6 +60,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from neuralannot.bodies.parts import HAND_PARTS, MODEL_NAMES, MODEL_PARTS
 from neuralannot.io.sidecar import read_sidecar, sidecar_path, write_sidecar
 from neuralannot.utils.atomic import atomic_write, atomic_write_json, atomic_write_text
 
@@ -76,7 +77,7 @@ __all__ = [
     "write_pseudo_gt",
 ]
 
-MODELS = ("anny", "smpl", "smplx", "mano", "flame")
+MODELS = MODEL_NAMES
 SIDES = ("right", "left")
 FORMAT = "neuralannot-pseudo-gt"
 FORMAT_VERSION = 1
@@ -106,14 +107,8 @@ _REQUIRED = {
     "flame": ("root_pose", "jaw_pose", "shape", "expr", "trans"),
     "anny": ("root_pose", "phenotype", "trans"),
 }
-_PARTS = {
-    "smpl": ("body",),
-    "smplx": ("body", "wholebody"),
-    "mano": ("hand", "lhand", "rhand"),
-    "flame": ("face",),
-    "anny": ("body", "wholebody", "hand", "lhand", "rhand", "face"),
-}
-_HAND_PARTS = ("hand", "lhand", "rhand")
+_PARTS = MODEL_PARTS
+_HAND_PARTS = HAND_PARTS
 _ANNY_KIND_PARTS = {"body_pose": ("body", "wholebody"), "hand_pose": _HAND_PARTS, "head_pose": ("face",)}
 _EYES = ("left_eye", "right_eye")
 _PART_RE = re.compile(r"^part-(\d{5,})\.jsonl$")

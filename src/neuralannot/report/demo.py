@@ -37,7 +37,7 @@ def build_demo_report(
 ) -> dict[str, Any]:
     """Synthesize ``n`` samples of ``kind`` in ``work``, write their perturbed-GT pseudo-GT and build
     the report in ``out`` (``kwargs`` go to :func:`~neuralannot.report.build_report`)."""
-    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.data.loading import load_samples
     from neuralannot.data.synthetic.generator import generate
     from neuralannot.io.pseudo_gt import write_pseudo_gt
     from neuralannot.report.build import build_report
