@@ -617,8 +617,8 @@ def _finite(v: Tensor) -> float | None:
 
 def _init_params(batch, init: Sequence, flips: list[bool], body: BodyModel) -> dict[str, Tensor]:
     """Stack the initial pseudo-GTs of a batch (left hands mirrored to the right-hand model)."""
-    from neuralannot.annotators.records import mirror_to_left
     from neuralannot.data.sample import SampleError
+    from neuralannot.io.records import mirror_to_left
 
     rows = []
     for s, r, flip in zip(batch, init, flips, strict=True):
@@ -630,25 +630,13 @@ def _init_params(batch, init: Sequence, flips: list[bool], body: BodyModel) -> d
 
 
 def _records(batch, res: FitResult, body: BodyModel, method: str, flips: list[bool], opt: FitOptions):
-    from neuralannot.annotators.records import (
-        HAND_SIDE,
-        error_quality,
-        mark_unmeasured,
-        mirror_to_left,
-        model_key,
-        sample_camera,
-    )
-    from neuralannot.io.pseudo_gt import PseudoGT
+    from neuralannot.io.records import build_record, sample_camera
 
     params = {k: v.cpu().numpy().astype(np.float32) for k, v in res.params.items()}
     out = []
     for b, s in enumerate(batch):
-        p = {k: v[b] for k, v in params.items()}
-        if flips[b]:  # fitted as a mirrored right hand: mirror back to the left hand
-            p = mirror_to_left(p, body)
         n_valid = int(s.valid_3d.sum() if method == "3d" else s.valid_2d.sum())
         e = float(res.joint_err[b]) * (1000.0 if method == "3d" else 1.0)
-        quality = error_quality(e, method == "3d", s.bbox)
         if method == "3d":
             cam = sample_camera(s)
         else:
@@ -656,16 +644,19 @@ def _records(batch, res: FitResult, body: BodyModel, method: str, flips: list[bo
             cam = {"focal": [float(K[0, 0]), float(K[1, 1])], "princpt": [float(K[0, 2]), float(K[1, 2])]}
             cam = cam if bool(torch.isfinite(K).all()) else None
         loss = float(res.loss[b])
-        quality.update(method=f"smplifyx-{method}", optimizer=opt.optimizer, num_valid_joints=n_valid,
-                       final_loss=loss if math.isfinite(loss) else None)  # fmt: skip
+        quality = {"method": f"smplifyx-{method}", "optimizer": opt.optimizer, "num_valid_joints": n_valid,
+                   "final_loss": loss if math.isfinite(loss) else None}  # fmt: skip
         if "data0" in res.info:  # refined from an initial pseudo-GT (hybrid): the terms compared
             quality["refine"] = {k: _finite(res.info[k][b]) for k in ("data0", "data", "prior0", "prior")}
         if bool(res.diverged[b]):
             quality["flags"] = ["diverged"]
+        unmeasured = None
         if n_valid == 0 or not math.isfinite(e):
-            mark_unmeasured(quality, "no_valid_joints" if n_valid == 0 else "nonfinite_error")
-        part = s.part if body.part == "hand" else "body"
-        out.append(PseudoGT(s.id, model_key(body), part, p, cam, quality, HAND_SIDE.get(s.part)))
+            unmeasured = "no_valid_joints" if n_valid == 0 else "nonfinite_error"
+        # fitted as a mirrored right hand: mirrored back to the left hand
+        out.append(build_record(s, body, {k: v[b] for k, v in params.items()}, flip=flips[b], err=e,
+                                three_d=method == "3d", camera=cam, quality=quality, unmeasured=unmeasured,
+                                part="body"))  # fmt: skip
     return out
 
 
