@@ -1,10 +1,13 @@
 """Body models behind one interface: Anny (embedded default) and the SMPL family (user files).
 
-``load_body_model(name_or_path, part=...)`` is the single entry point.
+``load_body_model(name_or_path, part=...)`` builds a model; ``get_body_model(name, part)`` is the one
+process-wide cache of them (shared and read-only) used by evaluation, the report, the comparison and
+the synthetic-data generator.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from neuralannot.bodies.base import BodyModel, BodyModelError, BodyOutput, ModelFileError, ParamSpec
@@ -16,6 +19,7 @@ __all__ = [
     "BodyOutput",
     "ModelFileError",
     "ParamSpec",
+    "get_body_model",
     "load_body_model",
     "MODEL_NAMES",
     "PARTS",
@@ -70,3 +74,13 @@ def load_body_model(name_or_path: str | Path = "anny", part: str = "body", **kwa
     if model_type == "mano":
         kwargs.setdefault("side", "left" if part == "lhand" else "right")
     return load_smplx_family(model_type, path, **kwargs)
+
+
+@functools.cache
+def get_body_model(name: str = "anny", part: str = "body") -> BodyModel:
+    """The body model ``(name, part)`` built once per process by :func:`load_body_model` (eval mode).
+
+    Shared and read-only: every caller gets the same object, so never move, cast, train or modify it
+    (its parameters, buffers or attributes); build a private one with :func:`load_body_model` for that.
+    """
+    return load_body_model(name, part=part).eval()

@@ -155,14 +155,14 @@ class ShardMaker:
     """Per-process state (models, paints, background pool, renderer) that writes whole shards."""
 
     def __init__(self, kind: str, seed: int, image_size: int = 256, masks: bool = True, batch_size: int = 64):
-        from neuralannot.bodies import load_body_model
+        from neuralannot.bodies import get_body_model
         from neuralannot.data.synthetic.appearance import BackgroundPool, BodyPaint
         from neuralannot.render import MeshRenderer
 
         self.spec, self.seed, self.size, self.masks = KINDS[kind], int(seed), int(image_size), bool(masks)
         self.batch_size = int(batch_size)
         parts = ["hand", "lhand"] if self.spec.model_part == "hand" else [self.spec.model_part]
-        self.models = {p: load_body_model("anny", part=p).eval() for p in parts}
+        self.models = {p: get_body_model("anny", p) for p in parts}  # shared, read-only
         self.paints = {p: BodyPaint(m) for p, m in self.models.items()}
         self.faces = {p: m.faces.numpy().astype(np.int32) for p, m in self.models.items()}
         self.pool = BackgroundPool(self.seed, style=self.spec.style, size=max(320, self.size + 32))
