@@ -21,7 +21,6 @@ from neuralannot.io.pseudo_gt import read_pseudo_gt
 pytestmark = pytest.mark.anny
 
 
-
 @pytest.fixture(scope="module")
 def mocap_set(tmp_path_factory):
     from neuralannot.data.synthetic.generator import generate
