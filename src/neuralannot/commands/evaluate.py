@@ -35,7 +35,7 @@ def eval_cmd(
     allow_outside_root: bool = OUTSIDE,
 ) -> None:
     """MPJPE / PA-MPJPE (3D joints), reprojection px (2D joints), MPVPE / PA-MPVPE (GT meshes)."""
-    from neuralannot.data.loading import load_samples
+    from neuralannot.annotators.pipeline import load_samples
     from neuralannot.evaluation import KEYS, evaluate
     from neuralannot.io.pseudo_gt import read_pseudo_gt
 
