@@ -45,8 +45,9 @@ def load_library(path: Path) -> tuple[torch.Tensor, dict]:
 
 
 def build_body(args, command: str) -> dict:
-    from neuralannot.bodies.embedding import save_embedding, train_body_vae
+    from neuralannot.bodies.embedding import save_embedding
     from neuralannot.data.synthetic.poses import mirror_body_pose
+    from neuralannot.training.embedding_vae import train_body_vae
 
     poses, lib_meta = load_library(Path(args.library))
     flip_name = "neuralannot.data.synthetic.poses.mirror_body_pose"

@@ -1,7 +1,23 @@
-"""Shared fixtures: Anny models are built once per test session (~1–2 s each from the cache)."""
+"""Shared fixtures: Anny models are built once per test session (~1–2 s each from the cache), and the
+one tiny training config of the network tests (``from conftest import TINY``; also used by
+``ddp_worker.py``)."""
 
 import pytest
 import torch
+
+#: The tiny network every training test uses: ResNet-18 without weights on 64-px crops, one hidden
+#: layer of 32, a checkpoint every epoch. Override keys with ``dict(TINY, epochs=1)``; do not mutate.
+TINY = dict(
+    backbone="resnet18",
+    backbone_weights="none",
+    input_size=64,
+    batch_size=8,
+    epochs=2,
+    head_hidden=[32],
+    checkpoint_every=1,
+    lr=1e-3,
+    plateau_period=1,
+)
 
 
 @pytest.fixture(scope="session")

@@ -352,7 +352,7 @@ def test_detect_format_by_keys_and_errors(tmp_path):
 
 
 def test_pipeline_load_samples_reads_official_layouts():
-    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.data.loading import load_samples
 
     samples, _ = load_samples(OFFICIAL / "h36m", needs_3d=True)
     assert len(samples) == 4 and samples[0].joint_set == "h36m17"

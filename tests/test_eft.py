@@ -4,11 +4,12 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.eft import eft_records
 from neuralannot.annotators.pipeline import build_annotator, load_samples
 from neuralannot.annotators.training import train
-from test_neural import TINY, mocap_set  # noqa: F401  (module-scoped synthetic set fixture)
+from test_neural import mocap_set  # noqa: F401  (module-scoped synthetic set fixture)
 
 pytestmark = pytest.mark.anny
 

@@ -17,9 +17,9 @@ from neuralannot.bodies.embedding import (
     load_embedding,
     load_vposer_checkpoint,
     save_embedding,
-    train_body_vae,
 )
 from neuralannot.geometry.rotations import rotvec_to_rotmat
+from neuralannot.training.embedding_vae import train_body_vae
 
 #: Median over library poses of the per-pose mean joint error of decode(encode(x)); the shipped VAE
 #: measures 1.9° on every 6th library pose (held-out val poses: 3.3°), asserted with margin.

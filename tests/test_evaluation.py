@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from neuralannot.annotators.pipeline import load_samples
+from neuralannot.data.loading import load_samples
 from neuralannot.evaluation import ModelCache, evaluate
 from neuralannot.io.pseudo_gt import PseudoGT
 

@@ -93,7 +93,7 @@ def test_npz_and_json_round_trip(tmp_path):
 
 
 def test_humandata_with_dataset_adds_boxes_and_keypoints(tmp_path):
-    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.data.loading import load_samples
 
     samples, _ = load_samples(H36M)
     recs = [PseudoGT(s.id, "smpl", "body", smpl_family_records()[1].params, CAM) for s in samples[:3]]

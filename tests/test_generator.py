@@ -10,7 +10,7 @@ import torch
 
 from neuralannot.bodies.joint_names import num_joints
 from neuralannot.data.adapters.folder import DatasetFormatError, load_dataset
-from neuralannot.data.synthetic import generator
+from neuralannot.data.synthetic import generator, shard_maker
 from neuralannot.data.synthetic.generator import SynthError, generate
 from neuralannot.data.synthetic.scene import KINDS
 
@@ -133,7 +133,7 @@ def test_resume_regenerates_incomplete_shard(datasets, tmp_path):
 def test_crash_leaves_no_partial_shard(datasets, tmp_path, monkeypatch):
     """A failure while writing shard 1 leaves shard 0 complete and shard 1 invisible; a rerun finishes."""
     out = tmp_path / "crash"
-    real, calls = generator._sample_line, []
+    real, calls = shard_maker._sample_line, []
 
     def failing(raw):
         calls.append(1)
@@ -141,7 +141,7 @@ def test_crash_leaves_no_partial_shard(datasets, tmp_path, monkeypatch):
             raise RuntimeError("simulated kill")
         return real(raw)
 
-    monkeypatch.setattr(generator, "_sample_line", failing)
+    monkeypatch.setattr(shard_maker, "_sample_line", failing)
     with pytest.raises(RuntimeError, match="simulated kill"):
         generate("wild", N, out, seed=5, shard_size=SHARD, progress=False)
     names = sorted(p.name for p in out.iterdir())
@@ -150,7 +150,7 @@ def test_crash_leaves_no_partial_shard(datasets, tmp_path, monkeypatch):
     assert not json.loads((out / "meta.json").read_text())["complete"]
     with pytest.raises(DatasetFormatError, match="re-run the same synth command"):  # not a smaller set
         list(load_dataset(out))
-    monkeypatch.setattr(generator, "_sample_line", real)
+    monkeypatch.setattr(shard_maker, "_sample_line", real)
     generate("wild", N, out, seed=5, shard_size=SHARD, progress=False)
     assert files(out) == files(datasets["wild"][0])
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import TINY
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import build_annotator, load_samples, run_annotate
 from neuralannot.annotators.predict import predict
@@ -18,18 +19,6 @@ from neuralannot.geometry import project
 from neuralannot.io.pseudo_gt import read_pseudo_gt
 
 pytestmark = pytest.mark.anny
-
-TINY = dict(
-    backbone="resnet18",
-    backbone_weights="none",
-    input_size=64,
-    batch_size=8,
-    epochs=2,
-    head_hidden=[32],
-    checkpoint_every=1,
-    lr=1e-3,
-    plateau_period=1,
-)
 
 
 @pytest.fixture(scope="module")

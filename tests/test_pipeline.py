@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from neuralannot.annotators.pipeline import load_samples
 from neuralannot.data import DatasetFormatError, SampleError
+from neuralannot.data.loading import load_samples
 
 REAL = Path(__file__).parent / "data" / "real"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="tests/data/real is absent")

@@ -264,8 +264,8 @@ def test_predict_skip_bad_annotates_all_the_rest(synth, trained, tmp_path):
 
 
 def test_unreadable_images_are_dropped_and_counted(synth, tmp_path):
-    from neuralannot.annotators.pipeline import load_samples
     from neuralannot.data.crops import drop_unreadable_images
+    from neuralannot.data.loading import load_samples
 
     d = tmp_path / "d"
     shutil.copytree(synth / "mocap", d)

@@ -36,7 +36,7 @@ def links(index: Path) -> _Links:
 
 
 def _synth(root: Path, kind: str, n: int, seed: int = 5):
-    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.data.loading import load_samples
     from neuralannot.data.synthetic.generator import generate
     from neuralannot.io.pseudo_gt import write_pseudo_gt
     from neuralannot.report.demo import perturbed_gt_records

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import TINY
 from neuralannot.annotators.state import samples_digest, weights_digest
 from neuralannot.data import load_dataset
 
 REAL = Path(__file__).parent / "data" / "real"
-TINY = dict(backbone="resnet18", backbone_weights="none", input_size=64, batch_size=8, epochs=1,
-            head_hidden=[32], checkpoint_every=1, lr=1e-3, plateau_period=1)  # fmt: skip
+TINY1 = dict(TINY, epochs=1)  # one epoch
 
 
 @pytest.mark.skipif(not REAL.is_dir(), reason="tests/data/real is absent")
@@ -79,7 +79,7 @@ def test_annotate_on_other_samples_with_the_same_ids_is_not_stale(two_sets, tmp_
     from neuralannot.annotators.pipeline import run_annotate
 
     first, second = two_sets
-    cfg = AnnotatorConfig(mode="mocap", inputs="joints", **TINY)
+    cfg = AnnotatorConfig(mode="mocap", inputs="joints", **TINY1)
     work = tmp_path / "work"
     run_annotate(first, tmp_path / "a.json", cfg, work, progress=False)
     s = run_annotate(second, tmp_path / "b.json", cfg, work, progress=False)
@@ -104,7 +104,7 @@ def test_predict_with_another_checkpoint_is_not_stale(two_sets, tmp_path):
 
     first, _ = two_sets
     samples, _ = load_samples(first, "body", needs_3d=True)
-    cfg = AnnotatorConfig(mode="mocap", inputs="joints", **TINY)
+    cfg = AnnotatorConfig(mode="mocap", inputs="joints", **TINY1)
     early = build_annotator(cfg, samples[0].joint_set)
     full = build_annotator(cfg, samples[0].joint_set)
     train(early, samples[:8], tmp_path / "early", progress=False)  # same config, another checkpoint

@@ -5,6 +5,7 @@ import pytest
 import roma
 import torch
 
+from conftest import TINY
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import build_annotator, load_samples
 from neuralannot.annotators.two_stage import (
@@ -14,7 +15,7 @@ from neuralannot.annotators.two_stage import (
     train_and_annotate,
 )
 from neuralannot.io.pseudo_gt import PseudoGT
-from test_neural import TINY, mocap_set  # noqa: F401  (module-scoped synthetic set fixture)
+from test_neural import mocap_set  # noqa: F401  (module-scoped synthetic set fixture)
 
 pytestmark = pytest.mark.anny
 

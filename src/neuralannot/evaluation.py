@@ -25,8 +25,9 @@ import numpy as np
 import torch
 
 from neuralannot import metrics
-from neuralannot.bodies import load_body_model
+from neuralannot.bodies import get_body_model
 from neuralannot.bodies.joint_names import root_indices
+from neuralannot.bodies.parts import record_model_part
 from neuralannot.data.sample import Sample
 from neuralannot.geometry import intrinsics_matrix, project
 from neuralannot.io.pseudo_gt import PseudoGT, to_body_params
@@ -36,22 +37,13 @@ DECOMPOSED = ("mpvpe_pose_only_mm", "mpvpe_shape_only_mm", "shape_mae")
 
 
 class ModelCache:
-    """Body models by (name, part), built once."""
-
-    def __init__(self):
-        self._models: dict[tuple[str, str], object] = {}
+    """Kept for callers that pass a cache: a view of the shared :func:`~neuralannot.bodies.get_body_model`."""
 
     def get(self, name: str, part: str):
-        key = (name, part)
-        if key not in self._models:
-            self._models[key] = load_body_model(name, part=part)
-        return self._models[key]
+        return get_body_model(name, part)
 
 
-def _model_part(part: str, side: str | None = None) -> str:
-    if part in ("hand", "rhand", "lhand"):
-        return "lhand" if (side == "left" or part == "lhand") else "hand"
-    return part
+_model_part = record_model_part  # the record → model-part rule, shared with the report
 
 
 def gt_params(gt: Mapping, model) -> dict[str, np.ndarray]:

@@ -45,7 +45,7 @@ def eft_records(
 
     ``lr``: Adam learning rate of the fine-tuning.
     """
-    from neuralannot.annotators.predict import _records
+    from neuralannot.annotators.predict import neural_records
 
     dev = torch.device(device)
     model.to(dev).eval()
@@ -74,7 +74,7 @@ def eft_records(
             if model.cfg.mode == "mocap":
                 gt = batch["joints_3d"]
                 pred["trans"] = _lsq_translation(kp, gt[..., :3], gt[..., 3] > 0)
-            rec = _records(model, batch, pred, kp, samples)[0]
+            rec = neural_records(model, batch, pred, kp, samples)[0]
         rec.quality.update(method=f"eft-{model.cfg.mode}", eft_iterations=iterations)
         out.append(rec)
     model.load_state_dict(trained)

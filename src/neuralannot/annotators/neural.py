@@ -27,13 +27,12 @@ from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.bodies.base import BodyModel
 from neuralannot.bodies.joint_names import root_indices
 from neuralannot.bodies.joints import get_regressor
+from neuralannot.bodies.parts import PART_EXTENT  # sets the initial camera distance and translation scale
 from neuralannot.bodies.swing_ik import SwingSolver
 from neuralannot.geometry import project, rot6d_to_rotmat, rotmat_to_rotvec
 from neuralannot.geometry.rotations import twist_angle
 from neuralannot.models.heads import HeadEntry, HeadLayout, HeatmapEncoder, JointEncoder, ParamHead
 
-#: Rough metric extent of each part: sets the initial camera distance and translation scale.
-PART_EXTENT = {"body": 1.7, "wholebody": 1.7, "hand": 0.2, "lhand": 0.2, "rhand": 0.2, "face": 0.25}
 #: Parameter group replaced by the pose embedding, and the shipped embedding, per body-model part.
 EMBEDDED_GROUP = {
     "body": ("body_pose", "anny-body-vae"),

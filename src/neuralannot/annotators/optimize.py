@@ -62,7 +62,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -70,308 +70,35 @@ import roma
 import torch
 from torch import Tensor
 
-from neuralannot.annotators.optimize_losses import BendingPrior, gmof, parse_schedule, shape_prior
-from neuralannot.annotators.optimize_solvers import OPTIMIZERS, minimize
-from neuralannot.bodies.base import BodyModel, as_rotmat
-from neuralannot.bodies.joints import get_regressor, joint_sets_for
+from neuralannot.annotators.optimize_losses import gmof, parse_schedule
+from neuralannot.annotators.optimize_problem import (
+    INIT_JOINTS,
+    METHODS,
+    ORIENTATIONS,
+    RHO_3D,
+    SIDE_PAIR,
+    AnnyKeypoints,
+    FitOptions,
+    FitResult,
+    _guard,
+    _inputs,
+    _joint_names,
+    _model_joint_set,
+    _names_mask,
+    _Problem,
+    resolve_embedding,
+)
+from neuralannot.annotators.optimize_solvers import minimize
+from neuralannot.bodies.base import BodyModel
+from neuralannot.bodies.parts import PART_EXTENT  # the camera fallback when no two joints are visible
 from neuralannot.geometry import backproject, project, rigid_align
 
 log = logging.getLogger(__name__)
 
-__all__ = ["FitOptions", "FitResult", "METHODS", "fit_dataset", "smplifyx_2d", "smplifyx_3d"]
-
-METHODS = {"2d": "2d", "wild": "2d", "3d": "3d", "mocap": "3d"}
-#: Joints of the camera / rigid initialisation and of the side-view test, per model part.
-INIT_JOINTS = {
-    "body": ("left_hip", "right_hip", "left_shoulder", "right_shoulder"),
-    "hand": ("wrist", "index1", "middle1", "ring1", "pinky1"),
-}
-SIDE_PAIR = {"body": ("left_shoulder", "right_shoulder"), "hand": ("index1", "pinky1")}
-#: Rough metric size of each part: only for the camera fallback when no two joints are visible.
-PART_EXTENT = {"body": 1.7, "hand": 0.2}
-#: Default ρ (meters) of the 3D Geman–McClure term per part (see the module docstring).
-RHO_3D = {"body": 0.5, "hand": 0.1}
-#: Default facing strategy per part (``orientations="auto"``).
-ORIENTATIONS = {"body": "side", "hand": "always"}
-
-
-@dataclass
-class FitOptions:
-    """Settings of both variants (defaults: SMPLify-X's, few iterations for CPU).
-
-    ``schedule``: see :func:`~.optimize_losses.parse_schedule`. ``iterations``: per stage (L-BFGS
-    iterations or Adam steps); ``camera_iterations`` (default = ``iterations``) for the 2D camera
-    stage. ``orientations``: ``side`` (SMPLify-X: fit both facings for side views), ``always``,
-    ``never`` (keep the facing with the lower camera-stage loss) or ``auto`` (body ``side``, hand
-    ``always``: a palm and a back of the hand are mirror images in 2D). ``rho_m``: ρ of the 3D
-    term (default per part, :data:`RHO_3D`).
-    """
-
-    optimizer: str = "lbfgs"
-    iterations: int = 30
-    camera_iterations: int | None = None
-    schedule: Any = None
-    lr: float | None = None
-    history: int = 20
-    rho_px: float = 100.0
-    data_scale_px: float = 1000.0
-    focal: float = 5000.0
-    depth_weight: float = 100.0
-    orientations: str = "auto"
-    side_view_px: float = 25.0
-    rho_m: float | None = None
-    data_weight_3d: float = 1e6
-
-    def __post_init__(self) -> None:
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        if self.orientations not in ("auto", "side", "always", "never"):
-            raise ValueError(f"orientations must be auto | side | always | never, got {self.orientations!r}")
-        if self.iterations < 0:
-            raise ValueError(f"iterations must be >= 0, got {self.iterations}")
-
-
-@dataclass
-class FitResult:
-    """Batched fit: ``params`` axis-angle tensors (B, ...), ``keypoints`` (B, J, 3) camera frame,
-    ``loss`` (B,) final-stage loss (NaN when diverged from the start), ``joint_err`` (B,) mean error
-    over the valid joints (2D: pixels; 3D: meters; NaN without valid joints), ``diverged`` (B,),
-    ``K`` (B, 3, 3) the camera used (2D only), ``evals`` objective evaluations."""
-
-    params: dict[str, Tensor]
-    keypoints: Tensor
-    loss: Tensor
-    joint_err: Tensor
-    diverged: Tensor
-    K: Tensor | None = None
-    evals: int = 0
-    info: dict = field(default_factory=dict)
-
-
-# ------------------------------------------------------------------------------------------------
-# keypoints without skinning (Anny)
-# ------------------------------------------------------------------------------------------------
-class AnnyKeypoints:
-    """``regressor(model(params, vertex_ids=regressor.vertex_ids))`` for an Anny model, computed
-    without skinning any vertex: linear blend skinning is linear in the rest vertices, which are
-    linear in the blendshape coefficients, so each keypoint's vertex part collapses to per-bone
-    moments precomputed once (exact up to float rounding; ~10× fewer operations for ``coco17``)."""
-
-    def __init__(self, body: BodyModel, reg):
-        a, self.body, self.reg = body.anny, body, reg
-        vid = reg.vertex_ids
-        self.bones = None
-        if vid.numel():
-            W = reg.vertex_weights.double()
-            bw, bi = a.vertex_bone_weights[vid].double(), a.vertex_bone_indices[vid]
-            bones = torch.unique(bi[bw > 0])
-            pos = torch.searchsorted(bones, bi).clamp(max=len(bones) - 1)
-            Wsb = torch.zeros(len(vid), len(bones), dtype=torch.float64, device=W.device).scatter_add_(
-                1, pos, bw
-            )
-            M = W[:, :, None] * Wsb[None]  # (K, S, nb)
-            f32 = dict(dtype=body.dtype)
-            self.bones = bones
-            self.C = M.sum(1).to(**f32)
-            self.P0 = torch.einsum("ksn,sd->knd", M, a.template_vertices[vid].double()).to(**f32)
-            self.Pc = torch.einsum("ksn,csd->cknd", M, a.blendshapes[:, vid].double()).to(**f32)
-            self.rowsum = W.sum(1).to(**f32)
-
-    def __call__(self, params: dict[str, Tensor]) -> Tensor:
-        body = self.body
-        params, B = body.complete_params(params)
-        coeffs = body._blendshape_coeffs(params, B)
-        delta = body._delta_transforms(params, B)
-        transforms, bone_poses = body.anny.get_bone_transforms(delta, body._rest_bone_poses(coeffs))
-        G = as_rotmat(params["root_pose"], (3,)) @ body.frame
-        t = params["trans"][:, None]
-        out = 0.0
-        if self.bones is not None:
-            A = transforms[:, self.bones]
-            P = self.P0 + torch.einsum("bc,cknd->bknd", coeffs, self.Pc)
-            local = torch.einsum("bnij,bknj->bki", A[..., :3, :3], P)
-            local = local + torch.einsum("kn,bni->bki", self.C, A[..., :3, 3])
-            out = local @ G.transpose(-1, -2) + self.rowsum[:, None] * t
-        if self.reg.joint_weights is not None:
-            heads = bone_poses[..., :3, 3] @ G.transpose(-1, -2) + t
-            out = out + torch.einsum("kj,bjd->bkd", self.reg.joint_weights, heads)
-        return out
-
-
-# ------------------------------------------------------------------------------------------------
-# the parameter vector of one sample
-# ------------------------------------------------------------------------------------------------
-def resolve_embedding(body: BodyModel, embedding: Any = "default"):
-    """``"default"`` → the shipped Anny embedding of the part (MANO: its PCA; SMPL/SMPL-X: none),
-    ``None`` → none (axis-angle pose), a name/path → :func:`load_embedding` (``.ckpt``/``.pt``: VPoser
-    v2), or a :class:`~neuralannot.bodies.embedding.PoseEmbedding` as is."""
-    from neuralannot.bodies.embedding import MANOPCA, PoseEmbedding, load_embedding, load_vposer_checkpoint
-
-    if embedding is None or isinstance(embedding, PoseEmbedding):
-        return embedding
-    if embedding == "default":
-        if body.name == "anny":
-            return load_embedding("anny-body-vae")
-        if body.name == "anny-hand":
-            return load_embedding("anny-hand-pca")
-        if hasattr(body, "hand_components"):
-            return MANOPCA.from_model(body)
-        return None
-    if str(embedding).endswith((".ckpt", ".pt", ".pth")):
-        return load_vposer_checkpoint(embedding)
-    return load_embedding(embedding)
-
-
-class _Problem:
-    """Packs one sample's unknowns into a vector ``[root (3) | pose | shape | trans (3)]`` and
-    evaluates keypoints and priors for a batch of such vectors."""
-
-    def __init__(self, body: BodyModel, joint_set: str, embedding=None):
-        specs = body.param_specs
-        self.pose_group = next((g for g in ("body_pose", "hand_pose") if g in specs), None)
-        if self.pose_group is None:
-            raise ValueError(
-                f"SMPLify-X fitting supports body and hand models, not {body.name} ({body.part})"
-            )
-        # SMPL-X / whole-body Anny: the body alone (hands, face at their defaults, as SMPLify-X's
-        # use_hands=False, use_face=False)
-        self.body, self.part = body, "hand" if self.pose_group == "hand_pose" else "body"
-        self.shape_group = "phenotype" if "phenotype" in specs else "shape"
-        self.anny = self.shape_group == "phenotype"
-        self.pose_shape = specs[self.pose_group].shape
-        self.embedding = embedding
-        if embedding is not None:
-            ej = embedding.pose_shape
-            if len(ej) != 2 or ej[1] != 3 or ej[0] > self.pose_shape[0]:
-                raise ValueError(
-                    f"embedding of poses {ej} does not fit {body.name}.{self.pose_group} {self.pose_shape}"
-                )
-            embedding.to(body.device)
-        n_pose = embedding.latent_dim if embedding is not None else math.prod(self.pose_shape)
-        sizes = [("root", 3), ("pose", n_pose), ("shape", specs[self.shape_group].numel), ("trans", 3)]
-        start, self.sl = 0, {}
-        for name, n in sizes:
-            self.sl[name] = slice(start, start + n)
-            start += n
-        self.dim = start
-        self.reg = get_regressor(body, joint_set)
-        self.fast = AnnyKeypoints(body, self.reg) if body.name.startswith("anny") else None
-        self.bending = BendingPrior.for_model(body) if self.pose_group == "body_pose" else None
-
-    def zeros(self, B: int) -> Tensor:
-        """Neutral vectors: zero rotations / latent, mean shape (phenotype 0.5), zero translation."""
-        return torch.zeros(B, self.dim, dtype=self.body.dtype, device=self.body.device)
-
-    def unpack(self, x: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-        """→ body params (pose as matrices), pose prior (B,) (``|z|²`` or ``|θ|²``), shape values."""
-        B = x.shape[0]
-        s = x[:, self.sl["shape"]]
-        shape = torch.sigmoid(s) if self.anny else s
-        p = x[:, self.sl["pose"]]
-        if self.embedding is not None:
-            rot = self.embedding.decode(p)
-            missing = self.pose_shape[0] - rot.shape[1]
-            if missing:  # e.g. VPoser (21 joints) on SMPL (23): SMPLify-X leaves the hands at rest
-                eye = torch.eye(3, dtype=rot.dtype, device=rot.device).expand(B, missing, 3, 3)
-                rot = torch.cat([rot, eye], 1)
-            prior = self.embedding.prior_loss(p)
-        else:
-            rot = roma.rotvec_to_rotmat(p.reshape(B, *self.pose_shape))
-            prior = p.square().sum(-1)
-        params = {"root_pose": x[:, self.sl["root"]], self.pose_group: rot, self.shape_group: shape,
-                  "trans": x[:, self.sl["trans"]]}  # fmt: skip
-        return params, prior, shape
-
-    def pack(self, params: dict[str, Tensor]) -> Tensor:
-        """Axis-angle body params (a pseudo-GT's) → vectors ``x`` (inverse of :meth:`unpack`; an
-        embedded pose goes through the encoder, so it is the nearest pose the embedding can express)."""
-        root = torch.as_tensor(params["root_pose"], dtype=self.body.dtype, device=self.body.device)
-        B = root.reshape(-1, 3).shape[0]
-
-        def get(name: str, shape) -> Tensor:
-            v = torch.as_tensor(params[name], dtype=self.body.dtype, device=self.body.device)
-            return v.reshape(B, *shape)
-
-        x = self.zeros(B)
-        x[:, self.sl["root"]] = root.reshape(B, 3)
-        pose = get(self.pose_group, self.pose_shape)
-        if self.embedding is not None:
-            n = self.embedding.pose_shape[0]
-            x[:, self.sl["pose"]] = self.embedding.encode(pose[:, :n])
-        else:
-            x[:, self.sl["pose"]] = pose.reshape(B, -1)
-        shape = get(self.shape_group, (-1,))
-        x[:, self.sl["shape"]] = torch.logit(shape.clamp(1e-4, 1 - 1e-4)) if self.anny else shape
-        x[:, self.sl["trans"]] = get("trans", (3,))
-        return x
-
-    def terms(self, x: Tensor, data_term, src: Tensor) -> tuple[Tensor, Tensor]:
-        """Per row: the unweighted data term and the pose prior (``|z|²`` or ``|θ|²``), no grad."""
-        with torch.no_grad():
-            params, prior, _ = self.unpack(x)
-            return data_term(params, src), prior
-
-    def keypoints(self, params: dict[str, Tensor]) -> Tensor:
-        if self.fast is not None:
-            return self.fast(params)
-        return self.reg(self.body(params, return_vertices=self.reg.needs_vertices))
-
-    def priors(self, x: Tensor, stage) -> tuple[dict[str, Tensor], Tensor]:
-        """Body params and the prior part of a stage's loss (B,)."""
-        params, prior, shape = self.unpack(x)
-        loss = stage.pose**2 * prior + stage.shape**2 * shape_prior(shape, self.anny)
-        if self.bending is not None and stage.bending_weight > 0:
-            loss = loss + stage.bending_weight * self.bending(params[self.pose_group])
-        return params, loss
-
-    def axis_angle(self, x: Tensor) -> dict[str, Tensor]:
-        """Detached axis-angle parameters (the pseudo-GT layout)."""
-        with torch.no_grad():
-            params, _, _ = self.unpack(x)
-            params[self.pose_group] = roma.rotmat_to_rotvec(params[self.pose_group])
-        return {k: v.detach() for k, v in params.items()}
-
-
-def _guard(fn):
-    """Objective wrapper: rows with non-finite parameters are evaluated at 0 and report NaN."""
-
-    def wrapped(x: Tensor, rows: Tensor) -> Tensor:
-        bad = ~torch.isfinite(x).all(1)
-        if bool(bad.any()):
-            x = torch.where(bad[:, None], 0.0, x)
-            return torch.where(bad, float("nan"), fn(x, rows))
-        return fn(x, rows)
-
-    return wrapped
-
-
-def _names_mask(names: Sequence[str], wanted: Sequence[str], device) -> Tensor:
-    plain = [n.removeprefix("left_hand_").removeprefix("right_hand_") for n in names]
-    return torch.tensor([n in wanted for n in plain], device=device)
-
-
-def _model_joint_set(body: BodyModel, joint_set: str) -> str:
-    """A left-hand set on a right-hand model (left hands are mirrored to right ones)."""
-    if joint_set not in joint_sets_for(body) and joint_set == "lhand21":
-        return "rhand21"
-    return joint_set
-
-
-def _joint_names(body: BodyModel, joint_set: str) -> list[str]:
-    return list(get_regressor(body, joint_set).names)
-
-
-def _inputs(joints: Tensor, dims: int, body: BodyModel) -> tuple[Tensor, Tensor]:
-    """(B, J, dims + 1) → targets with missing joints zeroed, confidences in [0, 1]."""
-    joints = torch.as_tensor(joints, dtype=body.dtype, device=body.device)
-    conf = joints[..., dims].nan_to_num(0.0).clamp(0.0, 1.0)
-    coords = joints[..., :dims]
-    bad = (conf > 0) & ~torch.isfinite(coords).all(-1)
-    if bool(bad.any()):
-        rows = bad.any(-1).nonzero().flatten().tolist()
-        raise ValueError(f"joints marked valid have NaN/inf coordinates in batch rows {rows[:10]}")
-    return torch.where((conf > 0)[..., None], coords, 0.0), conf
-
+__all__ = [
+    "AnnyKeypoints", "FitOptions", "FitResult", "METHODS", "fit_dataset", "resolve_embedding", "smplifyx_2d",
+    "smplifyx_3d",
+]
 
 def _solve(fn, x, opt: FitOptions, iterations: int, active: Tensor | None = None):
     return minimize(_guard(fn), x, opt.optimizer, iterations, active, opt.lr, opt.history)
@@ -618,8 +345,8 @@ def _finite(v: Tensor) -> float | None:
 
 def _init_params(batch, init: Sequence, flips: list[bool], body: BodyModel) -> dict[str, Tensor]:
     """Stack the initial pseudo-GTs of a batch (left hands mirrored to the right-hand model)."""
-    from neuralannot.annotators.records import mirror_to_left
     from neuralannot.data.sample import SampleError
+    from neuralannot.io.records import mirror_to_left
 
     rows = []
     for s, r, flip in zip(batch, init, flips, strict=True):
@@ -631,25 +358,13 @@ def _init_params(batch, init: Sequence, flips: list[bool], body: BodyModel) -> d
 
 
 def _records(batch, res: FitResult, body: BodyModel, method: str, flips: list[bool], opt: FitOptions):
-    from neuralannot.annotators.records import (
-        HAND_SIDE,
-        error_quality,
-        mark_unmeasured,
-        mirror_to_left,
-        model_key,
-        sample_camera,
-    )
-    from neuralannot.io.pseudo_gt import PseudoGT
+    from neuralannot.io.records import build_record, sample_camera
 
     params = {k: v.cpu().numpy().astype(np.float32) for k, v in res.params.items()}
     out = []
     for b, s in enumerate(batch):
-        p = {k: v[b] for k, v in params.items()}
-        if flips[b]:  # fitted as a mirrored right hand: mirror back to the left hand
-            p = mirror_to_left(p, body)
         n_valid = int(s.valid_3d.sum() if method == "3d" else s.valid_2d.sum())
         e = float(res.joint_err[b]) * (1000.0 if method == "3d" else 1.0)
-        quality = error_quality(e, method == "3d", s.bbox)
         if method == "3d":
             cam = sample_camera(s)
         else:
@@ -657,16 +372,19 @@ def _records(batch, res: FitResult, body: BodyModel, method: str, flips: list[bo
             cam = {"focal": [float(K[0, 0]), float(K[1, 1])], "princpt": [float(K[0, 2]), float(K[1, 2])]}
             cam = cam if bool(torch.isfinite(K).all()) else None
         loss = float(res.loss[b])
-        quality.update(method=f"smplifyx-{method}", optimizer=opt.optimizer, num_valid_joints=n_valid,
-                       final_loss=loss if math.isfinite(loss) else None)  # fmt: skip
+        quality = {"method": f"smplifyx-{method}", "optimizer": opt.optimizer, "num_valid_joints": n_valid,
+                   "final_loss": loss if math.isfinite(loss) else None}  # fmt: skip
         if "data0" in res.info:  # refined from an initial pseudo-GT (hybrid): the terms compared
             quality["refine"] = {k: _finite(res.info[k][b]) for k in ("data0", "data", "prior0", "prior")}
         if bool(res.diverged[b]):
             quality["flags"] = ["diverged"]
+        unmeasured = None
         if n_valid == 0 or not math.isfinite(e):
-            mark_unmeasured(quality, "no_valid_joints" if n_valid == 0 else "nonfinite_error")
-        part = s.part if body.part == "hand" else "body"
-        out.append(PseudoGT(s.id, model_key(body), part, p, cam, quality, HAND_SIDE.get(s.part)))
+            unmeasured = "no_valid_joints" if n_valid == 0 else "nonfinite_error"
+        # fitted as a mirrored right hand: mirrored back to the left hand
+        out.append(build_record(s, body, {k: v[b] for k, v in params.items()}, flip=flips[b], err=e,
+                                three_d=method == "3d", camera=cam, quality=quality, unmeasured=unmeasured,
+                                part="body"))  # fmt: skip
     return out
 
 
@@ -697,8 +415,8 @@ def fit_dataset(
     """
     from tqdm import tqdm
 
-    from neuralannot.annotators.pipeline import MODEL_PART
     from neuralannot.bodies import load_body_model
+    from neuralannot.bodies.parts import MODEL_PART
     from neuralannot.data.sample import SampleError
 
     if method not in METHODS:

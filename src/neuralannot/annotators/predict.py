@@ -28,14 +28,6 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from neuralannot.annotators.neural import NeuralAnnotator, _lsq_translation
-from neuralannot.annotators.records import (
-    HAND_SIDE,
-    error_quality,
-    mark_unmeasured,
-    mirror_to_left,
-    model_key,
-    sample_camera,
-)
 from neuralannot.annotators.state import prediction_key
 from neuralannot.annotators.training import (
     DistInfo,
@@ -48,6 +40,7 @@ from neuralannot.bodies.base import as_rotvec
 from neuralannot.data.crops import CropDataset
 from neuralannot.geometry import project
 from neuralannot.io.pseudo_gt import PartWriter, PseudoGT, merge_parts
+from neuralannot.io.records import build_record, sample_camera
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +57,10 @@ def image_camera(K: np.ndarray, A: np.ndarray, flip: bool, size: int) -> dict[st
     }
 
 
-def _records(model: NeuralAnnotator, batch: dict, pred: dict, kp: torch.Tensor, samples) -> list[PseudoGT]:
+def neural_records(
+    model: NeuralAnnotator, batch: dict, pred: dict, kp: torch.Tensor, samples
+) -> list[PseudoGT]:
+    """The pseudo-GTs of one predicted batch (also used by EFT after its per-sample fine-tuning)."""
     cfg, body = model.cfg, model.body
     trans = pred["trans"]
     if cfg.mode == "mocap":
@@ -87,22 +83,19 @@ def _records(model: NeuralAnnotator, batch: dict, pred: dict, kp: torch.Tensor, 
     records = []
     for b, idx in enumerate(batch["index"].tolist()):
         s = samples[idx]
-        p = {k: v[b].astype(np.float32) for k, v in params.items()}
-        flip = bool(batch["flip"][b])
-        if flip:  # predicted on the mirrored crop: mirror back to a left hand
-            p = mirror_to_left(p, body)
-        quality = error_quality(float(err[b]), cfg.mode == "mocap", s.bbox)
-        quality.update(method=f"neuralannot-{cfg.mode}", num_valid_joints=int(valid[b].sum()))
-        if bool(none_valid[b]):
-            mark_unmeasured(quality, "no_valid_joints")
-        part = s.part if body.part in ("hand",) else body.part
+        flip = bool(batch["flip"][b])  # predicted on the mirrored crop: mirrored back to a left hand
         if cfg.mode == "mocap":  # trans was fitted to the camera-frame GT joints: the sample's own camera
             cam = sample_camera(s)
         else:
             cam = image_camera(
                 batch["K"][b].cpu().numpy(), batch["affine"][b].cpu().numpy(), flip, cfg.input_size
             )
-        records.append(PseudoGT(s.id, model_key(body), part, p, cam, quality, HAND_SIDE.get(s.part)))
+        records.append(build_record(
+            s, body, {k: v[b].astype(np.float32) for k, v in params.items()}, flip=flip,
+            err=float(err[b]), three_d=cfg.mode == "mocap", camera=cam,
+            quality={"method": f"neuralannot-{cfg.mode}", "num_valid_joints": int(valid[b].sum())},
+            unmeasured="no_valid_joints" if bool(none_valid[b]) else None,
+        ))  # fmt: skip
     return records
 
 
@@ -175,7 +168,7 @@ def predict(
                 pred["trans"] = _lsq_translation(kp, gt[..., :3], gt[..., 3] > 0)
             else:
                 kp, _ = model.pick_root_hypothesis(batch, pred, kp)
-            for r in _records(model, batch, pred, kp, samples):
+            for r in neural_records(model, batch, pred, kp, samples):
                 if r.sample_id not in done:
                     writer.write(r)
     wall = time.perf_counter() - t0

@@ -1,51 +1,18 @@
-"""Pieces shared by every annotator when it turns its output into :class:`PseudoGT` records."""
+"""Kept import path: the record builder lives in :mod:`neuralannot.io.records`."""
 
-from __future__ import annotations
+from neuralannot.io.records import (
+    CONF_SCALE_BOX,
+    CONF_SCALE_MM,
+    HAND_SIDE,
+    build_record,
+    error_quality,
+    mark_unmeasured,
+    mirror_to_left,
+    model_key,
+    sample_camera,
+)
 
-import math
-
-import numpy as np
-import torch
-
-from neuralannot.geometry import flip_rotvec
-
-#: Error scale of the confidence: 50 mm (3D) or 5 % of the box size in pixels (2D).
-CONF_SCALE_MM = 50.0
-CONF_SCALE_BOX = 0.05
-HAND_SIDE = {"lhand": "left", "rhand": "right", "hand": "right"}
-
-
-def model_key(body) -> str:
-    """Pseudo-GT model name of a body model (``anny-hand`` → ``anny``)."""
-    return body.name.split("-")[0]
-
-
-def mirror_to_left(params: dict[str, np.ndarray], body) -> dict[str, np.ndarray]:
-    """Parameters fitted on a mirrored (right) hand → the left hand: rotations mirrored, x negated."""
-    out = {k: flip_rotvec(torch.from_numpy(v)).numpy() if body.param_specs[k].kind == "rotation" else v
-           for k, v in params.items()}  # fmt: skip
-    out["trans"] = out["trans"] * np.array([-1.0, 1.0, 1.0], np.float32)
-    return out
-
-
-def sample_camera(sample) -> dict[str, list[float]] | None:
-    """The sample's own intrinsics as a pseudo-GT camera (None when unknown)."""
-    if sample.intrinsics is None:
-        return None
-    return {k: [float(x) for x in sample.intrinsics[k]] for k in ("focal", "princpt")}
-
-
-def error_quality(err: float, three_d: bool, bbox) -> dict:
-    """``joint_err_mm`` (3D, err in mm) or ``joint_err_px`` (2D) with ``confidence = exp(-err / scale)``."""
-    if three_d:
-        return {"joint_err_mm": err, "confidence": math.exp(-err / CONF_SCALE_MM)}
-    box = float(max(bbox[2], bbox[3]))
-    return {"joint_err_px": err, "confidence": math.exp(-err / (CONF_SCALE_BOX * box))}
-
-
-def mark_unmeasured(quality: dict, flag: str) -> None:
-    """No error could be measured: confidence 0, the error keys dropped, ``flag`` recorded."""
-    quality.update(confidence=0.0)
-    quality.pop("joint_err_mm", None)
-    quality.pop("joint_err_px", None)
-    quality["flags"] = [*quality.get("flags", []), flag]
+__all__ = [
+    "CONF_SCALE_BOX", "CONF_SCALE_MM", "HAND_SIDE", "build_record", "error_quality", "mark_unmeasured",
+    "mirror_to_left", "model_key", "sample_camera",
+]

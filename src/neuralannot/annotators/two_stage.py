@@ -24,8 +24,8 @@ import torch
 
 from neuralannot.annotators import state
 from neuralannot.annotators.config import AnnotatorConfig
-from neuralannot.annotators.records import mirror_to_left
 from neuralannot.io.pseudo_gt import PseudoGT, read_pseudo_gt
+from neuralannot.io.records import mirror_to_left
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,17 @@
 """Body models behind one interface: Anny (embedded default) and the SMPL family (user files).
 
-``load_body_model(name_or_path, part=...)`` is the single entry point.
+``load_body_model(name_or_path, part=...)`` builds a model; ``get_body_model(name, part)`` is the one
+process-wide cache of them (shared and read-only) used by evaluation, the report, the comparison and
+the synthetic-data generator.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from neuralannot.bodies.base import BodyModel, BodyModelError, BodyOutput, ModelFileError, ParamSpec
+from neuralannot.bodies.parts import MODEL_NAMES, MODEL_PARTS, PARTS
 
 __all__ = [
     "BodyModel",
@@ -15,13 +19,12 @@ __all__ = [
     "BodyOutput",
     "ModelFileError",
     "ParamSpec",
+    "get_body_model",
     "load_body_model",
     "MODEL_NAMES",
     "PARTS",
 ]
 
-PARTS = ("body", "hand", "lhand", "rhand", "face", "wholebody")
-MODEL_NAMES = ("anny", "smpl", "smplx", "mano", "flame")
 _SMPLX_DEFAULT_PART = {"smpl": "body", "smplx": "body", "mano": "hand", "flame": "face"}
 
 
@@ -65,14 +68,19 @@ def load_body_model(name_or_path: str | Path = "anny", part: str = "body", **kwa
         raise BodyModelError(
             f"unknown body model {name!r}: expected one of {MODEL_NAMES} or an existing model file/folder"
         )
-    allowed = {
-        "smpl": ("body",),
-        "smplx": ("body", "wholebody"),
-        "mano": ("hand", "rhand", "lhand"),
-        "flame": ("face",),
-    }[model_type]
+    allowed = MODEL_PARTS[model_type]
     if part not in allowed:
         raise BodyModelError(f"{model_type} provides part(s) {allowed}, not {part!r}")
     if model_type == "mano":
         kwargs.setdefault("side", "left" if part == "lhand" else "right")
     return load_smplx_family(model_type, path, **kwargs)
+
+
+@functools.cache
+def get_body_model(name: str = "anny", part: str = "body") -> BodyModel:
+    """The body model ``(name, part)`` built once per process by :func:`load_body_model` (eval mode).
+
+    Shared and read-only: every caller gets the same object, so never move, cast, train or modify it
+    (its parameters, buffers or attributes); build a private one with :func:`load_body_model` for that.
+    """
+    return load_body_model(name, part=part).eval()

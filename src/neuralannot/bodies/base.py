@@ -17,15 +17,14 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
+from neuralannot.bodies.errors import BodyModelError, ModelFileError
+
+__all__ = [
+    "BodyModel", "BodyModelError", "BodyOutput", "ModelFileError", "ParamKind", "ParamSpec",
+    "as_rotmat", "as_rotvec",
+]
+
 ParamKind = Literal["rotation", "translation", "shape", "expression", "other"]
-
-
-class BodyModelError(ValueError):
-    """Bad parameters, an unknown joint set or an unusable model file."""
-
-
-class ModelFileError(BodyModelError, FileNotFoundError):
-    """A body-model file is missing or unreadable; the message says which file and where to get it."""
 
 
 @dataclass(frozen=True)

@@ -50,11 +50,12 @@ import json
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 
-from neuralannot.bodies.base import BodyModel, BodyModelError, BodyOutput
+from neuralannot.bodies.errors import BodyModelError
 from neuralannot.bodies.joint_names import (
     COCO23,
     FACE68,
@@ -62,6 +63,9 @@ from neuralannot.bodies.joint_names import (
     INTERHAND21,
     get_joint_names,
 )
+
+if TYPE_CHECKING:  # annotations only: base imports this module (BodyModel.keypoints)
+    from neuralannot.bodies.base import BodyModel, BodyOutput
 
 __all__ = [
     "COCO_PRUNE",

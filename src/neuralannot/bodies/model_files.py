@@ -2,12 +2,12 @@
 
 Official ``.pkl`` model files are Python 2 pickles of a dict of numpy arrays, ``scipy.sparse``
 matrices (SMPL's and MANO's ``J_regressor``) and ``chumpy`` arrays (``shapedirs``...). They are read
-with :class:`~neuralannot.io.safe_pickle.RestrictedUnpickler` and the exact allow-list
+with :class:`~neuralannot.utils.safe_pickle.RestrictedUnpickler` and the exact allow-list
 :data:`MODEL_GLOBALS`: numpy's array builders, *shims* standing in for ``chumpy.ch.Ch`` and the
 ``csc``/``csr``/``coo`` sparse matrix classes (they only store the pickled state; neither chumpy nor
 scipy is imported), ``copyreg._reconstructor`` limited to those shims, and ``set``/``frozenset``/
 ``object``. Any other global, e.g. ``os.system``, raises
-:class:`~neuralannot.io.safe_pickle.UnsafePickleError`. After loading, a chumpy array becomes its
+:class:`~neuralannot.utils.safe_pickle.UnsafePickleError`. After loading, a chumpy array becomes its
 value ``x`` and a sparse matrix a dense numpy array, so chumpy is never needed. Any other
 ``chumpy.*`` class (an expression node, whose value only chumpy can compute) becomes an inert shim
 too -- the name is compared, never imported or looked up -- and a key holding one is dropped (an
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from neuralannot.io.safe_pickle import NUMPY_GLOBALS, UnsafePickleError, load_npy, load_npz, safe_load
+from neuralannot.utils.safe_pickle import NUMPY_GLOBALS, UnsafePickleError, load_npy, load_npz, safe_load
 
 __all__ = ["MODEL_GLOBALS", "read_model_file", "write_clean_npz"]
 

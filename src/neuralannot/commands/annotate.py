@@ -137,7 +137,7 @@ def _print_skips(report: dict) -> None:
 def _samples(data: Path, cfg: AnnotatorConfig, skip_bad: bool, joint_map: Path | None = None,
              allow_outside_root: bool = False):  # fmt: skip
     """The command's samples and skip report; with ``--skip-bad`` unreadable images are skipped too."""
-    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.data.loading import load_samples
 
     return load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap", images=cfg.uses_image,
                         joint_map=joint_map, allow_outside_root=allow_outside_root)  # fmt: skip

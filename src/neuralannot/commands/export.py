@@ -43,7 +43,7 @@ def export_cmd(
         check_output_file(out)
         check_output(out, [pred, joint_map], [data], force=force)
         if data is not None:
-            from neuralannot.annotators.pipeline import load_samples
+            from neuralannot.data.loading import load_samples
 
             loaded, _ = load_samples(data, skip_bad=skip_bad, joint_map=joint_map,
                                      allow_outside_root=allow_outside_root)  # fmt: skip

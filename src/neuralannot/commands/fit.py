@@ -130,8 +130,8 @@ def fit_cmd(
     import torch
 
     from neuralannot.annotators.optimize import fit_dataset
-    from neuralannot.annotators.pipeline import load_samples
     from neuralannot.commands.annotate import _samples
+    from neuralannot.data.loading import load_samples
     from neuralannot.io.pseudo_gt import write_pseudo_gt
 
     if method not in (*METHOD_NAMES, *NEURAL_METHODS):

@@ -14,11 +14,9 @@ from typing import Any
 import numpy as np
 
 from neuralannot.bodies.joint_names import JOINT_SETS, SET_PARTS
+from neuralannot.bodies.parts import PARTS
 
 __all__ = ["PARTS", "Sample", "SampleError", "part_accepts", "to_jsonable"]
-
-#: Sample parts: ``hand`` is a hand of unknown side.
-PARTS = ("body", "lhand", "rhand", "hand", "face", "wholebody")
 
 #: 3D joints further than this from the camera (m) are rejected as a probable unit error (mm).
 MAX_DEPTH_M = 200.0

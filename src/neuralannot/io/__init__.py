@@ -1,5 +1,5 @@
 """File I/O: atomic writes, meshes, pseudo-GT files."""
 
-from neuralannot.io.atomic import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text
+from neuralannot.utils.atomic import atomic_write, atomic_write_bytes, atomic_write_json, atomic_write_text
 
 __all__ = ["atomic_write", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]

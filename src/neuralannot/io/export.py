@@ -25,7 +25,7 @@ mmhuman3d's ``HumanData.dump`` (loadable with ``HumanData.fromfile``); keys (N =
 
 Dicts are stored as pickled 0-d object arrays (as mmhuman3d does). Reading never uses numpy's
 pickle: plain arrays load with ``allow_pickle=False``, object arrays with
-:mod:`neuralannot.io.safe_pickle`'s restricted unpickler (exact allow-list of numpy's array, dtype
+:mod:`neuralannot.utils.safe_pickle`'s restricted unpickler (exact allow-list of numpy's array, dtype
 and scalar builders; no dotted names), so a crafted file cannot run code.
 HumanData files written by mmhuman3d (no ``misc``) read as ``smplx``
 (else ``smpl``) records with ids from ``image_path`` (else the row number).
@@ -41,9 +41,9 @@ from typing import Any
 
 import numpy as np
 
-from neuralannot.io.atomic import atomic_write
 from neuralannot.io.pseudo_gt import PARAM_SHAPES, PseudoGT, PseudoGTError, read_pseudo_gt, write_pseudo_gt
-from neuralannot.io.safe_pickle import UNPICKLE_ERRORS, load_npz
+from neuralannot.utils.atomic import atomic_write
+from neuralannot.utils.safe_pickle import UNPICKLE_ERRORS, load_npz
 
 __all__ = ["FORMATS", "HUMANDATA_NAMES", "export", "read_any", "read_humandata", "write_humandata"]
 
@@ -190,7 +190,7 @@ def write_humandata(path: str | Path, records: Sequence[PseudoGT], meta: Mapping
 # ------------------------------------------------------------------------------------------------
 def load_npz_members(path: Path) -> dict[str, Any]:
     """All members of an npz, read without pickle: 0-d arrays as Python values; object arrays
-    (HumanData's dicts) through :mod:`neuralannot.io.safe_pickle` (exact numpy allow-list)."""
+    (HumanData's dicts) through :mod:`neuralannot.utils.safe_pickle` (exact numpy allow-list)."""
     return {k: v.item() if isinstance(v, np.ndarray) and v.ndim == 0 else v
             for k, v in load_npz(path).items()}
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from neuralannot.io.atomic import atomic_write_json
+from neuralannot.utils.atomic import atomic_write_json
 
 log = logging.getLogger(__name__)
 DIGEST_KEY = "data_sha256"

@@ -162,7 +162,7 @@ def load_efficientnet_lite0_state_dict(model: nn.Module, state_dict: dict | None
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Read a state-dict file (``weights_only``), unwrapping ``state_dict``/``model`` and ``module.``."""
-    from neuralannot.io.checkpoint import read_checkpoint
+    from neuralannot.utils.checkpoint import read_checkpoint
 
     path = Path(path)
     if not path.is_file():

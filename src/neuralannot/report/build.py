@@ -98,7 +98,7 @@ def build_report(
     """
     from tqdm import tqdm
 
-    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.data.loading import load_samples
     from neuralannot.io.pseudo_gt import read_pseudo_gt
     from neuralannot.render import MeshRenderer
 

@@ -15,7 +15,7 @@ from neuralannot.io.pseudo_gt import PseudoGT
 def perturbed_gt_records(samples: list[Sample], noise_rad: float = 0.04, seed: int = 0) -> list[PseudoGT]:
     """One Anny pseudo-GT per synthetic sample: its GT parameters, every pose group perturbed by
     Gaussian noise of ``noise_rad * i`` for the i-th sample; camera = the sample's intrinsics."""
-    from neuralannot.annotators.records import HAND_SIDE, sample_camera
+    from neuralannot.io.records import HAND_SIDE, sample_camera
 
     rng = np.random.default_rng(seed)
     out = []
@@ -37,7 +37,7 @@ def build_demo_report(
 ) -> dict[str, Any]:
     """Synthesize ``n`` samples of ``kind`` in ``work``, write their perturbed-GT pseudo-GT and build
     the report in ``out`` (``kwargs`` go to :func:`~neuralannot.report.build_report`)."""
-    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.data.loading import load_samples
     from neuralannot.data.synthetic.generator import generate
     from neuralannot.io.pseudo_gt import write_pseudo_gt
     from neuralannot.report.build import build_report

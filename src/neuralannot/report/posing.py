@@ -11,8 +11,9 @@ import numpy as np
 import torch
 
 from neuralannot.bodies.joint_names import get_joint_names, root_indices
+from neuralannot.bodies.parts import record_model_part as _model_part  # the same rule as evaluation
 from neuralannot.data.sample import Sample
-from neuralannot.evaluation import ModelCache, _model_part  # the same record → model-part rule as eval
+from neuralannot.evaluation import ModelCache
 from neuralannot.io.pseudo_gt import PseudoGT, to_body_params
 from neuralannot.report.overlays import project_points
 

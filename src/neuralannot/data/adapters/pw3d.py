@@ -43,7 +43,7 @@ from neuralannot.data.adapters.common import (
 from neuralannot.data.adapters.folder import DatasetFormatError, SkipReport
 from neuralannot.data.adapters.safe_pickle import safe_load
 from neuralannot.data.sample import Sample, SampleError
-from neuralannot.io.safe_pickle import UNPICKLE_ERRORS
+from neuralannot.utils.safe_pickle import UNPICKLE_ERRORS
 
 __all__ = ["load_3dpw", "find_3dpw_files", "OPENPOSE18_TO_COCO17"]
 
