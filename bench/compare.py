@@ -84,38 +84,24 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    methods = tuple(args.methods.split(","))
     result = {"n": args.n, "n_test": args.n_test, "settings": {}, "indirect": {}, "validation": {}}
     for setting in args.settings.split(","):
         mode, _, baseline = SETTINGS[setting]
         kind = "mocap" if mode == "mocap" else "wild"
         if args.val_n > 0:
             vseed = args.val_seed + (kind == "wild")
-            vdata = args.data_dir / f"synth_{kind}_{args.val_n}_s{vseed}"
-            generate(kind, args.val_n, vdata, seed=vseed, workers=args.workers)
-            vsamples, _ = load_samples(vdata, "body", needs_3d=mode == "mocap")
-            vcfg = AnnotatorConfig.from_yaml(args.config, mode=mode, min_steps=args.min_steps, seed=args.seed)
-            vwork = args.data_dir / "compare" / f"{setting}_{args.val_n}_val{vseed}"
-            vtable, _ = compare_direct(
-                setting, vsamples, vcfg, vwork, methods, args.fit_iterations, args.hybrid_iterations,
-                args.eft_iterations, args.eft_lr, args.spin_rounds,
-            )  # fmt: skip
+            *_, vtable, _, _ = run_direct(
+                args, setting, args.val_n, vseed, f"{setting}_{args.val_n}_val{vseed}"
+            )
             result["validation"][setting] = {"seed": vseed, "n": args.val_n, "methods": vtable}
             print(f"\n[validation set, seed {vseed}]")
             print_direct(setting, vtable)
         seed = args.seed + (kind == "wild")
-        data = args.data_dir / f"synth_{kind}_{args.n}_s{seed}"
-        generate(kind, args.n, data, seed=seed, workers=args.workers)
-        samples, _ = load_samples(data, "body", needs_3d=mode == "mocap")
-        cfg = AnnotatorConfig.from_yaml(args.config, mode=mode, min_steps=args.min_steps, seed=args.seed)
-        work = args.data_dir / "compare" / f"{setting}_{args.n}_s{args.seed}"
-        t0 = time.perf_counter()
-        table, records = compare_direct(
-            setting, samples, cfg, work, methods, args.fit_iterations, args.hybrid_iterations,
-            args.eft_iterations, args.eft_lr, args.spin_rounds,
-        )  # fmt: skip
+        samples, cfg, table, records, wall = run_direct(
+            args, setting, args.n, seed, f"{setting}_{args.n}_s{args.seed}"
+        )
         result["settings"][setting] = {
-            "baseline": baseline, "methods": table, "wall_s": time.perf_counter() - t0,
+            "baseline": baseline, "methods": table, "wall_s": wall,
         }  # fmt: skip
         print_direct(setting, table)
         if args.n_test > 0:
@@ -123,7 +109,12 @@ def main() -> None:
             generate(kind, args.n_test, test, seed=seed + 100, workers=args.workers)
             test_samples, _ = load_samples(test, "body")
             result["indirect"][setting] = compare_indirect(
-                records, samples, test_samples, cfg, work / "indirect", args.regressor_steps
+                records,
+                samples,
+                test_samples,
+                cfg,
+                args.data_dir / "compare" / f"{setting}_{args.n}_s{args.seed}" / "indirect",
+                args.regressor_steps,
             )
             print_indirect(setting, result["indirect"][setting])
         atomic_write_json(args.out, {**result, "args": _args(args), "machine": machine_info()})
@@ -136,6 +127,27 @@ def main() -> None:
     atomic_write_json(args.out, {**result, "args": _args(args), "machine": machine_info()})
     print(json.dumps({s: {m: r["mpvpe_mm"] for m, r in t["methods"].items()}
                       for s, t in result["settings"].items()}))  # fmt: skip
+
+
+def run_direct(args, setting: str, n: int, seed: int, work_name: str):
+    """Synthesize (or reuse) the set of ``setting`` with ``n`` samples and ``seed`` and run every method
+    on it; returns (samples, config, table, records, wall seconds)."""
+    mode = SETTINGS[setting][0]
+    kind = "mocap" if mode == "mocap" else "wild"
+    data = args.data_dir / f"synth_{kind}_{n}_s{seed}"
+    generate(kind, n, data, seed=seed, workers=args.workers)
+    samples, _ = load_samples(data, "body", needs_3d=mode == "mocap")
+    cfg = AnnotatorConfig.from_yaml(args.config, mode=mode, min_steps=args.min_steps, seed=args.seed)
+    t0 = time.perf_counter()
+    table, records = compare_direct(
+        setting, samples, cfg, args.data_dir / "compare" / work_name, _methods(args),
+        args.fit_iterations, args.hybrid_iterations, args.eft_iterations, args.eft_lr, args.spin_rounds,
+    )  # fmt: skip
+    return samples, cfg, table, records, time.perf_counter() - t0
+
+
+def _methods(args) -> tuple[str, ...]:  # noqa: N802
+    return tuple(args.methods.split(","))
 
 
 def _args(args) -> dict:

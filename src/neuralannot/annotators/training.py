@@ -94,20 +94,7 @@ def make_dataset(model: NeuralAnnotator, samples, device: str | torch.device = "
         if skey not in store:
             store[skey] = precompute_features(model, crops(True, False, cache=False), device)
         model._aux["features"] = cached = (key, store[skey])
-    return _WithFeatures(crops(False, wild_hm), cached[1])
-
-
-class _WithTargets(Dataset):
-    """Adds per-sample target parameters ``{name: (N, ...)}`` as ``target_<name>`` to the items."""
-
-    def __init__(self, base: Dataset, targets: dict[str, torch.Tensor]):
-        self.base, self.targets = base, targets
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, index: int) -> dict:
-        return {**self.base[index], **{f"target_{k}": v[index] for k, v in self.targets.items()}}
+    return _WithItems(crops(False, wild_hm), {"feature": cached[1]})  # precomputed backbone features
 
 
 class _WithItems(Dataset):
@@ -123,17 +110,9 @@ class _WithItems(Dataset):
         return {**self.base[index], **{k: v[index] for k, v in self.items.items()}}
 
 
-class _WithFeatures(Dataset):
-    """Adds precomputed backbone features (N, F) to the items of a dataset."""
-
-    def __init__(self, base: Dataset, features: torch.Tensor):
-        self.base, self.features = base, features
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, index: int) -> dict:
-        return {**self.base[index], "feature": self.features[index]}
+def _WithTargets(base: Dataset, targets: dict[str, torch.Tensor]) -> _WithItems:  # noqa: N802
+    """Adds per-sample target parameters ``{name: (N, ...)}`` as ``target_<name>`` to the items."""
+    return _WithItems(base, {f"target_{k}": v for k, v in targets.items()})
 
 
 @torch.no_grad()
