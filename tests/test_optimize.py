@@ -195,10 +195,11 @@ def test_batched_equals_per_sample(anny_body):
     gt = body_params(3, seed=3)
     kp = keypoints(anny_body, gt, "h36m17")
     j3 = torch.cat([kp, torch.ones(3, 17, 1)], -1)
-    # Adam is exact; per-row L-BFGS only differs by float rounding of batched vs single matmuls,
-    # which the line searches amplify a little (measured: < 2e-3 rad, < 0.5 mm)
+    # Adam is exact (the leak detector); per-row L-BFGS only differs by float rounding of batched vs
+    # single matmuls, which its line searches amplify mid-fit, by an amount that depends on the CPU
+    # (measured after 6 iterations: < 2e-3 rad / 0.5 mm on one machine, 5.4e-3 rad / 8 mm on another)
     for opt, atol, mm in ((FitOptions(iterations=15, optimizer="adam", lr=0.01), 1e-4, 0.01),
-                          (FitOptions(iterations=6), 5e-3, 1.0)):  # fmt: skip
+                          (FitOptions(iterations=6), 2e-2, 15.0)):  # fmt: skip
         batched = smplifyx_3d(anny_body, "h36m17", j3, opt)
         for i in range(3):
             single = smplifyx_3d(anny_body, "h36m17", j3[i : i + 1], opt)
@@ -214,7 +215,8 @@ def test_2d_fit_dataset_records(anny_body):
     records, summary = fit_dataset(samples, "wild", anny_body, batch_size=2, iterations=60)
     err = np.array([r.quality["joint_err_px"] for r in records])
     err0 = np.array([r.quality["joint_err_px"] for r in init])  # 37, 47, 108 px
-    assert (err < 10).all() and np.median(err) < 8 and (err < 0.25 * err0).all(), (err0, err)
+    # L-BFGS paths differ by CPU (float rounding): 4-8 px on one machine, 5.1/5.4/13.6 px on another
+    assert (err < 15).all() and np.median(err) < 8 and (err < 0.4 * err0).all(), (err0, err)
     r = records[0]
     assert r.sample_id == "s0" and r.model == "anny" and r.part == "body" and r.side is None
     assert r.camera == {"focal": [1500.0, 1500.0], "princpt": [500.0, 500.0]}
