@@ -193,7 +193,7 @@ def run_annotation_demo(out: Path, n: int = 200, min_steps: int = 800, seed: int
     generate("mocap", n, data, seed=seed, workers=1, shard_size=max(n // 4, 1))
     config = Path(__file__).resolve().parents[2] / "configs" / "cpu.yaml"
     cfg = (
-        AnnotatorConfig.from_yaml(config, mode="mocap", min_steps=min_steps, seed=seed)
+        AnnotatorConfig.from_yaml(config, mode="mocap", min_steps=min_steps, epochs=1, seed=seed)
         if config.exists()
         else AnnotatorConfig(
             mode="mocap",
