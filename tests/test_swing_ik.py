@@ -135,3 +135,15 @@ def test_hinges_recover_the_twist_of_thighs_and_upper_arms(anny_body, solver, ge
         err[hinges] = roma.rotmat_geodesic_distance(out["body_pose"][:, upper], gt["body_pose"][:, upper])
     assert err[False].mean() > 0.2  # the twist error of the prediction stays without hinges
     assert err[True].mean() < 0.05, err[True]  # radians
+
+
+def test_swing_of_opposite_directions_is_a_half_turn():
+    from neuralannot.bodies.swing_ik import _swing
+
+    u = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.3, 0.9], [0.2, -0.5, 0.1]])
+    for v in (-u, torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])):
+        R = roma.unitquat_to_rotmat(_swing(u, v))
+        moved = (R @ u[..., None])[..., 0]
+        assert torch.allclose(
+            moved / moved.norm(dim=-1, keepdim=True), v / v.norm(dim=-1, keepdim=True), atol=1e-5
+        )

@@ -239,7 +239,7 @@ class NeuralAnnotator(nn.Module):
         from neuralannot.data.silhouette import silhouette_loss
 
         params = {k: v for k, v in pred.items() if k in self.body.param_specs}
-        verts = self.body(params, vertex_ids=self.silhouettes).vertices
+        verts = self.body(params, vertex_ids=self.silhouettes.to(batch["sil_dt"].device)).vertices
         K = batch["K_image"] if self.cfg.mode == "mocap" else batch["K"]
         uv = project(verts, K)
         loss = silhouette_loss(uv, batch["sil_dt"], batch["sil_edge"], self.cfg.input_size)

@@ -43,6 +43,11 @@ def _swing(u: Tensor, v: Tensor) -> Tensor:
     v = v / v.norm(dim=-1, keepdim=True).clamp_min(1e-9)
     w = 1.0 + (u * v).sum(-1, keepdim=True)
     q = torch.cat([torch.linalg.cross(u, v), w], -1)
+    # opposite directions: a half turn about any axis perpendicular to u
+    ex, ey = u.new_tensor([1.0, 0.0, 0.0]).expand_as(u), u.new_tensor([0.0, 1.0, 0.0]).expand_as(u)
+    perp = torch.where((u[..., :1].abs() < 0.9), torch.linalg.cross(u, ex), torch.linalg.cross(u, ey))
+    half = torch.cat([perp / perp.norm(dim=-1, keepdim=True).clamp_min(1e-9), torch.zeros_like(w)], -1)
+    q = torch.where(w < 1e-6, half, q)
     return q / q.norm(dim=-1, keepdim=True).clamp_min(1e-9)
 
 
