@@ -2,6 +2,10 @@
 one tiny training config of the network tests (``from conftest import TINY``; also used by
 ``ddp_worker.py``)."""
 
+import json
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -51,3 +55,14 @@ def anny_head():
 @pytest.fixture
 def gen():
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture
+def h36m_copy(tmp_path):
+    """The real H36M samples (tests/data/real/h36m.json) copied with their images into a temp folder:
+    (folder, parsed JSON) for tests that edit a dataset."""
+    real = Path(__file__).parent / "data" / "real"
+    data = json.loads((real / "h36m.json").read_text())
+    for s in data["samples"]:
+        shutil.copy(real / s["image"], tmp_path / s["image"])
+    return tmp_path, data

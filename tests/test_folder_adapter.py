@@ -99,14 +99,6 @@ def test_wholebody_and_face():
 
 
 # --- bad inputs ----------------------------------------------------------------------------------
-@pytest.fixture
-def h36m_copy(tmp_path):
-    data = json.loads((REAL / "h36m.json").read_text())
-    for s in data["samples"]:
-        shutil.copy(REAL / s["image"], tmp_path / s["image"])
-    return tmp_path, data
-
-
 def write(path, data):
     path.write_text(json.dumps(data))
     return path

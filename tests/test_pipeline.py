@@ -1,7 +1,6 @@
 """Loading a dataset for a job: duplicate ids and images outside the dataset folder are refused."""
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,8 @@ REAL = Path(__file__).parent / "data" / "real"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="tests/data/real is absent")
 
 
-@pytest.fixture
-def h36m(tmp_path):
-    data = json.loads((REAL / "h36m.json").read_text())
-    for s in data["samples"]:
-        shutil.copy(REAL / s["image"], tmp_path / s["image"])
-    return tmp_path, data
-
-
-def test_duplicate_ids_are_refused_at_load_naming_them(h36m):
-    d, data = h36m
+def test_duplicate_ids_are_refused_at_load_naming_them(h36m_copy):
+    d, data = h36m_copy
     for i, s in enumerate(data["samples"]):
         s["id"] = ["a", "b", "a", "b"][i]
     (d / "dup.json").write_text(json.dumps(data))
@@ -32,8 +23,8 @@ def test_duplicate_ids_are_refused_at_load_naming_them(h36m):
             load_samples(d / "dup.json", skip_bad=skip_bad)
 
 
-def test_duplicates_across_files_of_a_folder(h36m):
-    d, data = h36m
+def test_duplicates_across_files_of_a_folder(h36m_copy):
+    d, data = h36m_copy
     (d / "one.json").write_text(json.dumps(data))
     (d / "two.json").write_text(json.dumps(data))
     with pytest.raises(DatasetFormatError, match=r"duplicate sample ids: 'h36m/S1_Directions"):
@@ -41,8 +32,8 @@ def test_duplicates_across_files_of_a_folder(h36m):
     assert len(load_samples(d / "one.json")[0]) == 4
 
 
-def test_images_outside_the_folder_need_allow_outside_root(h36m):
-    d, data = h36m
+def test_images_outside_the_folder_need_allow_outside_root(h36m_copy):
+    d, data = h36m_copy
     sub = d / "sub"
     sub.mkdir()
     for s in data["samples"]:
