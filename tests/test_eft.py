@@ -25,7 +25,8 @@ def trained(mocap_set, tmp_path_factory):  # noqa: F811
 def test_eft_lowers_each_samples_loss_and_restores_weights(trained):
     model, samples = trained
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    records, summary = eft_records(model, samples[:6], iterations=8, lr=1e-3, progress=False)
+    # the bench's EFT learning rate (1e-3 overshoots with the 0.1 phenotype prior)
+    records, summary = eft_records(model, samples[:6], iterations=8, lr=1e-4, progress=False)
     assert [r.sample_id for r in records] == [s.id for s in samples[:6]]
     assert summary["samples"] == 6 and summary["mean_loss_after"] < summary["mean_loss_before"], summary
     assert all(r.quality["method"] == "eft-mocap" and r.quality["eft_iterations"] == 8 for r in records)
