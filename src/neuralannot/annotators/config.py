@@ -19,7 +19,7 @@ HeadKind = Literal["paper", "swing"]
 #: Config fields that do not affect the trained weights.
 RESULT_NEUTRAL = ("num_workers", "checkpoint_every", "log_every")
 #: ``reg`` names besides the body models' parameter groups (``io.pseudo_gt.PARAM_SHAPES``).
-REG_EXTRA = ("twist", "latent")
+REG_EXTRA = ("twist", "latent", "pose_prior")
 
 
 def _reg_names() -> set[str]:
@@ -90,6 +90,8 @@ class AnnotatorConfig:
     input_size: int = 256
     head_hidden: list[int] = field(default_factory=list)  # [] = one FC layer, as in the paper
     joint_encoder_dim: int = 512
+    # MoCap: the joint encoder also reads every pairwise joint distance (bone lengths → shape)
+    joint_distances: bool = False
     embedding: str | None = None  # default per part: anny-body-vae / anny-hand-pca
     virtual_focal: float = 5000.0  # px on a 256 crop (scaled with input_size), as Hand4Whole
     heatmap_size: int = 64

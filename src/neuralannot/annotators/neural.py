@@ -77,6 +77,7 @@ class NeuralAnnotator(nn.Module):
                 embedding = load_embedding(cfg.embedding or default_name)
             self._aux["embedding"] = embedding.eval().requires_grad_(False)
             self.embedded_group = group
+        self._aux["pose_prior"] = self._load_pose_prior(body, embedding)
         layout, bias = self._layout(body)
         wild_hm = cfg.mode == "wild" and cfg.uses_joints
         self.backbone = self.hm_encoder = self.joint_encoder = None
@@ -93,13 +94,28 @@ class NeuralAnnotator(nn.Module):
         feat_dim += self.hm_encoder.dim if self.hm_encoder is not None else 0
         joint_dim = 0
         if cfg.mode == "mocap" and cfg.uses_joints:
-            self.joint_encoder = JointEncoder(self.num_joints, cfg.joint_encoder_dim)
+            self.joint_encoder = JointEncoder(self.num_joints, cfg.joint_encoder_dim, cfg.joint_distances)
             joint_dim = cfg.joint_encoder_dim
         if feat_dim + joint_dim == 0:
             raise ValueError(f"inputs={cfg.inputs!r} gives the network no input in {cfg.mode} mode")
         self.head = ParamHead(feat_dim, joint_dim, layout, bias, cfg.head_hidden)
 
     # -- construction --------------------------------------------------------------------------
+    def _load_pose_prior(self, body: BodyModel, embedding) -> tuple[str, object] | None:
+        """(group, embedding) scoring regressed rotations for ``reg.pose_prior``: the latent norm of
+        the pose under the part's shipped embedding (the VPoser-like body VAE), the prior SMPLify-X
+        puts on its own poses. None when the weight is 0 or the part has no shipped embedding."""
+        if not self.cfg.reg.get("pose_prior") or self.cfg.outputs == "embedding":
+            return None
+        group, default_name = EMBEDDED_GROUP.get(body.part, (None, None))
+        if group is None or group not in body.param_specs or body.name != "anny":
+            return None
+        if embedding is None:
+            from neuralannot.bodies.embedding import load_embedding
+
+            embedding = load_embedding(self.cfg.embedding or default_name)
+        return group, embedding.eval().requires_grad_(False)
+
     @staticmethod
     def _build_backbone(cfg: AnnotatorConfig, in_channels: int, rgb_input: bool = True):
         from neuralannot.models.backbone import build_backbone
@@ -304,6 +320,10 @@ class NeuralAnnotator(nn.Module):
                 # rotations about the limb axes: unobservable from joint positions (see twist_axes)
                 axes = self.body.twist_axes().to(pred["body_pose"])
                 terms["reg_twist"] = weight * twist_angle(pred["body_pose"], axes).square().mean()
+            elif name == "pose_prior" and weight and self._aux["pose_prior"] is not None:
+                group, prior = self._aux["pose_prior"]
+                prior.to(pred[group].device)
+                terms["reg_pose_prior"] = weight * _pose_prior(prior, pred[group]).mean()
             elif name == "latent" and "latent" in pred:
                 terms["reg_latent"] = weight * pred["latent"].square().mean()
             elif name in pred and name in self.body.param_specs and name != self.embedded_group:
@@ -316,6 +336,20 @@ class NeuralAnnotator(nn.Module):
                 terms[f"reg_{name}"] = weight * v.square().mean()
         terms["loss"] = sum(terms.values())
         return terms
+
+
+#: Weight of the reconstruction error in :func:`_pose_prior` (relative to the latent norm).
+POSE_PRIOR_RECONSTRUCTION = 10.0
+
+
+def _pose_prior(embedding, rotmats: Tensor) -> Tensor:
+    """(B,) implausibility of poses (B, J, 3, 3) under a VAE embedding: the latent norm of the encoded
+    pose plus how far the decoded pose lies from it (Frobenius², summed over joints). The latent norm
+    alone can be lowered by moving joints the encoder barely reads (measured: it turned the unobserved
+    ankles by ~12° on average); the reconstruction term keeps the pose on the VAE's manifold."""
+    z = embedding.encode(rotmats)
+    rec = (embedding.decode(z) - rotmats).square().sum((-1, -2)).sum(-1)
+    return embedding.prior_loss(z) + POSE_PRIOR_RECONSTRUCTION * rec
 
 
 def _spread_vertices(body: BodyModel, n: int = 2048) -> Tensor | None:

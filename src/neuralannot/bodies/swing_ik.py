@@ -180,12 +180,20 @@ class SwingSolver:
         (the spine toward the thorax, the neck toward the head)."""
         J = len(self.parents)
         own = {j: [k for k, a in enumerate(self.attach) if a == j] for j in range(J)}
+        #: per planned joint, how many of its targets it swings toward (the rest only set its twist)
+        self.primary: dict[int, int] = {}
         children = {j: [c for c in range(J) if self.parents[c] == j] for j in range(J)}
         plan = []
         self.root_targets = list(own[0])
         for j in range(J):
             if own[j]:
-                plan.append((j, own[j], True))
+                # a branching joint with a single target (the spine's top, at the thorax) cannot see
+                # its twist; the keypoints its children carry (the shoulders) can (HybrIK's spine)
+                extra = []
+                if len(own[j]) == 1 and len(children[j]) > 1:
+                    extra = [k for c in children[j] for k in own[c]]
+                plan.append((j, own[j] + extra, True))
+                self.primary[j] = len(own[j])
                 continue
             n, c = 1, j
             while not own[c] and len(children[c]) == 1:
@@ -254,19 +262,16 @@ class SwingSolver:
             for d in sorted({depth[j] for j, _, _ in self.plan if j != 0}):
                 entries = [e for e in self.plan if e[0] != 0 and depth[e[0]] == d]
                 T = max(len(t) for _, t, _ in entries)
-                owner = [-1] * J  # the entry whose subtree holds each joint
-                for e, (j, _, _) in enumerate(entries):
-                    for c in self.subtree[j]:
-                        owner[c] = e
+                owner = self._owner([j for j, _, _ in entries], device)  # entry whose subtree holds each joint
                 lv = {
                     "joint": [j for j, _, _ in entries],
                     "targets": [t + [t[0]] * (T - len(t)) for _, t, _ in entries],
                     "real": [[i < len(t) for i in range(T)] for _, t, _ in entries],
+                    "primary": [[i < self.primary.get(j, len(t)) for i in range(T)] for j, t, _ in entries],
                     "twist": [tw for _, _, tw in entries],
-                    "joint_owner": owner,
-                    "kp_owner": [owner[a] if a >= 0 else -1 for a in self.attach],
                 }
                 level = {k: torch.tensor(v, device=device) for k, v in lv.items()}
+                level["joint_owner"], level["kp_owner"] = owner, self._kp_owner(owner)
                 hinges = [h for h in self.hinges if h[0] in lv["joint"]]
                 if hinges:
                     level["hinge"] = {
@@ -344,7 +349,8 @@ class SwingSolver:
         u = K[:, lv["targets"]] - pivot[:, :, None]  # (B, E, T, 3)
         v = targets[:, lv["targets"]] - pivot[:, :, None]
         ok = valid[:, lv["targets"]] & lv["real"] & (u.norm(dim=-1) > MIN_LEVER)
-        delta = self._rotation(u.flatten(0, 1), v.flatten(0, 1), ok.flatten(0, 1), lv["twist"].repeat(B))
+        primary = lv["primary"].expand(B, -1, -1).flatten(0, 1)
+        delta = self._rotation(u.flatten(0, 1), v.flatten(0, 1), ok.flatten(0, 1), lv["twist"].repeat(B), primary)
         eye = torch.eye(3, dtype=P.dtype, device=P.device).expand(B, 1, 3, 3)
         delta = torch.cat([eye, delta.view(B, E, 3, 3)], 1)  # entry -1 → identity
         piv = torch.cat([torch.zeros_like(pivot[:, :1]), pivot], 1)
@@ -365,22 +371,23 @@ class SwingSolver:
             tgt = self.root_targets
             u, v = K[:, tgt] - cu[:, None], targets[:, tgt] - cv[:, None]
             ok = valid[:, tgt] & (u.norm(dim=-1) > MIN_LEVER)
-            delta = self._rotation(u, v, ok, True, primary=len(own))
+            primary = torch.arange(len(tgt), device=P.device) < len(own)
+            delta = self._rotation(u, v, ok, True, primary=primary.expand_as(ok))
         else:  # nothing rigid on the root: translation only
             delta = torch.eye(3, dtype=P.dtype, device=P.device).expand(P.shape[0], 3, 3)
         return delta, cu, cv
 
     @staticmethod
     def _rotation(
-        u: Tensor, v: Tensor, ok: Tensor, twist: Tensor | bool, primary: int | None = None
+        u: Tensor, v: Tensor, ok: Tensor, twist: Tensor | bool, primary: Tensor | None = None
     ) -> Tensor:
-        """(N, 3, 3): swing of the longest valid ``u`` (among the first ``primary`` pairs, when some of
-        them are valid) onto its ``v``, then (where ``twist``) the twist about that axis that best
-        aligns all pairs (least squares); identity without targets."""
+        """(N, 3, 3): swing of the longest valid ``u`` (among the ``primary`` pairs (N, T) bool, when
+        some of them are valid) onto its ``v``, then (where ``twist``) the twist about that axis that
+        best aligns all pairs (least squares); identity without targets."""
         N = u.shape[0]
         first = ok.clone()
         if primary is not None:
-            first[:, primary:] = False
+            first = first & primary
             first = torch.where(first.any(1, keepdim=True), first, ok)
         lever = torch.where(first, u.norm(dim=-1), torch.zeros_like(u[..., 0]))
         i = lever.argmax(1)

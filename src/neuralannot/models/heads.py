@@ -14,15 +14,34 @@ from torch import Tensor, nn
 
 
 class JointEncoder(nn.Module):
-    """(B, J, 4) joints ``[x, y, z, valid]`` → (B, dim); invalid joints are zeroed, validity is an input."""
+    """(B, J, 4) joints ``[x, y, z, valid]`` → (B, dim); invalid joints are zeroed, validity is an input.
 
-    def __init__(self, num_joints: int, dim: int = 512):
+    With ``distances``, the distances between every pair of joints (0 where either is invalid) are
+    inputs too: bone lengths are what the shape must reproduce, and an MLP on raw coordinates can only
+    approximate the norm of a difference.
+    """
+
+    def __init__(self, num_joints: int, dim: int = 512, distances: bool = False):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(num_joints * 4, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
+        self.distances = distances
+        n_in = num_joints * 4
+        if distances:
+            self.register_buffer("pairs", torch.triu_indices(num_joints, num_joints, 1), persistent=False)
+            n_in += self.pairs.shape[1]
+        self.net = nn.Sequential(nn.Linear(n_in, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
+
+    def inputs(self, joints: Tensor) -> Tensor:
+        """The network's input vector (B, J·4 [+ J(J−1)/2 distances])."""
+        valid = joints[..., 3:4]
+        x = [torch.cat([joints[..., :3] * valid, valid], -1).flatten(1)]
+        if self.distances:
+            a, b = self.pairs
+            d = (joints[:, a, :3] - joints[:, b, :3]).norm(dim=-1)
+            x.append(d * valid[:, a, 0] * valid[:, b, 0])
+        return torch.cat(x, -1)
 
     def forward(self, joints: Tensor) -> Tensor:
-        valid = joints[..., 3:4]
-        return self.net(torch.cat([joints[..., :3] * valid, valid], -1).flatten(1))
+        return self.net(self.inputs(joints))
 
 
 class HeatmapEncoder(nn.Module):
