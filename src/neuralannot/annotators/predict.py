@@ -145,8 +145,7 @@ def predict(
         shutil.rmtree(parts_dir)
     dataset = annotation_dataset(model, samples, device)
     dev = torch.device(device)
-    model.to(dev).eval()
-    model.body.to(dev)
+    model.to(dev).eval()  # with its auxiliary modules
     t0 = time.perf_counter()
     with PartWriter(parts_dir, chunk_size=chunk_size or max(batch_size * 4, 256)) as writer:
         done = set(writer.done)

@@ -173,8 +173,7 @@ def train(
     ckpt_path = out_dir / CHECKPOINT
     torch.manual_seed(cfg.seed)
     dev = torch.device(device)
-    model.to(dev)
-    model.body.to(dev)
+    model.to(dev)  # with its auxiliary modules (body model, regressor, embedding, swing solver)
     net: torch.nn.Module = model
     if info.world > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
@@ -293,7 +292,7 @@ def train(
         last_epoch = epoch + 1 == num_epochs
         if state["global_step"] - state["period_start"] >= cfg.plateau_period or last_epoch:
             # one plateau check per period of >= plateau_period steps (lr ÷10 when the loss stalls)
-            period_loss = _all_mean(state["epoch_loss"], state["epoch_count"], info)
+            period_loss = _all_mean(state["epoch_loss"], state["epoch_count"], info, dev)
             sched.step(period_loss)
             lr = opt.param_groups[0]["lr"]
             state["history"].append(
@@ -334,9 +333,9 @@ def train(
     }
 
 
-def _all_mean(total: float, count: int, info: DistInfo) -> float:
-    if info.world > 1:
-        t = torch.tensor([total, float(count)], dtype=torch.float64)
+def _all_mean(total: float, count: int, info: DistInfo, device: torch.device) -> float:
+    if info.world > 1:  # on the training device: NCCL reduces CUDA tensors only
+        t = torch.tensor([total, float(count)], dtype=torch.float64, device=device)
         dist.all_reduce(t)
         total, count = float(t[0]), int(t[1])
     return total / max(count, 1)
