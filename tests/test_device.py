@@ -1,4 +1,5 @@
-"""Device and dtype correctness without a GPU: moving the annotator moves everything it computes with.
+"""Device, dtype and AMP correctness without a GPU: moving the annotator moves everything it computes
+with, and the AMP loss scaler's state is checkpointed.
 
 A CUDA run crashes ("Expected all tensors to be on the same device") when a tensor the forward uses
 stays on the CPU. Two CPU stand-ins catch that: ``.to("meta")`` must reach every parameter and
@@ -11,10 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import TINY
+from conftest import TINY, mocap_joint_samples
+from neuralannot.annotators import training
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.neural import AUX_DATA
 from neuralannot.annotators.pipeline import build_annotator
+from neuralannot.io.checkpoint import read_checkpoint
 
 pytestmark = pytest.mark.anny
 
@@ -89,3 +92,42 @@ def test_a_float64_annotator_trains_in_float64(mode, gen):
     model.float()
     pred32 = model(_batch(torch.Generator().manual_seed(0)))
     assert pred32["root_pose"].dtype == torch.float32
+
+
+def test_amp_grad_scaler_state_is_checkpointed_and_resumed(anny_body, tmp_path, monkeypatch):
+    """float16 AMP needs CUDA; its GradScaler is stood in for by an enabled CPU scaler whose scale
+    doubles after every step, so the checkpointed scale counts the steps it has seen."""
+    scaler = lambda amp, dev: torch.amp.GradScaler("cpu", init_scale=16.0, growth_interval=1)  # noqa: E731
+    monkeypatch.setattr(training, "make_scaler", scaler)
+    samples = mocap_joint_samples(anny_body, 16)
+    cfg = AnnotatorConfig(mode="mocap", inputs="joints", head="paper", **dict(TINY, batch_size=4, epochs=2))
+
+    def run(work, **kw):
+        model = build_annotator(cfg, "h36m17")
+        training.train(model, samples, work, progress=False, **kw)
+        return read_checkpoint(work / training.CHECKPOINT), model.state_dict()
+
+    whole, w_whole = run(tmp_path / "whole")
+    assert whole["scaler"]["scale"] == 16.0 * 2**8  # 8 steps, all finite
+    run(tmp_path / "killed", stop_after_steps=3)
+    resumed, w_resumed = run(tmp_path / "killed")
+    assert resumed["scaler"] == whole["scaler"]  # restored: a fresh scaler would end at 16 * 2**5
+    for k in w_whole:
+        torch.testing.assert_close(w_resumed[k], w_whole[k], rtol=0, atol=0, msg=k)
+    # a checkpoint written before the scaler was saved still resumes (with a fresh scaler)
+    old = tmp_path / "old"
+    old.mkdir()
+    del whole["scaler"]
+    torch.save(whole, old / training.CHECKPOINT)
+    model = build_annotator(cfg, "h36m17")
+    assert training.train(model, samples, old, progress=False)["samples_seen"] == 0  # finished: nothing to do
+
+
+def test_amp_dtype_per_device(monkeypatch):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
+    assert training.autocast_dtype(True, cpu) is None and training.autocast_dtype(False, cuda) is None
+    assert not training.make_scaler(True, cpu).is_enabled()
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert training.autocast_dtype(True, cuda) == torch.bfloat16  # no loss scaling needed
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert training.autocast_dtype(True, cuda) == torch.float16
