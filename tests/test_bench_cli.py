@@ -62,3 +62,25 @@ def test_the_smallest_suite_writes_the_scripts_json(tmp_path):
     rows = result["rows"]
     assert {row["batch"] for row in rows} == {1} and {"warp_lbs", "lbs"} <= {row["backend"] for row in rows}
     assert all(row["ms"] > 0 for row in rows)
+
+
+@pytest.mark.anny
+def test_gpu_suite_small_mode_runs_every_part_on_the_cpu(tmp_path):
+    out = tmp_path / "gpu.json"
+    args = ["--small", "--device", "cpu", "--workers", "1", "--data-dir", tmp_path / "data", "--out", out]
+    r = _run("--suite", "gpu", "--", *args)
+    assert r.exit_code == 0, r.output
+    result = json.loads(out.read_text())
+    assert result["small"] is True and result["device"] == "cpu"
+    runs = {row["run"]: row for row in result["runs"]}
+    assert set(runs) == {"mocap_frozen", "mocap_finetuned", "mocap_finetuned_amp", "wild_frozen",
+                         "smplifyx_3d", "smplifyx_2d"}  # fmt: skip
+    assert runs["mocap_finetuned_amp"] == {"run": "mocap_finetuned_amp", "skipped": "AMP runs on CUDA only"}
+    assert runs["mocap_frozen"]["frozen"] and not runs["mocap_finetuned"]["frozen"]
+    for name, row in runs.items():
+        if "skipped" in row:
+            continue
+        keys = ("train_samples_per_s", "annotate_samples_per_s", "samples_per_s")
+        rates = [row[k] for k in keys if k in row]
+        assert rates and all(v > 0 for v in rates), (name, row)
+        assert row["n"] > 0 and 0 < row["mpvpe_mm"] < 5000, (name, row)  # measured, in mm
