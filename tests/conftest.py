@@ -6,7 +6,9 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
+import roma
 import torch
 
 #: The tiny network every training test uses: ResNet-18 without weights on 64-px crops, one hidden
@@ -66,3 +68,28 @@ def h36m_copy(tmp_path):
     for s in data["samples"]:
         shutil.copy(real / s["image"], tmp_path / s["image"])
     return tmp_path, data
+
+
+def mocap_joint_samples(body, n: int, seed: int = 0) -> list:
+    """MoCap samples (no images) of random Anny poses 3 m in front of a 1000-px camera, h36m17 joints,
+    every joint valid: for training tests on joints only (``inputs="joints"``)."""
+    from neuralannot.bodies.joints import regress_keypoints
+    from neuralannot.data.sample import Sample
+
+    g = torch.Generator().manual_seed(seed)
+    params = body.default_params(batch_size=n)
+    params["body_pose"] = roma.rotvec_to_rotmat(0.3 * torch.randn(n, 21, 3, generator=g))
+    root = torch.tensor([np.pi, 0.0, 0.0]) + 0.3 * torch.randn(n, 3, generator=g)
+    params["root_pose"] = roma.rotvec_to_rotmat(root)
+    params["trans"] = torch.tensor([0.0, 0.0, 3.0]) + 0.1 * torch.randn(n, 3, generator=g)
+    with torch.no_grad():
+        kp = regress_keypoints(body, params, "h36m17").numpy()
+    uv = 1000.0 * kp[..., :2] / kp[..., 2:] + 500.0
+    out = []
+    for i in range(n):
+        j2 = np.concatenate([uv[i], np.ones((len(uv[i]), 1))], 1)
+        j3 = np.concatenate([kp[i], np.ones((len(kp[i]), 1))], 1)
+        lo, hi = j2[:, :2].min(0) - 20, j2[:, :2].max(0) + 20
+        cam = {"focal": [1000.0, 1000.0], "princpt": [500.0, 500.0]}
+        out.append(Sample(f"s{i}", None, [*lo, *(hi - lo)], "body", "h36m17", j2, j3, cam, (1000, 1000)))
+    return out

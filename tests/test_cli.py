@@ -27,8 +27,21 @@ def _commands(tmp_path, extra):
     }
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
-def test_device_cuda_without_gpu(tmp_path):
+def _device_commands() -> set[str]:
+    """Names of the registered commands that take ``--device``."""
+    import inspect
+
+    out = set()
+    for c in app.registered_commands:
+        if "device" in inspect.signature(c.callback).parameters:
+            out.add(c.name or c.callback.__name__)
+    return out
+
+
+def test_device_cuda_without_gpu(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # also on a machine with a GPU
+    covered = {args[0] for args in _commands(tmp_path, []).values()}
+    assert _device_commands() == covered, "a command with --device is missing from _commands"
     for device in ("cuda", "cuda:1"):
         for name, args in _commands(tmp_path, ["--device", device]).items():
             code, errors = _cli(*args)

@@ -124,9 +124,9 @@ def synth(
 def _register() -> None:
     """Commands implemented in :mod:`neuralannot.commands` (kept out of this file to keep it small)."""
     from neuralannot.commands import annotate as ann
+    from neuralannot.commands import bench, fit
     from neuralannot.commands import evaluate as ev
     from neuralannot.commands import export as exp
-    from neuralannot.commands import fit
     from neuralannot.commands import report as rep
 
     app.command("annotate")(ann.annotate)
@@ -136,6 +136,9 @@ def _register() -> None:
     app.command("eval")(ev.eval_cmd)
     app.command("export")(exp.export_cmd)
     app.command("report")(rep.report_cmd)
+    app.command("bench", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+        bench.bench_cmd
+    )
 
 
 _register()

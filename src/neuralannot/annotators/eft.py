@@ -49,7 +49,6 @@ def eft_records(
 
     dev = torch.device(device)
     model.to(dev).eval()
-    model.body.to(dev)
     dataset = make_dataset(model, samples, dev)
     trained = copy.deepcopy(model.state_dict())
     params = [p for p in model.parameters() if p.requires_grad]

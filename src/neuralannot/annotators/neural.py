@@ -39,6 +39,9 @@ EMBEDDED_GROUP = {
     "wholebody": ("body_pose", "anny-body-vae"),
     "hand": ("hand_pose", "anny-hand-pca"),
 }
+#: ``_aux`` entries that are data caches, not parts of the network: moving the model leaves them on
+#: the CPU (frozen backbone features, indexed per item by the data loader; stores shared by models).
+AUX_DATA = frozenset({"features", "feature_store"})
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 #: Canonical Y-up body seen by an OpenCV (y-down) camera: 180° about X; a good initial root rotation.
 UPRIGHT_6D = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
@@ -152,6 +155,19 @@ class NeuralAnnotator(nn.Module):
         return HeadLayout(entries), torch.tensor(bias)
 
     # -- non-trained members (kept out of the state dict) ------------------------------------------
+    def _apply(self, fn, recurse: bool = True):
+        """``.to()``, ``.cuda()``, ``.double()``, ... also convert the auxiliary members in ``_aux``
+        (body model, keypoint regressor, pose embedding, swing solver, silhouette ids and any later
+        entry): every nn.Module, Tensor and object with an ``_apply_tensors(fn)`` hook, also inside tuples,
+        lists and dicts. Data caches (:data:`AUX_DATA`) stay where they are (on the CPU, indexed by
+        the data loader)."""
+        super()._apply(fn, recurse)
+        seen: set[int] = set()
+        for key, value in list(self._aux.items()):
+            if key not in AUX_DATA:
+                self._aux[key] = _apply_aux(value, fn, recurse, seen)
+        return self
+
     @property
     def body(self) -> BodyModel:
         return self._aux["body"]
@@ -322,7 +338,6 @@ class NeuralAnnotator(nn.Module):
                 terms["reg_twist"] = weight * twist_angle(pred["body_pose"], axes).square().mean()
             elif name == "pose_prior" and weight and self._aux["pose_prior"] is not None:
                 group, prior = self._aux["pose_prior"]
-                prior.to(pred[group].device)
                 terms["reg_pose_prior"] = weight * _pose_prior(prior, pred[group]).mean()
             elif name == "latent" and "latent" in pred:
                 terms["reg_latent"] = weight * pred["latent"].square().mean()
@@ -350,6 +365,27 @@ def _pose_prior(embedding, rotmats: Tensor) -> Tensor:
     z = embedding.encode(rotmats)
     rec = (embedding.decode(z) - rotmats).square().sum((-1, -2)).sum(-1)
     return embedding.prior_loss(z) + POSE_PRIOR_RECONSTRUCTION * rec
+
+
+def _apply_aux(value, fn, recurse: bool, seen: set[int]):
+    """``value`` with ``fn`` (a tensor conversion of :meth:`nn.Module._apply`) applied to every
+    module and tensor in it; modules are converted in place and once (an object met twice, e.g. the
+    body inside the swing solver, is not converted twice)."""
+    if isinstance(value, nn.Module):
+        if id(value) not in seen:
+            seen.add(id(value))
+            value._apply(fn, recurse)
+        return value
+    if isinstance(value, Tensor):
+        return fn(value)
+    if isinstance(value, (tuple, list)):
+        return type(value)(_apply_aux(v, fn, recurse, seen) for v in value)
+    if isinstance(value, dict):
+        return {k: _apply_aux(v, fn, recurse, seen) for k, v in value.items()}
+    if hasattr(value, "_apply_tensors") and id(value) not in seen:  # e.g. SwingSolver
+        seen.add(id(value))
+        value._apply_tensors(fn)
+    return value
 
 
 def _spread_vertices(body: BodyModel, n: int = 2048) -> Tensor | None:

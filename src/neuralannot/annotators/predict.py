@@ -137,16 +137,15 @@ def predict(
     ``chunk_size`` (records per part file) defaults to ``max(4 * batch_size, 256)``. Partial
     predictions of the same samples and weights are reused; ``resume=False`` deletes them first.
     """
-    info = init_distributed()
+    info = init_distributed(device)
     key = prediction_key(model, samples)
     parts_root = Path(work_dir) / "parts" / key
     parts_dir = parts_root / f"rank{info.rank}"
     if not resume and parts_dir.exists():
         shutil.rmtree(parts_dir)
     dataset = annotation_dataset(model, samples, device)
-    dev = torch.device(device)
-    model.to(dev).eval()
-    model.body.to(dev)
+    dev = info.device
+    model.to(dev).eval()  # with its auxiliary modules
     t0 = time.perf_counter()
     with PartWriter(parts_dir, chunk_size=chunk_size or max(batch_size * 4, 256)) as writer:
         done = set(writer.done)

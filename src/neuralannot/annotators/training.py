@@ -6,8 +6,12 @@ the position inside the epoch. A run killed at any point and started again with 
 continues from its last checkpoint to the same final weights as an uninterrupted run.
 
 Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) each rank takes every ``world``-th index of the
-epoch permutation, gradients are averaged by DistributedDataParallel (gloo on CPU, nccl on GPU) and
-rank 0 writes checkpoints.
+epoch permutation (``batch_size`` is the global batch: ``batch_size / world`` per rank), gradients
+are averaged by DistributedDataParallel and rank 0 writes checkpoints. The backend follows the
+requested device (nccl for ``cuda``, gloo otherwise); on CUDA each rank uses GPU ``LOCAL_RANK``.
+
+AMP (``amp: true``, CUDA only): bfloat16 autocast where the GPU supports it, else float16 with a
+GradScaler, whose state is saved in the checkpoint so an AMP run resumes like an fp32 run.
 """
 
 from __future__ import annotations
@@ -38,20 +42,44 @@ CHECKPOINT = "checkpoint.pt"
 class DistInfo:
     rank: int = 0
     world: int = 1
+    #: the device this rank computes on (``cuda`` → ``cuda:LOCAL_RANK`` under torchrun)
+    device: torch.device = torch.device("cpu")
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
 
-def init_distributed() -> DistInfo:
-    """Join the process group when launched by torchrun; a no-op otherwise."""
+def init_distributed(device: str | torch.device = "cpu") -> DistInfo:
+    """Join the process group when launched by torchrun (``WORLD_SIZE`` > 1); a no-op otherwise.
+
+    The backend follows ``device``: nccl for CUDA, gloo for the CPU. On CUDA each rank takes GPU
+    ``LOCAL_RANK`` (``torch.cuda.set_device``), so the ranks of a node do not all use cuda:0."""
+    dev = torch.device(device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return DistInfo()
+        return DistInfo(device=dev)
+    if dev.type == "cuda":
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        if dev.index is not None and dev.index != local:
+            log.warning("--device %s under torchrun: rank uses cuda:%d (LOCAL_RANK)", device, local)
+        dev = torch.device("cuda", local)
+        torch.cuda.set_device(dev)
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    return DistInfo(dist.get_rank(), dist.get_world_size())
+        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    return DistInfo(dist.get_rank(), dist.get_world_size(), dev)
+
+
+def autocast_dtype(amp: bool, dev: torch.device) -> torch.dtype | None:
+    """The AMP dtype on ``dev`` (None: fp32): bfloat16 on CUDA GPUs that support it, else float16."""
+    if not amp or dev.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def make_scaler(amp: bool, dev: torch.device) -> torch.amp.GradScaler:
+    """Loss scaling for float16 autocast; disabled (a no-op) for bfloat16 and fp32."""
+    return torch.amp.GradScaler(dev.type, enabled=autocast_dtype(amp, dev) == torch.float16)
 
 
 def feature_key(model: NeuralAnnotator, samples) -> tuple:
@@ -168,22 +196,23 @@ def train(
     run early right after a checkpoint at that global step (simulates a kill, for tests).
     """
     cfg = model.cfg
-    info = init_distributed()
+    info = init_distributed(device)
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT
     torch.manual_seed(cfg.seed)
-    dev = torch.device(device)
-    model.to(dev)
-    model.body.to(dev)
+    dev = info.device
+    model.to(dev)  # with its auxiliary modules (body model, regressor, embedding, swing solver)
     net: torch.nn.Module = model
     if info.world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, find_unused_parameters=False)
+        ids = [dev.index] if dev.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=False)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         opt, factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.lr * cfg.min_lr_ratio
     )
-    scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and dev.type == "cuda")
+    amp_dtype = autocast_dtype(cfg.amp, dev)
+    scaler = make_scaler(cfg.amp, dev)
     state = {
         "epoch": 0,
         "step_in_epoch": 0,
@@ -212,7 +241,9 @@ def train(
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         sched.load_state_dict(ck["scheduler"])
-        torch.set_rng_state(ck["rng"])
+        if ck.get("scaler"):  # absent in older checkpoints; empty from a disabled scaler
+            scaler.load_state_dict(ck["scaler"])
+        torch.set_rng_state(ck["rng"].cpu())  # map_location may have put it on the GPU
         state = ck["state"]
         log.info("resumed from %s at epoch %d step %d", ckpt_path, state["epoch"], state["step_in_epoch"])
 
@@ -224,6 +255,7 @@ def train(
                     "model": model.state_dict(),
                     "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict(),
+                    "scaler": scaler.state_dict(),
                     "rng": torch.get_rng_state(),
                     "state": state,
                     "config": cfg.to_dict(),
@@ -267,7 +299,7 @@ def train(
         )
         for batch in loader:
             batch = _to(batch, dev)
-            with torch.autocast(dev.type, enabled=cfg.amp and dev.type == "cuda"):
+            with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 pred = net(batch)
                 terms = model.losses(batch, pred)
             opt.zero_grad(set_to_none=True)
@@ -293,7 +325,7 @@ def train(
         last_epoch = epoch + 1 == num_epochs
         if state["global_step"] - state["period_start"] >= cfg.plateau_period or last_epoch:
             # one plateau check per period of >= plateau_period steps (lr ÷10 when the loss stalls)
-            period_loss = _all_mean(state["epoch_loss"], state["epoch_count"], info)
+            period_loss = _all_mean(state["epoch_loss"], state["epoch_count"], info, dev)
             sched.step(period_loss)
             lr = opt.param_groups[0]["lr"]
             state["history"].append(
@@ -334,9 +366,9 @@ def train(
     }
 
 
-def _all_mean(total: float, count: int, info: DistInfo) -> float:
-    if info.world > 1:
-        t = torch.tensor([total, float(count)], dtype=torch.float64)
+def _all_mean(total: float, count: int, info: DistInfo, device: torch.device) -> float:
+    if info.world > 1:  # on the training device: NCCL reduces CUDA tensors only
+        t = torch.tensor([total, float(count)], dtype=torch.float64, device=device)
         dist.all_reduce(t)
         total, count = float(t[0]), int(t[1])
     return total / max(count, 1)

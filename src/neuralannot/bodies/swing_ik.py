@@ -89,6 +89,14 @@ class SwingSolver:
             [c for c in range(len(self.parents)) if self._is_under(c, j)] for j in range(len(self.parents))
         ]
 
+    def _apply_tensors(self, fn) -> SwingSolver:
+        """Convert the solver's own tensors with ``fn`` (called when the module owning it is moved:
+        ``NeuralAnnotator._apply``); the body and regressor it was given are their owner's to move."""
+        self.frame = fn(self.frame)
+        self.hinges = [(p, c, k, fn(a)) for p, c, k, a in self.hinges]
+        self.__dict__.pop("_level_cache", None)  # index tensors of the old device
+        return self
+
     def _find_hinges(self) -> list[tuple[int, int, int, Tensor]]:
         """(parent joint, hinge joint, target keypoint of the lower bone, world-oriented hinge axis in
         the parent's frame) for each knee/elbow-like joint the model declares (``hinge_axes``)."""
@@ -262,7 +270,8 @@ class SwingSolver:
             for d in sorted({depth[j] for j, _, _ in self.plan if j != 0}):
                 entries = [e for e in self.plan if e[0] != 0 and depth[e[0]] == d]
                 T = max(len(t) for _, t, _ in entries)
-                owner = self._owner([j for j, _, _ in entries], device)  # entry whose subtree holds each joint
+                # the entry whose subtree holds each joint
+                owner = self._owner([j for j, _, _ in entries], device)
                 lv = {
                     "joint": [j for j, _, _ in entries],
                     "targets": [t + [t[0]] * (T - len(t)) for _, t, _ in entries],
@@ -278,7 +287,7 @@ class SwingSolver:
                         "parent": torch.tensor([h[0] for h in hinges], device=device),
                         "joint": torch.tensor([h[1] for h in hinges], device=device),
                         "target": torch.tensor([h[2] for h in hinges], device=device),
-                        "axis": torch.stack([h[3] for h in hinges]).to(device),
+                        "axis": torch.stack([h[3] for h in hinges]).to(device),  # dtype: at use
                         "joint_owner": self._owner([h[0] for h in hinges], device),
                         "kp_owner": None,
                     }
@@ -311,7 +320,7 @@ class SwingSolver:
         lower = targets[:, h["target"]] - P[:, h["joint"]]
         n = torch.linalg.cross(d, lower / lower.norm(dim=-1, keepdim=True).clamp_min(1e-9))
         bend = n.norm(dim=-1)  # sin of the bend angle
-        axis = (W[:, h["parent"]] @ h["axis"][None, :, :, None])[..., 0]  # current hinge axis, world
+        axis = (W[:, h["parent"]] @ h["axis"].to(W)[None, :, :, None])[..., 0]  # current hinge axis, world
 
         def flat(x: Tensor) -> Tensor:
             return x - (x * d).sum(-1, keepdim=True) * d
@@ -350,7 +359,8 @@ class SwingSolver:
         v = targets[:, lv["targets"]] - pivot[:, :, None]
         ok = valid[:, lv["targets"]] & lv["real"] & (u.norm(dim=-1) > MIN_LEVER)
         primary = lv["primary"].expand(B, -1, -1).flatten(0, 1)
-        delta = self._rotation(u.flatten(0, 1), v.flatten(0, 1), ok.flatten(0, 1), lv["twist"].repeat(B), primary)
+        u, v, ok = u.flatten(0, 1), v.flatten(0, 1), ok.flatten(0, 1)
+        delta = self._rotation(u, v, ok, lv["twist"].repeat(B), primary)
         eye = torch.eye(3, dtype=P.dtype, device=P.device).expand(B, 1, 3, 3)
         delta = torch.cat([eye, delta.view(B, E, 3, 3)], 1)  # entry -1 → identity
         piv = torch.cat([torch.zeros_like(pivot[:, :1]), pivot], 1)
