@@ -34,3 +34,10 @@ def test_tiny_demo_runs_end_to_end(tmp_path):
     assert set(result["metrics"]) == {"neuralannot", "smplifyx3d", "hybrid", "two_stage"}
     assert result["verdict"] and (tmp_path / "comparison.json").exists()
     assert all(m["n"] == 8 for m in result["metrics"].values())
+
+
+def test_verdict_uses_the_strongest_baseline():
+    table = {"neuralannot": _row(10.0, 30.0), "smplifyx3d": _row(15.0, 40.0),
+             "smplifyx3d_vae": _row(12.0, 36.0)}
+    line = verdict(table)
+    assert "against smplifyx3d_vae" in line and "MPVPE ratio 0.83" in line

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import roma
 import torch
 
 from conftest import TINY
@@ -209,3 +210,28 @@ def test_wild_root_hypotheses_recover_a_reversed_facing(wild_set):
     assert torch.allclose(picked, kp_turned, atol=1e-4) and float(err.max()) < 1e-3
     single = build_annotator(AnnotatorConfig(mode="wild", root_hypotheses=1, **TINY), samples[0].joint_set)
     assert single.root_hypotheses(pred["root_pose"]).shape[0] == 1
+
+
+def test_pose_prior_scores_implausible_poses_and_reaches_the_head(mocap_set):
+    """reg.pose_prior: the body VAE's latent norm + reconstruction error of the regressed pose."""
+    from neuralannot.data.synthetic.poses import BodyPoseSampler
+
+    samples, _ = load_samples(mocap_set, "body", needs_3d=True)
+    cfg = AnnotatorConfig(mode="mocap", **dict(TINY, reg={"pose_prior": 1e-3}))
+    model = build_annotator(cfg, samples[0].joint_set)
+    group, vae = model._aux["pose_prior"]
+    assert group == "body_pose"
+    gen = torch.Generator().manual_seed(0)
+    real = BodyPoseSampler(seed=0).sample(64, gen)  # library poses (axis-angle)
+    noise = 0.6 * torch.randn(64, 21, 3, generator=gen)  # random rotations of every joint
+    with torch.no_grad():
+        plausible = vae.pose_prior(real)
+        random = vae.pose_prior(roma.rotvec_to_rotmat(noise))
+    assert plausible.median() < 0.5 * random.median()
+    batch = next(iter(torch.utils.data.DataLoader(make_dataset(model, samples), batch_size=8)))
+    terms = model.losses(batch, model(batch))
+    assert terms["reg_pose_prior"] > 0
+    terms["reg_pose_prior"].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.head.parameters())
+    plain = build_annotator(AnnotatorConfig(mode="mocap", **TINY), samples[0].joint_set)
+    assert plain._aux["pose_prior"] is None

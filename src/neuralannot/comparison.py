@@ -27,7 +27,7 @@ from neuralannot.io.pseudo_gt import write_pseudo_gt
 log = logging.getLogger(__name__)
 
 SETTINGS = {"from3d": ("mocap", "3d", "smplifyx3d"), "from2d": ("wild", "2d", "smplifyx")}
-METHODS = ("neuralannot", "baseline", "eft", "hybrid", "two_stage", "spin")
+METHODS = ("neuralannot", "baseline", "baseline_vae", "eft", "hybrid", "two_stage", "spin")
 METRIC_KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pa_mpvpe_mm", "reproj_px", "mpvpe_pose_only_mm",
                "mpvpe_shape_only_mm", "shape_mae", "shape_mae_per_dim", "shape_mae_constant_guess")
 
@@ -63,7 +63,7 @@ def compare_direct(
     """
     from neuralannot.annotators.eft import eft_records
     from neuralannot.annotators.hybrid import HybridOptions, refine_records
-    from neuralannot.annotators.optimize import fit_dataset
+    from neuralannot.annotators.optimize import FitOptions, fit_dataset
     from neuralannot.annotators.pipeline import build_annotator
     from neuralannot.annotators.training import load_trained
     from neuralannot.annotators.two_stage import run_spin_loop, run_two_stage, train_and_annotate
@@ -85,6 +85,12 @@ def compare_direct(
         recs[baseline] = fits
         speed = {"samples_per_s": s["samples_per_s"], "pipeline_s": s["wall_s"]}
         table[baseline] = _score(baseline, fits, samples, cache, out_dir, speed)
+    if "baseline_vae" in methods and joints == "3d":  # the same VAE prior as reg.pose_prior
+        fits, s = fit_dataset(samples, joints, cfg.body_model, iterations=fit_iterations, progress=progress,
+                              options=FitOptions(prior_3d="vae"))  # fmt: skip
+        recs["smplifyx3d_vae"] = fits
+        speed = {"samples_per_s": s["samples_per_s"], "pipeline_s": s["wall_s"]}
+        table["smplifyx3d_vae"] = _score("smplifyx3d_vae", fits, samples, cache, out_dir, speed)
     if "eft" in methods:
         model = build_annotator(cfg, samples[0].joint_set)
         model._aux["feature_store"] = store

@@ -152,12 +152,16 @@ def run_demo(out: Path, size: int = 320) -> dict:
 #: The mission's targets from 3D joints (same samples): NeuralAnnot's MPJPE at most SMPLify-X's and its
 #: MPVPE at most this fraction of SMPLify-X's (the paper reaches 0.29-0.65).
 TARGET_MPVPE_RATIO = 0.8
+#: Baseline rows of a comparison table (``neuralannot.comparison``); the verdict uses the best one.
+BASELINE_ROWS = ("smplifyx3d", "smplifyx3d_vae", "smplifyx", "baseline")
 
 
 def verdict(table: dict) -> str:
     """One line judging a ``compare_direct`` table against the targets (see ``TARGET_MPVPE_RATIO``)."""
     n = table["neuralannot"]
-    b = next(table[k] for k in ("smplifyx3d", "smplifyx", "baseline") if k in table)
+    # the strongest SMPLify-X row: the paper's (L2 pose prior) or the one with the VAE prior
+    name = min((k for k in BASELINE_ROWS if k in table), key=lambda k: table[k]["mpvpe_mm"])
+    b = table[name]
     ratio = n["mpvpe_mm"] / b["mpvpe_mm"]
     joints_ok = n["mpjpe_mm"] <= b["mpjpe_mm"]
     if joints_ok and ratio <= TARGET_MPVPE_RATIO:
@@ -172,6 +176,7 @@ def verdict(table: dict) -> str:
         )
     else:
         line = f"SMPLify-X wins: MPVPE ratio {ratio:.2f}, MPJPE {n['mpjpe_mm']:.1f} vs {b['mpjpe_mm']:.1f} mm"
+    line += f" (against {name})"
     if "hybrid" in table:
         h = table["hybrid"]["mpvpe_mm"]
         better = h < min(n["mpvpe_mm"], b["mpvpe_mm"])
@@ -208,7 +213,7 @@ def run_annotation_demo(out: Path, n: int = 200, min_steps: int = 800, seed: int
     )
     samples, _ = load_samples(data, "body", needs_3d=True)
     # EFT (per-sample fine-tuning, ~0.5 s per sample on 2 cores) is left to bench/compare.py
-    methods = ("neuralannot", "baseline", "hybrid", "two_stage")
+    methods = ("neuralannot", "baseline", "baseline_vae", "hybrid", "two_stage")
     table, _ = compare_direct("from3d", samples, cfg, out / "compare", methods)
     summary = {
         "n": len(samples),

@@ -338,7 +338,7 @@ class NeuralAnnotator(nn.Module):
                 terms["reg_twist"] = weight * twist_angle(pred["body_pose"], axes).square().mean()
             elif name == "pose_prior" and weight and self._aux["pose_prior"] is not None:
                 group, prior = self._aux["pose_prior"]
-                terms["reg_pose_prior"] = weight * _pose_prior(prior, pred[group]).mean()
+                terms["reg_pose_prior"] = weight * prior.pose_prior(pred[group]).mean()
             elif name == "latent" and "latent" in pred:
                 terms["reg_latent"] = weight * pred["latent"].square().mean()
             elif name in pred and name in self.body.param_specs and name != self.embedded_group:
@@ -351,20 +351,6 @@ class NeuralAnnotator(nn.Module):
                 terms[f"reg_{name}"] = weight * v.square().mean()
         terms["loss"] = sum(terms.values())
         return terms
-
-
-#: Weight of the reconstruction error in :func:`_pose_prior` (relative to the latent norm).
-POSE_PRIOR_RECONSTRUCTION = 10.0
-
-
-def _pose_prior(embedding, rotmats: Tensor) -> Tensor:
-    """(B,) implausibility of poses (B, J, 3, 3) under a VAE embedding: the latent norm of the encoded
-    pose plus how far the decoded pose lies from it (Frobenius², summed over joints). The latent norm
-    alone can be lowered by moving joints the encoder barely reads (measured: it turned the unobserved
-    ankles by ~12° on average); the reconstruction term keeps the pose on the VAE's manifold."""
-    z = embedding.encode(rotmats)
-    rec = (embedding.decode(z) - rotmats).square().sum((-1, -2)).sum(-1)
-    return embedding.prior_loss(z) + POSE_PRIOR_RECONSTRUCTION * rec
 
 
 def _apply_aux(value, fn, recurse: bool, seen: set[int]):

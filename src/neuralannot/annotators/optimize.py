@@ -272,12 +272,17 @@ def smplifyx_3d(
     joints_3d: Tensor,
     options: FitOptions | None = None,
     init: dict[str, Tensor] | None = None,
+    embedding=None,
 ) -> FitResult:
     """Fit ``body`` to camera-frame 3D joints ``joints_3d`` (B, J, 4) = meters + confidence of
     ``joint_set`` (the paper's 3D SMPLify-X; see the module docstring). ``init``: as
-    :func:`smplifyx_2d` (camera-frame axis-angle params replacing the SVD initialisation)."""
+    :func:`smplifyx_2d` (camera-frame axis-angle params replacing the SVD initialisation).
+    ``embedding`` (used with ``options.prior_3d`` ``"embedding"``: the pose is optimised in its latent
+    space with SMPLify-X's ``|z|²`` prior; ``"vae"``: axis-angle scored by its ``pose_prior``) replaces
+    the paper's axis-angle ``|θ|²``."""
     opt = options or FitOptions()
-    prob = _Problem(body, joint_set, None)
+    prob = _Problem(body, joint_set, embedding if opt.prior_3d == "embedding" else None,
+                    embedding if opt.prior_3d == "vae" else None)  # fmt: skip
     gt, conf = _inputs(joints_3d, 3, body)
     B, dev = gt.shape[0], gt.device
     valid = conf > 0
@@ -437,7 +442,9 @@ def fit_dataset(
         _check(s, method)
     body = load_body_model(body_model, part=part) if isinstance(body_model, str) else body_model
     body.to(device)
-    emb = resolve_embedding(body, embedding) if method == "2d" else None
+    emb = resolve_embedding(body, embedding) if method == "2d" or opt.prior_3d != "l2" else None
+    if method == "3d" and opt.prior_3d != "l2" and emb is None:
+        raise ValueError(f"prior_3d={opt.prior_3d!r}: no pose embedding for {body.name} ({part}): pass one")
     groups: dict[str, list[int]] = {}
     for i, s in enumerate(samples):
         groups.setdefault(s.joint_set, []).append(i)
@@ -454,7 +461,7 @@ def fit_dataset(
         if method == "3d":
             j3d = np.stack([s.joints_3d for s in batch]).astype(np.float32)
             j3d[flips, :, 0] *= -1.0
-            res = smplifyx_3d(body, js, torch.from_numpy(j3d).to(device), opt, start)
+            res = smplifyx_3d(body, js, torch.from_numpy(j3d).to(device), opt, start, emb)
         else:
             cams = [_camera_2d(s, opt.focal) for s in batch]
             if init is not None:  # the initial pseudo-GT's camera
@@ -472,8 +479,9 @@ def fit_dataset(
     wall = time.perf_counter() - t0
     key = "joint_err_mm" if method == "3d" else "joint_err_px"
     errs = [r.quality[key] for r in records if key in r.quality]
+    name = f"smplifyx-{method}" + (f"-{opt.prior_3d}" if method == "3d" and opt.prior_3d != "l2" else "")
     summary = {
-        "method": f"smplifyx-{method}", "optimizer": opt.optimizer, "iterations": opt.iterations,
+        "method": name, "optimizer": opt.optimizer, "iterations": opt.iterations,
         "stages": len(parse_schedule(opt.schedule)), "samples": len(samples), "batch_size": batch_size,
         "device": str(device), "wall_s": wall, "samples_per_s": len(samples) / max(wall, 1e-9),
         "diverged": sum("diverged" in r.quality.get("flags", []) for r in records),

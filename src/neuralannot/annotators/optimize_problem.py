@@ -59,10 +59,17 @@ class FitOptions:
     side_view_px: float = 25.0
     rho_m: float | None = None
     data_weight_3d: float = 1e6
+    #: 3D variant's pose prior: "l2" (the paper's modified SMPLify-X: axis-angle, ``|θ|²``),
+    #: "embedding" (the pose in the embedding's latent space with ``|z|²``, as the 2D variant) or
+    #: "vae" (axis-angle scored by the embedding's ``pose_prior``, the prior of the neural
+    #: annotator's ``reg.pose_prior``)
+    prior_3d: str = "l2"
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.prior_3d not in ("l2", "embedding", "vae"):
+            raise ValueError(f"prior_3d must be l2 | embedding | vae, got {self.prior_3d!r}")
         if self.orientations not in ("auto", "side", "always", "never"):
             raise ValueError(f"orientations must be auto | side | always | never, got {self.orientations!r}")
         if self.iterations < 0:
@@ -164,7 +171,7 @@ class _Problem:
     """Packs one sample's unknowns into a vector ``[root (3) | pose | shape | trans (3)]`` and
     evaluates keypoints and priors for a batch of such vectors."""
 
-    def __init__(self, body: BodyModel, joint_set: str, embedding=None):
+    def __init__(self, body: BodyModel, joint_set: str, embedding=None, pose_scorer=None):
         specs = body.param_specs
         self.pose_group = next((g for g in ("body_pose", "hand_pose") if g in specs), None)
         if self.pose_group is None:
@@ -178,13 +185,17 @@ class _Problem:
         self.anny = self.shape_group == "phenotype"
         self.pose_shape = specs[self.pose_group].shape
         self.embedding = embedding
-        if embedding is not None:
-            ej = embedding.pose_shape
+        #: an embedding scoring axis-angle poses (``pose_prior``) in place of ``|θ|²`` (no latent)
+        self.pose_scorer = pose_scorer
+        for emb in (embedding, pose_scorer):
+            if emb is None:
+                continue
+            ej = emb.pose_shape
             if len(ej) != 2 or ej[1] != 3 or ej[0] > self.pose_shape[0]:
                 raise ValueError(
                     f"embedding of poses {ej} does not fit {body.name}.{self.pose_group} {self.pose_shape}"
                 )
-            embedding.to(body.device)
+            emb.to(body.device)
         n_pose = embedding.latent_dim if embedding is not None else math.prod(self.pose_shape)
         sizes = [("root", 3), ("pose", n_pose), ("shape", specs[self.shape_group].numel), ("trans", 3)]
         start, self.sl = 0, {}
@@ -215,7 +226,10 @@ class _Problem:
             prior = self.embedding.prior_loss(p)
         else:
             rot = roma.rotvec_to_rotmat(p.reshape(B, *self.pose_shape))
-            prior = p.square().sum(-1)
+            if self.pose_scorer is not None:
+                prior = self.pose_scorer.pose_prior(rot[:, : self.pose_scorer.pose_shape[0]])
+            else:
+                prior = p.square().sum(-1)
         params = {"root_pose": x[:, self.sl["root"]], self.pose_group: rot, self.shape_group: shape,
                   "trans": x[:, self.sl["trans"]]}  # fmt: skip
         return params, prior, shape

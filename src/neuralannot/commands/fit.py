@@ -34,7 +34,10 @@ from neuralannot.commands.annotate import (
 )
 
 console = Console()
-METHOD_NAMES = {"smplifyx": "2d", "smplifyx3d": "3d"}
+METHOD_NAMES = {"smplifyx": "2d", "smplifyx3d": "3d", "smplifyx3d-vae": "3d"}
+#: SMPLify-X variants' options: 3D with the pose in the body VAE's latent space (the prior the
+#: neural annotator's ``reg.pose_prior`` uses), for a like-for-like baseline
+METHOD_OPTIONS = {"smplifyx3d-vae": {"prior_3d": "vae"}}
 NEURAL_METHODS = ("eft", "hybrid", "two-stage", "spin")
 
 
@@ -102,7 +105,8 @@ def fit_cmd(
     data: Path = typer.Option(..., "--data", help="Dataset: folder format, shard folder or official layout."),
     out: Path = typer.Option(..., "--out", help="Pseudo-GT file to write (.json or .npz)."),
     method: str = typer.Option(
-        "smplifyx", "--method", help="smplifyx | smplifyx3d | eft | hybrid | two-stage | spin."
+        "smplifyx", "--method",
+        help="smplifyx | smplifyx3d | smplifyx3d-vae | eft | hybrid | two-stage | spin.",
     ),
     part: str = typer.Option("body", "--part", help="body | hand."),
     body_model: str = BODY,
@@ -129,7 +133,7 @@ def fit_cmd(
     """Fit or refine every sample and write the same pseudo-GT format as `annotate`."""
     import torch
 
-    from neuralannot.annotators.optimize import fit_dataset
+    from neuralannot.annotators.optimize import FitOptions, fit_dataset
     from neuralannot.commands.annotate import _samples
     from neuralannot.data.loading import load_samples
     from neuralannot.io.pseudo_gt import write_pseudo_gt
@@ -150,11 +154,13 @@ def fit_cmd(
         if method == "eft" and checkpoint is not None:
             _checkpoint_config(checkpoint)  # a bad checkpoint fails before any data is loaded
         if method in METHOD_NAMES:
-            samples, report = load_samples(data, part, skip_bad, needs_3d=method == "smplifyx3d",
+            samples, report = load_samples(data, part, skip_bad, needs_3d=METHOD_NAMES[method] == "3d",
                                            joint_map=joint_map,
                                            allow_outside_root=allow_outside_root)  # fmt: skip
+            options = FitOptions(**METHOD_OPTIONS.get(method, {}))
             records, summary = fit_dataset(samples, METHOD_NAMES[method], body_model, part, batch_size,
-                                           device, iterations, optimizer, progress=True)  # fmt: skip
+                                           device, iterations, optimizer, options=options,
+                                           progress=True)  # fmt: skip
         else:
             probe, _ = load_samples(data, part, skip_bad, joint_map=joint_map,
                                     allow_outside_root=allow_outside_root)  # fmt: skip
