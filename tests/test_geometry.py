@@ -241,3 +241,14 @@ def test_twist_angle_of_known_swing_and_twist():
     assert twist_angle(twist, torch.zeros(3)).item() == 0.0
     R = roma.rotvec_to_rotmat(torch.randn(4, 21, 3, generator=torch.Generator().manual_seed(0)))
     assert twist_angle(R, torch.nn.functional.normalize(torch.randn(21, 3), dim=-1)).shape == (4, 21)
+
+
+def test_translation_fit_is_the_masked_mean_offset():
+    from neuralannot.geometry.alignment import translation_fit
+
+    pred = torch.tensor([[[0.0, 0, 0], [1.0, 0, 0], [5.0, 5, 5]]])
+    gt = pred + torch.tensor([0.5, -1.0, 2.0])
+    gt[0, 2] = 100.0  # masked out
+    valid = torch.tensor([[True, True, False]])
+    assert torch.allclose(translation_fit(pred, gt, valid), torch.tensor([[0.5, -1.0, 2.0]]))
+    assert torch.equal(translation_fit(pred, gt, torch.zeros(1, 3, dtype=torch.bool)), torch.zeros(1, 3))

@@ -18,8 +18,9 @@ import torch
 from torch.utils.data import default_collate
 from tqdm import tqdm
 
-from neuralannot.annotators.neural import NeuralAnnotator, _lsq_translation
-from neuralannot.annotators.training import _to, make_dataset
+from neuralannot.annotators.neural import NeuralAnnotator
+from neuralannot.annotators.training import batch_to, make_dataset
+from neuralannot.geometry.alignment import translation_fit
 from neuralannot.io.pseudo_gt import PseudoGT
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ def eft_records(
     for i in tqdm(range(len(samples)), desc="eft", leave=False, disable=not progress):
         model.load_state_dict(trained)
         opt = torch.optim.Adam(params, lr=lr)
-        batch = _to(default_collate([dataset[i]]), dev)
+        batch = batch_to(default_collate([dataset[i]]), dev)
         for it in range(iterations):
             terms = model.losses(batch, model(batch))
             if it == 0:
@@ -72,7 +73,7 @@ def eft_records(
             kp = model.keypoints(pred)
             if model.cfg.mode == "mocap":
                 gt = batch["joints_3d"]
-                pred["trans"] = _lsq_translation(kp, gt[..., :3], gt[..., 3] > 0)
+                pred["trans"] = translation_fit(kp, gt[..., :3], gt[..., 3] > 0)
             rec = neural_records(model, batch, pred, kp, samples)[0]
         rec.quality.update(method=f"eft-{model.cfg.mode}", eft_iterations=iterations)
         out.append(rec)

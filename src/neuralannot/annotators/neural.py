@@ -30,6 +30,7 @@ from neuralannot.bodies.joints import get_regressor
 from neuralannot.bodies.parts import PART_EXTENT  # sets the initial camera distance and translation scale
 from neuralannot.bodies.swing_ik import SwingSolver
 from neuralannot.geometry import project, rot6d_to_rotmat, rotmat_to_rotvec
+from neuralannot.geometry.alignment import translation_fit
 from neuralannot.geometry.rotations import twist_angle
 from neuralannot.models.heads import HeadEntry, HeadLayout, HeatmapEncoder, JointEncoder, ParamHead
 
@@ -316,7 +317,7 @@ class NeuralAnnotator(nn.Module):
         if cfg.mode == "mocap":
             gt = batch["joints_3d"]
             valid = gt[..., 3] > 0
-            t = _lsq_translation(kp.detach(), gt[..., :3], valid)
+            t = translation_fit(kp.detach(), gt[..., :3], valid)
             pred["trans"] = t
             err = (kp + t[:, None] - gt[..., :3]).abs().sum(-1)
             terms["joints3d"] = cfg.w_joints3d * _masked_mean(err, valid)
@@ -401,9 +402,3 @@ def _masked_root(joints: Tensor, valid: Tensor, root: list[int]) -> Tensor:
     wr[:, root] = w[:, root]
     use = torch.where(wr.sum(1, keepdim=True) > 0, wr, w)
     return (joints * use[..., None]).sum(1) / use.sum(1, keepdim=True).clamp_min(1.0)
-
-
-def _lsq_translation(pred: Tensor, gt: Tensor, valid: Tensor) -> Tensor:
-    """Translation (B, 3) minimising the squared error of ``pred + t`` to the valid GT joints."""
-    w = valid.to(pred.dtype)[..., None]
-    return ((gt - pred) * w).sum(1) / w.sum(1).clamp_min(1.0)

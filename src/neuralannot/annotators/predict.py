@@ -27,11 +27,11 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from neuralannot.annotators.neural import NeuralAnnotator, _lsq_translation
+from neuralannot.annotators.neural import NeuralAnnotator
 from neuralannot.annotators.state import prediction_key
 from neuralannot.annotators.training import (
     DistInfo,
-    _to,
+    batch_to,
     has_cached_features,
     init_distributed,
     make_dataset,
@@ -39,6 +39,7 @@ from neuralannot.annotators.training import (
 from neuralannot.bodies.base import as_rotvec
 from neuralannot.data.crops import CropDataset
 from neuralannot.geometry import project
+from neuralannot.geometry.alignment import translation_fit
 from neuralannot.io.pseudo_gt import PartWriter, PseudoGT, merge_parts
 from neuralannot.io.records import build_record, sample_camera
 
@@ -159,12 +160,12 @@ def predict(
         for batch in tqdm(
             loader, total=len(batches), disable=not (progress and info.main), desc="annotate", leave=False
         ):
-            batch = _to(batch, dev)
+            batch = batch_to(batch, dev)
             pred = model(batch)
             kp = model.keypoints(pred)
             if model.cfg.mode == "mocap":
                 gt = batch["joints_3d"]
-                pred["trans"] = _lsq_translation(kp, gt[..., :3], gt[..., 3] > 0)
+                pred["trans"] = translation_fit(kp, gt[..., :3], gt[..., 3] > 0)
             else:
                 kp, _ = model.pick_root_hypothesis(batch, pred, kp)
             for r in neural_records(model, batch, pred, kp, samples):

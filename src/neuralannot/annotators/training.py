@@ -167,7 +167,7 @@ def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, info: DistInfo
     return [mine[i * per_rank : (i + 1) * per_rank] for i in range(steps)]
 
 
-def _to(batch: dict, device: torch.device) -> dict:
+def batch_to(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
@@ -298,7 +298,7 @@ def train(
             dataset, batch_sampler=batches[state["step_in_epoch"] :], num_workers=cfg.num_workers
         )
         for batch in loader:
-            batch = _to(batch, dev)
+            batch = batch_to(batch, dev)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 pred = net(batch)
                 terms = model.losses(batch, pred)

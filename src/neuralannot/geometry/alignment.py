@@ -74,3 +74,10 @@ def apply_similarity(points: Tensor, R: Tensor, t: Tensor, s: Tensor | float | N
 def procrustes_align(src: Tensor, dst: Tensor, weights: Tensor | None = None) -> Tensor:
     """``src`` (..., N, D) similarity-aligned onto ``dst`` (PA-MPJPE style)."""
     return apply_similarity(src, *similarity_align(src, dst, weights))
+
+
+def translation_fit(pred: Tensor, gt: Tensor, valid: Tensor) -> Tensor:
+    """Translation (B, 3) minimising the squared error of ``pred + t`` (B, J, 3) to the ``valid``
+    (B, J) GT joints (zero where none is valid)."""
+    w = valid.to(pred.dtype)[..., None]
+    return ((gt - pred) * w).sum(1) / w.sum(1).clamp_min(1.0)

@@ -69,7 +69,6 @@ from neuralannot.data.adapters.folder_convert import (
     _convert,
     _FileContext,
 )
-from neuralannot.data.adapters.folder_convert import _hand_bbox as _hand_bbox  # re-exported
 from neuralannot.data.adapters.joint_map import JointMap, read_joint_map
 from neuralannot.data.adapters.json_stream import _JsonObjectStream, _open_text
 from neuralannot.data.adapters.shards import ShardWriter, _raw_from_shards

@@ -102,7 +102,7 @@ def _smpl_gt(smpl: dict[str, Any]) -> dict[str, Any]:
     return {"model": "smpl", "params": params, "description": smpl.get("model"), **rest}
 
 
-def _hand_bbox(j2: np.ndarray) -> np.ndarray | None:
+def hand_bbox(j2: np.ndarray) -> np.ndarray | None:
     v = j2[:, 2] > 0
     if not v.any():
         return None
@@ -195,7 +195,7 @@ def _convert(
                     f"joint set {ctx.joint_set} lacks {side}-hand joints", sid, kind="joint_set"
                 )
             hj2, hj3 = j2[idx], (None if j3 is None else j3[idx])
-            bbox = _hand_bbox(hj2)
+            bbox = hand_bbox(hj2)
             if bbox is None:
                 if ctx.drop_empty_hands:
                     out.append(f"{side} hand without valid joints")

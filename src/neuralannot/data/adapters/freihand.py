@@ -36,7 +36,8 @@ from neuralannot.data.adapters.common import (
     project,
     read_json,
 )
-from neuralannot.data.adapters.folder import DatasetFormatError, SkipReport, _hand_bbox
+from neuralannot.data.adapters.folder import DatasetFormatError, SkipReport
+from neuralannot.data.adapters.folder_convert import hand_bbox
 from neuralannot.data.sample import Sample, SampleError
 
 __all__ = ["load_freihand", "freihand_root"]
@@ -107,7 +108,7 @@ def _read_split(root: Path, split: str, opts: dict[str, Any], report: SkipReport
         s = Sample(
             id=sid,
             image=image_path(rgb / f"{sid}{ext}", sid, opts["check_images"]),
-            bbox=_hand_bbox(j2),
+            bbox=hand_bbox(j2),
             part="rhand",
             joint_set="hand21",
             joints_2d=j2,

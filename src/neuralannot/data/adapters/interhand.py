@@ -44,7 +44,8 @@ from neuralannot.data.adapters.common import (
     project,
     read_json,
 )
-from neuralannot.data.adapters.folder import DatasetFormatError, SkipReport, _hand_bbox
+from neuralannot.data.adapters.folder import DatasetFormatError, SkipReport
+from neuralannot.data.adapters.folder_convert import hand_bbox
 from neuralannot.data.sample import Sample, SampleError
 
 __all__ = ["load_interhand", "find_interhand_files", "DATA_FILE_RE"]
@@ -176,7 +177,7 @@ def _read_split(split: str, data_file: Path, opts: dict[str, Any], report: SkipR
         out: list[Sample | str] = []
         for side, tag, _ in SIDES:
             hj2, hj3 = j2[idx[side]], j3[idx[side]]
-            bbox = _hand_bbox(hj2)
+            bbox = hand_bbox(hj2)
             if bbox is None:
                 if opts["drop_empty_hands"]:
                     out.append(f"{side} hand without valid joints")
