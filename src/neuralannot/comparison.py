@@ -125,9 +125,10 @@ def compare_direct(
 
 def regressor_config(cfg: AnnotatorConfig, min_steps: int | None = None) -> AnnotatorConfig:
     """The plain regressor of the indirect evaluation: image → rotations + shape, supervised only by
-    pseudo-GT parameters (GT joints weighted 0)."""
+    pseudo-GT parameters (GT joints weighted 0, no learned pose prior: only the labels differ)."""
     return replace(cfg, mode="wild", inputs="image", outputs="rotations", w_joints2d=0.0, w_joints3d=0.0,
-                   w_params=1.0, min_steps=cfg.min_steps if min_steps is None else min_steps)  # fmt: skip
+                   w_params=1.0, min_steps=cfg.min_steps if min_steps is None else min_steps,
+                   reg={**cfg.reg, "pose_prior": 0.0})  # fmt: skip
 
 
 def compare_indirect(

@@ -1,0 +1,12 @@
+"""comparison.py: the indirect evaluation's regressor config."""
+
+from neuralannot.annotators.config import AnnotatorConfig
+from neuralannot.comparison import regressor_config
+
+
+def test_indirect_regressor_is_supervised_by_labels_only():
+    cfg = regressor_config(AnnotatorConfig(mode="mocap", min_steps=50), min_steps=7)
+    assert (cfg.mode, cfg.inputs, cfg.outputs) == ("wild", "image", "rotations")
+    assert cfg.w_joints2d == cfg.w_joints3d == 0.0 and cfg.w_params == 1.0 and cfg.min_steps == 7
+    # no learned pose prior: the regressors of different annotators differ by their labels only
+    assert cfg.reg["pose_prior"] == 0.0 and cfg.reg["body_pose"] == AnnotatorConfig().reg["body_pose"]
