@@ -106,9 +106,10 @@ class NeuralAnnotator(nn.Module):
 
     # -- construction --------------------------------------------------------------------------
     def _load_pose_prior(self, body: BodyModel, embedding) -> tuple[str, object] | None:
-        """(group, embedding) scoring regressed rotations for ``reg.pose_prior``: the latent norm of
-        the pose under the part's shipped embedding (the VPoser-like body VAE), the prior SMPLify-X
-        puts on its own poses. None when the weight is 0 or the part has no shipped embedding."""
+        """(group, embedding) scoring regressed rotations for ``reg.pose_prior`` with
+        :meth:`~neuralannot.bodies.embedding.PoseEmbedding.pose_prior` (latent norm + reconstruction
+        error under the part's shipped VPoser-like VAE). None when the weight is 0, the network
+        outputs the embedding anyway, or the model has no shipped embedding (SMPL family)."""
         if not self.cfg.reg.get("pose_prior") or self.cfg.outputs == "embedding":
             return None
         group, default_name = EMBEDDED_GROUP.get(body.part, (None, None))
