@@ -80,17 +80,15 @@ def compare_direct(
     speed = {"samples_per_s": info["annotate"]["samples_per_s"], "train_s": info["train"]["wall_s"],
              "pipeline_s": neural_s}  # fmt: skip
     table["neuralannot"] = _score("neuralannot", neural, samples, cache, out_dir, speed)
-    if "baseline" in methods:
-        fits, s = fit_dataset(samples, joints, cfg.body_model, iterations=fit_iterations, progress=progress)
-        recs[baseline] = fits
-        speed = {"samples_per_s": s["samples_per_s"], "pipeline_s": s["wall_s"]}
-        table[baseline] = _score(baseline, fits, samples, cache, out_dir, speed)
+    fits_wanted = [(baseline, FitOptions())] if "baseline" in methods else []
     if "baseline_vae" in methods and joints == "3d":  # the same VAE prior as reg.pose_prior
+        fits_wanted.append(("smplifyx3d_vae", FitOptions(prior_3d="vae")))
+    for name, options in fits_wanted:
         fits, s = fit_dataset(samples, joints, cfg.body_model, iterations=fit_iterations, progress=progress,
-                              options=FitOptions(prior_3d="vae"))  # fmt: skip
-        recs["smplifyx3d_vae"] = fits
+                              options=options)  # fmt: skip
+        recs[name] = fits
         speed = {"samples_per_s": s["samples_per_s"], "pipeline_s": s["wall_s"]}
-        table["smplifyx3d_vae"] = _score("smplifyx3d_vae", fits, samples, cache, out_dir, speed)
+        table[name] = _score(name, fits, samples, cache, out_dir, speed)
     if "eft" in methods:
         model = build_annotator(cfg, samples[0].joint_set)
         model._aux["feature_store"] = store

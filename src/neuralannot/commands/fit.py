@@ -35,7 +35,7 @@ from neuralannot.commands.annotate import (
 
 console = Console()
 METHOD_NAMES = {"smplifyx": "2d", "smplifyx3d": "3d", "smplifyx3d-vae": "3d"}
-#: SMPLify-X variants' options: 3D with the pose in the body VAE's latent space (the prior the
+#: SMPLify-X variants' options: 3D with axis-angle poses scored by the body VAE (the prior the
 #: neural annotator's ``reg.pose_prior`` uses), for a like-for-like baseline
 METHOD_OPTIONS = {"smplifyx3d-vae": {"prior_3d": "vae"}}
 NEURAL_METHODS = ("eft", "hybrid", "two-stage", "spin")
