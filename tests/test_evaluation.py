@@ -4,6 +4,8 @@ import math
 
 import numpy as np
 import pytest
+import roma
+import torch
 
 from neuralannot.data.loading import load_samples
 from neuralannot.evaluation import ModelCache, evaluate
@@ -111,3 +113,24 @@ def test_decomposition_puts_a_pose_error_in_pose_only_and_a_shape_error_in_shape
     assert len(shape["shape_mae_per_dim"]) == 6 and shape["shape_mae_constant_guess"] > 0
     _, plain = evaluate(_records(samples, bend), samples, cache)
     assert "mpvpe_pose_only_mm" not in plain
+
+
+def test_root_error_measures_a_known_turn_and_counts_flipped_facings(mocap_set):
+    samples, _ = load_samples(mocap_set, "body")
+    half = len(samples) // 2
+
+    def turn(angle):
+        def edit(p):  # the root turned about the camera's y axis by ``angle``
+            R = roma.rotvec_to_rotmat(torch.tensor([0.0, angle, 0.0])) @ roma.rotvec_to_rotmat(
+                torch.as_tensor(p["root_pose"], dtype=torch.float32)
+            )
+            p["root_pose"] = roma.rotmat_to_rotvec(R).numpy()
+
+        return edit
+
+    recs = {**_records(samples[:half], turn(0.5)), **_records(samples[half:], turn(3.0))}
+    rows, summary = evaluate(recs, samples, ModelCache(), decompose=True)
+    errs = sorted(r["root_err_deg"] for r in rows)
+    assert errs[0] == pytest.approx(np.degrees(0.5), abs=1e-3)
+    assert errs[-1] == pytest.approx(np.degrees(3.0), abs=1e-3)
+    assert summary["root_flip_pct"] == pytest.approx(100.0 * (len(samples) - half) / len(samples))

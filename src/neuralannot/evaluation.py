@@ -12,7 +12,9 @@ Per sample, where measurable:
   ``mpvpe_pose_only_mm`` (the pseudo-GT's rotations on the GT shape), ``mpvpe_shape_only_mm`` (the GT
   rotations on the pseudo-GT's shape) and ``shape_mae`` (mean absolute error of the shape
   parameters, e.g. Anny's phenotypes); the summary adds the per-dimension error and that of the
-  best constant guess (the GT median), the baseline a shape reader must beat.
+  best constant guess (the GT median), the baseline a shape reader must beat; ``root_err_deg``
+  (geodesic error of the global root rotation in the camera frame: facing) with, in the summary,
+  its median and ``root_flip_pct`` (the share of samples off by more than 90°).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 
 import numpy as np
+import roma
 import torch
 
 from neuralannot import metrics
@@ -33,7 +36,7 @@ from neuralannot.geometry import intrinsics_matrix, project
 from neuralannot.io.pseudo_gt import PseudoGT, to_body_params
 
 KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "reproj_px", "mpvpe_mm", "pa_mpvpe_mm")
-DECOMPOSED = ("mpvpe_pose_only_mm", "mpvpe_shape_only_mm", "shape_mae")
+DECOMPOSED = ("mpvpe_pose_only_mm", "mpvpe_shape_only_mm", "shape_mae", "root_err_deg")
 
 
 class ModelCache:
@@ -108,6 +111,9 @@ def _decompose(
         out["shape_abs"] = diff.numpy()
         out["shape_gt"] = torch.cat([gt[k].flatten(1) for k in shape_keys], 1).numpy()
         out["shape_mae"] = out["shape_abs"].mean(1)
+    if "root_pose" in pred and "root_pose" in gt:  # axis-angle (B, 3), camera frame
+        p, g = (x["root_pose"].reshape(-1, 3).double() for x in (pred, gt))
+        out["root_err_deg"] = np.degrees(roma.rotvec_geodesic_distance(p, g).numpy())
     return out
 
 
@@ -202,6 +208,10 @@ def evaluate(
         vals = [r[k] for r in rows if not math.isnan(r[k])]
         summary[k] = float(np.mean(vals)) if vals else None
         summary[f"n_{k}"] = len(vals)
+    roots = [r["root_err_deg"] for r in rows if not math.isnan(r.get("root_err_deg", math.nan))]
+    if roots:
+        summary["root_err_median_deg"] = float(np.median(roots))
+        summary["root_flip_pct"] = 100.0 * float(np.mean(np.asarray(roots) > 90.0))
     return rows, summary
 
 

@@ -94,6 +94,10 @@ class AnnotatorConfig:
     joint_distances: bool = False
     embedding: str | None = None  # default per part: anny-body-vae / anny-hand-pca
     virtual_focal: float = 5000.0  # px on a 256 crop (scaled with input_size), as Hand4Whole
+    # wild mode's projection: "virtual" (virtual_focal at the crop centre, as Hand4Whole: nearly
+    # orthographic) or "intrinsics" (each sample's own camera through its crop, as CLIFF: the real
+    # perspective; samples without intrinsics fall back to the virtual camera)
+    camera: Literal["virtual", "intrinsics"] = "virtual"
     heatmap_size: int = 64
     heatmap_sigma: float = 2.0
     # optimisation (paper: Adam 1e-4, batch 192, lr ÷10 when the loss plateaus)
@@ -150,6 +154,8 @@ class AnnotatorConfig:
             raise ValueError(f"head must be paper | swing, got {self.head!r}")
         if self.head == "swing" and self.mode != "mocap":
             raise ValueError("head 'swing' needs GT 3D joints: MoCap mode only (wild mode uses head 'paper')")
+        if self.camera not in ("virtual", "intrinsics"):
+            raise ValueError(f"camera must be virtual | intrinsics, got {self.camera!r}")
         if self.root_hypotheses < 1:
             raise ValueError(f"root_hypotheses must be >= 1, got {self.root_hypotheses}")
         if self.inputs not in ("image", "joints", "image+joints"):

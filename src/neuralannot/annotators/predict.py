@@ -114,6 +114,7 @@ def annotation_dataset(model: NeuralAnnotator, samples, device: str | torch.devi
         heatmap_size=cfg.heatmap_size,
         heatmap_sigma=cfg.heatmap_sigma,
         virtual_focal=cfg.virtual_focal,
+        camera=cfg.camera,
         cache_images=False,
     )
 

@@ -107,6 +107,7 @@ def make_dataset(model: NeuralAnnotator, samples, device: str | torch.device = "
             heatmap_size=cfg.heatmap_size,
             heatmap_sigma=cfg.heatmap_sigma,
             virtual_focal=cfg.virtual_focal,
+            camera=cfg.camera,
             cache_images=cache,
         )
 

@@ -19,6 +19,7 @@ from neuralannot.data.transforms import (
     apply_affine_2d,
     crop_affine,
     hflip,
+    hflip_intrinsics,
     hflip_joints_3d,
     intrinsics_matrix,
     joints_to_heatmaps,
@@ -27,6 +28,11 @@ from neuralannot.data.transforms import (
 )
 
 log = logging.getLogger(__name__)
+
+
+def crop_intrinsics(K: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """(3, 3) intrinsics of a crop: the image camera ``K`` seen through the crop affine ``A`` (2, 3)."""
+    return np.vstack([A, [0.0, 0.0, 1.0]]) @ K
 
 
 def virtual_intrinsics(input_size: int, virtual_focal: float) -> np.ndarray:
@@ -66,6 +72,9 @@ class CropDataset(Dataset):
         cache_images: keep decoded crops in memory across epochs (default: when they fit in 2 GB;
             with DataLoader workers each worker keeps its own cache).
         heatmaps: also return (J, hm, hm) Gaussian heatmaps of the 2D joints.
+        camera: the crop camera ``K`` of each item: ``virtual`` (a fixed focal ``virtual_focal`` at
+            the crop centre, as Hand4Whole) or ``intrinsics`` (the sample's own camera through the
+            crop, as CLIFF; samples without intrinsics get the virtual one).
     """
 
     def __init__(
@@ -78,7 +87,11 @@ class CropDataset(Dataset):
         heatmap_sigma: float = 2.0,
         virtual_focal: float = 5000.0,
         cache_images: bool | None = None,
+        camera: str = "virtual",
     ):
+        if camera not in ("virtual", "intrinsics"):
+            raise ValueError(f"camera must be virtual | intrinsics, got {camera!r}")
+        self.camera = camera
         self.samples = samples
         self.size = int(input_size)
         self.load_images = load_images
@@ -94,6 +107,12 @@ class CropDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.samples)
+
+    def _crop_camera(self, s: Sample, A: np.ndarray, flip: bool) -> np.ndarray:
+        if self.camera == "virtual" or s.intrinsics is None:
+            return self.K
+        K = crop_intrinsics(s.K, A)
+        return hflip_intrinsics(K, self.size) if flip else K
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         s = self.samples[index]
@@ -119,7 +138,7 @@ class CropDataset(Dataset):
             "joints_2d": torch.from_numpy(j2d),
             "affine": torch.from_numpy(A.astype(np.float32)),
             "flip": torch.tensor(flip),
-            "K": torch.from_numpy(self.K.astype(np.float32)),
+            "K": torch.from_numpy(self._crop_camera(s, A, flip).astype(np.float32)),
         }
         if s.joints_3d is not None:
             j3d = np.array(s.joints_3d, dtype=np.float32)

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from neuralannot.data.crops import crop_intrinsics
 from neuralannot.data.sample import Sample
 from neuralannot.data.transforms import crop_affine, warp_affine
 
@@ -87,7 +88,7 @@ def silhouette_targets(samples: list[Sample], size: int, grid: int = GRID) -> di
             continue
         A = crop_affine(s.bbox, (size, size))
         if s.K is not None:
-            K[i] = torch.from_numpy(np.vstack([A, [0.0, 0.0, 1.0]]) @ s.K).float()
+            K[i] = torch.from_numpy(crop_intrinsics(s.K, A)).float()
         with Image.open(p) as im:
             mask = np.asarray(im.convert("L"))
         out = silhouette_target(mask, A, size, grid)
