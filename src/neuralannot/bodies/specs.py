@@ -8,8 +8,17 @@ from __future__ import annotations
 from neuralannot.bodies.base import ParamSpec
 
 __all__ = [
-    "ANNY_FACIAL_ACTIONS", "FILE_SIZE", "PHENOTYPES", "anny_body_specs", "anny_hand_specs", "anny_head_specs",
-    "flame_specs", "mano_specs", "model_variants", "smpl_specs", "smplx_specs",
+    "ANNY_FACIAL_ACTIONS",
+    "FILE_SIZE",
+    "PHENOTYPES",
+    "anny_body_specs",
+    "anny_hand_specs",
+    "anny_head_specs",
+    "flame_specs",
+    "mano_specs",
+    "model_variants",
+    "smpl_specs",
+    "smplx_specs",
 ]
 
 PHENOTYPES = ["gender", "age", "muscle", "weight", "height", "proportions"]
@@ -101,8 +110,9 @@ def _anny(root: str, *poses: ParamSpec) -> list[ParamSpec]:
         _rot("root_pose", (3,), root),
         *poses,
         ParamSpec("trans", (3,), "translation", 0.0, "root bone head position in the output frame (m)"),
-        ParamSpec("phenotype", (len(PHENOTYPES),), "shape", 0.5,
-                  f"Anny phenotypes {PHENOTYPES}", bounds=_UNIT),  # fmt: skip
+        ParamSpec(
+            "phenotype", (len(PHENOTYPES),), "shape", 0.5, f"Anny phenotypes {PHENOTYPES}", bounds=_UNIT
+        ),
     ]
 
 
@@ -124,8 +134,17 @@ def anny_body_specs(
     if n_face is not None:
         specs.append(_facial_actions(n_face, "Anny facial actions (ARKit names)", optional=True))
     if n_local is not None:
-        specs.append(ParamSpec("local_changes", (n_local,), "shape", 0.0, "Anny local changes", optional=True,
-                               bounds=(-1.0, 1.0)))  # fmt: skip
+        specs.append(
+            ParamSpec(
+                "local_changes",
+                (n_local,),
+                "shape",
+                0.0,
+                "Anny local changes",
+                optional=True,
+                bounds=(-1.0, 1.0),
+            )
+        )
     return specs
 
 

@@ -34,6 +34,7 @@ from neuralannot.data.sample import Sample
 
 __all__ = ["FORMATS", "detect_format", "load_any"]
 
+
 @dataclass(frozen=True)
 class FormatEntry:
     """One format: its loader ``(path, skip_bad, report, **options) -> Iterator[Sample]`` and its folder
