@@ -1,6 +1,7 @@
 """Shared fixtures: Anny models are built once per test session (~1–2 s each from the cache), and the
 one tiny training config of the network tests (``from conftest import TINY``; also used by
-``ddp_worker.py``)."""
+``ddp_worker.py``), and the fixture folders (``from conftest import REAL``): the tests live in folders
+that mirror the package's, so paths are relative to this file, never to a test module."""
 
 import json
 import os
@@ -11,6 +12,10 @@ import numpy as np
 import pytest
 import roma
 import torch
+
+#: ``tests/data``: the real samples (``real/``) and the official-layout fixtures (``official/``).
+DATA = Path(__file__).parent / "data"
+OFFICIAL, REAL = DATA / "official", DATA / "real"
 
 #: The tiny network every training test uses: ResNet-18 without weights on 64-px crops, one hidden
 #: layer of 32, a checkpoint every epoch. Override keys with ``dict(TINY, epochs=1)``; do not mutate.
@@ -64,11 +69,20 @@ def gen():
 def h36m_copy(tmp_path):
     """The real H36M samples (tests/data/real/h36m.json) copied with their images into a temp folder:
     (folder, parsed JSON) for tests that edit a dataset."""
-    real = Path(__file__).parent / "data" / "real"
-    data = json.loads((real / "h36m.json").read_text())
+    data = json.loads((REAL / "h36m.json").read_text())
     for s in data["samples"]:
-        shutil.copy(real / s["image"], tmp_path / s["image"])
+        shutil.copy(REAL / s["image"], tmp_path / s["image"])
     return tmp_path, data
+
+
+@pytest.fixture(scope="module")
+def mocap_set(tmp_path_factory):
+    """A synthetic MoCap set of 24 samples with 96-px images (the annotator and ``fit`` tests)."""
+    from neuralannot.data.synthetic.generator import generate
+
+    out = tmp_path_factory.mktemp("synth") / "mocap"
+    generate("mocap", 24, out, seed=3, workers=1, shard_size=12, image_size=96, masks=False, progress=False)
+    return out
 
 
 def mocap_joint_samples(body, n: int, seed: int = 0) -> list:

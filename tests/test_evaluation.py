@@ -16,6 +16,7 @@ pytestmark = pytest.mark.anny
 
 @pytest.fixture(scope="module")
 def mocap_set(tmp_path_factory):
+    """Replaces conftest's ``mocap_set`` here with 6 samples."""
     from neuralannot.data.synthetic.generator import generate
 
     out = tmp_path_factory.mktemp("synth") / "mocap"

@@ -30,7 +30,8 @@ import roma
 import torch
 from torch import Tensor
 
-from neuralannot.bodies.base import BodyModel, BodyModelError, BodyOutput, ParamSpec, as_rotmat
+from neuralannot.bodies.base import BodyModel, BodyModelError, BodyOutput, as_rotmat
+from neuralannot.bodies.specs import anny_body_specs, anny_hand_specs, anny_head_specs
 from neuralannot.paths import anny_cache_dir
 
 #: (canonical joint name, Anny bones driven by that slot); joint position = head of the first bone.
@@ -75,7 +76,6 @@ HINGE_AXES: dict[str, tuple[float, float, float]] = {
 }
 #: Anny native body world (Z up, −Y forward) → canonical (Y up, +Z forward).
 ANNY_TO_CANONICAL = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
-PHENOTYPES = ["gender", "age", "muscle", "weight", "height", "proportions"]
 
 
 def build_anny(**kwargs) -> torch.nn.Module:
@@ -242,19 +242,6 @@ def _with_root_identity(poses: Tensor) -> Tensor:
     return torch.cat([root, poses[:, 1:]], dim=1)
 
 
-def _rot_spec(name: str, n: int | None, description: str, optional: bool = False) -> ParamSpec:
-    shape = (3,) if n is None else (n, 3)
-    return ParamSpec(name, shape, "rotation", 0.0, description, optional)
-
-
-def _common_specs(root_desc: str) -> list[ParamSpec]:
-    return [
-        _rot_spec("root_pose", None, root_desc),
-        ParamSpec("trans", (3,), "translation", 0.0, "root bone head position in the output frame (m)"),
-        ParamSpec("phenotype", (6,), "shape", 0.5, f"Anny phenotypes {PHENOTYPES}", bounds=(0.0, 1.0)),
-    ]
-
-
 class AnnyBody(_AnnyModel):
     """Anny full body: ``root_pose`` (3), ``body_pose`` (21, 3), ``phenotype`` (6), ``trans`` (3);
     optional ``lhand_pose``/``rhand_pose`` (15, 3) with ``hands=True``, ``expression`` (52) with
@@ -278,39 +265,17 @@ class AnnyBody(_AnnyModel):
             local_changes="default" if local_changes else "none",
             skinning_method=skinning,
         )
-        specs = _common_specs("global rotation of the body (axis-angle, canonical frame)")
-        specs.insert(1, _rot_spec("body_pose", 21, "local-ref rotations of BODY_SLOTS"))
+        specs = anny_body_specs(
+            hands,
+            len(m.facial_action_labels) if face else None,
+            len(m.local_change_labels) if local_changes else None,
+        )
         groups = [("body_pose", [bones for _, bones in BODY_SLOTS])]
         if hands:
-            self.part = "wholebody"
             for side, s in (("lhand_pose", "L"), ("rhand_pose", "R")):
-                specs.append(_rot_spec(side, 15, f"finger rotations of the {side[0]} hand", optional=True))
                 groups.append((side, [(b.format(s=s),) for b in FINGER_BONES]))
-        if face:
+        if hands or face:
             self.part = "wholebody"
-            specs.append(
-                ParamSpec(
-                    "expression",
-                    (len(m.facial_action_labels),),
-                    "expression",
-                    0.0,
-                    "Anny facial actions (ARKit names)",
-                    optional=True,
-                    bounds=(0.0, 1.0),
-                )
-            )
-        if local_changes:
-            specs.append(
-                ParamSpec(
-                    "local_changes",
-                    (len(m.local_change_labels),),
-                    "shape",
-                    0.0,
-                    "Anny local changes",
-                    optional=True,
-                    bounds=(-1.0, 1.0),
-                )
-            )
         names = ["pelvis"] + [n for n, _ in BODY_SLOTS]
         bones = ["root"] + [b[0] for _, b in BODY_SLOTS]
         super().__init__(m, groups, names, bones, BODY_PARENTS, ANNY_TO_CANONICAL)
@@ -347,8 +312,6 @@ class AnnyHand(_AnnyModel):
         s = "R" if side == "right" else "L"
         m = build_anny(rig=f"anny-hand.{s}", topology=f"hand.{s}", skinning_method=skinning)
         bones = [b.format(s=s) for b in FINGER_BONES]
-        specs = _common_specs("global rotation of the wrist (axis-angle, wrist frame)")
-        specs.insert(1, _rot_spec("hand_pose", 15, "finger rotations, thumb first (finger1..5 × 3 joints)"))
         names = ["wrist"] + [f"{f}{k}" for f in FINGER_NAMES for k in (1, 2, 3)]
         super().__init__(
             m,
@@ -359,7 +322,7 @@ class AnnyHand(_AnnyModel):
             torch.eye(3),
         )
         self.side = side
-        self.param_specs = {s.name: s for s in specs}
+        self.param_specs = {s.name: s for s in anny_hand_specs()}
 
 
 class AnnyHead(_AnnyModel):
@@ -371,20 +334,7 @@ class AnnyHead(_AnnyModel):
 
     def __init__(self, skinning: str | None = None):
         m = build_anny(rig="anny-head", topology="head", facial_actions="all", skinning_method=skinning)
-        specs = _common_specs("global rotation of the neck (axis-angle, head frame)")
-        specs[1:1] = [
-            _rot_spec("head_pose", None, "rotation of the head bone relative to the neck"),
-            ParamSpec(
-                "expression",
-                (len(m.facial_action_labels),),
-                "expression",
-                0.0,
-                "Anny facial actions (ARKit names, jaw via jawOpen)",
-                bounds=(0.0, 1.0),
-            ),
-            _rot_spec("eye_pose", 2, "left, right eye rotations", optional=True),
-        ]
         groups = [("head_pose", [("head",)]), ("eye_pose", [("eye.L",), ("eye.R",)])]
         names = ["neck", "head", "left_eye", "right_eye"]
         super().__init__(m, groups, names, ["neck01", "head", "eye.L", "eye.R"], [-1, 0, 1, 1], torch.eye(3))
-        self.param_specs = {s.name: s for s in specs}
+        self.param_specs = {s.name: s for s in anny_head_specs(len(m.facial_action_labels))}

@@ -81,7 +81,6 @@ from neuralannot.bodies.base import (
     BodyModel,
     BodyModelError,
     BodyOutput,
-    ParamSpec,
     as_rotmat,
     as_rotvec,
 )
@@ -106,6 +105,7 @@ from neuralannot.bodies.smplx_files import (
     infer_model_type,
     resolve_model_file,
 )
+from neuralannot.bodies.specs import flame_specs, mano_specs, smpl_specs, smplx_specs
 
 __all__ = [
     "FLAMEHead",
@@ -126,17 +126,6 @@ log = logging.getLogger(__name__)
 # ---------------------------------------------------------------------------------------------
 # BodyModel wrappers
 # ---------------------------------------------------------------------------------------------
-def _rot(name: str, shape: tuple[int, ...], desc: str, optional: bool = False) -> ParamSpec:
-    return ParamSpec(name, shape, "rotation", 0.0, desc, optional)
-
-
-def _shape_spec(n: int, what: str = "shape (beta) coefficients") -> ParamSpec:
-    return ParamSpec("shape", (n,), "shape", 0.0, what)
-
-
-_TRANS = ParamSpec("trans", (3,), "translation", 0.0, "translation added to all vertices and joints (m)")
-
-
 class SmplxFamilyModel(BodyModel):
     """Shared wrapper around an ``smplx`` ``*Layer``: file bookkeeping, joints, extras, hand means.
 
@@ -243,12 +232,7 @@ class SMPLBody(SmplxFamilyModel):
 
     def __init__(self, layer, model_file, gender="neutral"):
         super().__init__(layer, model_file, gender)
-        self.param_specs = {s.name: s for s in [
-            _rot("root_pose", (3,), "global rotation about the pelvis joint (axis-angle)"),
-            _rot("body_pose", (23, 3), "rotations of SMPL joints 1..23 relative to their parents"),
-            _shape_spec(self.num_betas),
-            _TRANS,
-        ]}
+        self.param_specs = {s.name: s for s in smpl_specs(self.num_betas)}
 
     def _call_layer(self, p, batch):
         return self.smplx_layer(
@@ -273,20 +257,8 @@ class SMPLXBody(SmplxFamilyModel):
                             ("lhand_mean", layer.left_hand_mean.detach().clone().reshape(-1)),
                             ("rhand_mean", layer.right_hand_mean.detach().clone().reshape(-1))):
             self.register_buffer(name, value, persistent=False)
-        mean_note = "flat hand = 0" if self.flat_hand_mean else "offset from the mean hand pose"
-        self.param_specs = {s.name: s for s in [
-            _rot("root_pose", (3,), "global rotation about the pelvis joint (axis-angle)"),
-            _rot("body_pose", (21, 3), "rotations of SMPL-X body joints 1..21"),
-            _rot("lhand_pose", (15, 3), f"left-hand finger rotations ({mean_note})", optional=True),
-            _rot("rhand_pose", (15, 3), f"right-hand finger rotations ({mean_note})", optional=True),
-            _rot("jaw_pose", (3,), "jaw rotation", optional=True),
-            _rot("leye_pose", (3,), "left eyeball rotation", optional=True),
-            _rot("reye_pose", (3,), "right eyeball rotation", optional=True),
-            _shape_spec(self.num_betas),
-            ParamSpec("expr", (self.num_expression_coeffs,), "expression", 0.0, "expression coefficients",
-                      optional=True),
-            _TRANS,
-        ]}
+        specs = smplx_specs(self.num_betas, self.num_expression_coeffs, self.flat_hand_mean)
+        self.param_specs = {s.name: s for s in specs}
 
     def _call_layer(self, p, batch):
         return self.smplx_layer(
@@ -317,13 +289,7 @@ class MANOHand(SmplxFamilyModel):
         #: MANO's own PCA basis (rows = components over the 45 finger axis-angles) and raw mean.
         self.register_buffer("hand_components", _as_buffer(layer.np_hand_components, self), persistent=False)
         self.register_buffer("hand_mean", layer.hand_mean.detach().clone().reshape(-1), persistent=False)
-        mean_note = "flat hand = 0" if self.flat_hand_mean else "offset from the mean hand pose"
-        self.param_specs = {s.name: s for s in [
-            _rot("root_pose", (3,), "global rotation about the wrist joint (axis-angle)"),
-            _rot("hand_pose", (15, 3), f"finger joint rotations, MANO order ({mean_note})"),
-            _shape_spec(self.num_betas),
-            _TRANS,
-        ]}
+        self.param_specs = {s.name: s for s in mano_specs(self.num_betas, self.flat_hand_mean)}
 
     def _call_layer(self, p, batch):
         return self.smplx_layer(
@@ -343,15 +309,7 @@ class FLAMEHead(SmplxFamilyModel):
 
     def __init__(self, layer, model_file, gender="neutral", has_landmarks=True):
         super().__init__(layer, model_file, gender, has_landmarks=has_landmarks)
-        self.param_specs = {s.name: s for s in [
-            _rot("root_pose", (3,), "global rotation about the root joint (axis-angle)"),
-            _rot("neck_pose", (3,), "neck rotation", optional=True),
-            _rot("jaw_pose", (3,), "jaw rotation"),
-            _rot("eye_pose", (2, 3), "eyeball rotations (left, right)", optional=True),
-            _shape_spec(self.num_betas),
-            ParamSpec("expr", (self.num_expression_coeffs,), "expression", 0.0, "expression coefficients"),
-            _TRANS,
-        ]}
+        self.param_specs = {s.name: s for s in flame_specs(self.num_betas, self.num_expression_coeffs)}
 
     def _call_layer(self, p, batch):
         eyes = self._rotmats(p, "eye_pose", batch)

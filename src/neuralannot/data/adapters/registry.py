@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
@@ -33,29 +34,30 @@ from neuralannot.data.sample import Sample
 
 __all__ = ["FORMATS", "detect_format", "load_any"]
 
-#: Format name → loader ``(path, skip_bad, report, **options) -> Iterator[Sample]``.
-LOADERS: dict[str, Callable[..., Iterator[Sample]]] = {
-    "folder": load_dataset,
-    "h36m": load_h36m,
-    "mpi_inf_3dhp": load_mpi_inf_3dhp,
-    "3dpw": load_3dpw,
-    "coco": partial(load_coco, fmt="coco"),
-    "coco_wholebody": partial(load_coco, fmt="coco_wholebody"),
-    "freihand": load_freihand,
-    "interhand2.6m": load_interhand,
-}
-FORMATS = tuple(LOADERS)
 
-#: Folder probes: each raises DatasetFormatError when its format is absent.
-_DIR_PROBES: dict[str, Callable[[Path], object]] = {
-    "h36m": find_h36m_files,
-    "mpi_inf_3dhp": find_3dhp_files,
-    "3dpw": find_3dpw_files,
-    "coco": partial(find_coco_files, fmt="coco"),
-    "coco_wholebody": partial(find_coco_files, fmt="coco_wholebody"),
-    "freihand": freihand_root,
-    "interhand2.6m": find_interhand_files,
+@dataclass(frozen=True)
+class FormatEntry:
+    """One format: its loader ``(path, skip_bad, report, **options) -> Iterator[Sample]`` and its folder
+    probe, which raises DatasetFormatError when the layout is absent (none for ``folder``, the fallback)."""
+
+    load: Callable[..., Iterator[Sample]]
+    probe: Callable[[Path], object] | None = None
+
+
+#: Format name → loader and folder probe; detection tries the probes in this order.
+REGISTRY: dict[str, FormatEntry] = {
+    "folder": FormatEntry(load_dataset),
+    "h36m": FormatEntry(load_h36m, find_h36m_files),
+    "mpi_inf_3dhp": FormatEntry(load_mpi_inf_3dhp, find_3dhp_files),
+    "3dpw": FormatEntry(load_3dpw, find_3dpw_files),
+    "coco": FormatEntry(partial(load_coco, fmt="coco"), partial(find_coco_files, fmt="coco")),
+    "coco_wholebody": FormatEntry(
+        partial(load_coco, fmt="coco_wholebody"), partial(find_coco_files, fmt="coco_wholebody")
+    ),
+    "freihand": FormatEntry(load_freihand, freihand_root),
+    "interhand2.6m": FormatEntry(load_interhand, find_interhand_files),
 }
+FORMATS = tuple(REGISTRY)
 
 
 def _format_of_file(p: Path) -> str:
@@ -105,9 +107,11 @@ def detect_format(path: str | os.PathLike) -> str:
     if p.is_file():
         return _format_of_file(p)
     found = []
-    for fmt, probe in _DIR_PROBES.items():
+    for fmt, entry in REGISTRY.items():
+        if entry.probe is None:
+            continue
         try:
-            probe(p)
+            entry.probe(p)
         except DatasetFormatError:
             continue
         found.append(fmt)
@@ -135,10 +139,10 @@ def load_any(
     """
     joint_map = read_joint_map(joint_map)
     fmt = detect_format(path) if format == "auto" else format
-    if fmt not in LOADERS:
+    if fmt not in REGISTRY:
         raise ValueError(f"unknown dataset format {fmt!r}; known: auto, {', '.join(FORMATS)}")
     if joint_map is not None:
         if fmt != "folder":
             raise ValueError(f"{path}: a joint map applies to the folder format; {fmt} has a fixed joint set")
         options["joint_map"] = joint_map
-    return LOADERS[fmt](path, skip_bad=skip_bad, report=report, **options)
+    return REGISTRY[fmt].load(path, skip_bad=skip_bad, report=report, **options)

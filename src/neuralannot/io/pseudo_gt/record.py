@@ -11,36 +11,24 @@ import numpy as np
 import torch
 
 from neuralannot.bodies.parts import HAND_PARTS, MODEL_NAMES, MODEL_PARTS
+from neuralannot.bodies.specs import FILE_SIZE, model_variants
 
 MODELS = MODEL_NAMES
 SIDES = ("right", "left")
 FORMAT = "neuralannot-pseudo-gt"
 FORMAT_VERSION = 1
 
-#: Per-sample shape of every parameter group per model; ``None`` = 1-D of any length.
+_VARIANTS = {m: [{s.name: s for s in specs} for specs in v] for m, v in model_variants().items()}
+#: Per-sample shape of every parameter group per model (the union over its parts and options, from
+#: the body models' ParamSpecs); ``None`` = 1-D of any length (the size comes from the model file).
 PARAM_SHAPES: dict[str, dict[str, tuple[int, ...] | None]] = {
-    "smpl": {"root_pose": (3,), "body_pose": (23, 3), "shape": None, "trans": (3,)},
-    "smplx": {
-        "root_pose": (3,), "body_pose": (21, 3), "lhand_pose": (15, 3), "rhand_pose": (15, 3),
-        "jaw_pose": (3,), "leye_pose": (3,), "reye_pose": (3,), "shape": None, "expr": None, "trans": (3,),
-    },
-    "mano": {"root_pose": (3,), "hand_pose": (15, 3), "shape": None, "trans": (3,)},
-    "flame": {
-        "root_pose": (3,), "neck_pose": (3,), "jaw_pose": (3,), "eye_pose": (2, 3), "shape": None,
-        "expr": None, "trans": (3,),
-    },
-    "anny": {
-        "root_pose": (3,), "body_pose": (21, 3), "lhand_pose": (15, 3), "rhand_pose": (15, 3),
-        "hand_pose": (15, 3), "head_pose": (3,), "eye_pose": (2, 3), "expression": (52,),
-        "phenotype": (6,), "local_changes": None, "trans": (3,),
-    },
+    m: {n: None if FILE_SIZE in s.shape else s.shape for specs in v for n, s in specs.items()}
+    for m, v in _VARIANTS.items()
 }
+#: The groups every record of a model has: those required in each of its parts.
 _REQUIRED = {
-    "smpl": ("root_pose", "body_pose", "shape", "trans"),
-    "smplx": ("root_pose", "body_pose", "shape", "trans"),
-    "mano": ("root_pose", "hand_pose", "shape", "trans"),
-    "flame": ("root_pose", "jaw_pose", "shape", "expr", "trans"),
-    "anny": ("root_pose", "phenotype", "trans"),
+    m: tuple(n for n in PARAM_SHAPES[m] if all(n in specs and not specs[n].optional for specs in v))
+    for m, v in _VARIANTS.items()
 }
 _PARTS = MODEL_PARTS
 _HAND_PARTS = HAND_PARTS

@@ -25,12 +25,13 @@ from neuralannot.io.pseudo_gt.record import (
 # ------------------------------------------------------------------------------------------------
 @functools.cache
 def _anny_names() -> dict[str, list[str]]:
-    from neuralannot.bodies.anny import BODY_SLOTS, FINGER_NAMES, PHENOTYPES
+    from neuralannot.bodies.anny import BODY_SLOTS, FINGER_NAMES
+    from neuralannot.bodies.specs import ANNY_FACIAL_ACTIONS, PHENOTYPES
 
     try:
         from anny.models.facial_actions import FACIAL_ACTION_LABELS
     except ImportError:  # pragma: no cover - anny is a dependency
-        FACIAL_ACTION_LABELS = [f"action{i:02d}" for i in range(52)]
+        FACIAL_ACTION_LABELS = [f"action{i:02d}" for i in range(ANNY_FACIAL_ACTIONS)]
     return {
         "body": [n for n, _ in BODY_SLOTS],
         "finger": [f"{f}{k}" for f in FINGER_NAMES for k in (1, 2, 3)],

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import REAL
 from neuralannot.cli import app
 from neuralannot.io.export import export, read_any, read_humandata, write_humandata
 from neuralannot.io.pseudo_gt import PseudoGT, PseudoGTError, read_pseudo_gt, write_pseudo_gt
 
-H36M = Path(__file__).parent / "data" / "real" / "h36m.json"
+H36M = REAL / "h36m.json"
 CAM = {"focal": [500.0, 501.0], "princpt": [320.0, 240.0]}
 
 

@@ -23,15 +23,6 @@ pytestmark = pytest.mark.anny
 
 
 @pytest.fixture(scope="module")
-def mocap_set(tmp_path_factory):
-    from neuralannot.data.synthetic.generator import generate
-
-    out = tmp_path_factory.mktemp("synth") / "mocap"
-    generate("mocap", 24, out, seed=3, workers=1, shard_size=12, image_size=96, masks=False, progress=False)
-    return out
-
-
-@pytest.fixture(scope="module")
 def wild_set(tmp_path_factory):
     from neuralannot.data.synthetic.generator import generate
 
@@ -139,7 +130,7 @@ def test_mocap_needs_3d_joints(wild_set):
 
 @pytest.mark.slow
 def test_ddp_two_ranks_agree(mocap_set, tmp_path):
-    script = Path(__file__).with_name("ddp_worker.py")
+    script = Path(__file__).parents[1] / "ddp_worker.py"
     env = dict(os.environ, OMP_NUM_THREADS="1")
     cmd = [
         sys.executable,

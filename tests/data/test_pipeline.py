@@ -1,14 +1,13 @@
 """Loading a dataset for a job: duplicate ids and images outside the dataset folder are refused."""
 
 import json
-from pathlib import Path
 
 import pytest
 
+from conftest import REAL
 from neuralannot.data import DatasetFormatError, SampleError
 from neuralannot.data.loading import load_samples
 
-REAL = Path(__file__).parent / "data" / "real"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="tests/data/real is absent")
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import REAL
 from neuralannot.data import (
     DatasetFormatError,
     FolderDataset,
@@ -16,7 +17,6 @@ from neuralannot.data import (
 )
 from neuralannot.data.adapters.folder import _JsonObjectStream
 
-REAL = Path(__file__).parent / "data" / "real"
 FILES = {"h36m": 4, "coco": 5, "coco_wholebody": 5, "interhand2.6m": 6, "freihand": 8, "300w": 2}
 PARTS = {"h36m": {"body"}, "coco": {"body"}, "coco_wholebody": {"wholebody"},
          "interhand2.6m": {"lhand", "rhand"}, "freihand": {"rhand"}, "300w": {"face"}}  # fmt: skip

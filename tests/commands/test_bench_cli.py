@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from neuralannot.cli import app
 from neuralannot.commands.bench import SUITES
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(*args):

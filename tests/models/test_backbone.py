@@ -2,7 +2,6 @@
 
 import os
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,9 +9,10 @@ import torch
 import torchvision
 from PIL import Image
 
+from conftest import REAL
 from neuralannot.models import build_backbone, load_efficientnet_lite0_state_dict
 
-SKIER = Path(__file__).parent / "data" / "real" / "coco__000000000785.jpg"
+SKIER = REAL / "coco__000000000785.jpg"
 
 
 def _lite0_available() -> bool:

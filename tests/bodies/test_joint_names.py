@@ -1,12 +1,10 @@
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import REAL
 from neuralannot.bodies import joint_names as jn
-
-REAL = Path(__file__).parent / "data" / "real"
 
 
 @pytest.mark.parametrize("name", sorted(jn.JOINT_SETS))

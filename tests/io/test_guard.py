@@ -2,15 +2,13 @@
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from conftest import REAL
 from neuralannot.cli import app
 from neuralannot.io.guard import OutputError, check_output
-
-REAL = Path(__file__).parent / "data" / "real"
 
 
 def test_an_output_equal_to_an_input_is_refused(tmp_path):

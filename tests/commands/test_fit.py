@@ -7,7 +7,6 @@ from typer.testing import CliRunner
 from conftest import TINY
 from neuralannot.cli import app
 from neuralannot.io.pseudo_gt import read_pseudo_gt
-from test_neural import mocap_set  # noqa: F401  (module-scoped synthetic set fixture)
 
 pytestmark = pytest.mark.anny
 

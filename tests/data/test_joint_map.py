@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import OFFICIAL, REAL
 from neuralannot.bodies.joint_names import H36M17
 from neuralannot.data.adapters import DatasetFormatError, load_any
 from neuralannot.data.adapters.joint_map import JointMapError, read_joint_map
 
-REAL = Path(__file__).parent / "data" / "real"
 #: H36M's official joint names, in h36m17 order.
 H36M_OFFICIAL = [
     "Hip", "RHip", "RKnee", "RFoot", "LHip", "LKnee", "LFoot", "Spine", "Thorax", "Neck/Nose", "Head",
@@ -103,7 +103,7 @@ def test_joint_map_file_errors(tmp_path, datasets):
     bad.write_text(json.dumps({"J00": "elbow_of_doom"}))
     with pytest.raises(DatasetFormatError, match="'J00' → 'elbow_of_doom'"):
         list(load_any(datasets["coded"], joint_map=bad))
-    official = Path(__file__).parent / "data" / "official" / "h36m"
+    official = OFFICIAL / "h36m"
     with pytest.raises(ValueError, match="joint map applies to the folder format; h36m has a fixed"):
         load_any(official, joint_map={"Pelvis": "root"})
 

@@ -15,7 +15,6 @@ from neuralannot.annotators.two_stage import (
     train_and_annotate,
 )
 from neuralannot.io.pseudo_gt import PseudoGT
-from test_neural import mocap_set  # noqa: F401  (module-scoped synthetic set fixture)
 
 pytestmark = pytest.mark.anny
 

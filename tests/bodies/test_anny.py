@@ -8,6 +8,8 @@ import torch
 
 from neuralannot.bodies import BodyModelError, load_body_model
 from neuralannot.bodies.anny import ANNY_TO_CANONICAL, BODY_SLOTS
+from neuralannot.bodies.specs import ANNY_FACIAL_ACTIONS
+from neuralannot.io.pseudo_gt import PARAM_SHAPES
 
 pytestmark = pytest.mark.anny
 
@@ -110,6 +112,13 @@ def test_phenotype_changes_height_and_gradients_flow(anny_body):
     assert h[1] > h[0] + 0.3
     h.sum().backward()
     assert p["phenotype"].grad.abs().sum() > 0 and torch.isfinite(p["body_pose"].grad).all()
+
+
+def test_specs_fit_the_pseudo_gt_schema(anny_wholebody, anny_hand, anny_head):
+    """PARAM_SHAPES is derived from bodies/specs.py with ANNY_FACIAL_ACTIONS; the models count Anny's."""
+    for model in (anny_wholebody, anny_hand, anny_head):
+        assert {n: s.shape for n, s in model.param_specs.items()}.items() <= PARAM_SHAPES["anny"].items()
+    assert len(anny_head.anny.facial_action_labels) == ANNY_FACIAL_ACTIONS
 
 
 def test_wholebody_hands_and_face(anny_wholebody, anny_body):

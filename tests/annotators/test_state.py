@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import TINY
+from conftest import REAL, TINY
 from neuralannot.annotators.state import samples_digest, weights_digest
 from neuralannot.data import load_dataset
 
-REAL = Path(__file__).parent / "data" / "real"
 TINY1 = dict(TINY, epochs=1)  # one epoch
 
 

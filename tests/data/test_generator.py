@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import REAL
 from neuralannot.bodies.joint_names import num_joints
 from neuralannot.data.adapters.folder import DatasetFormatError, load_dataset
 from neuralannot.data.synthetic import generator, shard_maker
@@ -163,7 +164,7 @@ def test_bad_arguments(tmp_path):
 
 
 def test_out_must_be_empty_or_a_synth_folder_of_the_same_settings(tmp_path):
-    shutil.copy(Path(__file__).parent / "data" / "real" / "300w.json", tmp_path / "300w.json")
+    shutil.copy(REAL / "300w.json", tmp_path / "300w.json")
     with pytest.raises(SynthError, match="not empty and is not a synth folder"):
         generate("wild", 4, tmp_path, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["300w.json"]  # no meta.json hiding the dataset

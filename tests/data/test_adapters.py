@@ -11,14 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import OFFICIAL, REAL
 from neuralannot.bodies.joint_names import conversion_indices
 from neuralannot.data.adapters import DatasetFormatError, SkipReport, detect_format, load_any, load_dataset
 from neuralannot.data.adapters.common import project
 from neuralannot.data.adapters.safe_pickle import UnsafePickleError, safe_load
 from neuralannot.data.sample import SampleError
 
-DATA = Path(__file__).parent / "data"
-OFFICIAL, REAL = DATA / "official", DATA / "real"
 COCO_FILE = OFFICIAL / "coco" / "annotations" / "person_keypoints_val2017.json"
 WHOLEBODY_FILE = OFFICIAL / "coco" / "annotations" / "coco_wholebody_val_v1.0.json"
 #: SMPL-24 rows and the coco17 rows of the same anatomical joints (shoulders ... ankles).

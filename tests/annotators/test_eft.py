@@ -9,7 +9,6 @@ from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.eft import eft_records
 from neuralannot.annotators.pipeline import build_annotator, load_samples
 from neuralannot.annotators.training import train
-from test_neural import mocap_set  # noqa: F401  (module-scoped synthetic set fixture)
 
 pytestmark = pytest.mark.anny
 
