@@ -29,6 +29,7 @@ def test_reg_accepts_any_body_model_parameter_group():
     ("reg:\n  twist: true\n", r"reg\.twist must be a number"),
     ("reg: 0.1\n", r"reg must be a mapping"),
     ("epochz: 3\n", r"unknown config key\(s\) \['epochz'\]"),
+    ("camera: orthographic\n", r"camera must be virtual \| intrinsics"),
     ("reg: " + "[" * 50_000 + "]" * 50_000 + "\n", r"cannot read config"),
 ])
 def test_unknown_or_malformed_keys_are_errors(tmp_path, text, error):

@@ -1,10 +1,19 @@
 """Silhouette targets and loss (data/silhouette.py): mask crops, GT mesh at the minimum, wiring."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
-from neuralannot.data.silhouette import mask_path, silhouette_loss, silhouette_target, silhouette_targets
+from neuralannot.data.silhouette import (
+    mask_path,
+    silhouette_batch,
+    silhouette_loss,
+    silhouette_residual,
+    silhouette_target,
+    silhouette_targets,
+)
 
 
 def test_target_of_a_square_mask():
@@ -36,8 +45,8 @@ def test_loss_is_zero_only_when_points_fill_the_mask():
 
 @pytest.mark.anny
 def test_gt_mesh_fits_its_mask_better_than_other_shapes(anny_body, tmp_path):
-    from neuralannot.annotators.neural import _spread_vertices
     from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.data.silhouette import silhouette_vertex_ids
     from neuralannot.data.synthetic.generator import generate
     from neuralannot.evaluation import gt_params
     from neuralannot.geometry import project
@@ -48,7 +57,7 @@ def test_gt_mesh_fits_its_mask_better_than_other_shapes(anny_body, tmp_path):
     assert all(mask_path(s) is not None for s in samples)
     t = silhouette_targets(samples, 112)
     assert bool(t["sil_valid"].all())
-    ids = _spread_vertices(anny_body, 1024)
+    ids = silhouette_vertex_ids(anny_body, 1024)
     gt = {
         k: torch.as_tensor(np.stack([gt_params(s.gt, anny_body)[k] for s in samples]))
         for k in ("root_pose", "body_pose", "phenotype", "trans")
@@ -59,3 +68,30 @@ def test_gt_mesh_fits_its_mask_better_than_other_shapes(anny_body, tmp_path):
         uv = project(anny_body(p, vertex_ids=ids).vertices, t["K_image"])
         losses[name] = float(silhouette_loss(uv, t["sil_dt"], t["sil_edge"], 112).mean())
     assert losses["gt"] < min(losses["heavier"], losses["lighter"]), losses
+
+    # the per-sample fit's residual (3D SMPLify-X --silhouette) ranks the shapes the same way
+    sil = silhouette_batch(anny_body, samples, 112)
+    idx = torch.arange(len(samples))
+    res = {}
+    for name, dw in (("gt", 0.0), ("heavier", 0.4)):
+        p = {**gt, "phenotype": (gt["phenotype"] + torch.tensor([0, 0, dw, dw, 0, 0])).clamp(0, 1)}
+        res[name] = float(silhouette_residual(anny_body, p, sil, idx).mean())
+    assert res["gt"] < res["heavier"], res
+    assert silhouette_batch(anny_body, [replace(s, extra={}) for s in samples], 112) is None
+
+
+@pytest.mark.anny
+def test_3d_fit_takes_a_silhouette_term(tmp_path):
+    from neuralannot.annotators.optimize import FitOptions, fit_dataset
+    from neuralannot.data.loading import load_samples
+    from neuralannot.data.synthetic.generator import generate
+
+    data = tmp_path / "mocap"
+    generate("mocap", 2, data, seed=6, workers=1, shard_size=2, image_size=96, masks=True, progress=False)
+    samples, _ = load_samples(data, "body", needs_3d=True)
+    opt = FitOptions(iterations=2, w_silhouette=10.0)
+    records, summary = fit_dataset(samples, "3d", "anny", options=opt)
+    assert summary["method"] == "smplifyx-3d-silhouette" and len(records) == 2
+    assert all(np.isfinite(r.quality["joint_err_mm"]) for r in records)
+    with pytest.raises(ValueError, match="w_silhouette"):
+        FitOptions(w_silhouette=-1.0)

@@ -44,6 +44,10 @@ class HybridOptions:
     prior_slack: float = 1.0
     outlier_z: float = 3.5
     optimizer: str = "lbfgs"
+    #: 3D refinement's pose prior (``FitOptions.prior_3d``): "vae" scores the pose by the body VAE,
+    #: the prior the annotator trained with (``reg.pose_prior``); "l2" is the paper's ``|θ|²``.
+    #: Bodies without a VAE (SMPL-X files, hands) fall back to "l2".
+    prior_3d: str = "vae"
 
 
 def normalised_error(record: PseudoGT) -> float | None:
@@ -94,6 +98,12 @@ def _decide(init: PseudoGT, refined: PseudoGT, opt: HybridOptions) -> tuple[Pseu
     return replace(chosen, quality={**quality, "method": "hybrid", "hybrid": info}), info
 
 
+def _has_vae(body_model, samples: Sequence) -> bool:
+    """Whether the refinement can use the shipped body VAE: Anny bodies only."""
+    name = body_model if isinstance(body_model, str) else getattr(body_model, "name", None)
+    return name == "anny" and all(getattr(s, "part", "body") == "body" for s in samples)
+
+
 def refine_records(
     samples: Sequence,
     init: Sequence[PseudoGT],
@@ -113,7 +123,10 @@ def refine_records(
         raise ValueError(f"hybrid: {len(missing)} samples have no initial pseudo-GT, e.g. {missing[:3]}")
     start = [by_id[s.id] for s in samples]
     t0 = time.perf_counter()
-    fit_opt = FitOptions(optimizer=opt.optimizer, iterations=opt.iterations, schedule=opt.schedule)
+    prior = opt.prior_3d if method == "3d" and _has_vae(body_model, samples) else "l2"
+    fit_opt = FitOptions(
+        optimizer=opt.optimizer, iterations=opt.iterations, schedule=opt.schedule, prior_3d=prior
+    )
     refined, fit_summary = fit_dataset(
         samples, method, body_model, None, batch_size, device, options=fit_opt, progress=progress, init=start
     )

@@ -29,6 +29,7 @@ from neuralannot.bodies.joint_names import root_indices
 from neuralannot.bodies.joints import get_regressor
 from neuralannot.bodies.parts import PART_EXTENT  # sets the initial camera distance and translation scale
 from neuralannot.bodies.swing_ik import SwingSolver
+from neuralannot.data.silhouette import silhouette_vertex_ids
 from neuralannot.geometry import project, rot6d_to_rotmat, rotmat_to_rotvec
 from neuralannot.geometry.alignment import translation_fit
 from neuralannot.geometry.rotations import twist_angle
@@ -65,7 +66,7 @@ class NeuralAnnotator(nn.Module):
         self.num_joints = self.regressor.num_keypoints
         if cfg.swing_head:
             self._aux["swing"] = SwingSolver(body, self.regressor)
-        self._aux["silhouettes"] = _spread_vertices(body) if cfg.w_silhouette > 0 else None
+        self._aux["silhouettes"] = silhouette_vertex_ids(body) if cfg.w_silhouette > 0 else None
         self.root_index = root_indices(joint_set)
         self.extent = PART_EXTENT.get(body.part, 1.0)
         self.embedded_group = None
@@ -374,21 +375,6 @@ def _apply_aux(value, fn, recurse: bool, seen: set[int]):
         seen.add(id(value))
         value._apply_tensors(fn)
     return value
-
-
-def _spread_vertices(body: BodyModel, n: int = 2048) -> Tensor | None:
-    """``n`` vertex ids spread over the rest mesh by farthest-point sampling (deterministic)."""
-    if not hasattr(body, "num_vertices"):
-        return None
-    with torch.no_grad():
-        v = body(body.default_params(batch_size=1)).vertices[0]
-    picked = [0]
-    dist = (v - v[0]).norm(dim=-1)
-    for _ in range(min(n, len(v)) - 1):
-        i = int(dist.argmax())
-        picked.append(i)
-        dist = torch.minimum(dist, (v - v[i]).norm(dim=-1))
-    return torch.tensor(picked)
 
 
 def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:

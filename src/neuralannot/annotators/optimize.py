@@ -91,6 +91,7 @@ from neuralannot.annotators.optimize_problem import (
 from neuralannot.annotators.optimize_solvers import minimize
 from neuralannot.bodies.base import BodyModel
 from neuralannot.bodies.parts import PART_EXTENT  # the camera fallback when no two joints are visible
+from neuralannot.data.silhouette import silhouette_batch, silhouette_residual
 from neuralannot.geometry import backproject, project, rigid_align
 
 log = logging.getLogger(__name__)
@@ -273,13 +274,15 @@ def smplifyx_3d(
     options: FitOptions | None = None,
     init: dict[str, Tensor] | None = None,
     embedding=None,
+    silhouette: dict[str, Tensor] | None = None,
 ) -> FitResult:
     """Fit ``body`` to camera-frame 3D joints ``joints_3d`` (B, J, 4) = meters + confidence of
     ``joint_set`` (the paper's 3D SMPLify-X; see the module docstring). ``init``: as
     :func:`smplifyx_2d` (camera-frame axis-angle params replacing the SVD initialisation).
     ``embedding`` (used with ``options.prior_3d`` ``"embedding"``: the pose is optimised in its latent
     space with SMPLify-X's ``|z|²`` prior; ``"vae"``: axis-angle scored by its ``pose_prior``) replaces
-    the paper's axis-angle ``|θ|²``."""
+    the paper's axis-angle ``|θ|²``. ``silhouette``: per-sample mask targets (:func:`silhouette_batch`)
+    adding ``options.w_silhouette`` × the squared silhouette loss to the data term."""
     opt = options or FitOptions()
     prob = _Problem(body, joint_set, embedding if opt.prior_3d == "embedding" else None,
                     embedding if opt.prior_3d == "vae" else None)  # fmt: skip
@@ -290,7 +293,10 @@ def smplifyx_3d(
 
     def data_term(params, idx):
         r = gmof(prob.keypoints(params) - gt[idx], rho).sum(-1)
-        return opt.data_weight_3d * (conf[idx].square() * r).sum(1)
+        out = (conf[idx].square() * r).sum(1)
+        if silhouette is not None:
+            out = out + opt.w_silhouette * silhouette_residual(body, params, silhouette, idx)
+        return opt.data_weight_3d * out
 
     if init is not None:
         return _refine(prob, data_term, prob.pack(init), opt, lambda kp: _mean_error(kp, gt, valid))
@@ -461,7 +467,8 @@ def fit_dataset(
         if method == "3d":
             j3d = np.stack([s.joints_3d for s in batch]).astype(np.float32)
             j3d[flips, :, 0] *= -1.0
-            res = smplifyx_3d(body, js, torch.from_numpy(j3d).to(device), opt, start, emb)
+            sil = silhouette_batch(body, batch) if opt.w_silhouette > 0 and part == "body" else None
+            res = smplifyx_3d(body, js, torch.from_numpy(j3d).to(device), opt, start, emb, sil)
         else:
             cams = [_camera_2d(s, opt.focal) for s in batch]
             if init is not None:  # the initial pseudo-GT's camera
@@ -480,6 +487,7 @@ def fit_dataset(
     key = "joint_err_mm" if method == "3d" else "joint_err_px"
     errs = [r.quality[key] for r in records if key in r.quality]
     name = f"smplifyx-{method}" + (f"-{opt.prior_3d}" if method == "3d" and opt.prior_3d != "l2" else "")
+    name += "-silhouette" if method == "3d" and opt.w_silhouette > 0 else ""
     summary = {
         "method": name, "optimizer": opt.optimizer, "iterations": opt.iterations,
         "stages": len(parse_schedule(opt.schedule)), "samples": len(samples), "batch_size": batch_size,

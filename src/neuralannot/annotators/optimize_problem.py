@@ -64,6 +64,9 @@ class FitOptions:
     #: "vae" (axis-angle scored by the embedding's ``pose_prior``, the prior of the neural
     #: annotator's ``reg.pose_prior``)
     prior_3d: str = "l2"
+    #: 3D variant: weight of the silhouette term (data/silhouette.py) where samples have person
+    #: masks, the evidence of girth the annotator's ``w_silhouette`` uses; 0 = the paper's (joints only)
+    w_silhouette: float = 0.0
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
@@ -72,6 +75,8 @@ class FitOptions:
             raise ValueError(f"prior_3d must be l2 | embedding | vae, got {self.prior_3d!r}")
         if self.orientations not in ("auto", "side", "always", "never"):
             raise ValueError(f"orientations must be auto | side | always | never, got {self.orientations!r}")
+        if self.w_silhouette < 0:
+            raise ValueError(f"w_silhouette must be >= 0, got {self.w_silhouette}")
         if self.iterations < 0:
             raise ValueError(f"iterations must be >= 0, got {self.iterations}")
 

@@ -122,6 +122,9 @@ def fit_cmd(
         None, help="Per stage (SMPLify-X, hybrid, spin) or EFT iterations."
     ),
     optimizer: str | None = typer.Option(None, help="SMPLify-X: lbfgs | lbfgs-torch | adam."),
+    silhouette: float = typer.Option(
+        0.0, "--silhouette", help="3D SMPLify-X: weight of the person-mask term where samples have masks."
+    ),
     batch_size: int = typer.Option(64, "--batch-size", help="Samples optimised together."),
     threads: int = typer.Option(0, help="torch threads (0 = keep torch's default; use 1 on a shared CPU)."),
     device: str = typer.Option("cpu"),
@@ -144,6 +147,8 @@ def fit_cmd(
         fail(f"--joints must be auto | 2d | 3d, got {joints!r}")
     if threads < 0:
         fail(f"--threads must be 0 (torch's default) or more, got {threads}")
+    if silhouette < 0 or (silhouette and METHOD_NAMES.get(method) != "3d"):
+        fail(f"--silhouette must be >= 0 and needs a 3D SMPLify-X method, got {silhouette} with {method}")
     check_device(device)
     check_outputs({"--out": out}, {"--work-dir": work_dir if method in NEURAL_METHODS else None},
                   batch_size=batch_size)
@@ -157,7 +162,7 @@ def fit_cmd(
             samples, report = load_samples(data, part, skip_bad, needs_3d=METHOD_NAMES[method] == "3d",
                                            joint_map=joint_map,
                                            allow_outside_root=allow_outside_root)  # fmt: skip
-            options = FitOptions(**METHOD_OPTIONS.get(method, {}))
+            options = FitOptions(**METHOD_OPTIONS.get(method, {}), w_silhouette=silhouette)
             records, summary = fit_dataset(samples, METHOD_NAMES[method], body_model, part, batch_size,
                                            device, iterations, optimizer, options=options,
                                            progress=True)  # fmt: skip

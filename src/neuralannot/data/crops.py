@@ -24,15 +24,11 @@ from neuralannot.data.transforms import (
     intrinsics_matrix,
     joints_to_heatmaps,
     load_image,
+    update_intrinsics_for_affine,
     warp_affine,
 )
 
 log = logging.getLogger(__name__)
-
-
-def crop_intrinsics(K: np.ndarray, A: np.ndarray) -> np.ndarray:
-    """(3, 3) intrinsics of a crop: the image camera ``K`` seen through the crop affine ``A`` (2, 3)."""
-    return np.vstack([A, [0.0, 0.0, 1.0]]) @ K
 
 
 def virtual_intrinsics(input_size: int, virtual_focal: float) -> np.ndarray:
@@ -111,7 +107,7 @@ class CropDataset(Dataset):
     def _crop_camera(self, s: Sample, A: np.ndarray, flip: bool) -> np.ndarray:
         if self.camera == "virtual" or s.intrinsics is None:
             return self.K
-        K = crop_intrinsics(s.K, A)
+        K = update_intrinsics_for_affine(s.K, A)
         return hflip_intrinsics(K, self.size) if flip else K
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:

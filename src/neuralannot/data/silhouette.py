@@ -16,18 +16,22 @@ masks are not read again in training) and held in a few MB per thousand samples.
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy import ndimage
 
-from neuralannot.data.crops import crop_intrinsics
 from neuralannot.data.sample import Sample
-from neuralannot.data.transforms import crop_affine, warp_affine
+from neuralannot.data.transforms import crop_affine, update_intrinsics_for_affine, warp_affine
+from neuralannot.geometry import project
 
 GRID = 112
 EDGE_POINTS = 96
+#: Crop side (px) in which a per-sample fit (3D SMPLify-X) compares projected vertices with the mask.
+FIT_CROP = 224
 
 
 def mask_path(sample: Sample) -> Path | None:
@@ -88,7 +92,7 @@ def silhouette_targets(samples: list[Sample], size: int, grid: int = GRID) -> di
             continue
         A = crop_affine(s.bbox, (size, size))
         if s.K is not None:
-            K[i] = torch.from_numpy(crop_intrinsics(s.K, A)).float()
+            K[i] = torch.from_numpy(update_intrinsics_for_affine(s.K, A)).float()
         with Image.open(p) as im:
             mask = np.asarray(im.convert("L"))
         out = silhouette_target(mask, A, size, grid)
@@ -107,3 +111,49 @@ def silhouette_loss(uv: torch.Tensor, dt: torch.Tensor, edge: torch.Tensor, size
     )[:, 0, 0]  # (B, V)
     cover = torch.cdist(edge, uv).amin(-1)  # (B, M)
     return (outside.mean(-1) + cover.mean(-1)) / size
+
+
+def silhouette_vertex_ids(body, n: int = 2048) -> torch.Tensor | None:
+    """``n`` vertex ids of ``body`` spread over its rest mesh by farthest-point sampling
+    (deterministic): the points whose projections the silhouette term compares with a mask; None
+    for a model without vertices. Cached per model and ``n``."""
+    if not hasattr(body, "num_vertices"):
+        return None
+    cached = _VERTEX_IDS.setdefault(body, {})
+    if n not in cached:
+        cached[n] = _farthest_points(body, n)
+    return cached[n]
+
+
+_VERTEX_IDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _farthest_points(body, n: int) -> torch.Tensor:
+    with torch.no_grad():
+        v = body(body.default_params(batch_size=1)).vertices[0]
+    picked = [0]
+    dist = (v - v[0]).norm(dim=-1)
+    for _ in range(min(n, len(v)) - 1):
+        i = int(dist.argmax())
+        picked.append(i)
+        dist = torch.minimum(dist, (v - v[i]).norm(dim=-1))
+    return torch.tensor(picked)
+
+
+def silhouette_batch(body, samples: Sequence, size: int = FIT_CROP) -> dict | None:
+    """Mask targets of a batch for the 3D fit (camera-frame vertices projected with each sample's
+    camera through its crop), or None when no sample has a usable mask."""
+    targets = silhouette_targets(list(samples), size)
+    ids = silhouette_vertex_ids(body)
+    if targets is None or ids is None or not bool(targets["sil_valid"].any()):
+        return None
+    dev = body.device
+    return {**{k: v.to(dev) for k, v in targets.items()}, "ids": ids.to(dev), "size": size}
+
+
+def silhouette_residual(body, params: dict[str, torch.Tensor], sil: dict, idx: torch.Tensor) -> torch.Tensor:
+    """(R,) squared silhouette loss (data/silhouette.py, crop units) of rows from samples ``idx``."""
+    verts = body(params, vertex_ids=sil["ids"]).vertices
+    uv = project(verts, sil["K_image"][idx].to(verts.dtype))
+    loss = silhouette_loss(uv, sil["sil_dt"][idx], sil["sil_edge"][idx].to(verts.dtype), sil["size"])
+    return loss.square() * sil["sil_valid"][idx].to(loss.dtype)
