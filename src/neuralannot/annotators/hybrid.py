@@ -44,10 +44,10 @@ class HybridOptions:
     prior_slack: float = 1.0
     outlier_z: float = 3.5
     optimizer: str = "lbfgs"
-    #: 3D refinement's pose prior (``FitOptions.prior_3d``): "vae" scores the pose by the body VAE,
-    #: the prior the annotator trained with (``reg.pose_prior``); "l2" is the paper's ``|θ|²``.
-    #: Bodies without a VAE (SMPL-X files, hands) fall back to "l2".
-    prior_3d: str = "vae"
+    #: 3D refinement's pose prior (``FitOptions.prior_3d``): "l2" (the paper's ``|θ|²``) or "vae" (the
+    #: body VAE, the annotator's ``reg.pose_prior``; Anny bodies only, others fall back to "l2"). From
+    #: a 32.1 mm annotator (validation seed 101): l2 → 31.8 mm MPVPE, vae → 32.5
+    prior_3d: str = "l2"
 
 
 def normalised_error(record: PseudoGT) -> float | None:
