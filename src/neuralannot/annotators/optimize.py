@@ -77,7 +77,6 @@ from neuralannot.annotators.optimize_problem import (
     ORIENTATIONS,
     RHO_3D,
     SIDE_PAIR,
-    AnnyKeypoints,
     FitOptions,
     FitResult,
     _guard,
@@ -90,6 +89,7 @@ from neuralannot.annotators.optimize_problem import (
 )
 from neuralannot.annotators.optimize_solvers import minimize
 from neuralannot.bodies.base import BodyModel
+from neuralannot.bodies.fast_keypoints import AnnyKeypoints
 from neuralannot.bodies.parts import PART_EXTENT  # the camera fallback when no two joints are visible
 from neuralannot.data.silhouette import silhouette_batch, silhouette_residual
 from neuralannot.geometry import backproject, project, rigid_align
