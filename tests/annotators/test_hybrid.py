@@ -1,10 +1,12 @@
 """Hybrid annotator: neural init → short SMPLify-X, per-sample acceptance, outlier flags."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 
-from neuralannot.annotators.hybrid import HybridOptions, flag_outliers, refine_records
+from neuralannot.annotators.hybrid import HybridOptions, _has_vae, flag_outliers, refine_records
 from neuralannot.annotators.optimize import _Problem
 from neuralannot.io.pseudo_gt import PseudoGT, to_body_params
 from test_optimize import K_PX, body_params, keypoints, make_samples, mpvpe_mm, one_thread  # noqa: F401
@@ -45,6 +47,18 @@ def test_3d_hybrid_improves_a_perturbed_start(anny_body):
         h = r.quality["hybrid"]
         assert h["refined"] and h["data"] < h["data0"] and r.quality["method"] == "hybrid"
         assert "refine" not in r.quality and 0 < r.quality["confidence"] <= 1
+
+
+def test_3d_hybrid_can_refine_with_the_vae_prior(anny_body):
+    gt = body_params(2, seed=14)
+    samples = make_samples(anny_body, gt, "h36m17")
+    init = _records(gt, samples, noise=0.15)
+    opt = HybridOptions(iterations=5, prior_3d="vae")
+    recs, summary = refine_records(samples, init, "3d", anny_body, options=opt)
+    assert summary["method"] == "hybrid-smplifyx-3d-vae" and len(recs) == 2
+    # a body without the shipped VAE (SMPL-X files, hands) falls back to the paper's L2 prior
+    assert _has_vae(anny_body, samples) and not _has_vae("smplx", samples)
+    assert not _has_vae("anny", [replace(s, part="rhand") for s in samples])
 
 
 def test_hybrid_keeps_neural_when_prior_would_break(anny_body):
