@@ -34,7 +34,8 @@ METHODS = (
 #: best of 3, 10, 30, 100 on 40 validation samples (seed 101; MPVPE 36.4 mm without, 35.9 at 10)
 BASELINE_SILHOUETTE = 10.0
 METRIC_KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pa_mpvpe_mm", "reproj_px", "mpvpe_pose_only_mm",
-               "mpvpe_shape_only_mm", "shape_mae", "shape_mae_per_dim", "shape_mae_constant_guess")
+               "mpvpe_shape_only_mm", "shape_mae", "shape_mae_per_dim", "shape_mae_constant_guess",
+               "root_err_deg", "root_err_median_deg", "root_flip_pct")
 
 
 def _score(name: str, records, samples, cache, out_dir: Path | None, speed: dict) -> dict:
