@@ -78,10 +78,16 @@ def h36m_copy(tmp_path):
 @pytest.fixture(scope="module")
 def mocap_set(tmp_path_factory):
     """A synthetic MoCap set of 24 samples with 96-px images (the annotator and ``fit`` tests)."""
+    return synth_set(tmp_path_factory, "mocap", 24, seed=3, shard_size=12)
+
+
+def synth_set(tmp_path_factory, kind: str, n: int, seed: int, shard_size: int | None = None):
+    """A small synthetic set (96-px images, no masks) in a fresh temporary folder."""
     from neuralannot.data.synthetic.generator import generate
 
-    out = tmp_path_factory.mktemp("synth") / "mocap"
-    generate("mocap", 24, out, seed=3, workers=1, shard_size=12, image_size=96, masks=False, progress=False)
+    out = tmp_path_factory.mktemp("synth") / kind
+    generate(kind, n, out, seed=seed, workers=1, shard_size=shard_size or n, image_size=96, masks=False,
+             progress=False)  # fmt: skip
     return out
 
 

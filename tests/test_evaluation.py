@@ -7,6 +7,7 @@ import pytest
 import roma
 import torch
 
+from conftest import synth_set
 from neuralannot.data.loading import load_samples
 from neuralannot.evaluation import ModelCache, evaluate
 from neuralannot.io.pseudo_gt import PseudoGT
@@ -17,11 +18,7 @@ pytestmark = pytest.mark.anny
 @pytest.fixture(scope="module")
 def mocap_set(tmp_path_factory):
     """Replaces conftest's ``mocap_set`` here with 6 samples."""
-    from neuralannot.data.synthetic.generator import generate
-
-    out = tmp_path_factory.mktemp("synth") / "mocap"
-    generate("mocap", 6, out, seed=7, workers=1, shard_size=6, image_size=96, masks=False, progress=False)
-    return out
+    return synth_set(tmp_path_factory, "mocap", 6, seed=7)
 
 
 def _records(samples, change=None):

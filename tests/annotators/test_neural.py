@@ -10,7 +10,7 @@ import pytest
 import roma
 import torch
 
-from conftest import TINY
+from conftest import TINY, synth_set
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import build_annotator, load_samples, run_annotate
 from neuralannot.annotators.predict import predict
@@ -24,11 +24,7 @@ pytestmark = pytest.mark.anny
 
 @pytest.fixture(scope="module")
 def wild_set(tmp_path_factory):
-    from neuralannot.data.synthetic.generator import generate
-
-    out = tmp_path_factory.mktemp("synth") / "wild"
-    generate("wild", 16, out, seed=4, workers=1, shard_size=16, image_size=96, masks=False, progress=False)
-    return out
+    return synth_set(tmp_path_factory, "wild", 16, seed=4)
 
 
 def test_config_defaults_and_errors(tmp_path):
