@@ -186,8 +186,8 @@ def verdict(table: dict) -> str:
 
 def run_annotation_demo(out: Path, n: int = 200, min_steps: int = 800, seed: int = 0) -> dict:
     """Synthesize a small MoCap set and annotate it with the annotators on the same samples
-    (NeuralAnnot trained + run on the set, 3D SMPLify-X with the L2 prior, the VAE prior and the
-    VAE prior + person masks, hybrid, two-stage), evaluated against
+    (NeuralAnnot trained + run on the set, 3D SMPLify-X with the L2 and the VAE prior, hybrid,
+    two-stage), evaluated against
     the GT meshes (:func:`neuralannot.comparison.compare_direct`; pseudo-GT files in
     ``out/compare/pseudo_gt``)."""
     from neuralannot.annotators.config import AnnotatorConfig
@@ -209,14 +209,12 @@ def run_annotation_demo(out: Path, n: int = 200, min_steps: int = 800, seed: int
             lr=1e-3,
             min_steps=min_steps,
             head_hidden=[1024, 1024],
-            w_silhouette=4.0,
             seed=seed,
         )
     )
     samples, _ = load_samples(data, "body", needs_3d=True)
     # EFT (per-sample fine-tuning, ~0.5 s per sample on 2 cores) is left to bench/compare.py
-    # the annotator reads the person masks: 3D SMPLify-X gets them too (baseline_vae_sil)
-    methods = ("neuralannot", "baseline", "baseline_vae", "baseline_vae_sil", "hybrid", "two_stage")
+    methods = ("neuralannot", "baseline", "baseline_vae", "hybrid", "two_stage")
     table, _ = compare_direct("from3d", samples, cfg, out / "compare", methods)
     summary = {
         "n": len(samples),
