@@ -159,6 +159,7 @@ def test_left_hand_model_mirrors_right():
     "change, match",
     [
         (lambda p: p.update(body_pose=torch.zeros(2, 20, 3)), "body_pose.*shape"),
+        (lambda p: p.update(body_pose=torch.zeros(2, 20, 3, 3)), "body_pose.*neither axis-angle"),
         (lambda p: p.update(root_pose=torch.zeros(3, 3)), "batch size"),
         (lambda p: p["phenotype"].__setitem__((1, 2), float("nan")), "NaN.*rows \\[1\\]"),
         (lambda p: p.update(foo=torch.zeros(2, 3)), "unknown parameter"),

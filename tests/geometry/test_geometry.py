@@ -19,11 +19,14 @@ from neuralannot.geometry import (
     rigid_align,
     rot6d_to_rotmat,
     rot6d_to_rotvec,
+    rotation_format,
     rotmat_to_rot6d,
     rotmat_to_rotvec,
     rotvec_to_rot6d,
     rotvec_to_rotmat,
     similarity_align,
+    to_rotmat,
+    to_rotvec,
     transform_points_2d,
 )
 
@@ -54,6 +57,30 @@ def test_rot6d_gram_schmidt_of_unnormalised_input():
     x = torch.tensor([2.0, 0.0, 0.0, 1.0, 3.0, 0.0])  # columns (2,0,0) and (1,3,0) -> identity
     close(rot6d_to_rotmat(x), torch.eye(3))
     assert torch.isfinite(rot6d_to_rotmat(torch.zeros(6))).all()
+
+
+def test_rotation_format_names_each_representation_and_never_guesses():
+    one_rotvec_per_sample_batch3 = torch.zeros(3, 3)  # B=3 single rotations, axis-angle
+    assert rotation_format(one_rotvec_per_sample_batch3) == "axis_angle"
+    assert rotation_format(torch.zeros(3, 3, 3)) == "matrix"  # B=3 single matrices
+    assert rotation_format(torch.zeros(3, 3), count=(3,), batch_dims=0) == "axis_angle"
+    assert rotation_format(torch.zeros(2, 5, 21, 3), count=(21,), batch_dims=2) == "axis_angle"
+    assert rotation_format(torch.zeros(2, 21, 3, 3), count=(21,)) == "matrix"
+    with pytest.raises(ValueError, match=r"neither axis-angle \(B, 21, 3\) nor matrices \(B, 21, 3, 3\)"):
+        rotation_format(torch.zeros(2, 20, 3), count=(21,))
+    with pytest.raises(ValueError, match="neither"):
+        rotation_format(torch.zeros(2, 6))
+
+
+def test_to_rotmat_and_to_rotvec_follow_the_named_format(gen):
+    rv = torch.randn(4, 2, 3, generator=gen, dtype=torch.float64)
+    R = to_rotmat(rv, "axis_angle")
+    close(R, rotvec_to_rotmat(rv))
+    assert to_rotmat(R, "matrix") is R
+    close(to_rotvec(R, "matrix"), rotmat_to_rotvec(R))
+    assert to_rotvec(rv, "axis_angle") is rv
+    with pytest.raises(ValueError, match="unknown rotation format"):
+        to_rotmat(rv, "quaternion")
 
 
 def test_rotvec_90_degrees_about_z():

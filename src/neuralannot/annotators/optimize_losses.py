@@ -17,9 +17,10 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import roma
 import torch
 from torch import Tensor
+
+from neuralannot.geometry.rotations import rotation_format, to_rotvec
 
 __all__ = [
     "BENDING_FACTOR",
@@ -180,8 +181,7 @@ class BendingPrior:
     def __call__(self, pose: Tensor) -> Tensor:
         """``pose``: (B, J, 3) axis-angle or (B, J, 3, 3) matrices of ``body_pose`` → (B,)."""
         rot = pose[:, self.indices]
-        if rot.shape[-1] == 3 and rot.ndim == 4:
-            rot = roma.rotmat_to_rotvec(rot)
+        rot = to_rotvec(rot, rotation_format(rot, (len(self.indices),)))
         axes = self.axes.to(rot)
         theta = (rot * axes).sum(-1) - self.straight.to(rot)
         return torch.exp(-theta).square().sum(-1)

@@ -3,7 +3,9 @@
 A :class:`BodyModel` describes its parameters with :class:`ParamSpec` records and maps a dict of
 batched parameter tensors to posed vertices and joints. Rotation parameters are axis-angle
 ``(B, *shape)`` with a trailing 3, or rotation matrices with the trailing 3 replaced by ``3, 3``
-(the network path passes matrices straight from 6D, avoiding an axis-angle round trip).
+(the network path passes matrices straight from 6D, avoiding an axis-angle round trip). The format
+is named from the spec shape by :func:`~neuralannot.geometry.rotation_format` (``"axis_angle"`` or
+``"matrix"``); any other shape is an error naming both.
 Units are meters; each model documents its own canonical frame.
 """
 
@@ -18,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from neuralannot.bodies.errors import BodyModelError, ModelFileError
+from neuralannot.geometry.rotations import rotation_format, to_rotmat, to_rotvec
 
 __all__ = [
     "BodyModel", "BodyModelError", "BodyOutput", "ModelFileError", "ParamKind", "ParamSpec",
@@ -132,12 +135,13 @@ class BodyModel(nn.Module, ABC):
                 raise BodyModelError(
                     f"{self.name}: parameter '{name}' must be a torch.Tensor, got {type(value).__name__}"
                 )
-            ok_shapes = [spec.shape]
             if spec.kind == "rotation":
-                ok_shapes.append((*spec.shape[:-1], 3, 3))
-            per_sample = tuple(value.shape[1:])
-            if value.ndim < 1 or per_sample not in ok_shapes:
-                want = " or ".join(f"(B, {', '.join(map(str, s))})" for s in ok_shapes)
+                try:
+                    rotation_format(value, tuple(spec.shape[:-1]))
+                except ValueError as err:
+                    raise BodyModelError(f"{self.name}: parameter '{name}': {err}") from None
+            elif value.ndim < 1 or tuple(value.shape[1:]) != spec.shape:
+                want = f"(B, {', '.join(map(str, spec.shape))})"
                 raise BodyModelError(
                     f"{self.name}: parameter '{name}' has shape {tuple(value.shape)}, expected {want}"
                 )
@@ -190,22 +194,13 @@ class BodyModel(nn.Module, ABC):
 
 
 def as_rotmat(rot: Tensor, spec_shape: tuple[int, ...]) -> Tensor:
-    """A rotation parameter of per-sample axis-angle shape ``spec_shape`` (e.g. ``(21, 3)``), given as
-    axis-angle ``(B, *spec_shape)`` or matrices ``(B, *spec_shape[:-1], 3, 3)`` → matrices.
-
-    The spec shape is required: a batch of three axis-angles ``(3, 3)`` looks like one matrix.
-    """
-    import roma
-
-    if rot.ndim == len(spec_shape) + 1:
-        return roma.rotvec_to_rotmat(rot)
-    return rot
+    """A batched rotation parameter whose per-sample axis-angle shape is ``spec_shape`` (e.g.
+    ``(21, 3)``), given as axis-angle ``(B, *spec_shape)`` or matrices ``(B, *spec_shape[:-1], 3, 3)``
+    → matrices. The format is named by :func:`~neuralannot.geometry.rotation_format` (one batch
+    dimension), so a batch of three axis-angles ``(3, 3)`` is never read as one matrix."""
+    return to_rotmat(rot, rotation_format(rot, tuple(spec_shape[:-1])))
 
 
 def as_rotvec(rot: Tensor, spec_shape: tuple[int, ...]) -> Tensor:
-    """Inverse of :func:`as_rotmat`: either form → axis-angle ``(B, *spec_shape)``."""
-    import roma
-
-    if rot.ndim == len(spec_shape) + 2:
-        return roma.rotmat_to_rotvec(rot)
-    return rot
+    """Inverse of :func:`as_rotmat`: either format → axis-angle ``(B, *spec_shape)``."""
+    return to_rotvec(rot, rotation_format(rot, tuple(spec_shape[:-1])))

@@ -11,16 +11,23 @@ from neuralannot.geometry.camera import (
     transform_points_2d,
 )
 from neuralannot.geometry.rotations import (
+    ROTATION_FORMATS,
+    RotationFormat,
     flip_rotvec,
     rot6d_to_rotmat,
     rot6d_to_rotvec,
+    rotation_format,
     rotmat_to_rot6d,
     rotmat_to_rotvec,
     rotvec_to_rot6d,
     rotvec_to_rotmat,
+    to_rotmat,
+    to_rotvec,
 )
 
 __all__ = [
+    "ROTATION_FORMATS",
+    "RotationFormat",
     "apply_similarity",
     "backproject",
     "crop_resize_affine",
@@ -36,7 +43,10 @@ __all__ = [
     "rotmat_to_rot6d",
     "rotmat_to_rotvec",
     "rotvec_to_rot6d",
+    "rotation_format",
     "rotvec_to_rotmat",
     "similarity_align",
+    "to_rotmat",
+    "to_rotvec",
     "transform_points_2d",
 ]

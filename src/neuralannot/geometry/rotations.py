@@ -4,22 +4,38 @@
 and ``x[..., 3:]`` the second column of the rotation matrix (what ``roma.special_gramschmidt``
 orthonormalises). Note that some code bases (e.g. SPIN's ``x.view(-1, 3, 2)``) interleave rows
 instead; their 6D vectors are not interchangeable with these.
+
+Two representations travel through the API under names, not only shapes: ``"axis_angle"``
+``(*batch, *count, 3)`` and ``"matrix"`` ``(*batch, *count, 3, 3)``, where ``count`` is the
+per-sample number of rotations (``()`` for one, ``(21,)`` for a body pose).
+:func:`rotation_format` names the one a tensor holds given ``count`` and the number of batch
+dimensions; it raises on anything else, so ``(B, 3, 3)`` is never guessed.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import roma
 import torch
 from torch import Tensor
 
+RotationFormat = Literal["axis_angle", "matrix"]
+ROTATION_FORMATS: tuple[RotationFormat, ...] = ("axis_angle", "matrix")
+
 __all__ = [
+    "ROTATION_FORMATS",
+    "RotationFormat",
     "flip_rotvec",
     "rot6d_to_rotmat",
     "rot6d_to_rotvec",
     "rotmat_to_rot6d",
     "rotmat_to_rotvec",
     "rotvec_to_rot6d",
+    "rotation_format",
     "rotvec_to_rotmat",
+    "to_rotmat",
+    "to_rotvec",
     "twist_angle",
 ]
 
@@ -74,3 +90,39 @@ def twist_angle(R: Tensor, axis: Tensor) -> Tensor:
     q = roma.rotmat_to_unitquat(R)  # (x, y, z, w)
     psi = 2.0 * torch.atan2((q[..., :3] * axis).sum(-1), q[..., 3])
     return torch.atan2(torch.sin(psi), torch.cos(psi))
+
+
+def rotation_format(rot: Tensor, count: tuple[int, ...] = (), batch_dims: int = 1) -> RotationFormat:
+    """Name the representation of ``rot``: ``"axis_angle"`` when its shape is
+    ``(*batch, *count, 3)``, ``"matrix"`` when ``(*batch, *count, 3, 3)``, with ``batch_dims``
+    leading batch dimensions. Any other shape raises :class:`ValueError` naming both."""
+    tail = tuple(rot.shape[batch_dims:])
+    if rot.ndim >= batch_dims:
+        if tail == (*count, 3):
+            return "axis_angle"
+        if tail == (*count, 3, 3):
+            return "matrix"
+    lead = ", ".join(["B"] * batch_dims + [str(c) for c in count])
+    sep = ", " if lead else ""
+    raise ValueError(
+        f"rotation of shape {tuple(rot.shape)} is neither axis-angle ({lead}{sep}3) "
+        f"nor matrices ({lead}{sep}3, 3)"
+    )
+
+
+def to_rotmat(rot: Tensor, fmt: RotationFormat) -> Tensor:
+    """Rotations in the named format → matrices ``(..., 3, 3)``."""
+    if fmt == "axis_angle":
+        return rotvec_to_rotmat(rot)
+    if fmt == "matrix":
+        return rot
+    raise ValueError(f"unknown rotation format {fmt!r}; expected one of {ROTATION_FORMATS}")
+
+
+def to_rotvec(rot: Tensor, fmt: RotationFormat) -> Tensor:
+    """Rotations in the named format → axis-angle ``(..., 3)``."""
+    if fmt == "matrix":
+        return rotmat_to_rotvec(rot)
+    if fmt == "axis_angle":
+        return rot
+    raise ValueError(f"unknown rotation format {fmt!r}; expected one of {ROTATION_FORMATS}")
