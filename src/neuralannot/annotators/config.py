@@ -89,6 +89,10 @@ class AnnotatorConfig:
     freeze_backbone: bool = False  # CPU path: frozen ImageNet features computed once and cached
     input_size: int = 256
     head_hidden: list[int] = field(default_factory=list)  # [] = one FC layer, as in the paper
+    # image evidence for the head: "global" (the paper: the pooled backbone feature) or "joints"
+    # (also the spatial map read at every GT 2D joint, projected to joint_feature_dim each)
+    image_features: Literal["global", "joints"] = "global"
+    joint_feature_dim: int = 32
     joint_encoder_dim: int = 512
     # MoCap: the joint encoder also reads every pairwise joint distance (bone lengths → shape)
     joint_distances: bool = False
@@ -154,6 +158,8 @@ class AnnotatorConfig:
             raise ValueError(f"head must be paper | swing, got {self.head!r}")
         if self.head == "swing" and self.mode != "mocap":
             raise ValueError("head 'swing' needs GT 3D joints: MoCap mode only (wild mode uses head 'paper')")
+        if self.image_features not in ("global", "joints"):
+            raise ValueError(f"image_features must be global | joints, got {self.image_features!r}")
         if self.camera not in ("virtual", "intrinsics"):
             raise ValueError(f"camera must be virtual | intrinsics, got {self.camera!r}")
         if self.root_hypotheses < 1:

@@ -33,7 +33,14 @@ from neuralannot.data.silhouette import silhouette_vertex_ids
 from neuralannot.geometry import project, rot6d_to_rotmat, rotmat_to_rotvec
 from neuralannot.geometry.alignment import translation_fit
 from neuralannot.geometry.rotations import twist_angle
-from neuralannot.models.heads import HeadEntry, HeadLayout, HeatmapEncoder, JointEncoder, ParamHead
+from neuralannot.models.heads import (
+    HeadEntry,
+    HeadLayout,
+    HeatmapEncoder,
+    JointEncoder,
+    JointFeatureSampler,
+    ParamHead,
+)
 
 #: Parameter group replaced by the pose embedding, and the shipped embedding, per body-model part.
 EMBEDDED_GROUP = {
@@ -96,6 +103,10 @@ class NeuralAnnotator(nn.Module):
         elif cfg.uses_image:
             self.backbone = self._build_backbone(cfg, in_channels=3 + (self.num_joints if wild_hm else 0))
         feat_dim = self.backbone.feature_dim if self.backbone is not None else 0
+        self.joint_sampler = None
+        if cfg.image_features == "joints" and self.backbone is not None and cfg.uses_image:
+            self.joint_sampler = JointFeatureSampler(feat_dim, self.num_joints, cfg.joint_feature_dim)
+            feat_dim += self.joint_sampler.out_dim
         feat_dim += self.hm_encoder.dim if self.hm_encoder is not None else 0
         joint_dim = 0
         if cfg.mode == "mocap" and cfg.uses_joints:
@@ -200,12 +211,24 @@ class NeuralAnnotator(nn.Module):
         return torch.cat(parts, 1) if len(parts) > 1 else parts[0]
 
     def image_features(self, batch: dict[str, Tensor]) -> Tensor | None:
-        """Backbone feature (B, F); taken from ``batch["feature"]`` when precomputed (frozen backbone)."""
+        """Backbone feature (B, F), with ``image_features: joints`` followed by the spatial map read at
+        the GT 2D joints; taken from ``batch["feature"]`` when precomputed (frozen backbone: (B, F) or
+        the spatial map (B, C, h, w))."""
         if self.backbone is None:
             return None
         if "feature" in batch:
-            return batch["feature"]
-        return self.backbone(self.network_input(batch))
+            feat = batch["feature"]
+        elif self.joint_sampler is not None:
+            feat = self.backbone.forward_features(self.network_input(batch))
+        else:
+            return self.backbone(self.network_input(batch))
+        if feat.ndim == 2:
+            if self.joint_sampler is not None:
+                raise ValueError("image_features 'joints' needs spatial backbone features (B, C, h, w)")
+            return feat
+        fmap = feat.float()
+        joints = self.joint_sampler(fmap, batch["joints_2d"], self.cfg.input_size)
+        return torch.cat([fmap.mean(dim=(2, 3)), joints], -1)
 
     def train(self, mode: bool = True) -> NeuralAnnotator:
         super().train(mode)

@@ -119,9 +119,10 @@ def make_dataset(model: NeuralAnnotator, samples, device: str | torch.device = "
     if cached is None or cached[0] != key:
         # models given the same ``feature_store`` dict (same backbone) share the features
         store = model._aux.get("feature_store", {})
-        skey = (cfg.backbone, cfg.backbone_weights, *key)
+        spatial = model.joint_sampler is not None
+        skey = (cfg.backbone, cfg.backbone_weights, spatial, *key)
         if skey not in store:
-            store[skey] = precompute_features(model, crops(True, False, cache=False), device)
+            store[skey] = precompute_features(model, crops(True, False, cache=False), device, spatial=spatial)
         model._aux["features"] = cached = (key, store[skey])
     return _WithItems(crops(False, wild_hm), {"feature": cached[1]})  # precomputed backbone features
 
@@ -146,14 +147,21 @@ def _WithTargets(base: Dataset, targets: dict[str, torch.Tensor]) -> _WithItems:
 
 @torch.no_grad()
 def precompute_features(
-    model: NeuralAnnotator, dataset: CropDataset, device="cpu", batch_size: int = 64, progress: bool = True
+    model: NeuralAnnotator,
+    dataset: CropDataset,
+    device="cpu",
+    batch_size: int = 64,
+    progress: bool = True,
+    spatial: bool = False,
 ) -> torch.Tensor:
-    """Frozen-backbone features of every crop, (N, F) float32 on the CPU."""
+    """Frozen-backbone features of every crop on the CPU: pooled (N, F) float32, or with ``spatial``
+    the maps (N, F, h, w) in float16 (half the memory; the head reads them in float32)."""
     bb = model.backbone.to(device).eval()
     out = []
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=model.cfg.num_workers)
     for batch in tqdm(loader, desc="image features", leave=False, disable=not progress):
-        out.append(bb(bb.normalize(batch["image"].to(device))).float().cpu())
+        x = bb.normalize(batch["image"].to(device))
+        out.append(bb.forward_features(x).half().cpu() if spatial else bb(x).float().cpu())
     return torch.cat(out)
 
 

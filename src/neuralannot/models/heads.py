@@ -1,6 +1,8 @@
 """Regression heads of the neural annotator (paper Fig. 1).
 
 - :class:`JointEncoder`: GT 3D joints (root-relative, masked) → 2 FC → 512-d (MoCap mode).
+- :class:`JointFeatureSampler`: the backbone's spatial map read at each GT 2D joint (pixel-aligned
+  evidence: which side of the head faces the camera, a limb's girth and twist), ``image_features: joints``.
 - :class:`ParamHead`: [image feature ‖ joint feature] → FC(s) → one flat vector laid out by a
   :class:`HeadLayout` (6D rotations, pose-embedding latent, shape, expression, camera).
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 
@@ -58,6 +61,28 @@ class HeatmapEncoder(nn.Module):
 
     def forward(self, heatmaps: Tensor) -> Tensor:
         return self.net(heatmaps)
+
+
+class JointFeatureSampler(nn.Module):
+    """(B, C, h, w) spatial features + (B, J, 3) crop-pixel joints ``[u, v, valid]`` → (B, J·(dim+1)).
+
+    Each joint reads the map bilinearly at its position (the map covers the ``input_size`` crop;
+    ``align_corners=False``), a shared linear layer projects the C channels to ``dim``, and joints that
+    are invalid or outside the crop give zeros; their validity flag is part of the output.
+    """
+
+    def __init__(self, channels: int, num_joints: int, dim: int = 32):
+        super().__init__()
+        self.proj = nn.Linear(channels, dim)
+        self.out_dim = num_joints * (dim + 1)
+
+    def forward(self, fmap: Tensor, joints_2d: Tensor, input_size: int) -> Tensor:
+        uv = joints_2d[..., :2]
+        valid = (joints_2d[..., 2] > 0) & (uv >= 0).all(-1) & (uv <= input_size).all(-1)
+        grid = (uv / input_size * 2 - 1).clamp(-1, 1).to(fmap.dtype)[:, :, None]  # (B, J, 1, 2)
+        picked = F.grid_sample(fmap, grid, mode="bilinear", align_corners=False)  # (B, C, J, 1)
+        v = valid[..., None].to(fmap.dtype)
+        return torch.cat([self.proj(picked[..., 0].transpose(1, 2)) * v, v], -1).flatten(1)
 
 
 @dataclass(frozen=True)
