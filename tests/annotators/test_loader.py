@@ -70,5 +70,6 @@ def test_training_with_the_crop_cache_and_workers_matches_plain_training(mocap_s
         raise AssertionError("predict rebuilt the crop cache that training wrote")
 
     monkeypatch.setattr(crop_cache, "_build", no_build)
-    out = predict(runs["cached"][0], samples, tmp_path / "p.json", tmp_path / "cached" / "run", progress=False)
+    model = runs["cached"][0]
+    out = predict(model, samples, tmp_path / "p.json", tmp_path / "cached" / "run", progress=False)
     assert out["annotated"] == len(samples)
