@@ -101,7 +101,7 @@ class _Renders(Dataset):
         return torch.from_numpy(render_crop(self.samples[i], self.size))
 
 
-def _check(npy: Path, index: Path, key: str, n: int, size: int) -> str | None:
+def check_crop_cache(npy: Path, index: Path, key: str, n: int, size: int) -> str | None:
     """Why the cache at ``npy``/``index`` cannot be used (None: it is complete and intact)."""
     try:
         meta = json.loads(index.read_text())
@@ -185,7 +185,7 @@ def ensure_crop_cache(
     with open(folder / f".{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if npy.exists() or index.exists():
-            why = _check(npy, index, key, len(samples), size)
+            why = check_crop_cache(npy, index, key, len(samples), size)
             if why is None:
                 log.info("crop cache: reusing %s", npy)
                 return npy
