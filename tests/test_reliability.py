@@ -15,6 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from neuralannot.cli import app
+from neuralannot.data.crop_cache import check_crop_cache
 from neuralannot.io.pseudo_gt import PseudoGT, read_pseudo_gt
 
 pytestmark = pytest.mark.anny
@@ -79,10 +80,11 @@ def kill_when(cmd: list[str], ready, timeout: float = 120.0) -> None:
 
 
 def assert_no_partial_files(root: Path) -> int:
-    """Every file under ``root`` except atomic-write temp files (``.<name>.*.tmp``) parses fully."""
+    """Every file under ``root`` except atomic-write temp files (``.<name>.*.tmp``), the crop cache's
+    lock files and its resumable build (``.<key>.npy.partial``) parses fully."""
     n = 0
     for p in sorted(root.rglob("*")):
-        if not p.is_file() or (p.name.startswith(".") and p.name.endswith(".tmp")):
+        if not p.is_file() or (p.name.startswith(".") and p.name.endswith((".tmp", ".lock", ".partial"))):
             continue
         if p.suffix == ".pt":
             assert "model" in torch.load(p, map_location="cpu", weights_only=True)
@@ -91,6 +93,9 @@ def assert_no_partial_files(root: Path) -> int:
             assert lines and all(PseudoGT.from_dict(json.loads(line)) for line in lines)
         elif p.suffix == ".json":
             json.loads(p.read_text())
+        elif p.suffix == ".npy":  # a crop cache: complete and matching its index's checksums
+            index = json.loads(p.with_suffix(".json").read_text())
+            assert check_crop_cache(p, p.with_suffix(".json"), p.stem, index["n"], index["size"]) is None
         else:
             raise AssertionError(f"unexpected file {p}")
         n += 1
@@ -102,7 +107,7 @@ def test_train_killed_mid_run_resumes_to_identical_weights(synth, trained):
     cmd = cli("train", "--data", synth / "mocap", "--config", synth / "long.yaml", "--work-dir", work)
     ckpt = work / trained.parent.name / "checkpoint.pt"
     kill_when(cmd, ckpt.exists)
-    assert assert_no_partial_files(work) == 1
+    assert assert_no_partial_files(work) == 3  # the checkpoint, the crop cache and its index
     total = torch.load(trained, map_location="cpu", weights_only=True)
     mid = torch.load(ckpt, map_location="cpu", weights_only=True)
     assert 0 < mid["state"]["global_step"] < total["state"]["global_step"]  # killed mid-training

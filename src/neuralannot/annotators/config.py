@@ -17,7 +17,7 @@ OutputKind = Literal["rotations", "embedding"]
 HeadKind = Literal["paper", "swing"]
 
 #: Config fields that do not affect the trained weights.
-RESULT_NEUTRAL = ("num_workers", "checkpoint_every", "log_every")
+RESULT_NEUTRAL = ("num_workers", "checkpoint_every", "log_every", "crop_cache")
 #: ``reg`` names besides the body models' parameter groups (``io.pseudo_gt.PARAM_SHAPES``).
 REG_EXTRA = ("twist", "latent", "pose_prior")
 
@@ -115,7 +115,10 @@ class AnnotatorConfig:
     min_lr_ratio: float = 0.01  # lr never drops below lr * min_lr_ratio (two ÷10 steps)
     weight_decay: float = 0.0
     seed: int = 0
-    num_workers: int = 0
+    num_workers: int = 0  # DataLoader workers (persistent across epochs); they also build the crop cache
+    # decoded crops cached once as a uint8 memory map (data/crop_cache.py), reused by later runs and
+    # by predict: "auto" (<--work-dir>/crops), "off" (decode per item, in-memory cache), or a folder
+    crop_cache: str = "auto"
     amp: bool = False
     checkpoint_every: int = 200  # steps
     log_every: int = 20
@@ -162,6 +165,8 @@ class AnnotatorConfig:
             raise ValueError(f"image_features must be global | joints, got {self.image_features!r}")
         if self.camera not in ("virtual", "intrinsics"):
             raise ValueError(f"camera must be virtual | intrinsics, got {self.camera!r}")
+        if not isinstance(self.crop_cache, str) or not self.crop_cache:
+            raise ValueError(f"crop_cache must be auto | off | a folder, got {self.crop_cache!r}")
         if self.root_hypotheses < 1:
             raise ValueError(f"root_hypotheses must be >= 1, got {self.root_hypotheses}")
         if self.inputs not in ("image", "joints", "image+joints"):

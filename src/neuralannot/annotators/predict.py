@@ -27,11 +27,13 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from neuralannot.annotators.loader import loader_options
 from neuralannot.annotators.neural import NeuralAnnotator
 from neuralannot.annotators.state import prediction_key
 from neuralannot.annotators.training import (
     DistInfo,
     batch_to,
+    cached_crops,
     has_cached_features,
     init_distributed,
     make_dataset,
@@ -100,9 +102,17 @@ def neural_records(
     return records
 
 
-def annotation_dataset(model: NeuralAnnotator, samples, device: str | torch.device = "cpu") -> Dataset:
+def annotation_dataset(
+    model: NeuralAnnotator,
+    samples,
+    device: str | torch.device = "cpu",
+    work_dir: str | Path | None = None,
+    progress: bool = True,
+) -> Dataset:
     """The dataset :func:`predict` runs on: reuses frozen features cached by training in this process;
-    otherwise crops are read per batch and never cached, so memory does not grow with the set size."""
+    otherwise crops come from the disk crop cache beside ``work_dir`` (``cfg.crop_cache``; the one
+    training built for the same samples) or are read per batch and never kept in memory, so memory
+    does not grow with the set size."""
     cfg = model.cfg
     if has_cached_features(model, samples):
         return make_dataset(model, samples, device)
@@ -116,6 +126,7 @@ def annotation_dataset(model: NeuralAnnotator, samples, device: str | torch.devi
         virtual_focal=cfg.virtual_focal,
         camera=cfg.camera,
         cache_images=False,
+        crop_cache=cached_crops(model, samples, work_dir, progress),
     )
 
 
@@ -145,8 +156,8 @@ def predict(
     parts_dir = parts_root / f"rank{info.rank}"
     if not resume and parts_dir.exists():
         shutil.rmtree(parts_dir)
-    dataset = annotation_dataset(model, samples, device)
     dev = info.device
+    dataset = annotation_dataset(model, samples, dev, work_dir, progress=progress and info.main)
     model.to(dev).eval()  # with its auxiliary modules
     t0 = time.perf_counter()
     with PartWriter(parts_dir, chunk_size=chunk_size or max(batch_size * 4, 256)) as writer:
@@ -157,7 +168,7 @@ def predict(
         batches = [list(mine[i : i + batch_size]) for i in range(0, len(mine), batch_size)]
         batches = [b for b in batches if any(samples[i].id not in done for i in b)]
         todo = sum(samples[i].id not in done for b in batches for i in b)
-        loader = DataLoader(dataset, batch_sampler=batches, num_workers=model.cfg.num_workers)
+        loader = DataLoader(dataset, batch_sampler=batches, **loader_options(model.cfg.num_workers, dev))
         for batch in tqdm(
             loader, total=len(batches), disable=not (progress and info.main), desc="annotate", leave=False
         ):

@@ -1,8 +1,9 @@
 """Training loop of the neural annotator: seeded, resumable, optionally distributed (torchrun/DDP).
 
 Determinism: the batch order of epoch ``e`` is a permutation seeded by ``(seed, e)``, the data
-pipeline has no randomness, and the checkpoint stores model, optimizer, scheduler, RNG state and
-the position inside the epoch. A run killed at any point and started again with the same command
+pipeline has no randomness (one DataLoader per run, ``annotators/loader.py``; crops from the disk
+crop cache, ``data/crop_cache.py``), and the checkpoint stores model, optimizer, scheduler, RNG state
+and the position inside the epoch. A run killed at any point and started again with the same command
 continues from its last checkpoint to the same final weights as an uninterrupted run.
 
 Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) each rank takes every ``world``-th index of the
@@ -28,8 +29,10 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from neuralannot.annotators.loader import crop_cache_dir, epoch_loader, loader_options
 from neuralannot.annotators.neural import NeuralAnnotator
 from neuralannot.annotators.state import samples_digest
+from neuralannot.data.crop_cache import ensure_crop_cache
 from neuralannot.data.crops import CropDataset
 from neuralannot.io.atomic import atomic_write
 from neuralannot.io.checkpoint import read_checkpoint
@@ -92,11 +95,31 @@ def has_cached_features(model: NeuralAnnotator, samples) -> bool:
     return cached is not None and cached[0] == feature_key(model, samples)
 
 
-def make_dataset(model: NeuralAnnotator, samples, device: str | torch.device = "cpu") -> Dataset:
+def cached_crops(
+    model: NeuralAnnotator, samples, work_dir: str | Path | None, progress: bool = True
+) -> Path | None:
+    """The crop cache file of ``samples`` for ``model`` (built if needed; ``cfg.crop_cache``), or None."""
+    folder = crop_cache_dir(model.cfg.crop_cache, work_dir)
+    if folder is None or model.backbone is None or not model.cfg.uses_image:
+        return None
+    return ensure_crop_cache(samples, model.cfg.input_size, folder, model.cfg.num_workers, progress)
+
+
+def make_dataset(
+    model: NeuralAnnotator,
+    samples,
+    device: str | torch.device = "cpu",
+    work_dir: str | Path | None = None,
+    progress: bool = True,
+) -> Dataset:
     """The training/annotation dataset of ``model``; with a frozen backbone the image features are
-    computed once (cached on the model for the same samples) and the images are not read again."""
+    computed once (cached on the model for the same samples) and the images are not read again.
+
+    ``work_dir`` (the run folder) places the disk crop cache (``cfg.crop_cache``); without it crops
+    are decoded per item (and kept in memory when they fit)."""
     cfg = model.cfg
     frozen = cfg.freeze_backbone and model.backbone is not None
+    crop_file: Path | None = None
 
     def crops(load_images: bool, heatmaps: bool, cache: bool | None = None) -> CropDataset:
         return CropDataset(
@@ -109,10 +132,12 @@ def make_dataset(model: NeuralAnnotator, samples, device: str | torch.device = "
             virtual_focal=cfg.virtual_focal,
             camera=cfg.camera,
             cache_images=cache,
+            crop_cache=crop_file,
         )
 
     wild_hm = cfg.mode == "wild" and cfg.uses_joints
     if not frozen:
+        crop_file = cached_crops(model, samples, work_dir, progress)
         return crops(model.backbone is not None and cfg.uses_image, wild_hm)
     key = feature_key(model, samples)
     cached = model._aux.get("features")
@@ -122,7 +147,9 @@ def make_dataset(model: NeuralAnnotator, samples, device: str | torch.device = "
         spatial = model.joint_sampler is not None
         skey = (cfg.backbone, cfg.backbone_weights, spatial, *key)
         if skey not in store:
-            store[skey] = precompute_features(model, crops(True, False, cache=False), device, spatial=spatial)
+            crop_file = cached_crops(model, samples, work_dir, progress)
+            images = crops(True, False, cache=False)
+            store[skey] = precompute_features(model, images, device, progress=progress, spatial=spatial)
         model._aux["features"] = cached = (key, store[skey])
     return _WithItems(crops(False, wild_hm), {"feature": cached[1]})  # precomputed backbone features
 
@@ -158,9 +185,10 @@ def precompute_features(
     the maps (N, F, h, w) in float16 (half the memory; the head reads them in float32)."""
     bb = model.backbone.to(device).eval()
     out = []
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=model.cfg.num_workers)
+    opts = loader_options(model.cfg.num_workers, torch.device(device))
+    loader = DataLoader(dataset, batch_size=batch_size, **dict(opts, persistent_workers=False))
     for batch in tqdm(loader, desc="image features", leave=False, disable=not progress):
-        x = bb.normalize(batch["image"].to(device))
+        x = bb.normalize(batch["image"].to(device, non_blocking=True))
         out.append(bb.forward_features(x).half().cpu() if spatial else bb(x).float().cpu())
     return torch.cat(out)
 
@@ -275,7 +303,7 @@ def train(
         if info.world > 1:
             dist.barrier()
 
-    dataset = make_dataset(model, samples, dev)
+    dataset = make_dataset(model, samples, dev, work_dir=out_dir, progress=progress and info.main)
     if targets is not None:
         dataset = _WithTargets(dataset, targets)
     if cfg.w_silhouette > 0 and model.silhouettes is not None:
@@ -301,11 +329,10 @@ def train(
         mininterval=2.0,
     )
     last_ckpt = state["global_step"]
+    loader = epoch_loader(dataset, cfg.num_workers, dev, cfg.seed)
     for epoch in range(state["epoch"], num_epochs):
         batches = epoch_batches(len(dataset), cfg.batch_size, cfg.seed, epoch, info)
-        loader = DataLoader(
-            dataset, batch_sampler=batches[state["step_in_epoch"] :], num_workers=cfg.num_workers
-        )
+        loader.batch_sampler.set(batches[state["step_in_epoch"] :])
         for batch in loader:
             batch = batch_to(batch, dev)
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
