@@ -222,3 +222,23 @@ def test_pose_prior_scores_implausible_poses_and_reaches_the_head(mocap_set):
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.head.parameters())
     off = AnnotatorConfig(mode="mocap", **dict(TINY, reg={"pose_prior": 0.0}))
     assert build_annotator(off, samples[0].joint_set)._aux["pose_prior"] is None
+
+
+def test_face_expression_head_starts_at_neutral_with_a_usable_gradient():
+    """Anny's facial actions default to 0, their lower bound: a sigmoid head would start saturated
+    (gradient ~1e-4); the folded head starts at neutral with slope ~1 and stays in [0, 1]."""
+    from neuralannot.annotators.neural import fold_to_bounds
+
+    model = build_annotator(AnnotatorConfig(mode="mocap", part="face", head="paper", **TINY), "face68")
+    kinds = {e.name: e.kind for e in model.head.layout.entries}
+    assert kinds["expression"] == "folded" and kinds["phenotype"] == "bounded"
+    sl = model.head.layout.slices["expression"]
+    raw = model.head.out.bias[sl].detach().clone().requires_grad_(True)  # the initial raw output
+    value = fold_to_bounds(raw, (0.0, 1.0), 0.0)
+    assert float(value.max()) < 0.02  # neutral face at the start
+    (grad,) = torch.autograd.grad(value.sum(), raw)
+    assert float(grad.min()) > 0.9  # a sigmoid at logit(1e-4) would give 1e-4
+    v = torch.linspace(-20, 20, 101)
+    assert float(fold_to_bounds(v, (0.0, 1.0), 0.0).min()) >= 0.0
+    assert float(fold_to_bounds(v, (0.0, 1.0), 0.0).max()) <= 1.0
+    assert torch.allclose(fold_to_bounds(torch.zeros(1), (-1.0, 2.0), 2.0), torch.tensor([2.0]))

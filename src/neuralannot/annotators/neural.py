@@ -56,6 +56,18 @@ IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 UPRIGHT_6D = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0)
 
 
+#: Initial raw output of a folded parameter: off the fold's kink, so its slope is 1 from the start.
+FOLD_START = 1e-2
+
+
+def fold_to_bounds(v: Tensor, bounds: tuple[float, float], default: float) -> Tensor:
+    """Raw head output → a value in ``bounds`` that equals ``default`` (one of the bounds) at ``v = 0``
+    and moves away from it with slope ``hi − lo``: ``bound ± (hi − lo)·tanh(|v|)``."""
+    lo, hi = bounds
+    span = (hi - lo) * torch.tanh(v.abs())
+    return lo + span if default == lo else hi - span
+
+
 def _logit(p: float) -> float:
     p = min(max(p, 1e-4), 1 - 1e-4)
     return math.log(p / (1 - p))
@@ -156,6 +168,11 @@ class NeuralAnnotator(nn.Module):
                 entries.append(HeadEntry(name, "rot6d", 6 * n, (*spec.shape[:-1], 6)))
                 root_up = name == "root_pose" and body.part in ("body", "wholebody")
                 bias += list(UPRIGHT_6D if root_up else IDENTITY_6D) * n
+            elif spec.bounds is not None and spec.default in spec.bounds:
+                # a default at a bound (Anny's facial actions: 0 in [0, 1]): a sigmoid would start
+                # saturated (gradient ~1e-4, the head cannot learn); a fold starts there with slope 1
+                entries.append(HeadEntry(name, "folded", spec.numel, spec.shape))
+                bias += [FOLD_START] * spec.numel
             elif spec.bounds is not None:
                 lo, hi = spec.bounds
                 entries.append(HeadEntry(name, "bounded", spec.numel, spec.shape))
@@ -268,6 +285,8 @@ class NeuralAnnotator(nn.Module):
             elif e.kind == "bounded":
                 lo, hi = specs[e.name].bounds
                 out[e.name] = lo + (hi - lo) * torch.sigmoid(v)
+            elif e.kind == "folded":
+                out[e.name] = fold_to_bounds(v, specs[e.name].bounds, specs[e.name].default)
             elif e.kind == "linear":
                 out[e.name] = v
             elif e.kind == "camera":

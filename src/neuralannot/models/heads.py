@@ -87,7 +87,7 @@ class JointFeatureSampler(nn.Module):
 
 @dataclass(frozen=True)
 class HeadEntry:
-    """One slice of the head output: ``kind`` in rot6d | latent | bounded | linear | camera."""
+    """One slice of the head output: ``kind`` in rot6d | latent | bounded | folded | linear | camera."""
 
     name: str
     kind: str
