@@ -31,7 +31,10 @@ def test_config_defaults_and_errors(tmp_path):
     c = AnnotatorConfig(mode="mocap")
     assert (c.inputs, c.outputs) == ("image+joints", "rotations")
     w = AnnotatorConfig(mode="wild")
-    assert (w.inputs, w.outputs) == ("image", "embedding")
+    assert (w.inputs, w.outputs) == ("image", "rotations")  # bodies: measured better than the VAE latent
+    assert AnnotatorConfig(mode="wild", part="hand").outputs == "embedding"  # hand PCA, as the paper
+    assert AnnotatorConfig(mode="wild", part="face").outputs == "rotations"
+    assert AnnotatorConfig(mode="wild", outputs="embedding").outputs == "embedding"
     with pytest.raises(ValueError, match="mode"):
         AnnotatorConfig(mode="studio")
     with pytest.raises(ValueError, match="unknown config key"):
@@ -98,8 +101,8 @@ def test_mocap_train_resume_is_identical_and_annotates_every_sample_once(mocap_s
 
 
 def test_wild_heatmap_and_embedding_ablations_run(wild_set, tmp_path):
-    for inputs in ("image", "joints", "image+joints"):
-        cfg = AnnotatorConfig(mode="wild", inputs=inputs, **dict(TINY, epochs=1))
+    for inputs, outputs in (("image", "embedding"), ("joints", None), ("image+joints", None)):
+        cfg = AnnotatorConfig(mode="wild", inputs=inputs, outputs=outputs, **dict(TINY, epochs=1))
         summary = run_annotate(wild_set, tmp_path / f"{inputs}.npz", cfg, tmp_path / "work", progress=False)
         assert summary["annotate"]["annotated"] == 16
         records, _ = read_pseudo_gt(tmp_path / f"{inputs}.npz")
