@@ -85,7 +85,8 @@ def integrate_records(samples, splits, part_records: dict[str, dict[str, PseudoG
         p = {k: v[i].numpy().astype(np.float32) for k, v in params.items()
              if k != "local_changes" and ok.get(_GROUP_FLAG.get(k, ""), True)}  # fmt: skip
         b = body_recs[i]
-        quality = {"method": f"neuralannot-wholebody-{b.quality.get('method', '')}".rstrip("-"),
+        method = b.quality.get("method", "neuralannot").replace("neuralannot", "neuralannot-wholebody")
+        quality = {"method": method,
                    "confidence": b.quality.get("confidence"), **ok, "parts": {}}  # fmt: skip
         if quality["confidence"] is None:
             quality.pop("confidence")
