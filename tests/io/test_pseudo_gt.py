@@ -141,6 +141,21 @@ def test_release_layouts(tmp_path):
     assert back["f"].side == "left" and back["f"].part == "lhand"
 
 
+def test_anny_wholebody_valid_flags(tmp_path):
+    rng = np.random.default_rng(3)
+    full = make("a", "anny", "wholebody", rng)
+    partial = make("b", "anny", "wholebody", rng, drop=("lhand_pose", "expression"))
+    path = write_pseudo_gt(tmp_path / "wb.json", [full, partial])
+    obj = json.loads(path.read_text())
+    flags = ("lhand_valid", "rhand_valid", "face_valid")
+    assert tuple(obj["a"]["anny_param"][k] for k in flags) == (True, True, True)
+    b = obj["b"]["anny_param"]
+    assert tuple(b[k] for k in flags) == (False, True, False)
+    assert np.all(np.array(list(b["lhand_pose"].values())) == 0) and len(b["expression"]) == 52
+    back, _ = read_pseudo_gt(path)
+    assert back == [full, partial]  # invalid groups dropped on read
+
+
 def test_mano_merge_and_split(tmp_path):
     rng = np.random.default_rng(2)
     recs = [make("img1_r", "mano", "hand", rng, side="right"),

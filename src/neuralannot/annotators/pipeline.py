@@ -40,11 +40,16 @@ def run_annotate(
     joint_map: str | Path | dict | None = None,
     allow_outside_root: bool = False,
 ) -> dict:
-    """Train on ``data`` and annotate the same samples into ``out``; returns a summary dict."""
+    """Train on ``data`` and annotate the same samples into ``out``; returns a summary dict.
+
+    ``cfg.part == "wholebody"``: the body, hand and face annotators on their crops, integrated
+    (:mod:`neuralannot.annotators.wholebody`)."""
     samples, report = load_samples(data, cfg.part, skip_bad, needs_3d=cfg.mode == "mocap", limit=limit,
                                    images=cfg.uses_image, keep_gt=False, joint_map=joint_map,
                                    allow_outside_root=allow_outside_root)  # fmt: skip
     log.info("%d samples of part %s (%s)", len(samples), cfg.part, report)
+    if cfg.part == "wholebody":
+        return _run_wholebody(samples, report, data, out, cfg, work_dir, device, progress)
     model = build_annotator(cfg, samples[0].joint_set)
     run_dir = state.run_dir(work_dir, cfg, samples)
     fit = train(model, samples, run_dir, device=device, resume=resume, progress=progress)
@@ -66,4 +71,27 @@ def run_annotate(
         "annotate": ann,
         "config": cfg.to_dict(),
         "work_dir": str(run_dir),
+    }
+
+
+def _run_wholebody(samples, report, data, out, cfg, work_dir, device, progress) -> dict:
+    """``run_annotate`` for whole-body sets, with the same summary keys."""
+    import time
+
+    from neuralannot.annotators.wholebody import run_wholebody
+
+    t0 = time.perf_counter()
+    meta = {"data": str(data)}
+    res = run_wholebody(samples, out, cfg, work_dir, device=device, progress=progress, meta=meta)
+    wall = time.perf_counter() - t0
+    train_s = sum(r["train"].get("wall_s", 0.0) for r in res["parts"].values())
+    n_part = sum(r["samples"] for r in res["parts"].values())
+    return {
+        "samples": len(samples),
+        "skipped": report.as_dict(),
+        "train": {"wall_s": train_s, "samples_per_s": n_part / max(train_s, 1e-9), "parts": res["parts"]},
+        "annotate": {"annotated": res["samples"], "samples_per_s": res["samples"] / max(wall, 1e-9),
+                     "out": res["out"], "valid": res["valid"]},
+        "config": cfg.to_dict(),
+        "work_dir": str(work_dir),
     }

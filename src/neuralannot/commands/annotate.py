@@ -204,6 +204,8 @@ def annotate(
         f"({t['samples_per_s']:.1f} samples/s); annotated {a['annotated']} "
         f"({a['samples_per_s']:.1f} samples/s) → {a['out']}"
     )
+    if "valid" in a:  # whole body: how many samples got each part
+        console.print(", ".join(f"{k} {n}/{a['annotated']}" for k, n in a["valid"].items()))
     _print_skips(summary["skipped"])
 
 

@@ -97,13 +97,19 @@ def _param_block(r: PseudoGT) -> dict[str, Any]:
         out["pose"] = _named(p["hand_pose"], names["finger"])
     if "head_pose" in p:
         out["head_pose"] = flat["head_pose"]
+    whole = r.part == "wholebody"  # the SMPL-X release layout: every group, with *_valid flags
     for k in ("lhand_pose", "rhand_pose"):
-        if k in p:
-            out[k] = _named(p[k], names["finger"])
+        if k in p or whole:
+            out[k] = _named(p.get(k, np.zeros((15, 3), np.float32)), names["finger"])
+        if whole:
+            out[f"{k[:5]}_valid"] = k in p
     if "eye_pose" in p:
         out["eye_pose"] = _named(p["eye_pose"], list(_EYES))
-    if "expression" in p:
-        out["expression"] = _named(p["expression"], names["expression"])
+    if "expression" in p or whole:
+        out["expression"] = _named(p.get("expression", np.zeros(len(names["expression"]), np.float32)),
+                                   names["expression"])  # fmt: skip
+    if whole:
+        out["face_valid"] = "expression" in p
     if "local_changes" in p:
         out["local_changes"] = flat["local_changes"]
     return out
@@ -127,7 +133,7 @@ def _parse_block(model: str, b: Any) -> tuple[dict[str, np.ndarray], str]:
         "smplx": set(PARAM_SHAPES["smplx"]) | {"lhand_valid", "rhand_valid", "face_valid"},
         "flame": set(PARAM_SHAPES["flame"]),
         "anny": {"root_pose", "trans", "phenotype", "pose", "head_pose", "lhand_pose", "rhand_pose",
-                 "eye_pose", "expression", "local_changes"},
+                 "eye_pose", "expression", "local_changes", "lhand_valid", "rhand_valid", "face_valid"},
     }[model]
     unknown = set(b) - known
     if unknown:
@@ -162,12 +168,15 @@ def _parse_block(model: str, b: Any) -> tuple[dict[str, np.ndarray], str]:
         params["head_pose"] = _arr(b["head_pose"], "head_pose")
     for k in ("lhand_pose", "rhand_pose"):
         if k in b:
-            params[k], part = _unnamed(b[k], names["finger"], k), "wholebody"
+            part = "wholebody"
+            if b.get(f"{k[:5]}_valid", True):
+                params[k] = _unnamed(b[k], names["finger"], k)
     if "eye_pose" in b:
         params["eye_pose"] = _unnamed(b["eye_pose"], list(_EYES), "eye_pose")
     if "expression" in b:
-        params["expression"] = _unnamed(b["expression"], names["expression"], "expression")
         part = "wholebody" if part == "body" else part
+        if b.get("face_valid", True):
+            params["expression"] = _unnamed(b["expression"], names["expression"], "expression")
     if "local_changes" in b:
         params["local_changes"] = _arr(b["local_changes"], "local_changes")
     return params, part

@@ -1,0 +1,145 @@
+"""Whole-body NeuralAnnot (paper Sec. 3.3): body, hand and face annotators on their crops, integrated.
+
+Each ``coco_wholebody133`` sample is split into part samples (:mod:`neuralannot.data.wholebody`); a
+body annotator is trained on and annotates the body samples (``coco23``), a hand annotator all hand
+crops (left hands flipped to right, as the hand path does), a face annotator the face crops. The part
+results are integrated per sample into the whole-body model (:func:`neuralannot.bodies.wholebody.integrate`):
+body pose, shape, global rotation, translation and camera from the body annotator, finger rotations
+and the wrists from the hand annotator, the facial actions (jaw via ``jawOpen``) from the face one.
+A part without a record (too few keypoints, flagged by the dataset) keeps the body's values and is
+left out of the record (``lhand_valid`` / ``rhand_valid`` / ``face_valid`` false in the release layout).
+
+Only Anny is integrated here (the hand and face part models are Anny's); SMPL-X integration is
+available as a function (:func:`~neuralannot.bodies.wholebody.integrate`) for MANO / FLAME results.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from neuralannot.annotators.config import AnnotatorConfig
+from neuralannot.io.pseudo_gt import PseudoGT, write_pseudo_gt
+
+__all__ = ["part_configs", "run_wholebody"]
+
+log = logging.getLogger(__name__)
+
+#: The part annotators and the samples each one sees.
+PART_RUNS = (("body", ("body",)), ("hand", ("lhand", "rhand")), ("face", ("face",)))
+#: The whole-body groups each part gives (left out of a record when the part is missing).
+_GROUP_FLAG = {"lhand_pose": "lhand_valid", "rhand_pose": "rhand_valid", "expression": "face_valid"}
+
+
+def part_configs(cfg: AnnotatorConfig) -> dict[str, AnnotatorConfig]:
+    """The body / hand / face annotator configs derived from the whole-body one. The face runs with
+    rotation outputs: the head model has no pose embedding (its pose is one head rotation)."""
+    out = {p: replace(cfg, part=p) for p, _ in PART_RUNS}
+    out["face"] = replace(out["face"], outputs="rotations")
+    return out
+
+
+def _stack(records: list[PseudoGT | None], keys: tuple[str, ...]) -> tuple[dict, torch.Tensor]:
+    """Part records (None = missing; at least one given) → batched tensors of ``keys`` (zeros where
+    missing) and the (B,) mask of the given ones."""
+    valid = torch.tensor([r is not None for r in records])
+    out = {}
+    for k in keys:
+        shape = next(r.params[k].shape for r in records if r is not None)
+        rows = [r.params[k] if r is not None else np.zeros(shape, np.float32) for r in records]
+        out[k] = torch.from_numpy(np.stack(rows).astype(np.float32))
+    return out, valid
+
+
+def integrate_records(samples, splits, part_records: dict[str, dict[str, PseudoGT]], body) -> list[PseudoGT]:
+    """One whole-body record per sample from the body / hand / face part records (by part-sample id)."""
+    from neuralannot.bodies.wholebody import integrate
+
+    def rec(part, sp):
+        ps = sp.get(part)
+        return None if ps is None else part_records[part].get(ps.id)
+
+    body_recs = [rec("body", sp) for sp in splits]
+    missing = [s.id for s, r in zip(samples, body_recs, strict=True) if r is None]
+    if missing:
+        raise ValueError(f"whole body: no body annotation for samples {missing[:5]}")
+    bp = {k: torch.from_numpy(np.stack([r.params[k] for r in body_recs]))
+          for k in ("root_pose", "body_pose", "phenotype", "trans")}  # fmt: skip
+    parts = {}
+    for part, keys in (("lhand", ("root_pose", "hand_pose")), ("rhand", ("root_pose", "hand_pose")),
+                       ("face", ("expression",))):  # fmt: skip
+        recs = [rec(part, sp) for sp in splits]
+        parts[part] = _stack(recs, keys) if any(r is not None for r in recs) else (None, None)
+    with torch.no_grad():
+        params, valid = integrate(
+            body, bp, parts["lhand"][0], parts["rhand"][0], parts["face"][0],
+            lhand_valid=parts["lhand"][1], rhand_valid=parts["rhand"][1], face_valid=parts["face"][1],
+        )  # fmt: skip
+    out = []
+    for i, (s, sp) in enumerate(zip(samples, splits, strict=True)):
+        ok = {k: bool(v[i]) for k, v in valid.items()}
+        p = {k: v[i].numpy().astype(np.float32) for k, v in params.items()
+             if k != "local_changes" and ok.get(_GROUP_FLAG.get(k, ""), True)}  # fmt: skip
+        b = body_recs[i]
+        method = b.quality.get("method", "neuralannot").replace("neuralannot", "neuralannot-wholebody")
+        quality = {"method": method,
+                   "confidence": b.quality.get("confidence"), **ok, "parts": {}}  # fmt: skip
+        if quality["confidence"] is None:
+            quality.pop("confidence")
+        for part in ("body", "lhand", "rhand", "face"):
+            r = rec(part, sp)
+            if r is not None:
+                keep = ("joint_err_px", "joint_err_mm", "confidence")
+                quality["parts"][part] = {k: r.quality[k] for k in keep if k in r.quality}
+        out.append(PseudoGT(s.id, "anny", "wholebody", p, b.camera, quality))
+    return out
+
+
+def run_wholebody(
+    samples,
+    out: str | Path,
+    cfg: AnnotatorConfig,
+    work_dir: str | Path,
+    device: str = "cpu",
+    progress: bool = True,
+    meta: dict | None = None,
+) -> dict:
+    """Annotate whole-body ``samples`` with the body, hand and face annotators and write one integrated
+    Anny whole-body record per sample to ``out``; returns a summary."""
+    from neuralannot.annotators.two_stage import train_and_annotate
+    from neuralannot.bodies import get_body_model
+    from neuralannot.bodies.wholebody import VALID_KEYS
+    from neuralannot.data.wholebody import split_samples
+
+    if cfg.body_model != "anny":
+        raise ValueError(f"--part wholebody integrates Anny's part models; --body-model {cfg.body_model} "
+                         "is not supported (SMPL-X: bodies.wholebody.integrate on MANO / FLAME results)")
+    if cfg.mode != "wild":
+        raise ValueError("--part wholebody needs --mode wild (whole-body sets carry 2D keypoints)")
+    bad = [s.id for s in samples if s.joint_set != "coco_wholebody133"]
+    if bad:
+        raise ValueError(f"--part wholebody needs coco_wholebody133 samples; samples {bad[:5]} are not")
+    splits, by_part = split_samples(samples)
+    cfgs = part_configs(cfg)
+    part_records: dict[str, dict[str, PseudoGT]] = {p: {} for p in ("body", "lhand", "rhand", "face")}
+    runs = {}
+    for name, parts in PART_RUNS:
+        part_samples = [x for p in parts for x in by_part[p]]
+        if not part_samples:
+            log.info("whole body: no %s samples", name)
+            continue
+        log.info("whole body: %s annotator on %d samples", name, len(part_samples))
+        recs, info = train_and_annotate(cfgs[name], part_samples, work_dir, device=device, progress=progress,
+                                        tag=f"wb-{name}-")  # fmt: skip
+        runs[name] = {"samples": len(part_samples), "train": info["train"], "run_dir": info["run_dir"]}
+        for r in recs:
+            part_records[r.sample_id.rsplit("/", 1)[1]][r.sample_id] = r
+    records = integrate_records(samples, splits, part_records, get_body_model("anny", "wholebody"))
+    meta = {"method": "neuralannot-wholebody", "config": cfg.to_dict(), **(meta or {})}
+    write_pseudo_gt(out, records, meta)
+    counts = {k: sum(bool(r.quality[k]) for r in records) for k in VALID_KEYS}
+    return {"samples": len(records), "parts": runs, "valid": counts, "out": str(out)}

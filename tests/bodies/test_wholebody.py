@@ -1,0 +1,167 @@
+"""Part → whole-body integration: hand orientation, finger and face transfer, vertex equality at the
+wrist, missing parts (Anny), and the same rule for SMPL-X with MANO / FLAME (tiny fixture files)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import roma
+import torch
+
+import smplx_fixtures as fx
+from neuralannot.bodies import BodyModelError, load_body_model
+from neuralannot.bodies.wholebody import (
+    WRIST_SLOT,
+    anny_hand_vertex_map,
+    integrate,
+    parent_global_rotation,
+)
+
+B = 3
+
+
+@pytest.fixture(scope="module")
+def anny_lhand():
+    return load_body_model("anny", part="lhand")
+
+
+def _rand_rot(n, g, scale=1.0, shape=()):
+    return scale * torch.randn(n, *shape, 3, generator=g)
+
+
+def anny_parts(body, g, phenotype=None):
+    """Random body, left/right hand (``AnnyHand`` params) and face parameters, B samples."""
+    ph = torch.rand(B, 6, generator=g) if phenotype is None else phenotype
+    bp = {"root_pose": _rand_rot(B, g), "body_pose": _rand_rot(B, g, 0.3, (21,)), "phenotype": ph,
+          "trans": torch.randn(B, 3, generator=g)}  # fmt: skip
+    hand = lambda: {"root_pose": _rand_rot(B, g), "hand_pose": _rand_rot(B, g, 0.3, (15,)),  # noqa: E731
+                    "phenotype": ph, "trans": torch.randn(B, 3, generator=g)}  # fmt: skip
+    face = {"expression": torch.rand(B, 52, generator=g), "root_pose": _rand_rot(B, g)}
+    return bp, hand(), hand(), face
+
+
+def _wrist_frame(body, params, side):
+    """Output-frame rotation of the posed wrist bone of the integrated body (B, 3, 3)."""
+    from neuralannot.bodies.wholebody import _anny_frames
+
+    W, _, G = _anny_frames(body, params)
+    return G @ W[:, body.bone_index(f"wrist.{side[0].upper()}")]
+
+
+@pytest.mark.anny
+def test_anny_hand_orientation_and_fingers_transfer(anny_wholebody, gen):
+    body = anny_wholebody
+    bp, lh, rh, face = anny_parts(body, gen)
+    with torch.no_grad():
+        out, valid = integrate(body, bp, lh, rh, face)
+    assert all(v.all() for v in valid.values())
+    for side, part in (("left", lh), ("right", rh)):
+        with torch.no_grad():
+            R = _wrist_frame(body, out, side)
+        torch.testing.assert_close(R, roma.rotvec_to_rotmat(part["root_pose"]), atol=1e-5, rtol=0)
+        assert torch.equal(out[f"{side[0]}hand_pose"], part["hand_pose"])  # fingers copied exactly
+    assert torch.equal(out["expression"], face["expression"])
+    # body pose outside the wrists, shape, global rotation and translation stay the body's
+    keep = [i for i in range(21) if i not in WRIST_SLOT.values()]
+    assert torch.equal(out["body_pose"][:, keep], bp["body_pose"][:, keep])
+    for k in ("root_pose", "phenotype", "trans"):
+        assert torch.equal(out[k], bp[k])
+    # the wrist's local rotation changed: the hand's own orientation is not the body's guess
+    assert not torch.allclose(out["body_pose"][:, 19], bp["body_pose"][:, 19], atol=1e-3)
+
+
+@pytest.mark.anny
+@pytest.mark.parametrize("side", ["right", "left"])
+def test_anny_hand_vertices_equal_part_result_at_wrist(anny_wholebody, anny_hand, anny_lhand, gen, side):
+    body, hand = anny_wholebody, (anny_hand if side == "right" else anny_lhand)
+    bp, lh, rh, _ = anny_parts(body, gen)
+    part = rh if side == "right" else lh
+    with torch.no_grad():
+        out, _ = integrate(body, bp, lh, rh, None)
+        vb = body(out)
+        vh = hand(part)
+    h_ids, b_ids = anny_hand_vertex_map(body, hand)
+    assert len(h_ids) > 1000  # all but the forearm-blended ring at the cut
+    wrist = body.bone_index(f"wrist.{side[0].upper()}")
+    wrist_b = vb.extras["bone_heads"][:, wrist]
+    wrist_h = vh.joints[:, 0]
+    a = vb.vertices[:, b_ids] - wrist_b[:, None]
+    b = vh.vertices[:, h_ids] - wrist_h[:, None]
+    assert (a - b).norm(dim=-1).max() <= 1e-5
+    # without integration (the body's own wrist and fingers) the hand is elsewhere
+    with torch.no_grad():
+        raw = body(bp)
+    c = raw.vertices[:, b_ids] - raw.extras["bone_heads"][:, wrist][:, None]
+    assert (c - b).norm(dim=-1).max() > 1e-2
+
+
+@pytest.mark.anny
+def test_anny_missing_parts_keep_body_values(anny_wholebody, gen):
+    body = anny_wholebody
+    bp, lh, rh, face = anny_parts(body, gen)
+    bp["lhand_pose"] = _rand_rot(B, gen, 0.2, (15,))
+    mask = torch.tensor([True, False, True])
+    with torch.no_grad():
+        out, valid = integrate(body, bp, None, rh, face, rhand_valid=mask)
+    assert not valid["lhand_valid"].any() and valid["face_valid"].all()
+    assert torch.equal(valid["rhand_valid"], mask)
+    assert torch.equal(out["lhand_pose"], bp["lhand_pose"])  # no left hand: the body's own fingers
+    assert torch.equal(out["body_pose"][:, WRIST_SLOT["left"]], bp["body_pose"][:, WRIST_SLOT["left"]])
+    assert torch.equal(out["rhand_pose"][1], torch.zeros(15, 3))  # invalid row: body had none → rest
+    assert torch.equal(out["body_pose"][1], bp["body_pose"][1])
+    assert torch.equal(out["rhand_pose"][0], rh["hand_pose"][0])
+    out, valid = integrate(body, bp)
+    assert not any(v.any() for v in valid.values())
+    assert torch.equal(out["expression"], torch.zeros(B, 52))
+
+
+@pytest.mark.anny
+def test_integrate_bad_input(anny_wholebody, anny_body, gen):
+    bp, lh, rh, _ = anny_parts(anny_wholebody, gen)
+    with pytest.raises(BodyModelError, match="whole-body"):
+        integrate(anny_body, bp, lh, rh)
+    with pytest.raises(BodyModelError, match="hand_pose"):
+        integrate(anny_wholebody, bp, {"root_pose": lh["root_pose"]})
+    with pytest.raises(BodyModelError, match="batch"):
+        integrate(anny_wholebody, bp, {k: v[:1] for k, v in lh.items()})
+
+
+# --- SMPL-X + MANO + FLAME ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def smplx_models(tmp_path_factory):
+    from neuralannot.bodies.smplx_family import load_smplx_family
+
+    root = fx.write_all(tmp_path_factory.mktemp("wb_models"))["root"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {t: load_smplx_family(t, root / t, flat_hand_mean=True) for t in ("smplx", "flame")}
+
+
+def test_smplx_wrist_global_equals_mano_global(smplx_models, gen):
+    from smplx.lbs import batch_rigid_transform
+
+    body, flame = smplx_models["smplx"], smplx_models["flame"]
+    bp = {"root_pose": _rand_rot(B, gen), "body_pose": _rand_rot(B, gen, 0.3, (21,)),
+          "shape": torch.randn(B, body.num_betas, generator=gen), "trans": torch.randn(B, 3, generator=gen)}
+    hands = [{"root_pose": _rand_rot(B, gen), "hand_pose": _rand_rot(B, gen, 0.3, (15,))} for _ in range(2)]
+    face = {"jaw_pose": _rand_rot(B, gen, 0.2), "expr": torch.randn(B, flame.num_expression_coeffs + 3,
+                                                                      generator=gen)}
+    out, valid = integrate(body, bp, hands[0], hands[1], face, face_valid=torch.tensor([1, 1, 0]))
+    # independent forward kinematics (smplx's own) of the integrated pose
+    rots = roma.rotvec_to_rotmat(torch.cat([out["root_pose"][:, None], out["body_pose"]], 1))
+    layer = body.smplx_layer
+    J = torch.einsum("jv,bvc->bjc", layer.J_regressor[:22], layer.v_template.expand(B, -1, -1))
+    _, A = batch_rigid_transform(rots, J, layer.parents[:22])
+    for side, part in (("left", hands[0]), ("right", hands[1])):
+        R_wrist = A[:, WRIST_SLOT[side] + 1, :3, :3]
+        torch.testing.assert_close(R_wrist, roma.rotvec_to_rotmat(part["root_pose"]), atol=1e-5, rtol=0)
+        torch.testing.assert_close(parent_global_rotation(body, out, side),
+                                   A[:, body.parents[WRIST_SLOT[side] + 1], :3, :3], atol=1e-5, rtol=0)
+        assert torch.equal(out[f"{side[0]}hand_pose"], part["hand_pose"])
+    n = body.num_expression_coeffs
+    assert torch.equal(out["expr"][:2], face["expr"][:2, :n]) and torch.equal(out["expr"][2], torch.zeros(n))
+    assert torch.equal(out["jaw_pose"][:2], face["jaw_pose"][:2])
+    assert valid["face_valid"].tolist() == [True, True, False]
+    with torch.no_grad():
+        body(out)  # the integrated parameters pose the model
