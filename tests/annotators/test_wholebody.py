@@ -14,7 +14,7 @@ from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import run_annotate
 from neuralannot.annotators.wholebody import integrate_records, part_configs
 from neuralannot.data.loading import load_samples
-from neuralannot.data.wholebody import split_samples
+from neuralannot.data.part_samples import split_samples
 from neuralannot.io.pseudo_gt import PseudoGT, read_pseudo_gt
 
 pytestmark = pytest.mark.anny
@@ -30,6 +30,10 @@ def test_part_configs():
     cfgs = part_configs(cfg)
     assert {k: c.part for k, c in cfgs.items()} == {"body": "body", "hand": "hand", "face": "face"}
     assert cfgs["hand"].outputs == "embedding" and cfgs["face"].outputs == "rotations"
+    assert cfgs["body"].outputs == "rotations"  # each part's own default
+    explicit = dict(TINY, mode="wild", part="wholebody", outputs="embedding")
+    given = part_configs(AnnotatorConfig.from_dict(explicit))
+    assert given["body"].outputs == given["hand"].outputs == "embedding"  # an explicit choice is kept
 
 
 def test_annotate_wholebody_end_to_end(wb_set, tmp_path):

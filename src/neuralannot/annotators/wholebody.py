@@ -1,16 +1,16 @@
 """Whole-body NeuralAnnot (paper Sec. 3.3): body, hand and face annotators on their crops, integrated.
 
-Each ``coco_wholebody133`` sample is split into part samples (:mod:`neuralannot.data.wholebody`); a
+Each ``coco_wholebody133`` sample is split into part samples (:mod:`neuralannot.data.part_samples`); a
 body annotator is trained on and annotates the body samples (``coco23``), a hand annotator all hand
 crops (left hands flipped to right, as the hand path does), a face annotator the face crops. The part
-results are integrated per sample into the whole-body model (:func:`neuralannot.bodies.wholebody.integrate`):
+results are integrated per sample into the whole-body model (:func:`neuralannot.bodies.integrate.integrate`):
 body pose, shape, global rotation, translation and camera from the body annotator, finger rotations
 and the wrists from the hand annotator, the facial actions (jaw via ``jawOpen``) from the face one.
 A part without a record (too few keypoints, flagged by the dataset) keeps the body's values and is
 left out of the record (``lhand_valid`` / ``rhand_valid`` / ``face_valid`` false in the release layout).
 
 Only Anny is integrated here (the hand and face part models are Anny's); SMPL-X integration is
-available as a function (:func:`~neuralannot.bodies.wholebody.integrate`) for MANO / FLAME results.
+available as a function (:func:`~neuralannot.bodies.integrate.integrate`) for MANO / FLAME results.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuralannot.annotators.config import AnnotatorConfig
+from neuralannot.annotators.config import AnnotatorConfig, default_outputs
 from neuralannot.io.pseudo_gt import PseudoGT, write_pseudo_gt
 
 __all__ = ["part_configs", "run_wholebody"]
@@ -36,9 +36,12 @@ _GROUP_FLAG = {"lhand_pose": "lhand_valid", "rhand_pose": "rhand_valid", "expres
 
 
 def part_configs(cfg: AnnotatorConfig) -> dict[str, AnnotatorConfig]:
-    """The body / hand / face annotator configs derived from the whole-body one. The face runs with
+    """The body / hand / face annotator configs derived from the whole-body one. Outputs left at the
+    whole-body default take each part's default (hands: the PCA embedding); the face always runs with
     rotation outputs: the head model has no pose embedding (its pose is one head rotation)."""
-    out = {p: replace(cfg, part=p) for p, _ in PART_RUNS}
+    given = cfg.outputs != default_outputs(cfg.mode, cfg.part)
+    out = {p: replace(cfg, part=p, outputs=cfg.outputs if given else default_outputs(cfg.mode, p))
+           for p, _ in PART_RUNS}  # fmt: skip
     out["face"] = replace(out["face"], outputs="rotations")
     return out
 
@@ -57,7 +60,7 @@ def _stack(records: list[PseudoGT | None], keys: tuple[str, ...]) -> tuple[dict,
 
 def integrate_records(samples, splits, part_records: dict[str, dict[str, PseudoGT]], body) -> list[PseudoGT]:
     """One whole-body record per sample from the body / hand / face part records (by part-sample id)."""
-    from neuralannot.bodies.wholebody import integrate
+    from neuralannot.bodies.integrate import integrate
 
     def rec(part, sp):
         ps = sp.get(part)
@@ -112,12 +115,12 @@ def run_wholebody(
     Anny whole-body record per sample to ``out``; returns a summary."""
     from neuralannot.annotators.two_stage import train_and_annotate
     from neuralannot.bodies import get_body_model
-    from neuralannot.bodies.wholebody import VALID_KEYS
-    from neuralannot.data.wholebody import split_samples
+    from neuralannot.bodies.integrate import VALID_KEYS
+    from neuralannot.data.part_samples import split_samples
 
     if cfg.body_model != "anny":
         raise ValueError(f"--part wholebody integrates Anny's part models; --body-model {cfg.body_model} "
-                         "is not supported (SMPL-X: bodies.wholebody.integrate on MANO / FLAME results)")
+                         "is not supported (SMPL-X: bodies.integrate.integrate on MANO / FLAME results)")
     if cfg.mode != "wild":
         raise ValueError("--part wholebody needs --mode wild (whole-body sets carry 2D keypoints)")
     bad = [s.id for s in samples if s.joint_set != "coco_wholebody133"]

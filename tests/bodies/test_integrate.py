@@ -11,7 +11,7 @@ import torch
 
 import smplx_fixtures as fx
 from neuralannot.bodies import BodyModelError, load_body_model
-from neuralannot.bodies.wholebody import (
+from neuralannot.bodies.integrate import (
     WRIST_SLOT,
     anny_hand_vertex_map,
     integrate,
@@ -43,7 +43,7 @@ def anny_parts(body, g, phenotype=None):
 
 def _wrist_frame(body, params, side):
     """Output-frame rotation of the posed wrist bone of the integrated body (B, 3, 3)."""
-    from neuralannot.bodies.wholebody import _anny_frames
+    from neuralannot.bodies.integrate import _anny_frames
 
     W, _, G = _anny_frames(body, params)
     return G @ W[:, body.bone_index(f"wrist.{side[0].upper()}")]
