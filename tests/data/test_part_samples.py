@@ -7,8 +7,8 @@ import pytest
 
 from conftest import REAL
 from neuralannot.data.loading import load_samples
-from neuralannot.data.sample import Sample, SampleError
 from neuralannot.data.part_samples import BOX_SCALE, PART_SLICES, split_samples, split_wholebody
+from neuralannot.data.sample import Sample, SampleError
 
 
 def wholebody_sample(seed=0, **extra) -> Sample:
