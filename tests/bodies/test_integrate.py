@@ -14,6 +14,7 @@ from neuralannot.bodies import BodyModelError, load_body_model
 from neuralannot.bodies.integrate import (
     WRIST_SLOT,
     anny_hand_vertex_map,
+    anny_part_vertex_ids,
     integrate,
     parent_global_rotation,
 )
@@ -128,6 +129,20 @@ def test_integrate_bad_input(anny_wholebody, anny_body, gen):
 
 
 # --- SMPL-X + MANO + FLAME ---------------------------------------------------------------------------
+def test_anny_part_vertex_ids_move_with_their_part_only(anny_wholebody, gen):
+    ids = anny_part_vertex_ids(anny_wholebody)
+    assert all(len(v) > 500 for v in ids.values())
+    assert not set(ids["lhand"].tolist()) & set(ids["rhand"].tolist())
+    assert not set(ids["face"].tolist()) & (set(ids["lhand"].tolist()) | set(ids["rhand"].tolist()))
+    rest = {"root_pose": torch.zeros(1, 3), "body_pose": torch.zeros(1, 21, 3), "trans": torch.zeros(1, 3),
+            "phenotype": torch.full((1, 6), 0.5)}
+    bent = {**rest, "body_pose": rest["body_pose"].clone()}
+    bent["body_pose"][0, WRIST_SLOT["left"]] = torch.tensor([0.0, 0.0, 1.0])  # the left wrist only
+    moved = (anny_wholebody(bent).vertices - anny_wholebody(rest).vertices).norm(dim=-1)[0]
+    assert float(moved[ids["lhand"]].min()) > 1e-4  # every left-hand vertex follows the wrist
+    assert float(moved[ids["rhand"]].max()) < 1e-7 and float(moved[ids["face"]].max()) < 1e-7
+
+
 @pytest.fixture(scope="module")
 def smplx_models(tmp_path_factory):
     from neuralannot.bodies.smplx_family import load_smplx_family

@@ -32,7 +32,9 @@ from torch import Tensor
 
 from neuralannot.bodies.base import BodyModel, BodyModelError, as_rotmat, as_rotvec
 
-__all__ = ["VALID_KEYS", "anny_hand_vertex_map", "integrate", "parent_global_rotation"]
+__all__ = [
+    "VALID_KEYS", "anny_hand_vertex_map", "anny_part_vertex_ids", "integrate", "parent_global_rotation",
+]
 
 #: Valid flags of an integrated record (the SMPL-X release names).
 VALID_KEYS = ("lhand_valid", "rhand_valid", "face_valid")
@@ -216,3 +218,18 @@ def anny_hand_vertex_map(body, hand) -> tuple[Tensor, Tensor]:
     idx = body.anny.vertex_bone_indices[body_ids]
     inside = (torch.isin(idx, subtree.to(idx.device)) | (w == 0)).all(1).cpu()
     return hand_ids[inside], body_ids[inside]
+
+
+def anny_part_vertex_ids(body) -> dict[str, Tensor]:
+    """The Anny whole body's vertices of each part: ``lhand`` / ``rhand`` (those that move with the
+    hand alone, :func:`anny_hand_vertex_map`) and ``face`` (the head part model's vertices, neck
+    included), as indices into ``body``'s mesh; for per-part mesh errors of whole-body results."""
+    from neuralannot.bodies import get_body_model
+
+    pos = {int(v): i for i, v in enumerate(body.anny.base_mesh_vertex_indices.tolist())}
+    head = get_body_model("anny", "face").anny.base_mesh_vertex_indices.tolist()
+    return {
+        "lhand": anny_hand_vertex_map(body, get_body_model("anny", "lhand"))[1],
+        "rhand": anny_hand_vertex_map(body, get_body_model("anny", "hand"))[1],
+        "face": torch.tensor(sorted(pos[int(v)] for v in head if int(v) in pos)),
+    }
