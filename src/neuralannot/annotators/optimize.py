@@ -193,6 +193,7 @@ def smplifyx_2d(
     opt = options or FitOptions()
     emb = resolve_embedding(body, embedding)
     prob = _Problem(body, joint_set, emb)
+    opt = opt.for_part(prob.part)
     gt, conf = _inputs(joints_2d, 2, body)
     B, dev, dt = gt.shape[0], gt.device, gt.dtype
     K = torch.as_tensor(K, dtype=dt, device=dev).expand(B, 3, 3)
@@ -286,6 +287,7 @@ def smplifyx_3d(
     opt = options or FitOptions()
     prob = _Problem(body, joint_set, embedding if opt.prior_3d == "embedding" else None,
                     embedding if opt.prior_3d == "vae" else None)  # fmt: skip
+    opt = opt.for_part(prob.part)
     gt, conf = _inputs(joints_3d, 3, body)
     B, dev = gt.shape[0], gt.device
     valid = conf > 0
@@ -442,6 +444,7 @@ def fit_dataset(
     part = MODEL_PART.get(part or samples[0].part, part)
     if part not in ("body", "hand"):
         raise ValueError(f"SMPLify-X fitting is implemented for body and hand samples, not {part!r}")
+    opt = opt.for_part(part)
     for s in samples:
         if MODEL_PART.get(s.part) != part:
             raise SampleError(f"part {s.part!r} does not match the fitted part {part!r}", s.id, kind="part")
