@@ -132,3 +132,32 @@ def test_root_error_measures_a_known_turn_and_counts_flipped_facings(mocap_set):
     assert errs[0] == pytest.approx(np.degrees(0.5), abs=1e-3)
     assert errs[-1] == pytest.approx(np.degrees(3.0), abs=1e-3)
     assert summary["root_flip_pct"] == pytest.approx(100.0 * (len(samples) - half) / len(samples))
+
+
+def test_hand_sets_report_freihand_aucs(tmp_path_factory, mocap_set):
+    hands = synth_set(tmp_path_factory, "hand", 6, seed=5)
+    samples, _ = load_samples(hands, "hand")
+
+    def recs(change=None):
+        out = {}
+        for s in samples:
+            params = {k: np.asarray(v, np.float32) for k, v in s.gt["params"].items()}
+            if change:
+                change(params)
+            side = "left" if s.part == "lhand" else "right"
+            out[s.id] = PseudoGT(s.id, "anny", s.part, params, None, side=side)
+        return out
+
+    _, exact = evaluate(recs(), samples)
+    for k in ("auc_j", "pa_auc_j", "auc_v", "pa_auc_v"):
+        # the first threshold is 0 mm: a rounding-size error (Procrustes) loses at most half a step
+        assert exact[k] == pytest.approx(1.0, abs=0.5 / 99 + 1e-9), k
+
+    def curl(p):
+        p["hand_pose"] = p["hand_pose"] + np.float32(0.5)  # every finger joint turned by ~50 degrees
+
+    _, bent = evaluate(recs(curl), samples)
+    assert 0.0 < bent["auc_j"] < 0.9 and 0.0 < bent["auc_v"] < 0.9
+    assert bent["pa_auc_j"] > bent["auc_j"]  # alignment removes part of the error
+    _, body = evaluate(_records(load_samples(mocap_set, "body")[0]), load_samples(mocap_set, "body")[0])
+    assert "auc_j" not in body  # bodies: no hand AUC

@@ -9,6 +9,7 @@ import torch
 
 from neuralannot.geometry import apply_similarity
 from neuralannot.metrics import (
+    FREIHAND_AUC,
     auc,
     auc_from_errors,
     face_surface_error,
@@ -96,6 +97,22 @@ def test_mpvpe_root_options(gen):
     assert mpvpe(pred, gt, align="root", root_index=7) < 1e-6
     with pytest.raises(ValueError, match="both"):
         mpvpe(pred, gt, align="root", pred_root=torch.zeros(2, 3))
+
+
+def test_freihand_auc_known_values():
+    # FreiHAND: 100 thresholds over [0, 50 mm], step h = 50/99 mm. An error of 25 mm = 49.5 h lies
+    # midway between two thresholds: the trapezoid area is (T - 49.5 h) / T = 1/2 exactly
+    assert auc_from_errors(np.full(7, 0.025), **FREIHAND_AUC) == pytest.approx(0.5, abs=1e-12)
+    assert auc_from_errors([0.0, 0.06], **FREIHAND_AUC) == pytest.approx(0.5)  # 1 and 0
+    # hand21 with the wrist exact and every other joint 25 mm off, after a translation: root
+    # alignment removes the translation, the wrist scores 1 and the rest 1/2 -> 11/21
+    gt = np.random.default_rng(0).normal(size=(2, 21, 3)) * 0.05
+    d = np.random.default_rng(1).normal(size=(2, 21, 3))
+    pred = gt + 0.025 * d / np.linalg.norm(d, axis=-1, keepdims=True)
+    pred[:, 0] = gt[:, 0]
+    pred += np.array([0.3, -0.1, 0.2])
+    assert auc(pred, gt, align="root", **FREIHAND_AUC) == pytest.approx(11 / 21, abs=1e-9)
+    assert auc(pred, gt, **FREIHAND_AUC) < 0.01  # without alignment: 0.37 m off
 
 
 def test_pck_and_auc_known_values():

@@ -15,6 +15,9 @@ Per sample, where measurable:
   best constant guess (the GT median), the baseline a shape reader must beat; ``root_err_deg``
   (geodesic error of the global root rotation in the camera frame: facing) with, in the summary,
   its median and ``root_flip_pct`` (the share of samples off by more than 90°).
+- hand parts, in the summary only: ``auc_j`` / ``pa_auc_j`` (FreiHAND's AUC of the PCK curve over
+  0–50 mm, 100 thresholds, of the 3D joints pooled over the samples, root- / Procrustes-aligned as
+  MPJPE) and ``auc_v`` / ``pa_auc_v`` (the same for the vertices, aligned as MPVPE).
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ import torch
 from neuralannot import metrics
 from neuralannot.bodies import get_body_model
 from neuralannot.bodies.joint_names import root_indices
-from neuralannot.bodies.parts import record_model_part
+from neuralannot.bodies.parts import HAND_PARTS, record_model_part
 from neuralannot.data.sample import Sample
 from neuralannot.geometry import intrinsics_matrix, project
 from neuralannot.io.pseudo_gt import PseudoGT, to_body_params
 
 KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "reproj_px", "mpvpe_mm", "pa_mpvpe_mm")
 DECOMPOSED = ("mpvpe_pose_only_mm", "mpvpe_shape_only_mm", "shape_mae", "root_err_deg")
+#: summary-only AUCs of hand parts (FreiHAND protocol): errors pooled over the samples
+HAND_AUC = ("auc_j", "pa_auc_j", "auc_v", "pa_auc_v")
 
 
 class ModelCache:
@@ -133,6 +138,7 @@ def evaluate(
     groups: dict[tuple[str, str, str], list[Sample]] = defaultdict(list)
     missing = 0
     shape_abs, shape_gt = [], []
+    auc_errors: dict[str, list[np.ndarray]] = {k: [] for k in HAND_AUC}  # per-point errors (m)
     for s in samples:
         r = records.get(s.id)
         if r is None:
@@ -177,6 +183,9 @@ def evaluate(
                     metrics.mpjpe(pkp[i : i + 1], g, "root", valid, root_index=root)
                 )
                 row["pa_mpjpe_mm"] = 1000 * _mean(metrics.mpjpe(pkp[i : i + 1], g, "procrustes", valid))
+                if part in HAND_PARTS:
+                    for k, align in (("auc_j", "root"), ("pa_auc_j", "procrustes")):
+                        auc_errors[k].append(metrics.joint_errors(pkp[i : i + 1], g, align, valid, root))
             cam = recs[i].camera
             vis = s.joints_2d[:, 2] > 0
             if cam is not None and vis.any():
@@ -198,6 +207,12 @@ def evaluate(
                     )
                 )
                 row["pa_mpvpe_mm"] = 1000 * _mean(metrics.mpvpe(pv[i : i + 1], gt_v[i : i + 1], "procrustes"))
+                if part in HAND_PARTS:
+                    pr = pv[i : i + 1] - proot[i : i + 1, None]
+                    gr = gt_v[i : i + 1] - gt_root[i : i + 1, None]
+                    auc_errors["auc_v"].append(metrics.joint_errors(pr, gr))
+                    pa = metrics.joint_errors(pv[i : i + 1], gt_v[i : i + 1], "procrustes")
+                    auc_errors["pa_auc_v"].append(pa)
             rows.append(row)
     summary = {"n": len(rows), "missing": missing}
     if shape_abs:
@@ -208,6 +223,10 @@ def evaluate(
         vals = [r[k] for r in rows if not math.isnan(r[k])]
         summary[k] = float(np.mean(vals)) if vals else None
         summary[f"n_{k}"] = len(vals)
+    for k, errs in auc_errors.items():
+        if errs:
+            pooled = np.concatenate([e.ravel() for e in errs])
+            summary[k] = metrics.auc_from_errors(pooled, **metrics.FREIHAND_AUC)
     roots = [r["root_err_deg"] for r in rows if not math.isnan(r.get("root_err_deg", math.nan))]
     if roots:
         summary["root_err_median_deg"] = float(np.median(roots))

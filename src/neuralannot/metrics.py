@@ -30,6 +30,7 @@ from torch import Tensor
 from neuralannot.geometry.alignment import procrustes_align
 
 __all__ = [
+    "FREIHAND_AUC",
     "auc",
     "auc_from_errors",
     "face_surface_error",
@@ -42,6 +43,9 @@ __all__ = [
     "point_to_surface_error",
     "reprojection_error",
 ]
+
+#: FreiHAND's PCK-curve AUC: thresholds ``linspace(0, 0.050 m, 100)`` (``max_threshold``, ``steps``).
+FREIHAND_AUC = {"max_threshold": 0.05, "steps": 100}
 
 Align = Literal["none", "root", "procrustes"]
 ALIGNS: tuple[str, ...] = ("none", "root", "procrustes")

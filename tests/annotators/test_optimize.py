@@ -88,6 +88,17 @@ def mpvpe_mm(model, a: dict, b: dict) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------
 # pure functions
 # ------------------------------------------------------------------------------------------------
+def test_iterations_default_per_part():
+    from neuralannot.annotators.optimize_problem import ITERATIONS
+
+    assert ITERATIONS["hand"] > ITERATIONS["body"]  # 45 finger rotations converge slowly
+    assert FitOptions().for_part("hand").iterations == ITERATIONS["hand"]
+    assert FitOptions().for_part("body").iterations == ITERATIONS["body"]
+    assert FitOptions(iterations=7).for_part("hand").iterations == 7  # an explicit value is kept
+    with pytest.raises(ValueError, match="iterations"):
+        FitOptions(iterations=-1)
+
+
 def test_gmof_hand_computed():
     r = torch.tensor([0.0, 1.0, 100.0, -200.0, 1e30], requires_grad=True)
     v = gmof(r, 100.0)

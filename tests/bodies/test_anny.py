@@ -147,12 +147,35 @@ def test_hand_and_head_models(anny_hand, anny_head):
     assert head.vertices[0, :, 2].max() > 0.1  # face toward +Z
 
 
-def test_left_hand_model_mirrors_right():
+def _signed_volume(v: torch.Tensor, faces: torch.Tensor) -> float:
+    a, b, c = v[faces[:, 0]], v[faces[:, 1]], v[faces[:, 2]]
+    return float((a * torch.linalg.cross(b, c)).sum() / 6)
+
+
+def test_left_hand_model_mirrors_right(gen):
+    import numpy as np
+
+    from neuralannot.io.records import mirror_to_left
+
     left = load_body_model("anny", part="lhand")
     right = load_body_model("anny", part="hand")
-    lv = left(left.default_params(1)).joints[0]
-    rv = right(right.default_params(1)).joints[0]
-    torch.testing.assert_close(lv * torch.tensor([-1.0, 1.0, 1.0]), rv, atol=2e-3, rtol=0)
+    B = 3
+    p = right.default_params(B)
+    p["phenotype"] = 0.3 + 0.4 * torch.rand(B, 6, generator=gen)
+    p["hand_pose"] = 0.4 * torch.randn(B, 15, 3, generator=gen)
+    p["root_pose"] = torch.randn(B, 3, generator=gen)
+    p["trans"] = 0.1 * torch.randn(B, 3, generator=gen)
+    rows = [mirror_to_left({k: v[i].numpy() for k, v in p.items()}, right) for i in range(B)]
+    pl = {k: torch.from_numpy(np.stack([r[k] for r in rows])) for k in p}
+    # the left-hand mesh of the mirrored parameters is the mirrored right-hand mesh, vertex for vertex
+    out_l, out_r = left(pl), right(p)
+    M = torch.tensor([-1.0, 1.0, 1.0])
+    torch.testing.assert_close(out_l.vertices, out_r.vertices * M, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out_l.joints, out_r.joints * M, atol=1e-5, rtol=0)
+    # and its faces wind the other way, so both meshes face outward
+    vol_l = _signed_volume(out_l.vertices[0], left.faces)
+    vol_r = _signed_volume(out_r.vertices[0], right.faces)
+    assert vol_l > 0 and vol_r > 0 and abs(vol_l - vol_r) < 0.05 * vol_r
 
 
 @pytest.mark.parametrize(

@@ -102,12 +102,46 @@ def test_gradients_reach_shape_and_are_finite(anny_body, solver, gen):
     assert torch.isfinite(rot6.grad).all()
 
 
-def test_models_outside_the_convention_are_refused(anny_hand, anny_head):
-    # Anny's hand part rotates its fingers about other axes than the body's local-ref frame
+def test_models_outside_the_convention_are_refused(anny_hand, anny_head, monkeypatch):
+    # read in the axes of its output (the wrist frame), Anny's hand rotates its fingers about other axes
+    monkeypatch.setattr(type(anny_hand), "native_frame", property(lambda self: torch.eye(3)))
     with pytest.raises(BodyModelError, match="convention"):
         SwingSolver(anny_hand, get_regressor(anny_hand, "hand21"))
     with pytest.raises(BodyModelError, match="swing solver"):
         SwingSolver(anny_head, get_regressor(anny_head, "face68"))
+
+
+def _posed_hand(hand, reg, B, gen):
+    p = hand.default_params(batch_size=B)
+    p["phenotype"] = torch.rand(B, 6, generator=gen)
+    p["phenotype"][:, 1] = 0.55 + 0.4 * p["phenotype"][:, 1]  # adults: finger bones over MIN_LEVER
+    p["hand_pose"] = roma.rotvec_to_rotmat(0.4 * torch.randn(B, 15, 3, generator=gen))
+    p["root_pose"] = roma.rotvec_to_rotmat(torch.randn(B, 3, generator=gen))
+    p["trans"] = 0.1 * torch.randn(B, 3, generator=gen)
+    return p, _keypoints(hand, reg, p)
+
+
+def test_hand_fingers_swing_onto_their_targets(anny_hand, gen):
+    # Anny's hand is output in its wrist's reference frame; its rotations act in the native axes
+    reg = get_regressor(anny_hand, "hand21")
+    solver = SwingSolver(anny_hand, reg)
+    names = get_joint_names("hand21")
+    att = dict(zip(names, solver.attach, strict=True))
+    assert att["wrist"] == att["index1"] == att["pinky1"] == 0 and att["thumb2"] == 1 and att["index4"] == 6
+    gt, target = _posed_hand(anny_hand, reg, 12, gen)
+    valid = torch.ones(12, 21, dtype=torch.bool)
+    fixed = solver.solve(gt, target, valid)
+    assert torch.allclose(fixed["hand_pose"], gt["hand_pose"], atol=1e-4)
+    pred = dict(gt)
+    pred["hand_pose"] = gt["hand_pose"] @ roma.rotvec_to_rotmat(0.4 * torch.randn(12, 15, 3, generator=gen))
+    pred["root_pose"] = roma.rotvec_to_rotmat(0.3 * torch.randn(12, 3, generator=gen)) @ gt["root_pose"]
+    pred["trans"] = torch.zeros(12, 3)
+    before = (_keypoints(anny_hand, reg, pred) - target).norm(dim=-1)
+    err = (_keypoints(anny_hand, reg, solver.solve(pred, target, valid)) - target).norm(dim=-1)
+    tips = [names.index(f"{f}4") for f in ("thumb", "index", "middle", "ring", "pinky")]
+    heads = [k for k in range(21) if k not in tips]
+    assert before.mean() > 0.01 and err[:, heads].max() < 1e-4  # m
+    assert err[:, tips].max() < 5e-3  # skinned fingertip vertices: nearly rigid
 
 
 def test_hinges_recover_the_twist_of_thighs_and_upper_arms(anny_body, solver, gen):

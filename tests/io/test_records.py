@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from neuralannot.bodies.base import ParamSpec
-from neuralannot.io.records import build_record, error_quality
+from neuralannot.io.records import build_record, error_quality, mirror_to_left
 
 SPECS = {
     "root_pose": ParamSpec("root_pose", (3,), "rotation"),
@@ -44,6 +44,14 @@ def test_left_hand_is_mirrored_back_and_keeps_its_side():
     np.testing.assert_allclose(r.params["trans"], p["trans"] * [-1, 1, 1])
     np.testing.assert_allclose(r.params["root_pose"], p["root_pose"] * [1, -1, -1], atol=1e-6)
     np.testing.assert_array_equal(r.params["shape"], p["shape"])
+
+
+def test_mirroring_twice_is_the_identity():
+    p = _params()
+    body = _body("hand", "mano")
+    twice = mirror_to_left(mirror_to_left(p, body), body)
+    for k, v in p.items():
+        np.testing.assert_allclose(twice[k], v, atol=1e-6, err_msg=k)
 
 
 def test_quality_order_error_first_then_extra_then_unmeasured():

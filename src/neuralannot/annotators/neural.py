@@ -16,6 +16,7 @@ rotations | embedding.
 
 from __future__ import annotations
 
+import logging
 import math
 
 import roma
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from neuralannot.annotators.config import AnnotatorConfig
-from neuralannot.bodies.base import BodyModel
+from neuralannot.bodies.base import BodyModel, BodyModelError
 from neuralannot.bodies.joint_names import root_indices
 from neuralannot.bodies.joints import get_regressor
 from neuralannot.bodies.parts import PART_EXTENT  # sets the initial camera distance and translation scale
@@ -83,8 +84,7 @@ class NeuralAnnotator(nn.Module):
         self.joint_set = joint_set
         self._aux = {"body": body, "regressor": get_regressor(body, joint_set), "embedding": None}
         self.num_joints = self.regressor.num_keypoints
-        if cfg.swing_head:
-            self._aux["swing"] = SwingSolver(body, self.regressor)
+        self._aux["swing"] = self._swing_solver(cfg, body) if cfg.swing_head else None
         self._aux["silhouettes"] = silhouette_vertex_ids(body) if cfg.w_silhouette > 0 else None
         self.root_index = root_indices(joint_set)
         self.extent = PART_EXTENT.get(body.part, 1.0)
@@ -129,6 +129,17 @@ class NeuralAnnotator(nn.Module):
         self.head = ParamHead(feat_dim, joint_dim, layout, bias, cfg.head_hidden)
 
     # -- construction --------------------------------------------------------------------------
+    def _swing_solver(self, cfg: AnnotatorConfig, body: BodyModel) -> SwingSolver | None:
+        """The swing head's solver; with the default head (``head`` unset) a model the solver does not
+        support falls back to the paper's plain head, with a note; an explicit ``head: swing`` fails."""
+        try:
+            return SwingSolver(body, self.regressor)
+        except BodyModelError as e:
+            if cfg.head == "swing":
+                raise
+            logging.getLogger(__name__).info("head: paper (%s)", e)
+            return None
+
     def _load_pose_prior(self, body: BodyModel, embedding) -> tuple[str, object] | None:
         """(group, embedding) scoring regressed rotations for ``reg.pose_prior`` with
         :meth:`~neuralannot.bodies.embedding.PoseEmbedding.pose_prior` (latent norm + reconstruction
@@ -267,7 +278,7 @@ class NeuralAnnotator(nn.Module):
             jfeat = self.joint_encoder(j)
         raw = self.head(torch.cat(feats, -1) if feats else None, jfeat)
         pred = self.decode(raw, batch["K"])
-        if self.cfg.swing_head:  # analytic swing toward the given joints (bodies/swing_ik.py)
+        if self._aux["swing"] is not None:  # analytic swing toward the given joints (bodies/swing_ik.py)
             gt = batch["joints_3d"]
             pred = self._aux["swing"].solve(pred, gt[..., :3], gt[..., 3] > 0)
         return pred

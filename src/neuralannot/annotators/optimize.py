@@ -28,11 +28,11 @@
    offsets divided by 0.289 (the std of U(0, 1)) so they read like β; phenotypes are optimised
    through a sigmoid and stay in [0, 1]. The best orientation (lowest final loss) is kept.
 
-Pose prior per model: Anny body — the body VAE ``anny-body-vae`` (L2 on the latent, as VPoser);
-Anny hand — ``anny-hand-pca`` (L2 on whitened PCA coefficients; MANO: its own PCA, as SMPLify-X);
-SMPL/SMPL-X — a VPoser v2 checkpoint when given (``embedding=path``); without one the gap is that
-the body pose is optimised as axis-angle with SMPLify-X's ``l2`` prior (not its GMM or VPoser).
-Face and whole-body fitting (hands/face terms of SMPLify-X) are not implemented.
+Pose prior per model: Anny body — the body VAE ``anny-body-vae`` (L2 on the latent, as VPoser); Anny hand
+— ``anny-hand-pca`` (L2 on whitened PCA coefficients; MANO: its own PCA, as SMPLify-X); SMPL/SMPL-X — a
+VPoser v2 checkpoint when given (``embedding=path``); without one the gap is that the body pose is
+optimised as axis-angle with SMPLify-X's ``l2`` prior (not its GMM or VPoser). Face and whole-body fitting
+(hands/face terms of SMPLify-X) are not implemented.
 
 :func:`smplifyx_3d` (MoCap: GT 3D joints) is the paper's modified SMPLify-X (supp. B): rigid
 initialisation by SVD (Kabsch, :func:`~neuralannot.geometry.rigid_align`) of the neutral model's
@@ -43,11 +43,11 @@ optimising joint rotations (axis-angle) with SMPLify-X's ``l2`` pose prior ``w_p
 of the embedding. ρ = 0.5 m for bodies, 0.1 m for hands (:data:`RHO_3D`): the px ↔ mm analogue of
 SMPLify-X's 100 px, 0.1 m, stalls bodies whose limbs start more than ρ from the target (the
 saturated robustifier gives them almost no gradient): on 8 synthetic library poses 4 ended 65-155 mm
-off with 0.1 m, none above 11 mm with 0.5 m (30 L-BFGS iterations per stage). Missing joints
-(confidence 0) are ignored everywhere.
+off with 0.1 m, none above 11 mm with 0.5 m (30 L-BFGS iterations per stage). Missing joints (confidence
+0) are ignored everywhere.
 
 Optimisers and per-sample divergence handling: :mod:`.optimize_solvers`. A sample whose loss turns
-non-finite keeps its last finite state and gets ``"diverged"`` in ``quality.flags``.
+non-finite keeps its last finite state and gets ``"diverged"`` in ``quality.flags``. Iterations: per part.
 
 :func:`fit_dataset` runs either variant over :class:`~neuralannot.data.sample.Sample` lists and
 returns :class:`~neuralannot.io.pseudo_gt.PseudoGT` records laid out as the neural annotator's
@@ -96,10 +96,8 @@ from neuralannot.geometry import backproject, project, rigid_align
 
 log = logging.getLogger(__name__)
 
-__all__ = [
-    "AnnyKeypoints", "FitOptions", "FitResult", "METHODS", "fit_dataset", "resolve_embedding", "smplifyx_2d",
-    "smplifyx_3d",
-]
+__all__ = ["AnnyKeypoints", "FitOptions", "FitResult", "METHODS", "fit_dataset", "resolve_embedding",
+           "smplifyx_2d", "smplifyx_3d"]  # fmt: skip
 
 def _solve(fn, x, opt: FitOptions, iterations: int, active: Tensor | None = None):
     return minimize(_guard(fn), x, opt.optimizer, iterations, active, opt.lr, opt.history)
@@ -190,9 +188,9 @@ def smplifyx_2d(
     ``init``: axis-angle params (B, ...) in the camera frame of ``K`` to start from (e.g. a neural
     pseudo-GT) instead of SMPLify-X's camera initialisation; then ``info`` also holds the data term
     and pose prior before (``data0``, ``prior0``) and after (``data``, ``prior``) the stages."""
-    opt = options or FitOptions()
     emb = resolve_embedding(body, embedding)
     prob = _Problem(body, joint_set, emb)
+    opt = (options or FitOptions()).for_part(prob.part)
     gt, conf = _inputs(joints_2d, 2, body)
     B, dev, dt = gt.shape[0], gt.device, gt.dtype
     K = torch.as_tensor(K, dtype=dt, device=dev).expand(B, 3, 3)
@@ -286,6 +284,7 @@ def smplifyx_3d(
     opt = options or FitOptions()
     prob = _Problem(body, joint_set, embedding if opt.prior_3d == "embedding" else None,
                     embedding if opt.prior_3d == "vae" else None)  # fmt: skip
+    opt = opt.for_part(prob.part)
     gt, conf = _inputs(joints_3d, 3, body)
     B, dev = gt.shape[0], gt.device
     valid = conf > 0
@@ -442,6 +441,7 @@ def fit_dataset(
     part = MODEL_PART.get(part or samples[0].part, part)
     if part not in ("body", "hand"):
         raise ValueError(f"SMPLify-X fitting is implemented for body and hand samples, not {part!r}")
+    opt = opt.for_part(part)
     for s in samples:
         if MODEL_PART.get(s.part) != part:
             raise SampleError(f"part {s.part!r} does not match the fitted part {part!r}", s.id, kind="part")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import roma
@@ -30,6 +30,12 @@ INIT_JOINTS = {
 SIDE_PAIR = {"body": ("left_shoulder", "right_shoulder"), "hand": ("index1", "pinky1")}
 #: Default ρ (meters) of the 3D Geman–McClure term per part (see the module docstring).
 RHO_3D = {"body": 0.5, "hand": 0.1}
+#: Default L-BFGS iterations per stage and part (``iterations=None``). Hands need more: 45 finger
+#: rotations leave the prior-dominated stages far from the joints, and 30 iterations per stage stop
+#: before the pose stages converge. On 32 synthetic hands (2 mm joint noise, seed 5) the 3D fit
+#: reached MPJPE 16.9 / PA 7.4 mm with 30, 9.0 / 4.4 with 50, 4.5 / 2.4 with 100, 4.8 / 2.5 with 200;
+#: the 2D fit PA-MPJPE 5.4 → 3.1 mm (30 → 100). Bodies: 30 (SMPLify-X's pace on CPU).
+ITERATIONS = {"body": 30, "hand": 100}
 #: Default facing strategy per part (``orientations="auto"``).
 ORIENTATIONS = {"body": "side", "hand": "always"}
 
@@ -39,15 +45,16 @@ class FitOptions:
     """Settings of both variants (defaults: SMPLify-X's, few iterations for CPU).
 
     ``schedule``: see :func:`~.optimize_losses.parse_schedule`. ``iterations``: per stage (L-BFGS
-    iterations or Adam steps); ``camera_iterations`` (default = ``iterations``) for the 2D camera
-    stage. ``orientations``: ``side`` (SMPLify-X: fit both facings for side views), ``always``,
-    ``never`` (keep the facing with the lower camera-stage loss) or ``auto`` (body ``side``, hand
-    ``always``: a palm and a back of the hand are mirror images in 2D). ``rho_m``: ρ of the 3D
+    iterations or Adam steps; ``None``: per part, :data:`ITERATIONS`); ``camera_iterations``
+    (default = ``iterations``) for the 2D camera stage. ``orientations``: ``side`` (SMPLify-X: fit
+    both facings for side views), ``always``, ``never`` (keep the facing with the lower camera-stage
+    loss) or ``auto`` (body ``side``, hand ``always``: a palm and a back of the hand are mirror
+    images in 2D). ``rho_m``: ρ of the 3D
     term (default per part, :data:`RHO_3D`).
     """
 
     optimizer: str = "lbfgs"
-    iterations: int = 30
+    iterations: int | None = None
     camera_iterations: int | None = None
     schedule: Any = None
     lr: float | None = None
@@ -69,6 +76,10 @@ class FitOptions:
     #: masks, the evidence of girth the annotator's ``w_silhouette`` uses; 0 = the paper's (joints only)
     w_silhouette: float = 0.0
 
+    def for_part(self, part: str) -> FitOptions:
+        """These options with ``iterations`` resolved for ``part`` (body | hand)."""
+        return self if self.iterations is not None else replace(self, iterations=ITERATIONS[part])
+
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
@@ -78,7 +89,7 @@ class FitOptions:
             raise ValueError(f"orientations must be auto | side | always | never, got {self.orientations!r}")
         if self.w_silhouette < 0:
             raise ValueError(f"w_silhouette must be >= 0, got {self.w_silhouette}")
-        if self.iterations < 0:
+        if self.iterations is not None and self.iterations < 0:
             raise ValueError(f"iterations must be >= 0, got {self.iterations}")
 
 

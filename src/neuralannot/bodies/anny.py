@@ -169,6 +169,17 @@ class _AnnyModel(BodyModel):
             poses = _with_root_identity(poses)
         return poses
 
+    @property
+    def native_frame(self) -> Tensor:
+        """(3, 3) rotation from the axes the pose deltas act in (Anny's ``local-ref``: its reference
+        world) to the canonical output frame: ``frame · U_0ᵀ`` with ``U_0`` the root's reference
+        orientation (the identity for the body; the wrist's for the hand, whose output is in that
+        frame). The swing solver (bodies/swing_ik.py) composes rotations in these axes."""
+        ref = self.anny.reference_bone_orientations
+        if ref is None:
+            return self.frame
+        return self.frame @ ref[0].to(self.frame).transpose(-1, -2)
+
     def _delta_transforms(self, params: dict[str, Tensor], batch: int) -> Tensor:
         rots = [
             as_rotmat(params[g], self.param_specs[g].shape).reshape(batch, n, 3, 3)

@@ -12,7 +12,9 @@ reproduces the given joints up to noise and bone-length (shape) error.
 
 Convention (checked at construction against the model's own forward, for any model): with
 canonical rest joints ``r`` (identity pose), global rotation ``R0`` and local rotations ``L_j``
-acting in the model's native axes (``frame`` F maps native → canonical, identity for SMPL)::
+acting in the model's native axes (F maps native → canonical: the model's ``native_frame`` where it
+has one, e.g. Anny's hand, output in its wrist's reference frame; else its ``frame``; identity for
+SMPL)::
 
     W_0 = R0,  W_j = W_parent(j) · F L_j Fᵀ,  p_j = p_parent(j) + W_parent(j) (r_j − r_parent(j)).
 
@@ -79,7 +81,7 @@ class SwingSolver:
             )
         #: the parameter holding the local rotations of joints 1.. (body_pose, hand_pose, ...)
         self.group = groups[0]
-        frame = getattr(body, "frame", None)
+        frame = getattr(body, "native_frame", getattr(body, "frame", None))
         self.frame = torch.eye(3) if frame is None else frame.detach().cpu().float()
         self.attach = self._find_attachments(seed)
         self.plan = self._plan()

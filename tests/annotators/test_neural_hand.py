@@ -1,0 +1,59 @@
+"""Neural annotator on hands (and the swing head's per-model default): MoCap swing head, wild mode
+through the hand PCA embedding, left hands flipped in and out."""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY, synth_set
+from neuralannot.annotators.config import AnnotatorConfig
+from neuralannot.annotators.pipeline import build_annotator, load_samples, run_annotate
+from neuralannot.annotators.training import make_dataset
+from neuralannot.bodies.base import BodyModelError
+from neuralannot.io.pseudo_gt import read_pseudo_gt
+
+pytestmark = pytest.mark.anny
+
+
+@pytest.fixture(scope="module")
+def hand_set(tmp_path_factory):
+    return synth_set(tmp_path_factory, "hand", 12, seed=5)
+
+
+def test_hand_swing_head_reproduces_the_given_joints_from_the_first_step(hand_set):
+    samples, _ = load_samples(hand_set, "hand", needs_3d=True)
+    batch, errs = None, {}
+    for head in ("paper", None):  # None: the MoCap default, the swing head
+        model = build_annotator(AnnotatorConfig(mode="mocap", part="hand", head=head, **TINY), "hand21")
+        assert (model._aux["swing"] is None) == (head == "paper")
+        if batch is None:
+            batch = next(iter(torch.utils.data.DataLoader(make_dataset(model, samples), batch_size=8)))
+        with torch.no_grad():
+            errs[head] = float(model.losses(batch, model(batch))["joints3d"])
+    assert errs[None] < 0.25 * errs["paper"], errs
+
+
+def test_default_head_falls_back_to_paper_where_the_solver_cannot_pose_the_model(caplog):
+    # Anny's head model has no rotation per non-root joint: the default head resolves to "paper"
+    with caplog.at_level("INFO"):
+        model = build_annotator(AnnotatorConfig(mode="mocap", part="face", **TINY), "face68")
+    assert model._aux["swing"] is None and "head: paper" in caplog.text
+    with pytest.raises(BodyModelError, match="swing solver"):
+        build_annotator(AnnotatorConfig(mode="mocap", part="face", head="swing", **TINY), "face68")
+
+
+@pytest.mark.parametrize("mode", ["mocap", "wild"])
+def test_hand_annotate_runs_with_left_hands(hand_set, tmp_path, mode):
+    cfg = AnnotatorConfig(mode=mode, part="hand", **dict(TINY, epochs=1))
+    model = build_annotator(cfg, "hand21")
+    if mode == "wild":
+        assert model.embedded_group == "hand_pose"  # the hand PCA embedding (anny-hand-pca)
+    summary = run_annotate(hand_set, tmp_path / "p.npz", cfg, tmp_path / "work", progress=False)
+    assert summary["annotate"]["annotated"] == 12
+    records, _ = read_pseudo_gt(tmp_path / "p.npz")
+    samples, _ = load_samples(hand_set, "hand")
+    sides = {s.id: "left" if s.part == "lhand" else "right" for s in samples}
+    assert set(sides.values()) == {"left", "right"}  # the set has both sides
+    for r in records:
+        assert r.side == sides[r.sample_id]  # left pseudo-GTs are flipped back to left hands
+        assert r.params["hand_pose"].shape == (15, 3) and np.isfinite(r.params["hand_pose"]).all()
