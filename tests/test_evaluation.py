@@ -161,3 +161,31 @@ def test_hand_sets_report_freihand_aucs(tmp_path_factory, mocap_set):
     assert bent["pa_auc_j"] > bent["auc_j"]  # alignment removes part of the error
     _, body = evaluate(_records(load_samples(mocap_set, "body")[0]), load_samples(mocap_set, "body")[0])
     assert "auc_j" not in body  # bodies: no hand AUC
+
+
+def test_wholebody_records_report_per_part_mesh_errors(tmp_path_factory, mocap_set):
+    wb = synth_set(tmp_path_factory, "wholebody", 3, seed=3)
+    samples, _ = load_samples(wb, "wholebody")
+
+    def recs(change=None):
+        out = {}
+        for s in samples:
+            params = {k: np.asarray(v, np.float32) for k, v in s.gt["params"].items() if v is not None}
+            if change:
+                change(params)
+            out[s.id] = PseudoGT(s.id, "anny", "wholebody", params, None)
+        return out
+
+    _, exact = evaluate(recs(), samples)
+    for k in ("mpvpe_lhand_mm", "mpvpe_rhand_mm", "mpvpe_face_mm"):
+        assert exact[k] == pytest.approx(0.0, abs=1e-3), k
+
+    def curl_left(p):
+        p["lhand_pose"] = p["lhand_pose"] + np.float32(0.5)
+
+    _, bent = evaluate(recs(curl_left), samples)
+    assert bent["mpvpe_lhand_mm"] > 5.0  # the curled fingers
+    assert bent["mpvpe_rhand_mm"] < 1e-3 and bent["mpvpe_face_mm"] < 1e-3
+    assert bent["mpvpe_mm"] < bent["mpvpe_lhand_mm"]  # diluted over the whole mesh
+    _, body = evaluate(_records(load_samples(mocap_set, "body")[0]), load_samples(mocap_set, "body")[0])
+    assert "mpvpe_face_mm" not in body

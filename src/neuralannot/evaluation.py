@@ -18,6 +18,9 @@ Per sample, where measurable:
 - hand parts, in the summary only: ``auc_j`` / ``pa_auc_j`` (FreiHAND's AUC of the PCK curve over
   0–50 mm, 100 thresholds, of the 3D joints pooled over the samples, root- / Procrustes-aligned as
   MPJPE) and ``auc_v`` / ``pa_auc_v`` (the same for the vertices, aligned as MPVPE).
+- Anny whole-body records: ``mpvpe_lhand_mm`` / ``mpvpe_rhand_mm`` / ``mpvpe_face_mm``, the mesh error
+  of each part's vertices (:func:`~neuralannot.bodies.integrate.anny_part_vertex_ids`) with the part
+  aligned at its own centroid (translation only), so a hand is scored apart from the arm holding it.
 """
 
 from __future__ import annotations
@@ -40,6 +43,8 @@ from neuralannot.io.pseudo_gt import PseudoGT, to_body_params
 
 KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "reproj_px", "mpvpe_mm", "pa_mpvpe_mm")
 DECOMPOSED = ("mpvpe_pose_only_mm", "mpvpe_shape_only_mm", "shape_mae", "root_err_deg")
+#: whole-body per-part mesh errors (Anny whole-body records against GT meshes of the same model)
+PART_MPVPE = ("mpvpe_lhand_mm", "mpvpe_rhand_mm", "mpvpe_face_mm")
 #: summary-only AUCs of hand parts (FreiHAND protocol): errors pooled over the samples
 HAND_AUC = ("auc_j", "pa_auc_j", "auc_v", "pa_auc_v")
 
@@ -165,8 +170,11 @@ def evaluate(
                     shape_abs.append(parts["shape_abs"])
                     shape_gt.append(parts["shape_gt"])
         root = root_indices(joint_set)
+        regions = _part_regions(model) if gt_v is not None and gt_v.shape[1] == pv.shape[1] else {}
         for i, s in enumerate(group):
             row = {"id": s.id, **dict.fromkeys(KEYS, math.nan)}
+            for region, ids in regions.items():
+                row[f"mpvpe_{region}_mm"] = _centred_error_mm(pv[i, ids], gt_v[i, ids])
             for k in DECOMPOSED if decompose else ():
                 row[k] = float(parts[k][i]) if k in parts else math.nan
             if gt_kp is not None:
@@ -219,8 +227,9 @@ def evaluate(
         err, gt = np.concatenate(shape_abs), np.concatenate(shape_gt)
         summary["shape_mae_per_dim"] = err.mean(0).round(4).tolist()
         summary["shape_mae_constant_guess"] = float(np.abs(gt - np.median(gt, 0)).mean())
-    for k in KEYS + (DECOMPOSED if decompose else ()):
-        vals = [r[k] for r in rows if not math.isnan(r[k])]
+    present = tuple(k for k in PART_MPVPE if any(k in r for r in rows))
+    for k in KEYS + (DECOMPOSED if decompose else ()) + present:
+        vals = [r[k] for r in rows if not math.isnan(r.get(k, math.nan))]
         summary[k] = float(np.mean(vals)) if vals else None
         summary[f"n_{k}"] = len(vals)
     for k, errs in auc_errors.items():
@@ -232,6 +241,20 @@ def evaluate(
         summary["root_err_median_deg"] = float(np.median(roots))
         summary["root_flip_pct"] = 100.0 * float(np.mean(np.asarray(roots) > 90.0))
     return rows, summary
+
+
+def _part_regions(model) -> dict[str, torch.Tensor]:
+    """Vertex ids of each part of an Anny whole-body model (empty for any other model)."""
+    if model.name != "anny" or model.part != "wholebody":
+        return {}
+    from neuralannot.bodies.integrate import anny_part_vertex_ids
+
+    return anny_part_vertex_ids(model)
+
+
+def _centred_error_mm(pred: torch.Tensor, gt: torch.Tensor) -> float:
+    """Mean vertex error (mm) of two (V, 3) point sets after aligning their centroids."""
+    return 1000 * float((pred - pred.mean(0) - (gt - gt.mean(0))).norm(dim=-1).mean())
 
 
 def _mean(x) -> float:

@@ -40,7 +40,7 @@ def eval_cmd(
     """MPJPE / PA-MPJPE (3D joints), reprojection px (2D joints), MPVPE / PA-MPVPE (GT meshes); with GT
     parameters also where the mesh error lives (pose-only / shape-only MPVPE, shape MAE)."""
     from neuralannot.annotators.pipeline import load_samples
-    from neuralannot.evaluation import DECOMPOSED, HAND_AUC, KEYS, evaluate
+    from neuralannot.evaluation import DECOMPOSED, HAND_AUC, KEYS, PART_MPVPE, evaluate
     from neuralannot.io.pseudo_gt import read_pseudo_gt
 
     check_outputs({"--json": json_out, "--csv": csv_out})
@@ -70,6 +70,12 @@ def eval_cmd(
             "hand AUC of the PCK curve over 0-50 mm: joints {} (PA {}), vertices {} (PA {})".format(
                 *(("n/a" if summary.get(k) is None else f"{summary[k]:.3f}") for k in HAND_AUC)
             )
+        )
+    if summary.get("mpvpe_face_mm") is not None:  # Anny whole-body records
+        console.print(
+            "whole-body parts, MPVPE (mm, each part aligned at its centroid): left hand {}, right hand {}, "
+            "face {}".format(*(("n/a" if summary.get(k) is None else f"{summary[k]:.2f}")
+                               for k in PART_MPVPE))
         )
     if json_out:
         atomic_write_json(json_out, summary)
