@@ -36,12 +36,16 @@ BASELINE_SILHOUETTE = 10.0
 METRIC_KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pa_mpvpe_mm", "reproj_px", "mpvpe_pose_only_mm",
                "mpvpe_shape_only_mm", "shape_mae", "shape_mae_per_dim", "shape_mae_constant_guess",
                "root_err_deg", "root_err_median_deg", "root_flip_pct")
+#: Reported only where ``evaluate`` measures them: hand AUCs, whole-body per-part MPVPE, face surface.
+OPTIONAL_KEYS = ("auc_j", "pa_auc_j", "auc_v", "pa_auc_v", "mpvpe_lhand_mm", "mpvpe_rhand_mm",
+                 "mpvpe_face_mm", "p2s_mm")
 
 
 def _score(name: str, records, samples, cache, out_dir: Path | None, speed: dict) -> dict:
     by_id = {r.sample_id: r for r in records}
     _, m = evaluate(by_id, samples, cache, decompose=True)
-    row = {k: m.get(k) for k in METRIC_KEYS} | {"n": m["n"], **speed}
+    row = {k: m.get(k) for k in METRIC_KEYS} | {k: m[k] for k in OPTIONAL_KEYS if k in m}
+    row |= {"n": m["n"], **speed}
     if out_dir is not None:
         write_pseudo_gt(out_dir / f"{name}.npz", records, {"method": name, "summary": row})
     log.info("%s: MPVPE %s mm, %s samples/s", name, row["mpvpe_mm"], row.get("samples_per_s"))
@@ -54,7 +58,7 @@ def compare_direct(
     cfg: AnnotatorConfig,
     work_dir: str | Path,
     methods=METHODS,
-    fit_iterations: int = 30,
+    fit_iterations: int | None = None,
     hybrid_iterations: int = 20,
     eft_iterations: int = 20,
     eft_lr: float = 1e-4,
