@@ -78,7 +78,8 @@ class AnnotatorConfig:
     outputs: OutputKind | None = None
     # "swing" (MoCap default): the regressed rotations go through an analytic swing solve toward the
     # given 3D joints (bodies/swing_ik.py), so the network learns shape and the unobservable twists;
-    # "paper": the plain FC output (Eq. 1), kept for the ablation tables. Wild mode: always "paper".
+    # "paper": the plain FC output (Eq. 1), kept for the ablation tables. Wild mode and the face
+    # (by default): "paper".
     head: HeadKind | None = None
     # wild mode, body parts: the root rotation is tried turned about the body's up axis by
     # 0, 360/H, ... degrees and the hypothesis fitting the 2D joints best is kept (min-of-H loss in
@@ -156,7 +157,10 @@ class AnnotatorConfig:
         if self.inputs is None:
             self.inputs = "image+joints" if self.mode == "mocap" else "image"
         if self.outputs is None:
-            self.outputs = "rotations" if self.mode == "mocap" else "embedding"
+            # the face has no pose embedding (paper Sec. 4: FLAME's jaw and expression code are
+            # regressed directly in both modes; Anny's facial actions likewise)
+            embedded = self.mode == "wild" and self.part != "face"
+            self.outputs = "embedding" if embedded else "rotations"
         if self.head not in (None, "paper", "swing"):
             raise ValueError(f"head must be paper | swing, got {self.head!r}")
         if self.head == "swing" and self.mode != "mocap":
@@ -176,8 +180,10 @@ class AnnotatorConfig:
 
     @property
     def swing_head(self) -> bool:
-        """The analytic swing solve is on: MoCap mode with ``head`` swing (its default there)."""
-        return self.mode == "mocap" and self.head in (None, "swing")
+        """The analytic swing solve is on: MoCap mode with ``head`` swing (its default there, except
+        for the face: one head rotation, the rest is expression, which a swing solve cannot place)."""
+        default = self.head is None and self.part != "face"
+        return self.mode == "mocap" and (self.head == "swing" or default)
 
     @property
     def uses_image(self) -> bool:
