@@ -4,9 +4,9 @@ A :class:`KindSpec` fixes, for one ``neuralannot synth --kind``, the body-model 
 the appearance style, the camera and framing distributions and the noise model that turns the exact
 (GT) joints into the annotations the annotators see:
 
-- **3D kinds** (``mocap``, ``hand``, ``face3d``): 3D joints = GT + isotropic Gaussian noise (σ = ``noise_3d_m``),
-  a fraction ``missing`` of joints dropped (confidence 0 in 3D and 2D); 2D = the projection of the
-  noisy 3D joints, confidence 0 outside the image.
+- **3D kinds** (``mocap``, ``hand``, ``face3d``): 3D joints = GT + isotropic Gaussian noise
+  (σ = ``noise_3d_m``), a fraction ``missing`` of joints dropped (confidence 0 in 3D and 2D); 2D =
+  the projection of the noisy 3D joints, confidence 0 outside the image.
 - **2D kinds** (``wild``, ``face``, ``wholebody``): 2D only; GT projections + Gaussian noise with
   σ = U(``noise_2d_box``) x the geometric-mean side of the joint group's GT box (body / face / each
   hand separately); joints outside the image or behind an occluder (by more than a per-joint
