@@ -21,7 +21,7 @@ def mocap_set(tmp_path_factory):
     return synth_set(tmp_path_factory, "mocap", 6, seed=7)
 
 
-def _records(samples, change=None):
+def _records(samples, change=None, part="body"):
     recs = {}
     for s in samples:
         params = {k: np.asarray(v, np.float32) for k, v in s.gt["params"].items()}
@@ -30,7 +30,7 @@ def _records(samples, change=None):
         recs[s.id] = PseudoGT(
             s.id,
             "anny",
-            "body",
+            part,
             params,
             {"focal": list(s.intrinsics["focal"]), "princpt": list(s.intrinsics["princpt"])},
         )
@@ -189,3 +189,28 @@ def test_wholebody_records_report_per_part_mesh_errors(tmp_path_factory, mocap_s
     assert bent["mpvpe_mm"] < bent["mpvpe_lhand_mm"]  # diluted over the whole mesh
     _, body = evaluate(_records(load_samples(mocap_set, "body")[0]), load_samples(mocap_set, "body")[0])
     assert "mpvpe_face_mm" not in body
+
+
+def test_face_surface_error_ignores_a_rigid_move_and_measures_an_expression(tmp_path_factory, mocap_set):
+    samples, _ = load_samples(synth_set(tmp_path_factory, "face", 3, seed=2), "face")
+    _, summary = evaluate(_records(samples, part="face"), samples)
+    assert summary["surface_mm"] < 1e-3 and summary["n_surface_mm"] == 3
+
+    def turn(p):  # the whole head turned and moved: rigid alignment removes it
+        p["root_pose"] = roma.rotvec_composition([torch.tensor([0.0, 0.3, 0.0]), torch.tensor(p["root_pose"])]
+                                                 ).numpy()  # fmt: skip
+        p["trans"] = p["trans"] + 0.1
+
+    _, moved = evaluate(_records(samples, turn, part="face"), samples)
+    assert moved["surface_mm"] < 1e-3 < moved["mpvpe_mm"]
+
+    def open_mouth(p):
+        p["expression"] = np.maximum(p["expression"], 0).astype(np.float32)
+        p["expression"][24] = 1.0 - p["expression"][24]  # jawOpen flipped
+        p["phenotype"] = p["phenotype"] * 1.2
+
+    _, changed = evaluate(_records(samples, open_mouth, part="face"), samples)
+    assert 0.3 < changed["surface_mm"] < changed["mpvpe_mm"]
+    assert changed["pa_surface_mm"] <= changed["surface_mm"] + 1e-6
+    bodies, _ = load_samples(mocap_set, "body")
+    assert evaluate(_records(bodies), bodies)[1]["surface_mm"] is None  # bodies: no surface error

@@ -8,6 +8,9 @@ Per sample, where measurable:
 - ``reproj_px``: keypoints projected with the pseudo-GT camera against the GT 2D joints (visible).
 - ``mpvpe_mm`` / ``pa_mpvpe_mm``: vertices against the GT mesh (same model and topology only),
   root-aligned at the model's root joint, and Procrustes-aligned.
+- ``surface_mm`` / ``pa_surface_mm`` (face models): mean distance from the pseudo-GT's vertices to the
+  GT mesh surface after a rigid / similarity alignment on the shared vertices (the paper's face
+  3D surface error; :func:`~neuralannot.surface.surface_error`).
 - with ``decompose=True`` and GT parameters of the same model, where the mesh error lives:
   ``mpvpe_pose_only_mm`` (the pseudo-GT's rotations on the GT shape), ``mpvpe_shape_only_mm`` (the GT
   rotations on the pseudo-GT's shape) and ``shape_mae`` (mean absolute error of the shape
@@ -40,8 +43,10 @@ from neuralannot.bodies.parts import HAND_PARTS, record_model_part
 from neuralannot.data.sample import Sample
 from neuralannot.geometry import intrinsics_matrix, project
 from neuralannot.io.pseudo_gt import PseudoGT, to_body_params
+from neuralannot.surface import surface_error
 
 KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "reproj_px", "mpvpe_mm", "pa_mpvpe_mm")
+SURFACE = ("surface_mm", "pa_surface_mm")
 DECOMPOSED = ("mpvpe_pose_only_mm", "mpvpe_shape_only_mm", "shape_mae", "root_err_deg")
 #: whole-body per-part mesh errors (Anny whole-body records against GT meshes of the same model)
 PART_MPVPE = ("mpvpe_lhand_mm", "mpvpe_rhand_mm", "mpvpe_face_mm")
@@ -172,7 +177,7 @@ def evaluate(
         root = root_indices(joint_set)
         regions = _part_regions(model) if gt_v is not None and gt_v.shape[1] == pv.shape[1] else {}
         for i, s in enumerate(group):
-            row = {"id": s.id, **dict.fromkeys(KEYS, math.nan)}
+            row = {"id": s.id, **dict.fromkeys(KEYS + SURFACE, math.nan)}
             for region, ids in regions.items():
                 row[f"mpvpe_{region}_mm"] = _centred_error_mm(pv[i, ids], gt_v[i, ids])
             for k in DECOMPOSED if decompose else ():
@@ -221,6 +226,9 @@ def evaluate(
                     auc_errors["auc_v"].append(metrics.joint_errors(pr, gr))
                     pa = metrics.joint_errors(pv[i : i + 1], gt_v[i : i + 1], "procrustes")
                     auc_errors["pa_auc_v"].append(pa)
+                if part == "face":
+                    for key, align in zip(SURFACE, ("rigid", "procrustes"), strict=True):
+                        row[key] = 1000 * surface_error(pv[i], gt_v[i], gt_model.faces, align)
             rows.append(row)
     summary = {"n": len(rows), "missing": missing}
     if shape_abs:
@@ -228,7 +236,7 @@ def evaluate(
         summary["shape_mae_per_dim"] = err.mean(0).round(4).tolist()
         summary["shape_mae_constant_guess"] = float(np.abs(gt - np.median(gt, 0)).mean())
     present = tuple(k for k in PART_MPVPE if any(k in r for r in rows))
-    for k in KEYS + (DECOMPOSED if decompose else ()) + present:
+    for k in KEYS + SURFACE + (DECOMPOSED if decompose else ()) + present:
         vals = [r[k] for r in rows if not math.isnan(r.get(k, math.nan))]
         summary[k] = float(np.mean(vals)) if vals else None
         summary[f"n_{k}"] = len(vals)

@@ -96,7 +96,8 @@ class AnnotatorConfig:
     outputs: OutputKind | None = None
     # "swing" (MoCap default): the regressed rotations go through an analytic swing solve toward the
     # given 3D joints (bodies/swing_ik.py), so the network learns shape and the unobservable twists;
-    # "paper": the plain FC output (Eq. 1), kept for the ablation tables. Wild mode: always "paper".
+    # "paper": the plain FC output (Eq. 1), kept for the ablation tables. Wild mode and the face
+    # (by default): "paper".
     head: HeadKind | None = None
     # wild mode, body parts: the root rotation is tried turned about the body's up axis by
     # 0, 360/H, ... degrees and the hypothesis fitting the 2D joints best is kept (min-of-H loss in
@@ -194,7 +195,9 @@ class AnnotatorConfig:
 
     @property
     def swing_head(self) -> bool:
-        """The analytic swing solve is on: MoCap mode with ``head`` swing (its default there)."""
+        """The analytic swing solve is wanted: MoCap mode with ``head`` swing or unset (an unset head
+        falls back to the paper head where the solver cannot pose the model, e.g. Anny's head: one
+        head rotation, the rest is expression; see ``NeuralAnnotator``)."""
         return self.mode == "mocap" and self.head in (None, "swing")
 
     @property

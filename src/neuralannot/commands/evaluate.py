@@ -38,9 +38,10 @@ def eval_cmd(
     ),
 ) -> None:
     """MPJPE / PA-MPJPE (3D joints), reprojection px (2D joints), MPVPE / PA-MPVPE (GT meshes); with GT
-    parameters also where the mesh error lives (pose-only / shape-only MPVPE, shape MAE)."""
+    parameters also where the mesh error lives (pose-only / shape-only MPVPE, shape MAE); faces: the
+    3D surface error (rigid / similarity aligned)."""
     from neuralannot.annotators.pipeline import load_samples
-    from neuralannot.evaluation import DECOMPOSED, HAND_AUC, KEYS, PART_MPVPE, evaluate
+    from neuralannot.evaluation import DECOMPOSED, HAND_AUC, KEYS, PART_MPVPE, SURFACE, evaluate
     from neuralannot.io.pseudo_gt import read_pseudo_gt
 
     check_outputs({"--json": json_out, "--csv": csv_out})
@@ -54,7 +55,7 @@ def eval_cmd(
         fail(err)
     rows, summary = evaluate(records, samples, decompose=decompose)
     summary = {**summary, "pred": str(pred), "data": str(data), "method": meta.get("method")}
-    keys = KEYS + tuple(k for k in DECOMPOSED if summary.get(k) is not None)
+    keys = KEYS + tuple(k for k in SURFACE + DECOMPOSED if summary.get(k) is not None)
     table = Table(title=f"{pred.name} vs {data} ({summary['n']} samples, {summary['missing']} missing)")
     for k in keys:
         table.add_column(k, justify="right")

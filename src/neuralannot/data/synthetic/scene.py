@@ -4,9 +4,9 @@ A :class:`KindSpec` fixes, for one ``neuralannot synth --kind``, the body-model 
 the appearance style, the camera and framing distributions and the noise model that turns the exact
 (GT) joints into the annotations the annotators see:
 
-- **3D kinds** (``mocap``, ``hand``): 3D joints = GT + isotropic Gaussian noise (σ = ``noise_3d_m``),
-  a fraction ``missing`` of joints dropped (confidence 0 in 3D and 2D); 2D = the projection of the
-  noisy 3D joints, confidence 0 outside the image.
+- **3D kinds** (``mocap``, ``hand``, ``face3d``): 3D joints = GT + isotropic Gaussian noise
+  (σ = ``noise_3d_m``), a fraction ``missing`` of joints dropped (confidence 0 in 3D and 2D); 2D =
+  the projection of the noisy 3D joints, confidence 0 outside the image.
 - **2D kinds** (``wild``, ``face``, ``wholebody``): 2D only; GT projections + Gaussian noise with
   σ = U(``noise_2d_box``) x the geometric-mean side of the joint group's GT box (body / face / each
   hand separately); joints outside the image or behind an occluder (by more than a per-joint
@@ -70,6 +70,9 @@ KINDS: dict[str, KindSpec] = {
     "wholebody": KindSpec("wholebody", "wholebody", "coco_wholebody133", "wild", False, (30, 70),
                           (0.5, 0.95), 6.0, (-15, 35), truncation=0.1, occluders=0.25,
                           noise_2d_box=(0.01, 0.03), swap=0.02),
+    # MoCap face (a face-capture rig's 3D landmarks, as the face kind's subjects): 1 mm 3D noise
+    "face3d": KindSpec("face3d", "face", "face68", "studio", True, (25, 55), (0.45, 0.8), 10.0, (-10, 20),
+                       noise_3d_m=0.001, missing=0.03, smooth=True),
 }  # fmt: skip
 
 
