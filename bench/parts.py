@@ -36,7 +36,8 @@ from neuralannot.io.pseudo_gt import read_pseudo_gt
 
 RESULTS = Path(__file__).parent / "results" / "parts.json"
 COLUMNS = (("MPJPE", "mpjpe_mm"), ("PA-MPJPE", "pa_mpjpe_mm"), ("MPVPE", "mpvpe_mm"),
-           ("PA-MPVPE", "pa_mpvpe_mm"), ("AUC-J", "auc_j"), ("AUC-V", "auc_v"), ("P2S", "p2s_mm"),
+           ("PA-MPVPE", "pa_mpvpe_mm"), ("AUC-J", "auc_j"), ("AUC-V", "auc_v"), ("surface", "surface_mm"),
+           ("PA-surf", "pa_surface_mm"),
            ("L hand", "mpvpe_lhand_mm"),
            ("R hand", "mpvpe_rhand_mm"), ("face", "mpvpe_face_mm"), ("ratio", "mpvpe_ratio_to_baseline"),
            ("total s", "pipeline_s"))  # fmt: skip

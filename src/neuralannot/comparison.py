@@ -38,7 +38,7 @@ METRIC_KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pa_mpvpe_mm", "reproj_px"
                "root_err_deg", "root_err_median_deg", "root_flip_pct")
 #: Reported only where ``evaluate`` measures them: hand AUCs, whole-body per-part MPVPE, face surface.
 OPTIONAL_KEYS = ("auc_j", "pa_auc_j", "auc_v", "pa_auc_v", "mpvpe_lhand_mm", "mpvpe_rhand_mm",
-                 "mpvpe_face_mm", "p2s_mm")
+                 "mpvpe_face_mm", "surface_mm", "pa_surface_mm")
 
 
 def _score(name: str, records, samples, cache, out_dir: Path | None, speed: dict) -> dict:
