@@ -22,17 +22,20 @@ def mocap_set(tmp_path_factory):
 
 
 def _records(samples, change=None, part="body"):
+    """GT-parameter records of ``samples`` (``part=None``: each sample's own, hands with their side)."""
     recs = {}
     for s in samples:
-        params = {k: np.asarray(v, np.float32) for k, v in s.gt["params"].items()}
+        params = {k: np.asarray(v, np.float32) for k, v in s.gt["params"].items() if v is not None}
         if change:
             change(params)
+        side = {"lhand": "left", "hand": "right", "rhand": "right"}.get(s.part)
         recs[s.id] = PseudoGT(
             s.id,
             "anny",
-            part,
+            s.part if part is None else part,
             params,
             {"focal": list(s.intrinsics["focal"]), "princpt": list(s.intrinsics["princpt"])},
+            side=side,
         )
     return recs
 
@@ -139,14 +142,7 @@ def test_hand_sets_report_freihand_aucs(tmp_path_factory, mocap_set):
     samples, _ = load_samples(hands, "hand")
 
     def recs(change=None):
-        out = {}
-        for s in samples:
-            params = {k: np.asarray(v, np.float32) for k, v in s.gt["params"].items()}
-            if change:
-                change(params)
-            side = "left" if s.part == "lhand" else "right"
-            out[s.id] = PseudoGT(s.id, "anny", s.part, params, None, side=side)
-        return out
+        return _records(samples, change, part=None)
 
     _, exact = evaluate(recs(), samples)
     for k in ("auc_j", "pa_auc_j", "auc_v", "pa_auc_v"):
@@ -168,13 +164,7 @@ def test_wholebody_records_report_per_part_mesh_errors(tmp_path_factory, mocap_s
     samples, _ = load_samples(wb, "wholebody")
 
     def recs(change=None):
-        out = {}
-        for s in samples:
-            params = {k: np.asarray(v, np.float32) for k, v in s.gt["params"].items() if v is not None}
-            if change:
-                change(params)
-            out[s.id] = PseudoGT(s.id, "anny", "wholebody", params, None)
-        return out
+        return _records(samples, change, part="wholebody")
 
     _, exact = evaluate(recs(), samples)
     for k in ("mpvpe_lhand_mm", "mpvpe_rhand_mm", "mpvpe_face_mm"):
