@@ -217,7 +217,8 @@ class _Problem:
         params = {"root_pose": x[:, self.sl["root"]], self.pose_group: rot, self.shape_group: shape,
                   "trans": x[:, self.sl["trans"]]}  # fmt: skip
         if self.expr:
-            params["expression"] = x[:, self.sl["expr"]].clamp(0.0, 1.0)
+            e = x[:, self.sl["expr"]]  # clamped, with gradient at the default 0 (torch's clamp has none)
+            params["expression"] = torch.where(e < 0, 0.0, torch.where(e > 1, 1.0, e))
         return params, prior, shape
 
     def pack(self, params: dict[str, Tensor]) -> Tensor:
