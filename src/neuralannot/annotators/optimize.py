@@ -31,8 +31,8 @@
 Pose prior per model: Anny body — the body VAE ``anny-body-vae`` (L2 on the latent, as VPoser); Anny hand
 — ``anny-hand-pca`` (L2 on whitened PCA coefficients; MANO: its own PCA, as SMPLify-X); SMPL/SMPL-X — a
 VPoser v2 checkpoint when given (``embedding=path``); without one the gap is that the body pose is
-optimised as axis-angle with SMPLify-X's ``l2`` prior (not its GMM or VPoser). Face and whole-body fitting
-(hands/face terms of SMPLify-X) are not implemented.
+optimised as axis-angle with SMPLify-X's ``l2`` prior (not its GMM or VPoser). Anny head (face68): see
+:class:`~.optimize_problem._Problem` (L2 priors on head pose and expression). Whole body: not implemented.
 
 :func:`smplifyx_3d` (MoCap: GT 3D joints) is the paper's modified SMPLify-X (supp. B): rigid
 initialisation by SVD (Kabsch, :func:`~neuralannot.geometry.rigid_align`) of the neutral model's
@@ -394,7 +394,7 @@ def _records(batch, res: FitResult, body: BodyModel, method: str, flips: list[bo
         # fitted as a mirrored right hand: mirrored back to the left hand
         out.append(build_record(s, body, {k: v[b] for k, v in params.items()}, flip=flips[b], err=e,
                                 three_d=method == "3d", camera=cam, quality=quality, unmeasured=unmeasured,
-                                part="body"))  # fmt: skip
+                                part="face" if body.part == "face" else "body"))  # fmt: skip
     return out
 
 
@@ -439,8 +439,8 @@ def fit_dataset(
     opt = replace(opt, iterations=opt.iterations if iterations is None else iterations,
                   optimizer=opt.optimizer if optimizer is None else optimizer)  # fmt: skip
     part = MODEL_PART.get(part or samples[0].part, part)
-    if part not in ("body", "hand"):
-        raise ValueError(f"SMPLify-X fitting is implemented for body and hand samples, not {part!r}")
+    if part not in ("body", "hand", "face"):
+        raise ValueError(f"SMPLify-X fitting is implemented for body, hand and face samples, not {part!r}")
     opt = opt.for_part(part)
     for s in samples:
         if MODEL_PART.get(s.part) != part:

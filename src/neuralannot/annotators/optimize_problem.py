@@ -26,18 +26,27 @@ METHODS = {"2d": "2d", "wild": "2d", "3d": "3d", "mocap": "3d"}
 INIT_JOINTS = {
     "body": ("left_hip", "right_hip", "left_shoulder", "right_shoulder"),
     "hand": ("wrist", "index1", "middle1", "ring1", "pinky1"),
-}
-SIDE_PAIR = {"body": ("left_shoulder", "right_shoulder"), "hand": ("index1", "pinky1")}
+    # face68: eye corners, nose tip, mouth corners (the rigid part of the face)
+    "face": ("right_eye_0", "right_eye_3", "left_eye_0", "left_eye_3", "nose_base_2", "mouth_outer_0",
+             "mouth_outer_6"),
+}  # fmt: skip
+#: Outer eye corners: closer than ``side_view_px`` in 2D → a profile view (both facings fitted).
+SIDE_PAIR = {"body": ("left_shoulder", "right_shoulder"), "hand": ("index1", "pinky1"),
+             "face": ("right_eye_0", "left_eye_3")}  # fmt: skip
 #: Default ρ (meters) of the 3D Geman–McClure term per part (see the module docstring).
-RHO_3D = {"body": 0.5, "hand": 0.1}
+RHO_3D = {"body": 0.5, "hand": 0.1, "face": 0.05}
 #: Default L-BFGS iterations per stage and part (``iterations=None``). Hands need more: 45 finger
 #: rotations leave the prior-dominated stages far from the joints, and 30 iterations per stage stop
 #: before the pose stages converge. On 32 synthetic hands (2 mm joint noise, seed 5) the 3D fit
 #: reached MPJPE 16.9 / PA 7.4 mm with 30, 9.0 / 4.4 with 50, 4.5 / 2.4 with 100, 4.8 / 2.5 with 200;
-#: the 2D fit PA-MPJPE 5.4 → 3.1 mm (30 → 100). Bodies: 30 (SMPLify-X's pace on CPU).
-ITERATIONS = {"body": 30, "hand": 100}
+#: the 2D fit PA-MPJPE 5.4 → 3.1 mm (30 → 100). Bodies: 30 (SMPLify-X's pace on CPU). Faces (48
+#: synthetic, seed 5, surface error mm, 2D / 3D): 3.70 / 1.52 with 30, 3.66 / 1.39 with 50, 3.52 / 0.96
+#: with 100, 3.40 / 0.94 with 200 (< 1 s per face on one CPU thread).
+ITERATIONS = {"body": 30, "hand": 100, "face": 200}
 #: Default facing strategy per part (``orientations="auto"``).
-ORIENTATIONS = {"body": "side", "hand": "always"}
+ORIENTATIONS = {"body": "side", "hand": "always", "face": "side"}
+#: Model pose group → part (the first group present in a model's specs is fitted).
+POSE_GROUPS = {"body_pose": "body", "hand_pose": "hand", "head_pose": "face"}
 
 
 @dataclass
@@ -48,8 +57,8 @@ class FitOptions:
     iterations or Adam steps; ``None``: per part, :data:`ITERATIONS`); ``camera_iterations``
     (default = ``iterations``) for the 2D camera stage. ``orientations``: ``side`` (SMPLify-X: fit
     both facings for side views), ``always``, ``never`` (keep the facing with the lower camera-stage
-    loss) or ``auto`` (body ``side``, hand ``always``: a palm and a back of the hand are mirror
-    images in 2D). ``rho_m``: ρ of the 3D
+    loss) or ``auto`` (body and face ``side``, hand ``always``: a palm and a back of the hand are
+    mirror images in 2D). ``rho_m``: ρ of the 3D
     term (default per part, :data:`RHO_3D`).
     """
 
@@ -77,7 +86,7 @@ class FitOptions:
     w_silhouette: float = 0.0
 
     def for_part(self, part: str) -> FitOptions:
-        """These options with ``iterations`` resolved for ``part`` (body | hand)."""
+        """These options with ``iterations`` resolved for ``part`` (body | hand | face)."""
         return self if self.iterations is not None else replace(self, iterations=ITERATIONS[part])
 
     def __post_init__(self) -> None:
@@ -138,19 +147,25 @@ def resolve_embedding(body: BodyModel, embedding: Any = "default"):
 
 
 class _Problem:
-    """Packs one sample's unknowns into a vector ``[root (3) | pose | shape | trans (3)]`` and
-    evaluates keypoints and priors for a batch of such vectors."""
+    """Packs one sample's unknowns into a vector ``[root (3) | pose | shape | expr | trans (3)]``
+    (``expr``: face models only) and evaluates keypoints and priors for a batch of such vectors.
+
+    Face (Anny head): ``head_pose`` axis-angle with ``|θ|²``, the 52 facial actions as ``clamp(e, 0,
+    1)`` of the free ``e`` with SMPLify-X's expression prior ``w_shape² |e|²`` (``expr_weights`` =
+    ``shape_weights`` in ``fit_smplx.yaml``; it also pulls a negative ``e`` back to the bound 0, where
+    a sigmoid would start without gradient at the default 0)."""
 
     def __init__(self, body: BodyModel, joint_set: str, embedding=None, pose_scorer=None):
         specs = body.param_specs
-        self.pose_group = next((g for g in ("body_pose", "hand_pose") if g in specs), None)
+        self.pose_group = next((g for g in POSE_GROUPS if g in specs), None)
         if self.pose_group is None:
             raise ValueError(
-                f"SMPLify-X fitting supports body and hand models, not {body.name} ({body.part})"
+                f"SMPLify-X fitting supports body, hand and face models, not {body.name} ({body.part})"
             )
         # SMPL-X / whole-body Anny: the body alone (hands, face at their defaults, as SMPLify-X's
         # use_hands=False, use_face=False)
-        self.body, self.part = body, "hand" if self.pose_group == "hand_pose" else "body"
+        self.body, self.part = body, POSE_GROUPS[self.pose_group]
+        self.expr = self.part == "face" and "expression" in specs
         self.shape_group = "phenotype" if "phenotype" in specs else "shape"
         self.anny = self.shape_group == "phenotype"
         self.pose_shape = specs[self.pose_group].shape
@@ -167,7 +182,8 @@ class _Problem:
                 )
             emb.to(body.device)
         n_pose = embedding.latent_dim if embedding is not None else math.prod(self.pose_shape)
-        sizes = [("root", 3), ("pose", n_pose), ("shape", specs[self.shape_group].numel), ("trans", 3)]
+        sizes = [("root", 3), ("pose", n_pose), ("shape", specs[self.shape_group].numel),
+                 ("expr", specs["expression"].numel if self.expr else 0), ("trans", 3)]  # fmt: skip
         start, self.sl = 0, {}
         for name, n in sizes:
             self.sl[name] = slice(start, start + n)
@@ -202,6 +218,9 @@ class _Problem:
                 prior = p.square().sum(-1)
         params = {"root_pose": x[:, self.sl["root"]], self.pose_group: rot, self.shape_group: shape,
                   "trans": x[:, self.sl["trans"]]}  # fmt: skip
+        if self.expr:
+            e = x[:, self.sl["expr"]]  # clamped, with gradient at the default 0 (torch's clamp has none)
+            params["expression"] = torch.where(e < 0, 0.0, torch.where(e > 1, 1.0, e))
         return params, prior, shape
 
     def pack(self, params: dict[str, Tensor]) -> Tensor:
@@ -225,6 +244,8 @@ class _Problem:
         shape = get(self.shape_group, (-1,))
         x[:, self.sl["shape"]] = torch.logit(shape.clamp(1e-4, 1 - 1e-4)) if self.anny else shape
         x[:, self.sl["trans"]] = get("trans", (3,))
+        if self.expr and "expression" in params:
+            x[:, self.sl["expr"]] = get("expression", (-1,))
         return x
 
     def terms(self, x: Tensor, data_term, src: Tensor) -> tuple[Tensor, Tensor]:
@@ -242,6 +263,8 @@ class _Problem:
         """Body params and the prior part of a stage's loss (B,)."""
         params, prior, shape = self.unpack(x)
         loss = stage.pose**2 * prior + stage.shape**2 * shape_prior(shape, self.anny)
+        if self.expr:
+            loss = loss + stage.shape**2 * x[:, self.sl["expr"]].square().sum(-1)
         if self.bending is not None and stage.bending_weight > 0:
             loss = loss + stage.bending_weight * self.bending(params[self.pose_group])
         return params, loss

@@ -108,7 +108,7 @@ def fit_cmd(
         "smplifyx", "--method",
         help="smplifyx | smplifyx3d | smplifyx3d-vae | eft | hybrid | two-stage | spin.",
     ),
-    part: str = typer.Option("body", "--part", help="body | hand."),
+    part: str = typer.Option("body", "--part", help="body | hand | face."),
     body_model: str = BODY,
     joints: str = typer.Option("auto", "--joints", help="eft/hybrid/two-stage/spin: 2d | 3d | auto."),
     init: Path | None = typer.Option(None, "--init", help="hybrid/two-stage/spin: one-stage pseudo-GT file."),
