@@ -75,7 +75,9 @@ def test_forward_batch3_through_env_var(files, monkeypatch, t):
     sj = out.extras["smplx_joints"]
     assert sj.shape[1] == len(model.smplx_joint_names) and torch.equal(sj[:, :J], out.joints)
     if t in ("smplx", "flame"):
-        n_lmk = len(arrays["lmk_faces_idx"] if t == "smplx" else arrays["_embedding"]["lmk_face_idx"])
+        # static + contour landmarks (the contour is on by default when its embedding exists)
+        n_lmk = (len(arrays["lmk_faces_idx"]) + arrays["dynamic_lmk_faces_idx"].shape[1] if t == "smplx"
+                 else len(arrays["_embedding"]["lmk_face_idx"]) + 17)
         assert out.extras["landmarks"].shape == (B, n_lmk, 3)
     assert model(random_params(model), return_vertices=False).vertices is None
 
@@ -294,6 +296,69 @@ def test_flame_deca_embedding_with_contour(tmp_path):
 def test_smplx_face_contour(files):
     model = load_smplx_family("smplx", files["smplx"][0], use_face_contour=True)
     assert model(random_params(model)).extras["landmarks"].shape == (B, 7 + 3, 3)
+
+
+def _on_mesh(vertices, faces, face_idx, bary):
+    """Points at barycentric coordinates ``bary`` (L, 3) of faces ``face_idx`` (L,) of each mesh."""
+    tri = vertices[:, faces[torch.as_tensor(face_idx, dtype=torch.long)]]  # (B, L, 3, 3)
+    return (tri * torch.as_tensor(bary, dtype=vertices.dtype)[None, :, :, None]).sum(2)
+
+
+def test_flame_face68_from_user_file(tmp_path):
+    """generic_model.pkl + static (51) + dynamic (17) embeddings: face68 by default (issue 15)."""
+    from neuralannot.bodies import load_body_model
+    from neuralannot.bodies.joints import joint_sets_for
+
+    path, arrays = fx.write_flame(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = load_body_model(str(path), part="face")
+    assert "face68" in joint_sets_for(model)
+    params = model.default_params(2)
+    params["neck_pose"] = torch.zeros(2, 3)
+    params["neck_pose"][1, 1] = 0.5  # second sample: head turned ~29 degrees about the vertical axis
+    with torch.no_grad():
+        out = model(params)
+    face = model.keypoints(out, "face68")
+    lm = out.extras["landmarks"]
+    assert face.shape == (2, 68, 3) and lm.shape == (2, 68, 3)
+    torch.testing.assert_close(face, torch.cat([lm[:, 51:], lm[:, :51]], 1))  # iBUG: contour 0-16 first
+    static, dyn = arrays["_embedding"], arrays["_dynamic_embedding"]
+    torch.testing.assert_close(face[:, 17:], _on_mesh(out.vertices, model.faces, static["lmk_face_idx"],
+                                                      static["lmk_b_coords"]))
+    # contour: the yaw-0 row of the look-up table for the frontal head, another row once it turns
+    front = _on_mesh(out.vertices, model.faces, dyn["lmk_face_idx"][0], dyn["lmk_b_coords"][0])
+    torch.testing.assert_close(face[0, :17], front[0])
+    assert (face[1, :17] - front[1]).norm(dim=-1).amax() > 1e-4
+
+
+def test_flame_without_contour_embedding(tmp_path):
+    from neuralannot.bodies import load_body_model
+    from neuralannot.bodies.joints import get_regressor, joint_sets_for
+
+    path, _ = fx.write_flame(tmp_path, contour=0)
+    with pytest.warns(UserWarning, match="flame_dynamic_embedding.npy"):
+        model = load_body_model(str(path), part="face")
+    assert model.has_landmarks and model(model.default_params(1)).extras["landmarks"].shape == (1, 51, 3)
+    assert "face68" not in joint_sets_for(model)
+    with pytest.raises(BodyModelError, match="face68.*flame_dynamic_embedding.npy"):
+        get_regressor(model, "face68")
+    with pytest.raises(ModelFileError, match="flame_dynamic_embedding.npy"):
+        load_smplx_family("flame", path, use_face_contour=True)
+
+
+def test_smplx_contour_by_default(files, tmp_path):
+    from neuralannot.bodies.joints import get_regressor
+
+    model = load_smplx_family("smplx", files["smplx"][0])
+    assert model(random_params(model)).extras["landmarks"].shape == (B, 7 + 3, 3)
+    arrays = {k: v for k, v in files["smplx"][1].items() if not k.startswith("dynamic_lmk")}
+    np.savez(tmp_path / "SMPLX_NEUTRAL.npz", **arrays)
+    with pytest.warns(UserWarning, match="dynamic_lmk_faces_idx"):
+        model = load_smplx_family("smplx", tmp_path)
+    assert model(random_params(model)).extras["landmarks"].shape == (B, 7, 3)
+    with pytest.raises(BodyModelError, match="coco_wholebody133.*dynamic_lmk_faces_idx"):
+        get_regressor(model, "coco_wholebody133")
 
 
 # --- bad inputs ---------------------------------------------------------------------------------------

@@ -46,9 +46,12 @@ model's own frame (SMPL family: Y up, facing +Z).
 (names match case-insensitively). With ``path=None`` the folder is ``$NEURALANNOT_MODELS``
 (see :mod:`neuralannot.paths`); without it a :class:`ModelFileError` explains what to do.
 FLAME's landmark embedding is looked up next to the model file: ``flame_static_embedding.pkl``
-(smplx / FLAME_PyTorch format) or DECA's ``landmark_embedding.npy``; ``use_face_contour=True``
-also needs ``flame_dynamic_embedding.npy`` (or DECA's file). Without an embedding FLAME still
-works, without landmarks (a warning says so; ``landmarks=True`` makes it an error).
+(smplx / FLAME_PyTorch format) or DECA's ``landmark_embedding.npy``; the 17 contour landmarks
+(``use_face_contour``) need ``flame_dynamic_embedding.npy`` (or DECA's file). By default the contour
+is on whenever its embedding exists (FLAME: that file; SMPL-X: the model file's ``dynamic_lmk_*``
+arrays), so 51 static + 17 contour landmarks give ``face68``; otherwise a warning names the missing
+file (also in the error when ``face68`` is asked for). Without an embedding FLAME still works,
+without landmarks (a warning says so; ``landmarks=True`` makes it an error).
 
 **File formats.** Model files never run code: ``.pkl`` files (latin1) are read with a restricted
 unpickler that only builds numpy arrays, scipy sparse matrices and chumpy arrays (shims, so
@@ -89,6 +92,7 @@ from neuralannot.bodies.smplx_files import (
     _DISPLAY,
     MODEL_TYPES,
     MODEL_URLS,
+    SMPLX_CONTOUR_KEYS,
     _build_layer,
     _check_layer,
     _check_model_data,
@@ -102,8 +106,10 @@ from neuralannot.bodies.smplx_files import (
     _norm_type,
     _read_model_data,
     candidate_file_names,
+    flame_contour_note,
     infer_model_type,
     resolve_model_file,
+    smplx_contour_note,
 )
 from neuralannot.bodies.specs import flame_specs, mano_specs, smpl_specs, smplx_specs
 
@@ -163,6 +169,8 @@ class SmplxFamilyModel(BodyModel):
             n_extra = int(sel.extra_joints_idxs.numel())
         self._n_extra = n_extra
         self.has_landmarks = has_landmarks
+        #: keypoint set -> why it is unavailable (e.g. a missing contour embedding), for error messages
+        self.keypoint_notes: dict[str, str] = {}
         n_static = int(layer.lmk_faces_idx.shape[0]) if hasattr(layer, "lmk_faces_idx") else 0
         n_dyn = 0
         if getattr(layer, "use_face_contour", False) and hasattr(layer, "dynamic_lmk_faces_idx"):
@@ -339,7 +347,7 @@ def load_smplx_family(
     num_betas: int = 10,
     num_expression_coeffs: int = 10,
     flat_hand_mean: bool = False,
-    use_face_contour: bool = False,
+    use_face_contour: bool | None = None,
     landmarks: bool | None = None,
     fix_left_shapedirs: bool = True,
     dtype: torch.dtype = torch.float32,
@@ -355,7 +363,9 @@ def load_smplx_family(
         num_betas: shape coefficients (smplx caps it at 10 for 10-component files, at 300 otherwise).
         num_expression_coeffs: SMPL-X/FLAME expression coefficients (same capping: 10 or 100).
         flat_hand_mean: SMPL-X/MANO: ``False`` (NeuralAnnot) = hand poses are offsets from the mean hand.
-        use_face_contour: SMPL-X/FLAME: add the 17 pose-dependent contour landmarks.
+        use_face_contour: SMPL-X/FLAME: add the 17 pose-dependent contour landmarks (needed by
+            ``face68``); ``None`` = whenever the contour embedding exists (SMPL-X: in the model file;
+            FLAME: ``flame_dynamic_embedding.npy`` or DECA's file next to it), else off with a warning.
         landmarks: FLAME only: ``None`` = use the embedding if present (warn if not), ``True`` = require
             it, ``False`` = no landmarks.
         fix_left_shapedirs: MANO left: flip x of ``shapedirs`` if they show smplx issue #48.
@@ -386,8 +396,15 @@ def load_smplx_family(
 
     data = _read_model_data(file, display)
     staging = tempfile.TemporaryDirectory(prefix="neuralannot_model_")
+    note = None
+    if t == "smplx" and use_face_contour is None:
+        keys = set(data.files) if hasattr(data, "files") else set(data.keys())
+        use_face_contour = all(k in keys for k in SMPLX_CONTOUR_KEYS)
+        if not use_face_contour:
+            note = smplx_contour_note(file)
+            warnings.warn(f"SMPL-X: {note}", stacklevel=2)
     try:
-        _check_model_data(t, data, file, use_face_contour)
+        _check_model_data(t, data, file, bool(use_face_contour))
         common = dict(num_betas=num_betas, dtype=dtype)
         if t == "smpl":
             from smplx.utils import Struct
@@ -422,14 +439,22 @@ def load_smplx_family(
                 raise BodyModelError("use_face_contour=True needs landmarks; do not pass landmarks=False")
             tmp = Path(staging.name)
             write_clean_npz(data, tmp / f"FLAME_{gender.upper()}.npz")
-            real = _flame_embeddings(file, tmp, use_face_contour, landmarks)
+            real, use_face_contour = _flame_embeddings(file, tmp, use_face_contour, landmarks)
+            if real and not use_face_contour:
+                note = flame_contour_note(file)
             layer = _build_layer(smplx.FLAMELayer, file, display, model_path=str(tmp), gender=gender,
                                  ext="npz", num_expression_coeffs=num_expression_coeffs,
                                  use_face_contour=use_face_contour, **common)
             _check_layer(t, layer, file)
+            if use_face_contour:  # contour row from the head's yaw = root then neck (FLAME_PyTorch, DECA:
+                # NECK_IDX 1); smplx's FLAME uses the root alone, so a turned neck kept a frontal contour
+                layer.neck_kin_chain = torch.tensor([1, 0], dtype=torch.long)
             model = FLAMEHead(layer, file, gender, has_landmarks=real)
     finally:
         staging.cleanup()
+    if note is not None:
+        model.keypoint_notes.update({"face68": note, "coco_wholebody133": note} if t == "smplx"
+                                    else {"face68": note})
     if model.num_betas != num_betas:
         warnings.warn(f"{display} file {file.name} provides {model.num_betas} shape coefficients, "
                       f"not the {num_betas} asked for", stacklevel=2)
