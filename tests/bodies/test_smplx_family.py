@@ -314,22 +314,29 @@ def test_flame_face68_from_user_file(tmp_path):
         warnings.simplefilter("error")
         model = load_body_model(str(path), part="face")
     assert "face68" in joint_sets_for(model)
-    params = model.default_params(2)
-    params["neck_pose"] = torch.zeros(2, 3)
-    params["neck_pose"][1, 1] = 0.5  # second sample: head turned ~29 degrees about the vertical axis
+    # frontal; neck turned 0.5 rad (~29 deg, left); the same in a camera frame (root: half turn about X,
+    # the face towards -Z); root turned instead of the neck; turned the other way
+    half = [np.pi, 0.0, 0.0]
+    roots = [[0, 0, 0], [0, 0, 0], half, half, [0, 0.5, 0], [0, -0.5, 0]]
+    necks = [[0, 0, 0], [0, 0.5, 0], [0, 0, 0], [0, 0.5, 0], [0, 0, 0], [0, 0, 0]]
+    rows = [0, 68, 0, 68, 68, 29]  # smplx's bins: yaw 0..-39 deg -> rows 0..39, yaw 1..39 -> 40..78
+    params = model.default_params(len(rows))
+    params["root_pose"], params["neck_pose"] = torch.tensor(roots).float(), torch.tensor(necks).float()
     with torch.no_grad():
         out = model(params)
     face = model.keypoints(out, "face68")
     lm = out.extras["landmarks"]
-    assert face.shape == (2, 68, 3) and lm.shape == (2, 68, 3)
+    assert face.shape == (len(rows), 68, 3) and lm.shape == (len(rows), 68, 3)
     torch.testing.assert_close(face, torch.cat([lm[:, 51:], lm[:, :51]], 1))  # iBUG: contour 0-16 first
     static, dyn = arrays["_embedding"], arrays["_dynamic_embedding"]
     torch.testing.assert_close(face[:, 17:], _on_mesh(out.vertices, model.faces, static["lmk_face_idx"],
                                                       static["lmk_b_coords"]))
-    # contour: the yaw-0 row of the look-up table for the frontal head, another row once it turns
-    front = _on_mesh(out.vertices, model.faces, dyn["lmk_face_idx"][0], dyn["lmk_b_coords"][0])
-    torch.testing.assert_close(face[0, :17], front[0])
-    assert (face[1, :17] - front[1]).norm(dim=-1).amax() > 1e-4
+    for i, r in enumerate(rows):  # the contour follows the head's yaw towards the camera
+        expect = _on_mesh(out.vertices[i : i + 1], model.faces, dyn["lmk_face_idx"][r],
+                          dyn["lmk_b_coords"][r])
+        torch.testing.assert_close(face[i, :17], expect[0], msg=f"sample {i}: expected row {r}")
+    frontal = _on_mesh(out.vertices[1:2], model.faces, dyn["lmk_face_idx"][0], dyn["lmk_b_coords"][0])
+    assert (face[1, :17] - frontal[0]).norm(dim=-1).amax() > 1e-4  # turning the neck moves the contour
 
 
 def test_flame_without_contour_embedding(tmp_path):
@@ -345,6 +352,26 @@ def test_flame_without_contour_embedding(tmp_path):
         get_regressor(model, "face68")
     with pytest.raises(ModelFileError, match="flame_dynamic_embedding.npy"):
         load_smplx_family("flame", path, use_face_contour=True)
+
+
+def test_smplx_contour_matches_smplx_and_survives_a_camera_frame(files):
+    """Facing +Z: smplx's own contour; a half turn about X (camera frame, Z forward): the same look-up
+    rows, so the contour moves rigidly with the mesh (smplx's yaw would mirror the rows)."""
+    model = load_smplx_family("smplx", files["smplx"][0])
+    p = random_params(model, scale=0.2)
+    with torch.no_grad():
+        ours = model(p)
+        model._contour, model.smplx_layer.use_face_contour = False, True
+        try:
+            ref = model(p)
+        finally:
+            model._contour, model.smplx_layer.use_face_contour = True, False
+        torch.testing.assert_close(ours.extras["smplx_joints"], ref.extras["smplx_joints"])
+        flip = roma.rotvec_to_rotmat(torch.tensor([np.pi, 0.0, 0.0]))
+        turned = model(dict(p, root_pose=roma.rotmat_to_rotvec(flip @ roma.rotvec_to_rotmat(p["root_pose"]))))
+    j0 = ours.joints[:, :1]
+    moved = (ours.extras["landmarks"] - j0) @ flip.T + j0
+    torch.testing.assert_close(turned.extras["landmarks"], moved, atol=1e-5, rtol=0)
 
 
 def test_smplx_contour_by_default(files, tmp_path):

@@ -182,8 +182,28 @@ class SmplxFamilyModel(BodyModel):
             extra_names = [f"vertex_joint_{i}" for i in range(n_extra)]
         self.smplx_joint_names = (self.joint_names + extra_names
                                   + (_landmark_names(n_static, n_dyn) if has_landmarks else []))
+        self._contour = bool(n_dyn)
+        if n_dyn:
+            layer.use_face_contour = False  # the contour is picked here (see _contour_landmarks)
 
     # -- helpers for subclasses ------------------------------------------------------------------
+    def _contour_landmarks(self, vertices: Tensor, head: Tensor) -> Tensor:
+        """The 17 contour landmarks of ``head`` (B, 3, 3), the rotation of the neck's kinematic chain:
+        the look-up-table row of the head's yaw (degrees in -39..39) towards the camera, as smplx does,
+        except that the camera is on the side the face looks to: +Z (the model's own frame, as smplx)
+        or -Z (a camera frame with Z forward, where the root holds a half turn and smplx's yaw would
+        pick the mirrored row)."""
+        from smplx.lbs import vertices2landmarks
+
+        layer = self.smplx_layer
+        toward = torch.where(head[:, 2, 2] < 0, -1.0, 1.0).to(head)  # camera side, seen from the face
+        sy = torch.sqrt(head[:, 0, 0] ** 2 + head[:, 1, 0] ** 2)
+        yaw = torch.rad2deg(torch.atan2(-toward * head[:, 2, 0], sy))  # = smplx's for a face towards +Z
+        t = torch.round(torch.clamp(-yaw, max=39)).long()
+        row = torch.where(t < 0, torch.where(t < -39, torch.full_like(t, 78), 39 - t), t)
+        return vertices2landmarks(vertices, layer.faces_tensor, layer.dynamic_lmk_faces_idx[row],
+                                  layer.dynamic_lmk_bary_coords[row])
+
     def _rotmats(self, p: dict[str, Tensor], name: str, batch: int) -> Tensor:
         """Rotation group ``name`` → (B, n, 3, 3) matrices (n = 1 for a single rotation)."""
         spec = self.param_specs[name].shape
@@ -269,16 +289,22 @@ class SMPLXBody(SmplxFamilyModel):
         self.param_specs = {s.name: s for s in specs}
 
     def _call_layer(self, p, batch):
-        return self.smplx_layer(
-            betas=p["shape"], expression=p["expr"],
-            global_orient=self._rotmats(p, "root_pose", batch),
-            body_pose=self._rotmats(p, "body_pose", batch),
+        root, body = self._rotmats(p, "root_pose", batch), self._rotmats(p, "body_pose", batch)
+        out = self.smplx_layer(
+            betas=p["shape"], expression=p["expr"], global_orient=root, body_pose=body,
             left_hand_pose=self._hand_rotmats(p, "lhand_pose", self.lhand_mean, batch),
             right_hand_pose=self._hand_rotmats(p, "rhand_pose", self.rhand_mean, batch),
             jaw_pose=self._rotmats(p, "jaw_pose", batch),
             leye_pose=self._rotmats(p, "leye_pose", batch),
             reye_pose=self._rotmats(p, "reye_pose", batch),
             transl=p["trans"], return_verts=True)
+        if self._contour:  # head = the neck's chain (neck, spines, pelvis), as smplx
+            rots = torch.cat([root, body], 1)
+            head = rots[:, 0]
+            for j in reversed(self.smplx_layer.neck_kin_chain.tolist()[:-1]):
+                head = head @ rots[:, j]
+            out.joints = torch.cat([out.joints, self._contour_landmarks(out.vertices, head)], 1)
+        return out
 
 
 class MANOHand(SmplxFamilyModel):
@@ -321,13 +347,16 @@ class FLAMEHead(SmplxFamilyModel):
 
     def _call_layer(self, p, batch):
         eyes = self._rotmats(p, "eye_pose", batch)
-        return self.smplx_layer(
-            betas=p["shape"], expression=p["expr"],
-            global_orient=self._rotmats(p, "root_pose", batch),
-            neck_pose=self._rotmats(p, "neck_pose", batch),
+        root, neck = self._rotmats(p, "root_pose", batch), self._rotmats(p, "neck_pose", batch)
+        out = self.smplx_layer(
+            betas=p["shape"], expression=p["expr"], global_orient=root, neck_pose=neck,
             jaw_pose=self._rotmats(p, "jaw_pose", batch),
             leye_pose=eyes[:, :1], reye_pose=eyes[:, 1:], transl=p["trans"], return_verts=True)
-
+        if self._contour:  # head = root then neck, as FLAME_PyTorch and DECA (smplx: the root alone,
+            # so a turned neck kept a frontal contour)
+            contour = self._contour_landmarks(out.vertices, root[:, 0] @ neck[:, 0])
+            out.joints = torch.cat([out.joints, contour], 1)
+        return out
 
 def _as_buffer(array: Any, model: SmplxFamilyModel) -> Tensor:
     from smplx.utils import to_np
@@ -446,9 +475,6 @@ def load_smplx_family(
                                  ext="npz", num_expression_coeffs=num_expression_coeffs,
                                  use_face_contour=use_face_contour, **common)
             _check_layer(t, layer, file)
-            if use_face_contour:  # contour row from the head's yaw = root then neck (FLAME_PyTorch, DECA:
-                # NECK_IDX 1); smplx's FLAME uses the root alone, so a turned neck kept a frontal contour
-                layer.neck_kin_chain = torch.tensor([1, 0], dtype=torch.long)
             model = FLAMEHead(layer, file, gender, has_landmarks=real)
     finally:
         staging.cleanup()
