@@ -7,7 +7,8 @@ that smplx's loaders read (a few dozen vertices, the real kinematic trees):
 - SMPL-X ``SMPLX_NEUTRAL.npz`` (10 shape + 10 expression components, hand PCA, landmark embedding),
 - MANO ``MANO_RIGHT.pkl`` / ``MANO_LEFT.pkl`` (``hands_components``, ``hands_mean``; the left file
   reproduces the official un-mirrored ``shapedirs`` bug),
-- FLAME ``generic_model.pkl`` (FLAME 2020 release name) + ``flame_static_embedding.pkl``.
+- FLAME ``generic_model.pkl`` (FLAME 2020 release name) + ``flame_static_embedding.pkl`` (51
+  landmarks) + ``flame_dynamic_embedding.npy`` (17 contour landmarks): ``face68``.
 
 Layouts: ``v_template`` (V, 3), ``f`` (F, 3) uint32, ``J_regressor`` (J, V) rows summing to 1,
 ``kintree_table`` (2, J) with the root's parent stored as 2**32 - 1, ``weights`` (V, J) rows summing
@@ -125,8 +126,12 @@ def write_mano(folder: Path, seed: int = 2) -> tuple[dict[str, Path], dict[str, 
             {"right": right, "left": left})
 
 
-def write_flame(folder: Path, seed: int = 3, n_landmarks: int = 5,
-                embedding: bool = True) -> tuple[Path, dict]:
+def write_flame(folder: Path, seed: int = 3, n_landmarks: int = 51, embedding: bool = True,
+                contour: int = 17) -> tuple[Path, dict]:
+    """FLAME 2020 ``generic_model.pkl``; with ``embedding`` also ``flame_static_embedding.pkl``
+    (``n_landmarks`` static landmarks, 51 as in the real file) and, with ``contour`` > 0,
+    ``flame_dynamic_embedding.npy`` (smplx's format: a pickled dict, ``lmk_face_idx`` (79, contour) and
+    ``lmk_b_coords`` (79, contour, 3), one row per neck-yaw bin from -39 to +39 degrees)."""
     rng = np.random.default_rng(seed + 100)
     data = make_model_arrays(FLAME_PARENTS, 30, 20, seed)
     path = _dump(data, folder / "generic_model.pkl")
@@ -136,6 +141,11 @@ def write_flame(folder: Path, seed: int = 3, n_landmarks: int = 5,
                "lmk_b_coords": rng.dirichlet(np.ones(3), n_landmarks)}
         data["_embedding"] = emb
         _dump(emb, folder / "flame_static_embedding.pkl")
+        if contour:
+            dyn = {"lmk_face_idx": rng.integers(0, n_faces, (79, contour)).astype(np.int64),
+                   "lmk_b_coords": rng.dirichlet(np.ones(3), (79, contour))}
+            data["_dynamic_embedding"] = dyn
+            np.save(folder / "flame_dynamic_embedding.npy", np.array(dyn, dtype=object), allow_pickle=True)
     return path, data
 
 

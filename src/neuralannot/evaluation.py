@@ -31,13 +31,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 import roma
 import torch
 
 from neuralannot import metrics
-from neuralannot.bodies import get_body_model
+from neuralannot.bodies import get_body_model, load_body_model
 from neuralannot.bodies.joint_names import root_indices
 from neuralannot.bodies.parts import HAND_PARTS, record_model_part
 from neuralannot.data.sample import Sample
@@ -55,10 +56,19 @@ HAND_AUC = ("auc_j", "pa_auc_j", "auc_v", "pa_auc_v")
 
 
 class ModelCache:
-    """Kept for callers that pass a cache: a view of the shared :func:`~neuralannot.bodies.get_body_model`."""
+    """The models of the records: the shared :func:`~neuralannot.bodies.get_body_model`, or for a model
+    name in ``files`` (e.g. ``{"flame": "models/generic_model.pkl"}``) that user file, built once."""
+
+    def __init__(self, files: Mapping[str, str | Path] | None = None):
+        self.files = dict(files or {})
+        self._built: dict[tuple[str, str], object] = {}
 
     def get(self, name: str, part: str):
-        return get_body_model(name, part)
+        if name not in self.files:
+            return get_body_model(name, part)
+        if (name, part) not in self._built:
+            self._built[(name, part)] = load_body_model(self.files[name], part=part).eval()
+        return self._built[(name, part)]
 
 
 _model_part = record_model_part  # the record → model-part rule, shared with the report

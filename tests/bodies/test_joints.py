@@ -356,7 +356,7 @@ def test_smplx_family_sets(smplx_models):
     assert joint_sets_for(m["smplx68"]) == ["body22", "face68"]
     assert joint_sets_for(m["mano"]) == []  # fingertip ids need the official 778-vertex MANO
     assert joint_sets_for(m["mano778"]) == ["hand21", "interhand21"]
-    assert joint_sets_for(m["flame"]) == []  # 5 stand-in landmarks, not 68
+    assert joint_sets_for(m["flame"]) == ["face68"]  # 51 static + 17 contour stand-in landmarks
     with pytest.raises(BodyModelError, match="available"):
         get_regressor(m["smpl"], "coco17")
 

@@ -75,7 +75,9 @@ def test_forward_batch3_through_env_var(files, monkeypatch, t):
     sj = out.extras["smplx_joints"]
     assert sj.shape[1] == len(model.smplx_joint_names) and torch.equal(sj[:, :J], out.joints)
     if t in ("smplx", "flame"):
-        n_lmk = len(arrays["lmk_faces_idx"] if t == "smplx" else arrays["_embedding"]["lmk_face_idx"])
+        # static + contour landmarks (the contour is on by default when its embedding exists)
+        n_lmk = (len(arrays["lmk_faces_idx"]) + arrays["dynamic_lmk_faces_idx"].shape[1] if t == "smplx"
+                 else len(arrays["_embedding"]["lmk_face_idx"]) + 17)
         assert out.extras["landmarks"].shape == (B, n_lmk, 3)
     assert model(random_params(model), return_vertices=False).vertices is None
 
@@ -294,6 +296,96 @@ def test_flame_deca_embedding_with_contour(tmp_path):
 def test_smplx_face_contour(files):
     model = load_smplx_family("smplx", files["smplx"][0], use_face_contour=True)
     assert model(random_params(model)).extras["landmarks"].shape == (B, 7 + 3, 3)
+
+
+def _on_mesh(vertices, faces, face_idx, bary):
+    """Points at barycentric coordinates ``bary`` (L, 3) of faces ``face_idx`` (L,) of each mesh."""
+    tri = vertices[:, faces[torch.as_tensor(face_idx, dtype=torch.long)]]  # (B, L, 3, 3)
+    return (tri * torch.as_tensor(bary, dtype=vertices.dtype)[None, :, :, None]).sum(2)
+
+
+def test_flame_face68_from_user_file(tmp_path):
+    """generic_model.pkl + static (51) + dynamic (17) embeddings: face68 by default (issue 15)."""
+    from neuralannot.bodies import load_body_model
+    from neuralannot.bodies.joints import joint_sets_for
+
+    path, arrays = fx.write_flame(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = load_body_model(str(path), part="face")
+    assert "face68" in joint_sets_for(model)
+    # frontal; neck turned 0.5 rad (~29 deg, left); the same in a camera frame (root: half turn about X,
+    # the face towards -Z); root turned instead of the neck; turned the other way
+    half = [np.pi, 0.0, 0.0]
+    roots = [[0, 0, 0], [0, 0, 0], half, half, [0, 0.5, 0], [0, -0.5, 0]]
+    necks = [[0, 0, 0], [0, 0.5, 0], [0, 0, 0], [0, 0.5, 0], [0, 0, 0], [0, 0, 0]]
+    rows = [0, 68, 0, 68, 68, 29]  # smplx's bins: yaw 0..-39 deg -> rows 0..39, yaw 1..39 -> 40..78
+    params = model.default_params(len(rows))
+    params["root_pose"], params["neck_pose"] = torch.tensor(roots).float(), torch.tensor(necks).float()
+    with torch.no_grad():
+        out = model(params)
+    face = model.keypoints(out, "face68")
+    lm = out.extras["landmarks"]
+    assert face.shape == (len(rows), 68, 3) and lm.shape == (len(rows), 68, 3)
+    torch.testing.assert_close(face, torch.cat([lm[:, 51:], lm[:, :51]], 1))  # iBUG: contour 0-16 first
+    static, dyn = arrays["_embedding"], arrays["_dynamic_embedding"]
+    torch.testing.assert_close(face[:, 17:], _on_mesh(out.vertices, model.faces, static["lmk_face_idx"],
+                                                      static["lmk_b_coords"]))
+    for i, r in enumerate(rows):  # the contour follows the head's yaw towards the camera
+        expect = _on_mesh(out.vertices[i : i + 1], model.faces, dyn["lmk_face_idx"][r],
+                          dyn["lmk_b_coords"][r])
+        torch.testing.assert_close(face[i, :17], expect[0], msg=f"sample {i}: expected row {r}")
+    frontal = _on_mesh(out.vertices[1:2], model.faces, dyn["lmk_face_idx"][0], dyn["lmk_b_coords"][0])
+    assert (face[1, :17] - frontal[0]).norm(dim=-1).amax() > 1e-4  # turning the neck moves the contour
+
+
+def test_flame_without_contour_embedding(tmp_path):
+    from neuralannot.bodies import load_body_model
+    from neuralannot.bodies.joints import get_regressor, joint_sets_for
+
+    path, _ = fx.write_flame(tmp_path, contour=0)
+    with pytest.warns(UserWarning, match="flame_dynamic_embedding.npy"):
+        model = load_body_model(str(path), part="face")
+    assert model.has_landmarks and model(model.default_params(1)).extras["landmarks"].shape == (1, 51, 3)
+    assert "face68" not in joint_sets_for(model)
+    with pytest.raises(BodyModelError, match="face68.*flame_dynamic_embedding.npy"):
+        get_regressor(model, "face68")
+    with pytest.raises(ModelFileError, match="flame_dynamic_embedding.npy"):
+        load_smplx_family("flame", path, use_face_contour=True)
+
+
+def test_smplx_contour_matches_smplx_and_survives_a_camera_frame(files):
+    """Facing +Z: smplx's own contour; a half turn about X (camera frame, Z forward): the same look-up
+    rows, so the contour moves rigidly with the mesh (smplx's yaw would mirror the rows)."""
+    model = load_smplx_family("smplx", files["smplx"][0])
+    p = random_params(model, scale=0.2)
+    with torch.no_grad():
+        ours = model(p)
+        model._contour, model.smplx_layer.use_face_contour = False, True
+        try:
+            ref = model(p)
+        finally:
+            model._contour, model.smplx_layer.use_face_contour = True, False
+        torch.testing.assert_close(ours.extras["smplx_joints"], ref.extras["smplx_joints"])
+        flip = roma.rotvec_to_rotmat(torch.tensor([np.pi, 0.0, 0.0]))
+        turned = model(dict(p, root_pose=roma.rotmat_to_rotvec(flip @ roma.rotvec_to_rotmat(p["root_pose"]))))
+    j0 = ours.joints[:, :1]
+    moved = (ours.extras["landmarks"] - j0) @ flip.T + j0
+    torch.testing.assert_close(turned.extras["landmarks"], moved, atol=1e-5, rtol=0)
+
+
+def test_smplx_contour_by_default(files, tmp_path):
+    from neuralannot.bodies.joints import get_regressor
+
+    model = load_smplx_family("smplx", files["smplx"][0])
+    assert model(random_params(model)).extras["landmarks"].shape == (B, 7 + 3, 3)
+    arrays = {k: v for k, v in files["smplx"][1].items() if not k.startswith("dynamic_lmk")}
+    np.savez(tmp_path / "SMPLX_NEUTRAL.npz", **arrays)
+    with pytest.warns(UserWarning, match="dynamic_lmk_faces_idx"):
+        model = load_smplx_family("smplx", tmp_path)
+    assert model(random_params(model)).extras["landmarks"].shape == (B, 7, 3)
+    with pytest.raises(BodyModelError, match="coco_wholebody133.*dynamic_lmk_faces_idx"):
+        get_regressor(model, "coco_wholebody133")
 
 
 # --- bad inputs ---------------------------------------------------------------------------------------

@@ -222,9 +222,10 @@ def get_regressor(model: BodyModel, name: str) -> JointRegressor:
     """The (cached) :class:`JointRegressor` of set ``name`` for ``model``, on the model's dtype/device."""
     available = joint_sets_for(model)
     if name not in available:
+        note = getattr(model, "keypoint_notes", {}).get(name)
         raise BodyModelError(
             f"{getattr(model, 'name', type(model).__name__)}: no keypoint set {name!r}; "
-            f"available: {available}")
+            f"available: {available}" + (f" ({note})" if note else ""))
     per_model = _CACHE.setdefault(model, {})
     reg = per_model.get(name)
     device = model.device

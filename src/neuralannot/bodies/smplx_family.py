@@ -46,9 +46,12 @@ model's own frame (SMPL family: Y up, facing +Z).
 (names match case-insensitively). With ``path=None`` the folder is ``$NEURALANNOT_MODELS``
 (see :mod:`neuralannot.paths`); without it a :class:`ModelFileError` explains what to do.
 FLAME's landmark embedding is looked up next to the model file: ``flame_static_embedding.pkl``
-(smplx / FLAME_PyTorch format) or DECA's ``landmark_embedding.npy``; ``use_face_contour=True``
-also needs ``flame_dynamic_embedding.npy`` (or DECA's file). Without an embedding FLAME still
-works, without landmarks (a warning says so; ``landmarks=True`` makes it an error).
+(smplx / FLAME_PyTorch format) or DECA's ``landmark_embedding.npy``; the 17 contour landmarks
+(``use_face_contour``) need ``flame_dynamic_embedding.npy`` (or DECA's file). By default the contour
+is on whenever its embedding exists (FLAME: that file; SMPL-X: the model file's ``dynamic_lmk_*``
+arrays), so 51 static + 17 contour landmarks give ``face68``; otherwise a warning names the missing
+file (also in the error when ``face68`` is asked for). Without an embedding FLAME still works,
+without landmarks (a warning says so; ``landmarks=True`` makes it an error).
 
 **File formats.** Model files never run code: ``.pkl`` files (latin1) are read with a restricted
 unpickler that only builds numpy arrays, scipy sparse matrices and chumpy arrays (shims, so
@@ -89,6 +92,7 @@ from neuralannot.bodies.smplx_files import (
     _DISPLAY,
     MODEL_TYPES,
     MODEL_URLS,
+    SMPLX_CONTOUR_KEYS,
     _build_layer,
     _check_layer,
     _check_model_data,
@@ -102,8 +106,10 @@ from neuralannot.bodies.smplx_files import (
     _norm_type,
     _read_model_data,
     candidate_file_names,
+    flame_contour_note,
     infer_model_type,
     resolve_model_file,
+    smplx_contour_note,
 )
 from neuralannot.bodies.specs import flame_specs, mano_specs, smpl_specs, smplx_specs
 
@@ -163,6 +169,8 @@ class SmplxFamilyModel(BodyModel):
             n_extra = int(sel.extra_joints_idxs.numel())
         self._n_extra = n_extra
         self.has_landmarks = has_landmarks
+        #: keypoint set -> why it is unavailable (e.g. a missing contour embedding), for error messages
+        self.keypoint_notes: dict[str, str] = {}
         n_static = int(layer.lmk_faces_idx.shape[0]) if hasattr(layer, "lmk_faces_idx") else 0
         n_dyn = 0
         if getattr(layer, "use_face_contour", False) and hasattr(layer, "dynamic_lmk_faces_idx"):
@@ -174,8 +182,28 @@ class SmplxFamilyModel(BodyModel):
             extra_names = [f"vertex_joint_{i}" for i in range(n_extra)]
         self.smplx_joint_names = (self.joint_names + extra_names
                                   + (_landmark_names(n_static, n_dyn) if has_landmarks else []))
+        self._contour = bool(n_dyn)
+        if n_dyn:
+            layer.use_face_contour = False  # the contour is picked here (see _contour_landmarks)
 
     # -- helpers for subclasses ------------------------------------------------------------------
+    def _contour_landmarks(self, vertices: Tensor, head: Tensor) -> Tensor:
+        """The 17 contour landmarks of ``head`` (B, 3, 3), the rotation of the neck's kinematic chain:
+        the look-up-table row of the head's yaw (degrees in -39..39) towards the camera, as smplx does,
+        except that the camera is on the side the face looks to: +Z (the model's own frame, as smplx)
+        or -Z (a camera frame with Z forward, where the root holds a half turn and smplx's yaw would
+        pick the mirrored row)."""
+        from smplx.lbs import vertices2landmarks
+
+        layer = self.smplx_layer
+        toward = torch.where(head[:, 2, 2] < 0, -1.0, 1.0).to(head)  # camera side, seen from the face
+        sy = torch.sqrt(head[:, 0, 0] ** 2 + head[:, 1, 0] ** 2)
+        yaw = torch.rad2deg(torch.atan2(-toward * head[:, 2, 0], sy))  # = smplx's for a face towards +Z
+        t = torch.round(torch.clamp(-yaw, max=39)).long()
+        row = torch.where(t < 0, torch.where(t < -39, torch.full_like(t, 78), 39 - t), t)
+        return vertices2landmarks(vertices, layer.faces_tensor, layer.dynamic_lmk_faces_idx[row],
+                                  layer.dynamic_lmk_bary_coords[row])
+
     def _rotmats(self, p: dict[str, Tensor], name: str, batch: int) -> Tensor:
         """Rotation group ``name`` → (B, n, 3, 3) matrices (n = 1 for a single rotation)."""
         spec = self.param_specs[name].shape
@@ -261,16 +289,22 @@ class SMPLXBody(SmplxFamilyModel):
         self.param_specs = {s.name: s for s in specs}
 
     def _call_layer(self, p, batch):
-        return self.smplx_layer(
-            betas=p["shape"], expression=p["expr"],
-            global_orient=self._rotmats(p, "root_pose", batch),
-            body_pose=self._rotmats(p, "body_pose", batch),
+        root, body = self._rotmats(p, "root_pose", batch), self._rotmats(p, "body_pose", batch)
+        out = self.smplx_layer(
+            betas=p["shape"], expression=p["expr"], global_orient=root, body_pose=body,
             left_hand_pose=self._hand_rotmats(p, "lhand_pose", self.lhand_mean, batch),
             right_hand_pose=self._hand_rotmats(p, "rhand_pose", self.rhand_mean, batch),
             jaw_pose=self._rotmats(p, "jaw_pose", batch),
             leye_pose=self._rotmats(p, "leye_pose", batch),
             reye_pose=self._rotmats(p, "reye_pose", batch),
             transl=p["trans"], return_verts=True)
+        if self._contour:  # head = the neck's chain (neck, spines, pelvis), as smplx
+            rots = torch.cat([root, body], 1)
+            head = rots[:, 0]
+            for j in reversed(self.smplx_layer.neck_kin_chain.tolist()[:-1]):
+                head = head @ rots[:, j]
+            out.joints = torch.cat([out.joints, self._contour_landmarks(out.vertices, head)], 1)
+        return out
 
 
 class MANOHand(SmplxFamilyModel):
@@ -313,13 +347,16 @@ class FLAMEHead(SmplxFamilyModel):
 
     def _call_layer(self, p, batch):
         eyes = self._rotmats(p, "eye_pose", batch)
-        return self.smplx_layer(
-            betas=p["shape"], expression=p["expr"],
-            global_orient=self._rotmats(p, "root_pose", batch),
-            neck_pose=self._rotmats(p, "neck_pose", batch),
+        root, neck = self._rotmats(p, "root_pose", batch), self._rotmats(p, "neck_pose", batch)
+        out = self.smplx_layer(
+            betas=p["shape"], expression=p["expr"], global_orient=root, neck_pose=neck,
             jaw_pose=self._rotmats(p, "jaw_pose", batch),
             leye_pose=eyes[:, :1], reye_pose=eyes[:, 1:], transl=p["trans"], return_verts=True)
-
+        if self._contour:  # head = root then neck, as FLAME_PyTorch and DECA (smplx: the root alone,
+            # so a turned neck kept a frontal contour)
+            contour = self._contour_landmarks(out.vertices, root[:, 0] @ neck[:, 0])
+            out.joints = torch.cat([out.joints, contour], 1)
+        return out
 
 def _as_buffer(array: Any, model: SmplxFamilyModel) -> Tensor:
     from smplx.utils import to_np
@@ -339,7 +376,7 @@ def load_smplx_family(
     num_betas: int = 10,
     num_expression_coeffs: int = 10,
     flat_hand_mean: bool = False,
-    use_face_contour: bool = False,
+    use_face_contour: bool | None = None,
     landmarks: bool | None = None,
     fix_left_shapedirs: bool = True,
     dtype: torch.dtype = torch.float32,
@@ -355,7 +392,9 @@ def load_smplx_family(
         num_betas: shape coefficients (smplx caps it at 10 for 10-component files, at 300 otherwise).
         num_expression_coeffs: SMPL-X/FLAME expression coefficients (same capping: 10 or 100).
         flat_hand_mean: SMPL-X/MANO: ``False`` (NeuralAnnot) = hand poses are offsets from the mean hand.
-        use_face_contour: SMPL-X/FLAME: add the 17 pose-dependent contour landmarks.
+        use_face_contour: SMPL-X/FLAME: add the 17 pose-dependent contour landmarks (needed by
+            ``face68``); ``None`` = whenever the contour embedding exists (SMPL-X: in the model file;
+            FLAME: ``flame_dynamic_embedding.npy`` or DECA's file next to it), else off with a warning.
         landmarks: FLAME only: ``None`` = use the embedding if present (warn if not), ``True`` = require
             it, ``False`` = no landmarks.
         fix_left_shapedirs: MANO left: flip x of ``shapedirs`` if they show smplx issue #48.
@@ -386,8 +425,15 @@ def load_smplx_family(
 
     data = _read_model_data(file, display)
     staging = tempfile.TemporaryDirectory(prefix="neuralannot_model_")
+    note = None
+    if t == "smplx" and use_face_contour is None:
+        keys = set(data.files) if hasattr(data, "files") else set(data.keys())
+        use_face_contour = all(k in keys for k in SMPLX_CONTOUR_KEYS)
+        if not use_face_contour:
+            note = smplx_contour_note(file)
+            warnings.warn(f"SMPL-X: {note}", stacklevel=2)
     try:
-        _check_model_data(t, data, file, use_face_contour)
+        _check_model_data(t, data, file, bool(use_face_contour))
         common = dict(num_betas=num_betas, dtype=dtype)
         if t == "smpl":
             from smplx.utils import Struct
@@ -422,7 +468,9 @@ def load_smplx_family(
                 raise BodyModelError("use_face_contour=True needs landmarks; do not pass landmarks=False")
             tmp = Path(staging.name)
             write_clean_npz(data, tmp / f"FLAME_{gender.upper()}.npz")
-            real = _flame_embeddings(file, tmp, use_face_contour, landmarks)
+            real, use_face_contour = _flame_embeddings(file, tmp, use_face_contour, landmarks)
+            if real and not use_face_contour:
+                note = flame_contour_note(file)
             layer = _build_layer(smplx.FLAMELayer, file, display, model_path=str(tmp), gender=gender,
                                  ext="npz", num_expression_coeffs=num_expression_coeffs,
                                  use_face_contour=use_face_contour, **common)
@@ -430,6 +478,9 @@ def load_smplx_family(
             model = FLAMEHead(layer, file, gender, has_landmarks=real)
     finally:
         staging.cleanup()
+    if note is not None:
+        model.keypoint_notes.update({"face68": note, "coco_wholebody133": note} if t == "smplx"
+                                    else {"face68": note})
     if model.num_betas != num_betas:
         warnings.warn(f"{display} file {file.name} provides {model.num_betas} shape coefficients, "
                       f"not the {num_betas} asked for", stacklevel=2)

@@ -361,16 +361,24 @@ def _build_layer(factory, file: Path, display: str, **kwargs) -> torch.nn.Module
         ) from e
 
 
-def _flame_embeddings(model_file: Path, tmp: Path, use_face_contour: bool,
-                      landmarks: bool | None) -> bool:
-    """Place the landmark embedding(s) smplx's FLAME expects into ``tmp``; return whether real."""
+def _flame_embeddings(model_file: Path, tmp: Path, use_face_contour: bool | None,
+                      landmarks: bool | None) -> tuple[bool, bool]:
+    """Place the landmark embedding(s) smplx's FLAME expects into ``tmp``.
+
+    Returns ``(real landmarks, contour on)``; ``use_face_contour=None`` turns the contour on when its
+    embedding is next to the model file (else off, with a warning naming the missing file).
+    """
     folder = model_file.parent
     if landmarks is False:
         _write_dummy_embedding(tmp)
-        return False
+        return False, False
     static = _find_in_dir(folder, [_FLAME_STATIC])
     deca = _find_in_dir(folder, [_DECA_EMBEDDING])
     dynamic = _find_in_dir(folder, [_FLAME_DYNAMIC])
+    if use_face_contour is None:
+        use_face_contour = dynamic is not None or deca is not None
+        if not use_face_contour and static is not None:
+            warnings.warn(f"FLAME: {flame_contour_note(model_file)}", stacklevel=3)
     deca_data = None
     if deca is not None and (static is None or (use_face_contour and dynamic is None)):
         try:
@@ -395,7 +403,7 @@ def _flame_embeddings(model_file: Path, tmp: Path, use_face_contour: bool,
         if landmarks is None:
             warnings.warn(msg + "; FLAME runs without face landmarks.", stacklevel=3)
         _write_dummy_embedding(tmp)
-        return False
+        return False, False
     if use_face_contour:
         dyn = None
         if dynamic is not None:
@@ -410,7 +418,24 @@ def _flame_embeddings(model_file: Path, tmp: Path, use_face_contour: bool,
                 f"use_face_contour=True needs {_FLAME_DYNAMIC} (or DECA's {_DECA_EMBEDDING}) next to "
                 f"{model_file.name} in {folder}; get it from https://github.com/soubhiksanyal/FLAME_PyTorch "
                 "(folder model/) or use use_face_contour=False.")
-    return True
+    return True, bool(use_face_contour)
+
+
+def flame_contour_note(model_file: Path) -> str:
+    """Why a FLAME model has no contour landmarks (hence no ``face68``): the missing file, where to get it."""
+    return (f"no {_FLAME_DYNAMIC} (or DECA's {_DECA_EMBEDDING}) next to {model_file.name} in "
+            f"{model_file.parent}: the 17 face-contour landmarks, hence the face68 keypoint set, are "
+            "unavailable; get the file from https://github.com/soubhiksanyal/FLAME_PyTorch (folder model/)")
+
+
+SMPLX_CONTOUR_KEYS = ("dynamic_lmk_faces_idx", "dynamic_lmk_bary_coords")
+
+
+def smplx_contour_note(model_file: Path) -> str:
+    """Why an SMPL-X model has no contour landmarks (hence no ``face68`` / ``coco_wholebody133``)."""
+    return (f"{model_file} has no face-contour embedding ({', '.join(SMPLX_CONTOUR_KEYS)}): the 17 "
+            "face-contour landmarks, hence face68 and coco_wholebody133, are unavailable; use the "
+            f"official SMPL-X files ({MODEL_URLS['smplx']})")
 
 
 def _read_embedding(file: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:

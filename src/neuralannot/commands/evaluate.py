@@ -36,12 +36,16 @@ def eval_cmd(
     decompose: bool = typer.Option(
         True, help="With GT parameters: pose-only / shape-only MPVPE and shape error (2 extra forwards)."
     ),
+    body_model: str | None = typer.Option(
+        None, "--body-model", help="SMPL-family model file/folder of the records (default: the one "
+        "annotate/fit was given, if it still exists; else $NEURALANNOT_MODELS/<type>/)."
+    ),
 ) -> None:
     """MPJPE / PA-MPJPE (3D joints), reprojection px (2D joints), MPVPE / PA-MPVPE (GT meshes); with GT
     parameters also where the mesh error lives (pose-only / shape-only MPVPE, shape MAE); faces: the
     3D surface error (rigid / similarity aligned)."""
     from neuralannot.annotators.pipeline import load_samples
-    from neuralannot.evaluation import DECOMPOSED, HAND_AUC, KEYS, PART_MPVPE, SURFACE, evaluate
+    from neuralannot.evaluation import DECOMPOSED, HAND_AUC, KEYS, PART_MPVPE, SURFACE, ModelCache, evaluate
     from neuralannot.io.pseudo_gt import read_pseudo_gt
 
     check_outputs({"--json": json_out, "--csv": csv_out})
@@ -51,9 +55,10 @@ def eval_cmd(
         records, meta = read_pseudo_gt(pred, as_dict=True)
         samples, report = load_samples(data, skip_bad=skip_bad, joint_map=joint_map,
                                        allow_outside_root=allow_outside_root)  # fmt: skip
+        files = _model_files(body_model, meta)
     except USER_ERRORS as err:  # PseudoGTError is a ValueError
         fail(err)
-    rows, summary = evaluate(records, samples, decompose=decompose)
+    rows, summary = evaluate(records, samples, cache=ModelCache(files), decompose=decompose)
     summary = {**summary, "pred": str(pred), "data": str(data), "method": meta.get("method")}
     keys = KEYS + tuple(k for k in SURFACE + DECOMPOSED if summary.get(k) is not None)
     table = Table(title=f"{pred.name} vs {data} ({summary['n']} samples, {summary['missing']} missing)")
@@ -86,3 +91,23 @@ def eval_cmd(
             w.writeheader()
             for r in rows:
                 w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()})
+
+
+def _model_files(body_model: str | None, meta: dict) -> dict[str, str]:
+    """``{model type: user file}`` for the records' SMPL-family model: ``--body-model``, else the model
+    path in the pseudo-GT's config when it still exists (names such as ``flame`` use the default lookup)."""
+    from neuralannot.bodies import BodyModelError
+    from neuralannot.bodies.parts import MODEL_NAMES
+    from neuralannot.bodies.smplx_family import infer_model_type
+
+    given = body_model or (meta.get("config") or {}).get("body_model")
+    if not given or str(given).lower() in MODEL_NAMES:
+        return {}
+    if not Path(given).exists():
+        if body_model:
+            raise FileNotFoundError(f"--body-model {body_model}: no such file or folder")
+        return {}
+    try:
+        return {infer_model_type(Path(given)): str(given)}
+    except BodyModelError as e:
+        raise ValueError(f"--body-model {given}: {e}") from None
