@@ -23,7 +23,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("geometry",),  # rotations, cameras, alignment
     ("render",),  # headless mesh renderer
     ("bodies",),  # body models, joint sets, pose embeddings, part tables
-    ("metrics",),  # batched metrics
+    ("metrics", "surface"),  # batched metrics, point-to-surface error
     ("data",),  # samples, adapters, crops, synthetic generator, load_samples
     ("io",),  # pseudo-GT files and record builder, export, write guards
     ("models",),  # backbones and heads

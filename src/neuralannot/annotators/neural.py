@@ -28,7 +28,10 @@ from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.bodies.base import BodyModel, BodyModelError
 from neuralannot.bodies.joint_names import root_indices
 from neuralannot.bodies.joints import get_regressor
-from neuralannot.bodies.parts import PART_EXTENT  # sets the initial camera distance and translation scale
+from neuralannot.bodies.parts import (
+    MODEL_PART,
+    PART_EXTENT,  # sets the initial camera distance and translation scale
+)
 from neuralannot.bodies.swing_ik import SwingSolver
 from neuralannot.data.silhouette import silhouette_vertex_ids
 from neuralannot.geometry import project, rot6d_to_rotmat, rotmat_to_rotvec
@@ -442,3 +445,11 @@ def _masked_root(joints: Tensor, valid: Tensor, root: list[int]) -> Tensor:
     wr[:, root] = w[:, root]
     use = torch.where(wr.sum(1, keepdim=True) > 0, wr, w)
     return (joints * use[..., None]).sum(1) / use.sum(1, keepdim=True).clamp_min(1.0)
+
+
+def build_annotator(cfg: AnnotatorConfig, joint_set: str) -> NeuralAnnotator:
+    """The annotator of ``cfg`` (body model and part from the config) for samples of ``joint_set``."""
+    from neuralannot.bodies import load_body_model
+
+    body = load_body_model(cfg.body_model, part=MODEL_PART.get(cfg.part, cfg.part))
+    return NeuralAnnotator(cfg, body, joint_set)

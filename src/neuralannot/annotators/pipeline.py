@@ -10,21 +10,15 @@ from pathlib import Path
 
 from neuralannot.annotators import state
 from neuralannot.annotators.config import AnnotatorConfig
-from neuralannot.annotators.neural import NeuralAnnotator
+from neuralannot.annotators.neural import build_annotator
 from neuralannot.annotators.predict import predict
 from neuralannot.annotators.training import train
-from neuralannot.bodies import load_body_model
 from neuralannot.bodies.parts import MODEL_PART
 from neuralannot.data.loading import load_samples
 
 __all__ = ["MODEL_PART", "build_annotator", "load_samples", "run_annotate"]
 
 log = logging.getLogger(__name__)
-
-
-def build_annotator(cfg: AnnotatorConfig, joint_set: str) -> NeuralAnnotator:
-    body = load_body_model(cfg.body_model, part=MODEL_PART.get(cfg.part, cfg.part))
-    return NeuralAnnotator(cfg, body, joint_set)
 
 
 def run_annotate(

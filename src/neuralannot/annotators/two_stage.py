@@ -66,7 +66,7 @@ def train_and_annotate(
     """Train a network of ``cfg`` on ``samples`` (with pseudo-GT targets when given) and annotate
     them; the run lives in ``work_dir/<tag><config digest>-<data digest>`` (resumable). Runs given the same
     ``feature_store`` dict compute frozen-backbone features once."""
-    from neuralannot.annotators.pipeline import build_annotator
+    from neuralannot.annotators.neural import build_annotator
     from neuralannot.annotators.predict import predict
     from neuralannot.annotators.training import train
 
