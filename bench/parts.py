@@ -4,8 +4,9 @@ Tables 4–6 in shape).
 - ``hand`` (synthetic hand set: 3D joints with 2 mm noise, 30 % left hands): from 3D joints
   (NeuralAnnot MoCap vs 3D SMPLify-X) and from the 2D joints of the same samples (wild vs 2D
   SMPLify-X), each with the hybrid; MPJPE, MPVPE, FreiHAND AUC (0–50 mm).
-- ``face`` (synthetic face set, 2D landmarks): NeuralAnnot wild vs 2D SMPLify-X where the fitter
-  supports faces; MPVPE and, where ``evaluate`` reports it, the point-to-surface error.
+- ``face``: from 2D landmarks (``face`` kind: NeuralAnnot wild vs 2D SMPLify-X) and from 3D
+  landmarks (``face3d`` kind: MoCap vs 3D SMPLify-X), each with the hybrid; the point-to-surface
+  error after rigid (``surface``) and similarity (``PA-surf``) alignment, and MPVPE.
 - ``wholebody`` (synthetic COCO-WholeBody-style set): the integrated body + hands + face annotator;
   MPVPE over the whole mesh and per part (hands, face; :mod:`neuralannot.evaluation`).
 
@@ -54,12 +55,15 @@ def print_table(title: str, table: dict) -> None:
         print(f"  {name:>12} " + " ".join(f"{c:>9}" for c in cells))
 
 
-def run_part(args, part: str, settings: tuple[str, ...], n: int, seed: int) -> dict:
-    """Synthesize (or reuse) the ``part`` set and compare the annotators in each setting on it."""
-    data = args.data_dir / f"synth_{part}_{n}_s{seed}"
-    generate(part, n, data, seed=seed, workers=args.workers)
+def run_part(args, part: str, settings: tuple[str, ...], n: int, seed: int, kinds: dict | None = None
+             ) -> dict:
+    """Synthesize (or reuse) the ``part`` set (``kinds``: another synthetic kind per setting) and compare
+    the annotators in each setting on it."""
     out = {}
     for setting in settings:
+        kind = (kinds or {}).get(setting, part)
+        data = args.data_dir / f"synth_{kind}_{n}_s{seed}"
+        generate(kind, n, data, seed=seed, workers=args.workers)
         mode = SETTINGS[setting][0]
         samples, _ = load_samples(data, part, needs_3d=mode == "mocap")
         cfg = AnnotatorConfig.from_yaml(args.config, mode=mode, part=part, min_steps=args.min_steps,
@@ -122,7 +126,9 @@ def main() -> None:
         if part == "hand":
             result["hand"] = run_part(args, "hand", ("from3d", "from2d"), args.n_hand, args.seed + 300)
         elif part == "face":
-            result["face"] = run_part(args, "face", ("from2d",), args.n_face, args.seed + 400)
+            # from 3D: the face3d kind (3D landmarks, studio style), same seed
+            result["face"] = run_part(args, "face", ("from2d", "from3d"), args.n_face, args.seed + 400,
+                                      kinds={"from3d": "face3d"})  # fmt: skip
         elif part == "wholebody":
             result["wholebody"] = run_wholebody(args, args.n_wholebody, args.seed + 500)
         else:
