@@ -59,7 +59,7 @@ def compare_direct(
     work_dir: str | Path,
     methods=METHODS,
     fit_iterations: int | None = None,
-    hybrid_iterations: int = 20,
+    hybrid_iterations: int | None = None,
     eft_iterations: int = 20,
     eft_lr: float = 1e-4,
     spin_rounds: int = 1,
@@ -123,7 +123,7 @@ def compare_direct(
         speed = {"samples_per_s": s["annotate"]["samples_per_s"], "pipeline_s": neural_s + s["wall_s"]}
         table["two_stage"] = _score("two_stage", t, samples, cache, out_dir, speed)
     if "spin" in methods and spin_rounds > 0:
-        p, s = run_spin_loop(cfg, samples, neural, work / "runs", spin_rounds, hybrid_iterations,
+        p, s = run_spin_loop(cfg, samples, neural, work / "runs", spin_rounds, hybrid_iterations or 20,
                              progress=progress, feature_store=store)  # fmt: skip
         recs["spin"] = p
         table["spin"] = _score("spin", p, samples, cache, out_dir, {"pipeline_s": neural_s + s["wall_s"]})

@@ -112,3 +112,14 @@ def test_flag_outliers():
     assert recs[7].quality["flags"] == ["outlier"]
     assert all("flags" not in r.quality for r in recs[:7])
     assert flag_outliers(recs[:3]) == 0  # too few to say
+
+
+def test_hybrid_iterations_default_per_part(anny_body):
+    from neuralannot.annotators.hybrid import HYBRID_ITERATIONS
+
+    assert HybridOptions().iterations is None  # resolved per part in refine_records
+    assert HYBRID_ITERATIONS["hand"] > HYBRID_ITERATIONS["body"]  # 45 finger rotations converge slowly
+    gt = body_params(1, seed=15)
+    samples = make_samples(anny_body, gt, "h36m17")
+    _, summary = refine_records(samples, _records(gt, samples, noise=0.05), "3d", anny_body)
+    assert summary["iterations"] == HYBRID_ITERATIONS["body"]

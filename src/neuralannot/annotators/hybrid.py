@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from neuralannot.annotators.optimize import FitOptions, fit_dataset
+from neuralannot.bodies.parts import MODEL_PART
 from neuralannot.io.pseudo_gt import PseudoGT
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,17 @@ __all__ = ["HybridOptions", "flag_outliers", "refine_records"]
 REFINE_SCHEDULE = {"pose": [57.4, 4.78, 4.78], "shape": [10.0, 5.0, 5.0]}
 
 
+#: Default refinement iterations per stage and part. Hands: from a wild hand annotator (hand PCA;
+#: tuning set seed 301, 200 samples, 2D) MPVPE 33.9 mm → 33.6 with 20, 30.9 with 100 (BENCHMARKS.md).
+HYBRID_ITERATIONS = {"body": 20, "hand": 100, "face": 100}
+
+
 @dataclass
 class HybridOptions:
-    """``iterations`` per stage of :data:`REFINE_SCHEDULE`; acceptance and outlier thresholds."""
+    """``iterations`` per stage of :data:`REFINE_SCHEDULE` (``None``: per part,
+    :data:`HYBRID_ITERATIONS`); acceptance and outlier thresholds."""
 
-    iterations: int = 20
+    iterations: int | None = None
     schedule: dict = field(default_factory=lambda: dict(REFINE_SCHEDULE))
     prior_tolerance: float = 1.0
     prior_slack: float = 1.0
@@ -124,6 +131,9 @@ def refine_records(
     start = [by_id[s.id] for s in samples]
     t0 = time.perf_counter()
     prior = opt.prior_3d if method == "3d" and _has_vae(body_model, samples) else "l2"
+    if opt.iterations is None:
+        part = MODEL_PART.get(samples[0].part, "body") if samples else "body"
+        opt = replace(opt, iterations=HYBRID_ITERATIONS.get(part, HYBRID_ITERATIONS["body"]))
     fit_opt = FitOptions(
         optimizer=opt.optimizer, iterations=opt.iterations, schedule=opt.schedule, prior_3d=prior
     )
