@@ -173,12 +173,17 @@ def test_fast_keypoints_match_model(anny_body, anny_hand):
             assert (fast(params) - keypoints(model, params, js)).abs().max() < 1e-5
 
 
+def _fit_exact_3d(model, gt, joint_set: str, iterations: int):
+    """3D SMPLify-X from the exact keypoints of ``gt``: (the rigid start, the fit)."""
+    kp = keypoints(model, gt, joint_set)
+    j3 = torch.cat([kp, torch.ones(*kp.shape[:2], 1)], -1)
+    init = smplifyx_3d(model, joint_set, j3, FitOptions(iterations=0))
+    return init, smplifyx_3d(model, joint_set, j3, FitOptions(iterations=iterations))
+
+
 def test_3d_recovers_joints_and_mesh(anny_body):
     gt = body_params(4, seed=1)
-    kp = keypoints(anny_body, gt, "h36m17")
-    j3 = torch.cat([kp, torch.ones(4, 17, 1)], -1)
-    init = smplifyx_3d(anny_body, "h36m17", j3, FitOptions(iterations=0))
-    res = smplifyx_3d(anny_body, "h36m17", j3, FitOptions(iterations=30))
+    init, res = _fit_exact_3d(anny_body, gt, "h36m17", 30)
     assert (res.joint_err * 1000 < 10).all(), res.joint_err
     assert not res.diverged.any() and torch.isfinite(res.loss).all()
     v_init, v_fit = mpvpe_mm(anny_body, init.params, gt), mpvpe_mm(anny_body, res.params, gt)
@@ -408,10 +413,7 @@ def test_face_3d_recovers_landmarks_and_surface(anny_head):
     from neuralannot.surface import surface_error
 
     gt = head_params(4, seed=21)
-    kp = keypoints(anny_head, gt, "face68")
-    j3 = torch.cat([kp, torch.ones(4, 68, 1)], -1)
-    init = smplifyx_3d(anny_head, "face68", j3, FitOptions(iterations=0))
-    res = smplifyx_3d(anny_head, "face68", j3, FitOptions(iterations=40))
+    init, res = _fit_exact_3d(anny_head, gt, "face68", 40)
     # the rigidly placed neutral face is a few mm off already; the fit (a local optimiser with
     # SMPLify-X's priors, so not to 0) more than halves that
     e0, e = init.joint_err * 1000, res.joint_err * 1000
