@@ -76,6 +76,17 @@ def test_bad_part_boxes_name_the_sample(change, match):
         split_wholebody(s)
 
 
+def test_skip_bad_leaves_out_a_sample_with_a_bad_part_box(caplog):
+    good, bad = wholebody_sample(), wholebody_sample()
+    bad.extra["lefthand_box"] = [500, 20, 30, 30]  # outside the image
+    with pytest.raises(SampleError, match="lhand box"):
+        split_samples([good, bad])
+    with caplog.at_level("WARNING"):
+        splits, by_part = split_samples([good, bad], skip_bad=True)
+    assert [sp.sample for sp in splits] == [good] and len(by_part["lhand"]) == 1
+    assert "lhand box" in caplog.text
+
+
 def test_real_coco_wholebody_samples():
     samples, _ = load_samples(REAL / "coco_wholebody.json", "wholebody", images=False)
     splits, by_part = split_samples(samples)

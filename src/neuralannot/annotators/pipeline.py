@@ -43,7 +43,7 @@ def run_annotate(
                                    allow_outside_root=allow_outside_root)  # fmt: skip
     log.info("%d samples of part %s (%s)", len(samples), cfg.part, report)
     if cfg.part == "wholebody":
-        return _run_wholebody(samples, report, data, out, cfg, work_dir, device, progress)
+        return _run_wholebody(samples, report, data, out, cfg, work_dir, device, progress, skip_bad)
     model = build_annotator(cfg, samples[0].joint_set)
     run_dir = state.run_dir(work_dir, cfg, samples)
     fit = train(model, samples, run_dir, device=device, resume=resume, progress=progress)
@@ -68,7 +68,7 @@ def run_annotate(
     }
 
 
-def _run_wholebody(samples, report, data, out, cfg, work_dir, device, progress) -> dict:
+def _run_wholebody(samples, report, data, out, cfg, work_dir, device, progress, skip_bad) -> dict:
     """``run_annotate`` for whole-body sets, with the same summary keys."""
     import time
 
@@ -76,13 +76,18 @@ def _run_wholebody(samples, report, data, out, cfg, work_dir, device, progress) 
 
     t0 = time.perf_counter()
     meta = {"data": str(data)}
-    res = run_wholebody(samples, out, cfg, work_dir, device=device, progress=progress, meta=meta)
+    res = run_wholebody(samples, out, cfg, work_dir, device=device, progress=progress, meta=meta,
+                        skip_bad=skip_bad)
     wall = time.perf_counter() - t0
     train_s = sum(r["train"].get("wall_s", 0.0) for r in res["parts"].values())
     n_part = sum(r["samples"] for r in res["parts"].values())
+    skipped = report.as_dict()
+    if res["skipped_bad_part_box"]:  # --skip-bad: whole-body samples with a bad hand / face box
+        counts = skipped.setdefault("skipped", {})
+        counts["part_box"] = counts.get("part_box", 0) + res["skipped_bad_part_box"]
     return {
-        "samples": len(samples),
-        "skipped": report.as_dict(),
+        "samples": len(samples) - res["skipped_bad_part_box"],
+        "skipped": skipped,
         "train": {"wall_s": train_s, "samples_per_s": n_part / max(train_s, 1e-9), "parts": res["parts"]},
         "annotate": {"annotated": res["samples"], "samples_per_s": res["samples"] / max(wall, 1e-9),
                      "out": res["out"], "valid": res["valid"]},

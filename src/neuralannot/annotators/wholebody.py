@@ -110,9 +110,11 @@ def run_wholebody(
     device: str = "cpu",
     progress: bool = True,
     meta: dict | None = None,
+    skip_bad: bool = False,
 ) -> dict:
     """Annotate whole-body ``samples`` with the body, hand and face annotators and write one integrated
-    Anny whole-body record per sample to ``out``; returns a summary."""
+    Anny whole-body record per sample to ``out``; returns a summary. ``skip_bad``: samples with a bad
+    part box (zero size, outside the image) are left out and counted instead of stopping the run."""
     from neuralannot.annotators.two_stage import train_and_annotate
     from neuralannot.bodies import get_body_model
     from neuralannot.bodies.integrate import VALID_KEYS
@@ -126,7 +128,11 @@ def run_wholebody(
     bad = [s.id for s in samples if s.joint_set != "coco_wholebody133"]
     if bad:
         raise ValueError(f"--part wholebody needs coco_wholebody133 samples; samples {bad[:5]} are not")
-    splits, by_part = split_samples(samples)
+    splits, by_part = split_samples(samples, skip_bad=skip_bad)
+    skipped = len(samples) - len(splits)
+    samples = [sp.sample for sp in splits]
+    if not samples:
+        raise ValueError("--part wholebody: every sample has a bad part box (see the log)")
     cfgs = part_configs(cfg)
     part_records: dict[str, dict[str, PseudoGT]] = {p: {} for p in ("body", "lhand", "rhand", "face")}
     runs = {}
@@ -145,4 +151,5 @@ def run_wholebody(
     meta = {"method": "neuralannot-wholebody", "config": cfg.to_dict(), **(meta or {})}
     write_pseudo_gt(out, records, meta)
     counts = {k: sum(bool(r.quality[k]) for r in records) for k in VALID_KEYS}
-    return {"samples": len(records), "parts": runs, "valid": counts, "out": str(out)}
+    return {"samples": len(records), "parts": runs, "valid": counts, "out": str(out),
+            "skipped_bad_part_box": skipped}

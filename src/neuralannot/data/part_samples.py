@@ -14,6 +14,7 @@ the sample.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +23,8 @@ import numpy as np
 from neuralannot.data.sample import Sample, SampleError
 
 __all__ = ["BOX_SCALE", "MIN_JOINTS", "PART_SLICES", "WholeBodyParts", "split_samples", "split_wholebody"]
+
+log = logging.getLogger(__name__)
 
 #: Keypoint rows of each part in ``coco_wholebody133`` and the joint set of its part sample.
 PART_SLICES: dict[str, tuple[slice, str]] = {
@@ -111,9 +114,19 @@ def split_wholebody(s: Sample) -> WholeBodyParts:
     return WholeBodyParts(s, *(_part_sample(s, p) for p in PARTS))
 
 
-def split_samples(samples: Sequence[Sample]) -> tuple[list[WholeBodyParts], dict[str, list[Sample]]]:
+def split_samples(
+    samples: Sequence[Sample], skip_bad: bool = False
+) -> tuple[list[WholeBodyParts], dict[str, list[Sample]]]:
     """Split every whole-body sample; returns the per-sample splits and, per part, the valid part
-    samples in input order."""
-    splits = [split_wholebody(s) for s in samples]
+    samples in input order. ``skip_bad``: a sample with a bad part box is left out (logged) instead of
+    raising; ``WholeBodyParts.sample`` tells which were kept."""
+    splits = []
+    for s in samples:
+        try:
+            splits.append(split_wholebody(s))
+        except SampleError as err:
+            if not skip_bad:
+                raise
+            log.warning("skipped: %s", err)
     by_part = {p: [x for sp in splits if (x := sp.get(p)) is not None] for p in PARTS}
     return splits, by_part
