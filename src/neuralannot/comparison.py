@@ -20,7 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from neuralannot.annotators.config import AnnotatorConfig
-from neuralannot.evaluation import ModelCache, evaluate
+from neuralannot.evaluation import HAND_AUC, PART_MPVPE, SURFACE, ModelCache, evaluate
 from neuralannot.io import atomic_write_json
 from neuralannot.io.pseudo_gt import write_pseudo_gt
 
@@ -37,8 +37,7 @@ METRIC_KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pa_mpvpe_mm", "reproj_px"
                "mpvpe_shape_only_mm", "shape_mae", "shape_mae_per_dim", "shape_mae_constant_guess",
                "root_err_deg", "root_err_median_deg", "root_flip_pct")
 #: Reported only where ``evaluate`` measures them: hand AUCs, whole-body per-part MPVPE, face surface.
-OPTIONAL_KEYS = ("auc_j", "pa_auc_j", "auc_v", "pa_auc_v", "mpvpe_lhand_mm", "mpvpe_rhand_mm",
-                 "mpvpe_face_mm", "surface_mm", "pa_surface_mm")
+OPTIONAL_KEYS = HAND_AUC + PART_MPVPE + SURFACE
 
 
 def _score(name: str, records, samples, cache, out_dir: Path | None, speed: dict) -> dict:
@@ -72,7 +71,7 @@ def compare_direct(
     whole wall time including training (and the stages it builds on).
     """
     from neuralannot.annotators.eft import eft_records
-    from neuralannot.annotators.hybrid import HybridOptions, refine_records
+    from neuralannot.annotators.hybrid import HYBRID_ITERATIONS, HybridOptions, refine_records
     from neuralannot.annotators.optimize import FitOptions, fit_dataset
     from neuralannot.annotators.pipeline import build_annotator
     from neuralannot.annotators.training import load_trained
@@ -123,7 +122,8 @@ def compare_direct(
         speed = {"samples_per_s": s["annotate"]["samples_per_s"], "pipeline_s": neural_s + s["wall_s"]}
         table["two_stage"] = _score("two_stage", t, samples, cache, out_dir, speed)
     if "spin" in methods and spin_rounds > 0:
-        p, s = run_spin_loop(cfg, samples, neural, work / "runs", spin_rounds, hybrid_iterations or 20,
+        p, s = run_spin_loop(cfg, samples, neural, work / "runs", spin_rounds,
+                             hybrid_iterations or HYBRID_ITERATIONS["body"],
                              progress=progress, feature_store=store)  # fmt: skip
         recs["spin"] = p
         table["spin"] = _score("spin", p, samples, cache, out_dir, {"pipeline_s": neural_s + s["wall_s"]})
