@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from neuralannot.annotators.hybrid import HybridOptions, _has_vae, flag_outliers, refine_records
-from neuralannot.annotators.optimize import _Problem
+from neuralannot.annotators.optimize_problem import _Problem
 from neuralannot.io.pseudo_gt import PseudoGT, to_body_params
 from test_optimize import K_PX, body_params, keypoints, make_samples, mpvpe_mm, one_thread  # noqa: F401
 
@@ -123,3 +123,31 @@ def test_hybrid_iterations_default_per_part(anny_body):
     samples = make_samples(anny_body, gt, "h36m17")
     _, summary = refine_records(samples, _records(gt, samples, noise=0.05), "3d", anny_body)
     assert summary["iterations"] == HYBRID_ITERATIONS["body"]
+
+
+
+def test_2d_refinement_also_starts_from_the_turned_hand(anny_hand):
+    """A hand pseudo-GT with palm and back swapped (root turned 180 degrees about the wrist -> fingers
+    axis): the 2D refinement also starts from the turned root (hands: always), so it ends at the GT's
+    palm side instead of near the given start."""
+    import roma
+
+    from neuralannot.annotators.hybrid import REFINE_SCHEDULE
+    from neuralannot.annotators.optimize import FitOptions, smplifyx_2d
+    from test_optimize import hand_params
+
+    gt = hand_params(4, seed=21)
+    samples = make_samples(anny_hand, gt, "hand21", part="rhand")
+    j2d = torch.tensor(np.stack([s.joints_2d for s in samples]), dtype=torch.float32)
+    half = torch.diag(torch.tensor([-1.0, 1.0, -1.0]))
+    R = roma.rotvec_to_rotmat(gt["root_pose"])
+    start = {**gt, "root_pose": roma.rotmat_to_rotvec(R @ half)}
+    errs = {}
+    for orientations in ("auto", "never"):
+        opt = FitOptions(iterations=30, schedule=REFINE_SCHEDULE, orientations=orientations)
+        res = smplifyx_2d(anny_hand, "hand21", j2d, torch.tensor(K_PX).float(), None, "default", opt, start)
+        fitted = roma.rotvec_to_rotmat(res.params["root_pose"])
+        errs[orientations] = torch.rad2deg(roma.rotmat_geodesic_distance(fitted, R))
+        assert (res.info["data"] <= res.info["data0"] + 1e-6).all()
+    assert (errs["auto"] < 5).all(), errs  # the palm side is back for every hand
+    assert errs["never"].max() > 90, errs  # from the given start alone one of them stays turned

@@ -434,3 +434,23 @@ def test_face_fit_dataset_records(anny_head):
     assert all(r.quality["joint_err_mm"] < 10 for r in records), [r.quality for r in records]
     with pytest.raises(ValueError, match="wholebody"):
         fit_dataset(samples, "3d", anny_head, part="wholebody")
+
+
+def test_start_moved_onto_the_real_ray_through_the_crop_centre():
+    """A record seen through its crop camera (optical axis through the crop centre) is moved to the
+    sample's camera: the root turns by the rotation taking the optical axis onto the ray through the
+    crop centre (here 45 degrees about +Y: the centre is one focal length right of the principal
+    point); mirrored (left-hand) starts mirror the centre."""
+    from types import SimpleNamespace
+
+    from neuralannot.annotators.optimize import _onto_ray
+
+    K = np.array([[1000.0, 0.0, 500.0], [0.0, 1000.0, 500.0], [0.0, 0.0, 1.0]])
+    rec = SimpleNamespace(camera={"focal": [9000.0, 9000.0], "princpt": [1500.0, 500.0]})
+    start = {"root_pose": torch.zeros(3, 3)}
+    _onto_ray(start, [rec, rec, rec], [(K, 1000.0)] * 3, [False, True, False], np.array([True, True, False]))
+    want = roma.rotvec_to_rotmat(torch.tensor([0.0, math.pi / 4, 0.0]))
+    got = roma.rotvec_to_rotmat(start["root_pose"])
+    assert torch.allclose(got[0], want, atol=1e-6)
+    assert torch.allclose(got[1], want.T, atol=1e-6)  # mirrored: the centre is left of the principal point
+    assert torch.equal(start["root_pose"][2], torch.zeros(3))  # not moved

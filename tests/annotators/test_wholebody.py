@@ -34,6 +34,9 @@ def test_part_configs():
     explicit = dict(TINY, mode="wild", part="wholebody", outputs="embedding")
     given = part_configs(AnnotatorConfig.from_dict(explicit))
     assert given["body"].outputs == given["hand"].outputs == "embedding"  # an explicit choice is kept
+    assert (cfgs["body"].root_hypotheses, cfgs["hand"].root_hypotheses) == (4, 2)  # per part
+    one = part_configs(AnnotatorConfig(**TINY, mode="wild", part="wholebody", root_hypotheses=1))
+    assert one["body"].root_hypotheses == one["hand"].root_hypotheses == 1
 
 
 def test_annotate_wholebody_end_to_end(wb_set, tmp_path):

@@ -337,9 +337,10 @@ class NeuralAnnotator(nn.Module):
         return _masked_mean(loss, batch["sil_valid"])
 
     def root_hypotheses(self, root: Tensor) -> Tensor:
-        """(H, B, 3, 3): the predicted global rotation turned about the body's own up axis (canonical
-        +Y) by 0, 360/H, ... degrees; facing is the ambiguity 2D joints leave to local minima."""
-        H = self.cfg.root_hypotheses if self.body.part in ("body", "wholebody") else 1
+        """(H, B, 3, 3): the predicted global rotation turned about the model's canonical +Y by 0,
+        360/H, ... degrees: the body's up axis (facing is the ambiguity 2D joints leave to local
+        minima) or the hand's wrist → fingers axis (palm or back toward the camera). Faces: 1."""
+        H = self.cfg.root_hypotheses if self.body.part in ("body", "wholebody", "hand") else 1
         angles = torch.arange(H, dtype=root.dtype, device=root.device) * (2 * math.pi / H)
         axis = root.new_tensor([0.0, 1.0, 0.0])
         turns = roma.rotvec_to_rotmat(angles[:, None] * axis)  # (H, 3, 3)

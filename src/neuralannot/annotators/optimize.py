@@ -66,258 +66,26 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-import roma
 import torch
 from torch import Tensor
 
-from neuralannot.annotators.optimize_losses import gmof, parse_schedule
+from neuralannot.annotators.optimize_fits import smplifyx_2d, smplifyx_3d
+from neuralannot.annotators.optimize_losses import parse_schedule
 from neuralannot.annotators.optimize_problem import (
-    INIT_JOINTS,
     METHODS,
-    ORIENTATIONS,
-    RHO_3D,
-    SIDE_PAIR,
     FitOptions,
     FitResult,
-    _guard,
-    _inputs,
-    _joint_names,
     _model_joint_set,
-    _names_mask,
-    _Problem,
     resolve_embedding,
 )
-from neuralannot.annotators.optimize_solvers import minimize
 from neuralannot.bodies.base import BodyModel
 from neuralannot.bodies.fast_keypoints import AnnyKeypoints
-from neuralannot.bodies.parts import PART_EXTENT  # the camera fallback when no two joints are visible
-from neuralannot.data.silhouette import silhouette_batch, silhouette_residual
-from neuralannot.geometry import backproject, project, rigid_align
+from neuralannot.data.silhouette import silhouette_batch
 
 log = logging.getLogger(__name__)
 
 __all__ = ["AnnyKeypoints", "FitOptions", "FitResult", "METHODS", "fit_dataset", "resolve_embedding",
            "smplifyx_2d", "smplifyx_3d"]  # fmt: skip
-
-def _solve(fn, x, opt: FitOptions, iterations: int, active: Tensor | None = None):
-    return minimize(_guard(fn), x, opt.optimizer, iterations, active, opt.lr, opt.history)
-
-
-def _run_stages(prob: _Problem, data_term, x: Tensor, src: Tensor, opt: FitOptions, frozen: Tensor):
-    """SMPLify-X's stages on rows ``x`` (R, D) of samples ``src`` (R,); ``data_term(params, idx)``
-    returns the unweighted data loss (R',) of sample indices ``idx``."""
-    loss, diverged, evals = x.new_full((x.shape[0],), float("nan")), frozen.clone(), 0
-    for stage in parse_schedule(opt.schedule):
-
-        def fn(xx, rows, stage=stage):
-            params, prior = prob.priors(xx, stage)
-            return stage.data**2 * data_term(params, src[rows]) + prior
-
-        res = _solve(fn, x, opt, opt.iterations, ~diverged)
-        x, loss, evals = res.x, res.loss, evals + res.evals
-        diverged |= res.diverged
-    return x, loss, diverged, evals
-
-
-def _mean_error(pred: Tensor, gt: Tensor, valid: Tensor) -> Tensor:
-    """Mean distance over the valid joints (float64: absurd targets give a huge, finite error)."""
-    d = (pred.double() - gt.double()).norm(dim=-1)
-    return ((d * valid).sum(1) / valid.sum(1)).to(pred.dtype)
-
-
-def _pick_best(src: Tensor, loss: Tensor, B: int) -> Tensor:
-    """Per sample, the row (of those with ``src == b``) with the lowest loss (NaN = worst)."""
-    key = loss.nan_to_num(float("inf"), float("inf"), float("inf"))
-    best = torch.full((B,), -1, dtype=torch.long)
-    for r, (b, v) in enumerate(zip(src.tolist(), key.tolist(), strict=True)):
-        if best[b] < 0 or v < key[best[b]]:
-            best[b] = r
-    return best.to(src.device)
-
-
-def _refine(prob: _Problem, data_term, x: Tensor, opt: FitOptions, error_fn, K: Tensor | None = None):
-    """The stages from given start vectors ``x`` (B, D); ``info`` gets the per-sample data term and
-    pose prior before and after (what :mod:`.hybrid` compares)."""
-    B = x.shape[0]
-    src = torch.arange(B, device=x.device)
-    frozen = ~torch.isfinite(x).all(1)
-    x = torch.where(frozen[:, None], 0.0, x)
-    data0, prior0 = prob.terms(x, data_term, src)
-    x, loss, diverged, evals = _run_stages(prob, data_term, x, src, opt, frozen)
-    data, prior = prob.terms(x, data_term, src)
-    with torch.no_grad():
-        kp = prob.keypoints(prob.unpack(x)[0])
-    info = {"data0": data0, "prior0": prior0, "data": data, "prior": prior}
-    return FitResult(prob.axis_angle(x), kp.detach(), loss, error_fn(kp), diverged, K, evals, info)
-
-
-# ------------------------------------------------------------------------------------------------
-# 2D
-# ------------------------------------------------------------------------------------------------
-def _translation_init(kp: Tensor, uv: Tensor, w: Tensor, K: Tensor, fallback_depth: Tensor) -> Tensor:
-    """Similar triangles: centroid depth = f · mean 3D / mean 2D pairwise distance of the weighted
-    joints, x/y so the 3D centroid projects onto the 2D one (all in float64)."""
-    kp, uv, w, Kd = kp.double(), uv.double(), w.double(), K.double()
-    pw = w[:, :, None] * w[:, None, :]
-    L3 = (torch.cdist(kp, kp) * pw).sum((1, 2))
-    L2 = (torch.cdist(uv, uv) * pw).sum((1, 2))
-    f = 0.5 * (Kd[:, 0, 0] + Kd[:, 1, 1])
-    depth = torch.where(L2 > 1e-6 * pw.sum((1, 2)), f * L3 / L2.clamp(min=1e-300), fallback_depth.double())
-    n = w.sum(1, keepdim=True).clamp(min=1e-12)
-    c3, c2 = (kp * w[..., None]).sum(1) / n, (uv * w[..., None]).sum(1) / n
-    c2 = torch.where((w.sum(1) > 0)[:, None], c2, Kd[:, :2, 2])
-    t = backproject(c2[:, None], depth[:, None], Kd)[:, 0] - c3
-    default = torch.cat([torch.zeros_like(t[:, :2]), fallback_depth.double()[:, None]], 1)
-    return torch.where(torch.isfinite(t).all(1, keepdim=True), t, default).to(K.dtype)
-
-
-def smplifyx_2d(
-    body: BodyModel,
-    joint_set: str,
-    joints_2d: Tensor,
-    K: Tensor,
-    image_height: Tensor | None = None,
-    embedding: Any = "default",
-    options: FitOptions | None = None,
-    init: dict[str, Tensor] | None = None,
-) -> FitResult:
-    """Fit ``body`` to 2D joints ``joints_2d`` (B, J, 3) = pixels + confidence of ``joint_set`` seen
-    by cameras ``K`` (B, 3, 3); ``image_height`` (B,) px sets SMPLify-X's data weight 1000 / H
-    (default 1000, weight 1). See the module docstring for the algorithm.
-
-    ``init``: axis-angle params (B, ...) in the camera frame of ``K`` to start from (e.g. a neural
-    pseudo-GT) instead of SMPLify-X's camera initialisation; then ``info`` also holds the data term
-    and pose prior before (``data0``, ``prior0``) and after (``data``, ``prior``) the stages."""
-    emb = resolve_embedding(body, embedding)
-    prob = _Problem(body, joint_set, emb)
-    opt = (options or FitOptions()).for_part(prob.part)
-    gt, conf = _inputs(joints_2d, 2, body)
-    B, dev, dt = gt.shape[0], gt.device, gt.dtype
-    K = torch.as_tensor(K, dtype=dt, device=dev).expand(B, 3, 3)
-    H = torch.full((B,), 1000.0, dtype=dt, device=dev) if image_height is None else torch.as_tensor(
-        image_height, dtype=dt, device=dev).expand(B)  # fmt: skip
-    dw2 = (opt.data_scale_px / H).square()
-    valid = conf > 0
-
-    def data_term(params, idx):
-        uv = project(prob.keypoints(params), K[idx])
-        r = gmof(uv - gt[idx], opt.rho_px).sum(-1)
-        return dw2[idx] * (conf[idx].square() * r).sum(1)
-
-    if init is not None:
-        err_fn = lambda kp: _mean_error(project(kp, K), gt, valid)  # noqa: E731
-        return _refine(prob, data_term, prob.pack(init), opt, err_fn, K)
-    names = _joint_names(body, joint_set)
-    init = _names_mask(names, INIT_JOINTS[prob.part], dev)[None] & valid
-    init = torch.where((init.sum(1) >= 2)[:, None], init, valid).to(dt)
-
-    # two facings: upright towards the camera (180° about X), and turned 180° about the body's up axis
-    up = roma.rotvec_to_rotmat(torch.tensor([math.pi, 0.0, 0.0], dtype=dt, device=dev))
-    turned = up @ roma.rotvec_to_rotmat(torch.tensor([0.0, math.pi, 0.0], dtype=dt, device=dev))
-    src = torch.arange(B, device=dev).repeat(2)
-    x = prob.zeros(2 * B)
-    x[:, prob.sl["root"]] = torch.cat([roma.rotmat_to_rotvec(R).expand(B, 3) for R in (up, turned)])
-    with torch.no_grad():
-        kp0 = prob.keypoints(prob.unpack(x)[0])
-    depth0 = K[src, 0, 0] * PART_EXTENT[prob.part] / (0.5 * H[src])
-    x[:, prob.sl["trans"]] = _translation_init(kp0, gt[src], init[src], K[src], depth0)
-    tz0 = x[:, prob.sl["trans"]][:, 2].clone()
-
-    cam = torch.cat([torch.arange(0, 3), torch.arange(prob.sl["trans"].start, prob.dim)]).to(dev)
-    base = x.clone()
-
-    def camera_fn(xc, rows):
-        xx = base[rows].index_copy(1, cam, xc)
-        uv = project(prob.keypoints(prob.unpack(xx)[0]), K[src[rows]])
-        data = ((uv - gt[src[rows]]).square().sum(-1) * init[src[rows]]).sum(1) * dw2[src[rows]]
-        return data + opt.depth_weight**2 * (xc[:, -1] - tz0[rows]).square()
-
-    bad0 = ~torch.isfinite(x).all(1)  # e.g. a NaN camera: frozen at a finite placeholder
-    x = torch.where(bad0[:, None], 0.0, x)
-    res = _solve(camera_fn, x[:, cam], opt, opt.camera_iterations or opt.iterations, ~bad0)
-    x[:, cam] = res.x
-    res.diverged |= bad0
-    evals = res.evals
-    cam_loss = res.loss.nan_to_num(float("inf"), float("inf"), float("inf"))
-
-    # which facings go on: both for side views (SMPLify-X), else the better camera fit
-    a, b = (_names_mask(names, [n], dev).nonzero().flatten() for n in SIDE_PAIR[prob.part])
-    if a.numel() and b.numel():
-        seen = valid[:, a[0]] & valid[:, b[0]]
-        side = ~seen | ((gt[:, a[0]] - gt[:, b[0]]).norm(dim=-1) < opt.side_view_px)
-    else:
-        side = torch.ones(B, dtype=torch.bool, device=dev)
-    mode = ORIENTATIONS[prob.part] if opt.orientations == "auto" else opt.orientations
-    both = {"side": side, "always": torch.ones_like(side), "never": torch.zeros_like(side)}[mode]
-    first = cam_loss[:B] <= cam_loss[B:]
-    keep = torch.cat([both | first, both | ~first])
-    x, src, frozen = x[keep], src[keep], res.diverged[keep]
-    x, loss, diverged, n = _run_stages(prob, data_term, x, src, opt, frozen)
-    best = _pick_best(src, loss, B)
-    x, loss, diverged = x[best], loss[best], diverged[best]
-    with torch.no_grad():
-        kp = prob.keypoints(prob.unpack(x)[0])
-        err = _mean_error(project(kp, K), gt, valid)
-    info = {"rows": int(keep.sum()), "both_orientations": int(both.sum())}
-    return FitResult(prob.axis_angle(x), kp.detach(), loss, err, diverged, K, evals + n, info)
-
-
-# ------------------------------------------------------------------------------------------------
-# 3D
-# ------------------------------------------------------------------------------------------------
-def smplifyx_3d(
-    body: BodyModel,
-    joint_set: str,
-    joints_3d: Tensor,
-    options: FitOptions | None = None,
-    init: dict[str, Tensor] | None = None,
-    embedding=None,
-    silhouette: dict[str, Tensor] | None = None,
-) -> FitResult:
-    """Fit ``body`` to camera-frame 3D joints ``joints_3d`` (B, J, 4) = meters + confidence of
-    ``joint_set`` (the paper's 3D SMPLify-X; see the module docstring). ``init``: as
-    :func:`smplifyx_2d` (camera-frame axis-angle params replacing the SVD initialisation).
-    ``embedding`` (used with ``options.prior_3d`` ``"embedding"``: the pose is optimised in its latent
-    space with SMPLify-X's ``|z|²`` prior; ``"vae"``: axis-angle scored by its ``pose_prior``) replaces
-    the paper's axis-angle ``|θ|²``. ``silhouette``: per-sample mask targets (:func:`silhouette_batch`)
-    adding ``options.w_silhouette`` × the squared silhouette loss to the data term."""
-    opt = options or FitOptions()
-    prob = _Problem(body, joint_set, embedding if opt.prior_3d == "embedding" else None,
-                    embedding if opt.prior_3d == "vae" else None)  # fmt: skip
-    opt = opt.for_part(prob.part)
-    gt, conf = _inputs(joints_3d, 3, body)
-    B, dev = gt.shape[0], gt.device
-    valid = conf > 0
-    rho = RHO_3D[prob.part] if opt.rho_m is None else opt.rho_m
-
-    def data_term(params, idx):
-        r = gmof(prob.keypoints(params) - gt[idx], rho).sum(-1)
-        out = (conf[idx].square() * r).sum(1)
-        if silhouette is not None:
-            out = out + opt.w_silhouette * silhouette_residual(body, params, silhouette, idx)
-        return opt.data_weight_3d * out
-
-    if init is not None:
-        return _refine(prob, data_term, prob.pack(init), opt, lambda kp: _mean_error(kp, gt, valid))
-    init = _names_mask(_joint_names(body, joint_set), INIT_JOINTS[prob.part], dev)[None] & valid
-    init = torch.where((init.sum(1) >= 3)[:, None], init, valid).to(gt.dtype)
-
-    x = prob.zeros(B)
-    with torch.no_grad():
-        R, _ = rigid_align(prob.keypoints(prob.unpack(x)[0]), gt, init)
-        x[:, prob.sl["root"]] = roma.rotmat_to_rotvec(R)
-        kp = prob.keypoints(prob.unpack(x)[0])  # rotated about the model's own root: refit t
-        t = ((gt - kp) * init[..., None]).sum(1) / init.sum(1, keepdim=True).clamp(min=1e-12)
-        x[:, prob.sl["trans"]] = t
-
-    src = torch.arange(B, device=dev)
-    frozen = ~torch.isfinite(x).all(1)
-    x = torch.where(frozen[:, None], 0.0, x)
-    x, loss, diverged, evals = _run_stages(prob, data_term, x, src, opt, frozen)
-    with torch.no_grad():
-        kp = prob.keypoints(prob.unpack(x)[0])
-        err = _mean_error(kp, gt, valid)
-    return FitResult(prob.axis_angle(x), kp.detach(), loss, err, diverged, None, evals)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -365,6 +133,35 @@ def _init_params(batch, init: Sequence, flips: list[bool], body: BodyModel) -> d
         p = {k: np.asarray(v, np.float32) for k, v in r.params.items() if k in body.param_specs}
         rows.append(mirror_to_left(p, body) if flip else p)  # mirroring is its own inverse
     return {k: torch.from_numpy(np.stack([p[k] for p in rows])).to(body.device, body.dtype) for k in rows[0]}
+
+
+def _moves(record, sample, K: np.ndarray, opt: FitOptions) -> bool:
+    """Whether a 2D refinement moves this start from its record's camera to the sample's ``K``."""
+    if opt.init_camera != "sample" or record.camera is None or sample.intrinsics is None:
+        return False
+    return not np.allclose(_record_K(record), K, rtol=1e-6, atol=1e-6)
+
+
+def _onto_ray(start: dict[str, Tensor], init: Sequence, cams: list, flips: list[bool], moved: np.ndarray):
+    """Move the starts of ``moved`` rows from their record's camera (optical axis through the crop
+    centre, the record's principal point) to the sample's camera ``cams[b][0]``: the root is turned by
+    the rotation taking the optical axis onto the real ray through that centre (in place; the
+    translation is re-fitted by :func:`smplifyx_2d`)."""
+    import roma
+
+    for b in np.flatnonzero(moved):
+        K = cams[b][0]
+        c = np.asarray(init[b].camera["princpt"], np.float64)
+        if flips[b]:  # the start is the mirrored right hand: mirror the crop centre too
+            c[0] = 2.0 * K[0, 2] - c[0]
+        ray = np.linalg.solve(K, np.array([c[0], c[1], 1.0]))
+        ray /= np.linalg.norm(ray)
+        axis = np.cross([0.0, 0.0, 1.0], ray)
+        angle = math.atan2(np.linalg.norm(axis), ray[2])
+        axis = axis / max(np.linalg.norm(axis), 1e-12) * angle
+        R = roma.rotvec_to_rotmat(torch.as_tensor(axis, dtype=start["root_pose"].dtype))
+        root = roma.rotvec_to_rotmat(start["root_pose"][b])
+        start["root_pose"][b] = roma.rotmat_to_rotvec(R.to(root) @ root)
 
 
 def _records(batch, res: FitResult, body: BodyModel, method: str, flips: list[bool], opt: FitOptions):
@@ -471,16 +268,22 @@ def fit_dataset(
             res = smplifyx_3d(body, js, torch.from_numpy(j3d).to(device), opt, start, emb, sil)
         else:
             cams = [_camera_2d(s, opt.focal) for s in batch]
-            if init is not None:  # the initial pseudo-GT's camera
-                cams = [(_record_K(init[i]) if init[i].camera else c[0], c[1])
-                        for i, c in zip(ids, cams, strict=True)]  # fmt: skip
+            moved = np.zeros(len(batch), bool)
+            if init is not None:  # the sample's intrinsics (start moved onto them) or the start's camera
+                pairs = zip(ids, batch, cams, strict=True)
+                moved = np.array([_moves(init[i], s, c[0], opt) for i, s, c in pairs])
+                cams = [(c[0] if m or not init[i].camera else _record_K(init[i]), c[1])
+                        for i, c, m in zip(ids, cams, moved, strict=True)]  # fmt: skip
             K = torch.tensor(np.stack([c[0] for c in cams]), dtype=body.dtype)
             j2d = np.stack([s.joints_2d for s in batch]).astype(np.float64)
             for b in np.flatnonzero(flips):  # mirror about the principal point: same camera
                 j2d[b, :, 0] = 2.0 * cams[b][0][0, 2] - j2d[b, :, 0]
+            if moved.any():
+                _onto_ray(start, [init[i] for i in ids], cams, flips, moved)
             H = torch.tensor([c[1] for c in cams], dtype=body.dtype)
             j2d = torch.from_numpy(j2d).to(device=device, dtype=body.dtype)
-            res = smplifyx_2d(body, js, j2d, K.to(device), H.to(device), emb, opt, start)
+            res = smplifyx_2d(body, js, j2d, K.to(device), H.to(device), emb, opt, start,
+                              torch.from_numpy(moved).to(device))  # fmt: skip
         for i, r in zip(ids, _records(batch, res, body, method, flips, opt), strict=True):
             records[i] = r
     wall = time.perf_counter() - t0

@@ -84,6 +84,11 @@ class FitOptions:
     #: 3D variant: weight of the silhouette term (data/silhouette.py) where samples have person
     #: masks, the evidence of girth the annotator's ``w_silhouette`` uses; 0 = the paper's (joints only)
     w_silhouette: float = 0.0
+    #: 2D refinement of an initial pseudo-GT (hybrid): "sample" (the sample's intrinsics where it has
+    #: them: the start's root is turned from its crop camera's viewing axis onto the real ray through
+    #: the crop centre, as CLIFF, and its translation re-fitted) or "record" (the start's own camera,
+    #: e.g. the wild annotator's near-orthographic virtual camera)
+    init_camera: str = "sample"
 
     def for_part(self, part: str) -> FitOptions:
         """These options with ``iterations`` resolved for ``part`` (body | hand | face)."""
@@ -96,6 +101,8 @@ class FitOptions:
             raise ValueError(f"prior_3d must be l2 | embedding | vae, got {self.prior_3d!r}")
         if self.orientations not in ("auto", "side", "always", "never"):
             raise ValueError(f"orientations must be auto | side | always | never, got {self.orientations!r}")
+        if self.init_camera not in ("sample", "record"):
+            raise ValueError(f"init_camera must be sample | record, got {self.init_camera!r}")
         if self.w_silhouette < 0:
             raise ValueError(f"w_silhouette must be >= 0, got {self.w_silhouette}")
         if self.iterations is not None and self.iterations < 0:

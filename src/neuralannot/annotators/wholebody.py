@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from neuralannot.annotators.config import AnnotatorConfig, default_outputs
+from neuralannot.annotators.config import ROOT_HYPOTHESES, AnnotatorConfig, default_outputs
 from neuralannot.io.pseudo_gt import PseudoGT, write_pseudo_gt
 
 __all__ = ["part_configs", "run_wholebody"]
@@ -37,10 +37,13 @@ _GROUP_FLAG = {"lhand_pose": "lhand_valid", "rhand_pose": "rhand_valid", "expres
 
 def part_configs(cfg: AnnotatorConfig) -> dict[str, AnnotatorConfig]:
     """The body / hand / face annotator configs derived from the whole-body one. Outputs left at the
-    whole-body default take each part's default (hands: the PCA embedding); the face always runs with
+    whole-body default take each part's default (hands: the PCA embedding), and so do root hypotheses
+    (hands: 2); the face always runs with
     rotation outputs: the head model has no pose embedding (its pose is one head rotation)."""
     given = cfg.outputs != default_outputs(cfg.mode, cfg.part)
-    out = {p: replace(cfg, part=p, outputs=cfg.outputs if given else default_outputs(cfg.mode, p))
+    hyp_given = cfg.root_hypotheses != ROOT_HYPOTHESES.get(cfg.part, 1)
+    out = {p: replace(cfg, part=p, outputs=cfg.outputs if given else default_outputs(cfg.mode, p),
+                      root_hypotheses=cfg.root_hypotheses if hyp_given else None)
            for p, _ in PART_RUNS}  # fmt: skip
     out["face"] = replace(out["face"], outputs="rotations")
     return out
@@ -121,8 +124,10 @@ def run_wholebody(
     from neuralannot.data.part_samples import split_samples
 
     if cfg.body_model != "anny":
-        raise ValueError(f"--part wholebody integrates Anny's part models; --body-model {cfg.body_model} "
-                         "is not supported (SMPL-X: bodies.integrate.integrate on MANO / FLAME results)")
+        raise ValueError(
+            f"--part wholebody integrates Anny's part models; --body-model {cfg.body_model} "
+            "is not supported (SMPL-X: bodies.integrate.integrate on MANO / FLAME results)"
+        )
     if cfg.mode != "wild":
         raise ValueError("--part wholebody needs --mode wild (whole-body sets carry 2D keypoints)")
     bad = [s.id for s in samples if s.joint_set != "coco_wholebody133"]
@@ -151,5 +156,10 @@ def run_wholebody(
     meta = {"method": "neuralannot-wholebody", "config": cfg.to_dict(), **(meta or {})}
     write_pseudo_gt(out, records, meta)
     counts = {k: sum(bool(r.quality[k]) for r in records) for k in VALID_KEYS}
-    return {"samples": len(records), "parts": runs, "valid": counts, "out": str(out),
-            "skipped_bad_part_box": skipped}
+    return {
+        "samples": len(records),
+        "parts": runs,
+        "valid": counts,
+        "out": str(out),
+        "skipped_bad_part_box": skipped,
+    }
