@@ -123,6 +123,10 @@ def test_hybrid_iterations_default_per_part(anny_body):
     samples = make_samples(anny_body, gt, "h36m17")
     _, summary = refine_records(samples, _records(gt, samples, noise=0.05), "3d", anny_body)
     assert summary["iterations"] == HYBRID_ITERATIONS["body"]
+    from neuralannot.annotators.hybrid import PRIOR_TOLERANCE
+
+    assert HybridOptions().prior_tolerance is None and summary["prior_tolerance"] == PRIOR_TOLERANCE["3d"]
+    assert PRIOR_TOLERANCE["2d"] > PRIOR_TOLERANCE["3d"]  # from 2D the start moves to the real camera
 
 
 
