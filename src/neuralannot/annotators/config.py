@@ -16,8 +16,8 @@ InputKind = Literal["image", "joints", "image+joints"]
 OutputKind = Literal["rotations", "embedding"]
 HeadKind = Literal["paper", "swing"]
 
-#: Config fields that do not affect the trained weights.
-RESULT_NEUTRAL = ("num_workers", "checkpoint_every", "log_every", "crop_cache")
+#: Config fields that do not affect the trained weights (``output_camera`` is in the prediction key).
+RESULT_NEUTRAL = ("num_workers", "checkpoint_every", "log_every", "crop_cache", "output_camera")
 #: ``reg`` names besides the body models' parameter groups (``io.pseudo_gt.PARAM_SHAPES``).
 REG_EXTRA = ("twist", "latent", "pose_prior")
 
@@ -130,6 +130,13 @@ class AnnotatorConfig:
     # orthographic) or "intrinsics" (each sample's own camera through its crop, as CLIFF: the real
     # perspective; samples without intrinsics fall back to the virtual camera)
     camera: Literal["virtual", "intrinsics"] = "virtual"
+    # wild mode, virtual camera: the pseudo-GT's camera. "crop": the virtual crop camera mapped back to
+    # the image (the paper's release; the overlay is what the network fitted). "sample": the sample's
+    # intrinsics where it has them, the prediction moved onto the real ray through the crop centre
+    # (as CLIFF): better 3D, worse overlay (wild validation set, seed 201: MPVPE 244.9 → 237.0 mm, root
+    # error median 19.6° → 17.5°, but reprojection 5.4 → 9.1 px; hands 32.2 → 30.7 mm; BENCHMARKS.md).
+    # The hybrid refines in the sample's camera either way (FitOptions.init_camera).
+    output_camera: Literal["sample", "crop"] = "crop"
     heatmap_size: int = 64
     heatmap_sigma: float = 2.0
     # optimisation (paper: Adam 1e-4, batch 192, lr ÷10 when the loss plateaus)
@@ -193,6 +200,8 @@ class AnnotatorConfig:
             raise ValueError("head 'swing' needs GT 3D joints: MoCap mode only (wild mode uses head 'paper')")
         if self.image_features not in ("global", "joints"):
             raise ValueError(f"image_features must be global | joints, got {self.image_features!r}")
+        if self.output_camera not in ("sample", "crop"):
+            raise ValueError(f"output_camera must be sample | crop, got {self.output_camera!r}")
         if self.camera not in ("virtual", "intrinsics"):
             raise ValueError(f"camera must be virtual | intrinsics, got {self.camera!r}")
         if not isinstance(self.crop_cache, str) or not self.crop_cache:

@@ -8,8 +8,10 @@ samples or another checkpoint never reuse them. Under ``torchrun`` each rank tak
 every ``world``-th sample and writes its own chunk folder; rank 0 merges them.
 
 Outputs per sample: parameters as axis-angle in the body model's names, the camera of the pseudo-GT
-in the original image's pixels (wild: the virtual crop camera mapped back through the crop; MoCap:
-the sample's own intrinsics, since the translation is fitted to its camera-frame GT joints), and a
+in the original image's pixels (wild: the virtual crop camera mapped back through the crop, or with
+``output_camera: sample`` the sample's own intrinsics where it has them, the prediction moved there by
+:func:`to_sample_camera`; MoCap: the sample's own intrinsics, since the translation is fitted to its
+camera-frame GT joints), and a
 ``quality`` block: the error of the pseudo-GT against the sample's own GT joints (mm in MoCap mode,
 image pixels in wild mode) and a confidence ``exp(-error / scale)``.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +63,35 @@ def image_camera(K: np.ndarray, A: np.ndarray, flip: bool, size: int) -> dict[st
     }
 
 
+def to_sample_camera(record: PseudoGT, sample) -> PseudoGT:
+    """A wild-mode pseudo-GT moved from its crop's virtual camera (optical axis through the crop centre,
+    nearly orthographic) to the sample's own intrinsics, as CLIFF: the root is turned by the rotation
+    taking the optical axis onto the real ray through the crop centre, and the model's origin is put
+    on the ray through its virtual projection at the depth that keeps its apparent size. Records
+    without a camera, a translation or sample intrinsics are returned unchanged."""
+    import roma
+
+    if sample.intrinsics is None or record.camera is None or "trans" not in record.params:
+        return record
+    Kr = np.asarray(sample.K, np.float64)
+    fv, c = np.asarray(record.camera["focal"], np.float64), np.asarray(record.camera["princpt"], np.float64)
+    ray = np.linalg.solve(Kr, [c[0], c[1], 1.0])
+    ray /= np.linalg.norm(ray)
+    axis = np.cross([0.0, 0.0, 1.0], ray)
+    axis *= np.arctan2(np.linalg.norm(axis), ray[2]) / max(np.linalg.norm(axis), 1e-12)
+    R = roma.rotvec_to_rotmat(torch.from_numpy(axis))
+    params = dict(record.params)
+    root = roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(params["root_pose"], np.float64)))
+    params["root_pose"] = roma.rotmat_to_rotvec(R @ root).numpy().astype(np.float32)
+    t = np.asarray(params["trans"], np.float64)
+    u = fv * t[:2] / t[2] + c  # the origin's virtual projection (image px)
+    fr = np.array([Kr[0, 0], Kr[1, 1]])
+    z = t[2] * fr.mean() / fv.mean()
+    params["trans"] = np.array([*((u - Kr[:2, 2]) * z / fr), z], np.float32)
+    camera = {"focal": [float(v) for v in fr], "princpt": [float(Kr[0, 2]), float(Kr[1, 2])]}
+    return replace(record, params=params, camera=camera)
+
+
 def neural_records(
     model: NeuralAnnotator, batch: dict, pred: dict, kp: torch.Tensor, samples
 ) -> list[PseudoGT]:
@@ -93,12 +125,15 @@ def neural_records(
             cam = image_camera(
                 batch["K"][b].cpu().numpy(), batch["affine"][b].cpu().numpy(), flip, cfg.input_size
             )
-        records.append(build_record(
+        record = build_record(
             s, body, {k: v[b].astype(np.float32) for k, v in params.items()}, flip=flip,
             err=float(err[b]), three_d=cfg.mode == "mocap", camera=cam,
             quality={"method": f"neuralannot-{cfg.mode}", "num_valid_joints": int(valid[b].sum())},
             unmeasured="no_valid_joints" if bool(none_valid[b]) else None,
-        ))  # fmt: skip
+        )  # fmt: skip
+        if cfg.mode == "wild" and cfg.camera == "virtual" and cfg.output_camera == "sample":
+            record = to_sample_camera(record, s)
+        records.append(record)
     return records
 
 

@@ -74,6 +74,8 @@ def run_dir(
 
 
 def prediction_key(model, samples: Sequence) -> str:
-    """Partial predictions' key: the samples' content and the weights predicting them."""
+    """Partial predictions' key: the samples' content, the weights predicting them and how records are
+    written (``output_camera``; version 2: the wild records' camera moved to the sample's)."""
     text = f"{samples_digest(samples, model.cfg.uses_image)}:{weights_digest(model)}"
+    text += f":v2:{model.cfg.output_camera}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
