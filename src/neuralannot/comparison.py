@@ -165,7 +165,7 @@ def compare_indirect(
     for name, recs in records.items():
         model = build_annotator(rcfg, train_samples[0].joint_set)
         model._aux["feature_store"] = store
-        targets = pseudo_gt_targets(recs, train_samples, model.body)
+        targets = pseudo_gt_targets(recs, train_samples, model.body, rcfg.crop_frame)
         run_dir = state.run_dir(work_dir, rcfg, train_samples, f"regressor-{name}-", targets)
         fit = train(model, train_samples, run_dir, progress=progress, targets=targets)
         pred_path = run_dir / "test_predictions.npz"

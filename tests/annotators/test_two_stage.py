@@ -1,5 +1,7 @@
 """Two-stage annotator and SPIN-style loop: parameter targets, supervision term, end-to-end runs."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import roma
@@ -70,3 +72,30 @@ def test_two_stage_and_spin_run_end_to_end(mocap_set, tmp_path):  # noqa: F811
     spin, sinfo = run_spin_loop(cfg, samples, stage1, tmp_path, rounds=1, fit_iterations=3, progress=False)
     assert len(spin) == len(samples) and 0 <= sinfo["rounds"][0]["fits_kept"] <= len(samples)
     assert all(np.isfinite(r.quality["joint_err_mm"]) for r in spin)
+
+
+def test_targets_in_the_sample_camera_turn_into_the_crop_frame(anny_body):
+    """A wild network sees the crop along the real ray through its centre: a record in the sample's own
+    camera (SMPLify-X's) gets its root turned back by that ray's rotation; a crop-camera record or a
+    MoCap network's targets are left as they are."""
+    from neuralannot.data.sample import Sample
+    from neuralannot.geometry import ray_rotation
+
+    rng = np.random.default_rng(1)
+    K = np.array([[1000.0, 0.0, 500.0], [0.0, 1000.0, 400.0], [0.0, 0.0, 1.0]])
+    intr = {"focal": np.array([1000.0, 1000.0]), "princpt": np.array([500.0, 400.0])}
+    j2 = np.zeros((17, 3))
+    samples = [Sample(f"s{i}", None, [1300, 300, 200, 200], "body", "coco17", j2, intrinsics=intr)
+               for i in range(2)]  # fmt: skip
+    recs = [_record(f"s{i}", rng) for i in range(2)]
+    recs[0] = replace(recs[0], camera={"focal": [1000.0, 1000.0], "princpt": [500.0, 400.0]})  # sample camera
+    recs[1] = replace(recs[1], camera={"focal": [9000.0, 9000.0], "princpt": [1400.0, 400.0]})  # crop camera
+    plain = pseudo_gt_targets(recs, samples, anny_body)
+    crop = pseudo_gt_targets(recs, samples, anny_body, crop_frame=True)
+    R = ray_rotation(torch.from_numpy(K), torch.tensor([1400.0, 400.0])).float()
+    torch.testing.assert_close(crop["root_pose"][0], R.T @ plain["root_pose"][0], atol=1e-5, rtol=0)
+    torch.testing.assert_close(crop["root_pose"][1], plain["root_pose"][1])
+    angle = torch.rad2deg(roma.rotmat_geodesic_distance(crop["root_pose"][0] @ plain["root_pose"][0].T,
+                                                        torch.eye(3)))  # fmt: skip
+    assert abs(float(angle) - 41.99) < 0.01  # the crop centre is 0.9 focal lengths right: atan(0.9)
+    torch.testing.assert_close(crop["body_pose"], plain["body_pose"])

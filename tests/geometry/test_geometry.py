@@ -279,3 +279,18 @@ def test_translation_fit_is_the_masked_mean_offset():
     valid = torch.tensor([[True, True, False]])
     assert torch.allclose(translation_fit(pred, gt, valid), torch.tensor([[0.5, -1.0, 2.0]]))
     assert torch.equal(translation_fit(pred, gt, torch.zeros(1, 3, dtype=torch.bool)), torch.zeros(1, 3))
+
+def test_ray_rotation_known_values():
+    from neuralannot.geometry import ray_rotation
+
+    K = torch.tensor([[1000.0, 0.0, 500.0], [0.0, 800.0, 400.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+    uv = torch.tensor([[500.0, 400.0], [1500.0, 400.0], [500.0, 1200.0]], dtype=torch.float64)
+    R = ray_rotation(K.expand(3, 3, 3), uv)
+    torch.testing.assert_close(R[0], torch.eye(3, dtype=torch.float64))  # on the axis: identity
+    c = math.sqrt(0.5)
+    # one focal length right: 45 degrees about +y, taking z onto (1, 0, 1)/sqrt(2)
+    torch.testing.assert_close(R[1], torch.tensor([[c, 0, c], [0, 1, 0], [-c, 0, c]], dtype=torch.float64))
+    # one focal length down (fy = 800): 45 degrees about -x, z onto (0, 1, 1)/sqrt(2)
+    torch.testing.assert_close(R[2] @ torch.tensor([0, 0, 1.0], dtype=torch.float64),
+                               torch.tensor([0, c, c], dtype=torch.float64))  # fmt: skip
+    torch.testing.assert_close(R @ R.transpose(-1, -2), torch.eye(3, dtype=torch.float64).expand(3, 3, 3))

@@ -230,6 +230,11 @@ class AnnotatorConfig:
     def uses_joints(self) -> bool:
         return "joints" in self.inputs
 
+    @property
+    def crop_frame(self) -> bool:
+        """Whether the network's rotations live in the crop's virtual camera frame (wild, virtual)."""
+        return self.mode == "wild" and self.camera == "virtual"
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

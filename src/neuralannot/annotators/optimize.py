@@ -81,6 +81,7 @@ from neuralannot.annotators.optimize_problem import (
 from neuralannot.bodies.base import BodyModel
 from neuralannot.bodies.fast_keypoints import AnnyKeypoints
 from neuralannot.data.silhouette import silhouette_batch
+from neuralannot.geometry import ray_rotation
 
 log = logging.getLogger(__name__)
 
@@ -154,12 +155,7 @@ def _onto_ray(start: dict[str, Tensor], init: Sequence, cams: list, flips: list[
         c = np.asarray(init[b].camera["princpt"], np.float64)
         if flips[b]:  # the start is the mirrored right hand: mirror the crop centre too
             c[0] = 2.0 * K[0, 2] - c[0]
-        ray = np.linalg.solve(K, np.array([c[0], c[1], 1.0]))
-        ray /= np.linalg.norm(ray)
-        axis = np.cross([0.0, 0.0, 1.0], ray)
-        angle = math.atan2(np.linalg.norm(axis), ray[2])
-        axis = axis / max(np.linalg.norm(axis), 1e-12) * angle
-        R = roma.rotvec_to_rotmat(torch.as_tensor(axis, dtype=start["root_pose"].dtype))
+        R = ray_rotation(torch.as_tensor(K, dtype=torch.float64), torch.from_numpy(c))
         root = roma.rotvec_to_rotmat(start["root_pose"][b])
         start["root_pose"][b] = roma.rotmat_to_rotvec(R.to(root) @ root)
 

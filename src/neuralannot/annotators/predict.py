@@ -43,7 +43,7 @@ from neuralannot.annotators.training import (
 )
 from neuralannot.bodies.base import as_rotvec
 from neuralannot.data.crops import CropDataset
-from neuralannot.geometry import project
+from neuralannot.geometry import project, ray_rotation
 from neuralannot.geometry.alignment import translation_fit
 from neuralannot.io.pseudo_gt import PartWriter, PseudoGT, merge_parts
 from neuralannot.io.records import build_record, sample_camera
@@ -75,11 +75,7 @@ def to_sample_camera(record: PseudoGT, sample) -> PseudoGT:
         return record
     Kr = np.asarray(sample.K, np.float64)
     fv, c = np.asarray(record.camera["focal"], np.float64), np.asarray(record.camera["princpt"], np.float64)
-    ray = np.linalg.solve(Kr, [c[0], c[1], 1.0])
-    ray /= np.linalg.norm(ray)
-    axis = np.cross([0.0, 0.0, 1.0], ray)
-    axis *= np.arctan2(np.linalg.norm(axis), ray[2]) / max(np.linalg.norm(axis), 1e-12)
-    R = roma.rotvec_to_rotmat(torch.from_numpy(axis))
+    R = ray_rotation(torch.from_numpy(Kr), torch.from_numpy(c))
     params = dict(record.params)
     root = roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(params["root_pose"], np.float64)))
     params["root_pose"] = roma.rotmat_to_rotvec(R @ root).numpy().astype(np.float32)

@@ -24,6 +24,7 @@ import torch
 
 from neuralannot.annotators import state
 from neuralannot.annotators.config import AnnotatorConfig
+from neuralannot.geometry import ray_rotation
 from neuralannot.io.pseudo_gt import PseudoGT, read_pseudo_gt
 from neuralannot.io.records import mirror_to_left
 
@@ -32,9 +33,16 @@ log = logging.getLogger(__name__)
 __all__ = ["pseudo_gt_targets", "run_two_stage", "run_spin_loop", "train_and_annotate"]
 
 
-def pseudo_gt_targets(records: Sequence[PseudoGT], samples: Sequence, body) -> dict[str, torch.Tensor]:
+def pseudo_gt_targets(
+    records: Sequence[PseudoGT], samples: Sequence, body, crop_frame: bool = False
+) -> dict[str, torch.Tensor]:
     """Training targets ``{name: (N, ...)}`` from pseudo-GTs in sample order: rotations as matrices,
-    left hands mirrored to the right-hand crops the network sees; translation left out."""
+    left hands mirrored to the right-hand crops the network sees; translation left out.
+
+    ``crop_frame`` (a wild network with the virtual crop camera): a record in the sample's own camera
+    (e.g. SMPLify-X's) has its root turned into the crop's frame, whose optical axis is the real ray
+    through the crop centre (:func:`~neuralannot.geometry.ray_rotation`); records in a crop camera
+    already are."""
     by_id = {r.sample_id: r for r in records}
     rows = []
     for s in samples:
@@ -42,7 +50,17 @@ def pseudo_gt_targets(records: Sequence[PseudoGT], samples: Sequence, body) -> d
         if r is None:
             raise ValueError(f"two-stage: sample {s.id!r} has no first-stage pseudo-GT")
         p = {k: np.asarray(v, np.float32) for k, v in r.params.items() if k in body.param_specs}
-        rows.append(mirror_to_left(p, body) if s.part == "lhand" else p)
+        p = mirror_to_left(p, body) if s.part == "lhand" else p
+        if crop_frame and "root_pose" in p and _in_sample_camera(r, s):
+            K = np.asarray(s.K, np.float64)
+            x0, y0, w, h = (float(v) for v in s.bbox)
+            centre = np.array([x0 + w / 2, y0 + h / 2])
+            if s.part == "lhand":  # the mirrored crop: its centre mirrored about the principal point
+                centre[0] = 2.0 * K[0, 2] - centre[0]
+            R = ray_rotation(torch.from_numpy(K), torch.from_numpy(centre)).float()
+            root = roma.rotvec_to_rotmat(torch.from_numpy(p["root_pose"]))
+            p = {**p, "root_pose": roma.rotmat_to_rotvec(R.T @ root).numpy()}
+        rows.append(p)
     out = {}
     for name, spec in body.param_specs.items():
         if name == "trans" or name not in rows[0]:
@@ -51,6 +69,16 @@ def pseudo_gt_targets(records: Sequence[PseudoGT], samples: Sequence, body) -> d
         out[name] = roma.rotvec_to_rotmat(v.reshape(len(rows), -1, 3)).reshape(*v.shape[:-1], 3, 3) if (
             spec.kind == "rotation") else v  # fmt: skip
     return out
+
+
+def _in_sample_camera(record: PseudoGT, sample) -> bool:
+    """Whether the record's camera is the sample's own (not a crop camera)."""
+    if record.camera is None or sample.intrinsics is None:
+        return False
+    K = np.asarray(sample.K, np.float64)
+    cam = record.camera
+    want = [K[0, 0], K[1, 1], K[0, 2], K[1, 2]]
+    return bool(np.allclose([*cam["focal"], *cam["princpt"]], want, rtol=1e-6))
 
 
 def train_and_annotate(
@@ -73,7 +101,9 @@ def train_and_annotate(
     model = build_annotator(cfg, samples[0].joint_set)
     if feature_store is not None:
         model._aux["feature_store"] = feature_store
-    targets = None if targets_from is None else pseudo_gt_targets(targets_from, samples, model.body)
+    targets = None
+    if targets_from is not None:
+        targets = pseudo_gt_targets(targets_from, samples, model.body, cfg.crop_frame)
     run_dir = state.run_dir(work_dir, cfg, samples, tag, targets)
     fit = train(model, samples, run_dir, device=device, progress=progress, targets=targets)
     out = run_dir / "pseudo_gt.npz"

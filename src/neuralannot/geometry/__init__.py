@@ -8,6 +8,7 @@ from neuralannot.geometry.camera import (
     estimate_translation,
     intrinsics_matrix,
     project,
+    ray_rotation,
     transform_points_2d,
 )
 from neuralannot.geometry.rotations import (
@@ -37,6 +38,7 @@ __all__ = [
     "intrinsics_matrix",
     "procrustes_align",
     "project",
+    "ray_rotation",
     "rigid_align",
     "rot6d_to_rotmat",
     "rot6d_to_rotvec",

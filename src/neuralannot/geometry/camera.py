@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import roma
 import torch
 from torch import Tensor
 
@@ -23,6 +24,7 @@ __all__ = [
     "estimate_translation",
     "intrinsics_matrix",
     "project",
+    "ray_rotation",
     "transform_points_2d",
 ]
 
@@ -194,3 +196,24 @@ def estimate_translation(
     lifted = backproject(anchor2[:, None], (anchor3[:, 2] + tz)[:, None], Kd)[:, 0]
     t_fb = torch.cat((lifted[:, :2] - anchor3[:, :2], tz[:, None]), -1)
     return torch.where(ok[:, None], t_ls, t_fb).to(joints3d.dtype)
+
+
+def ray_rotation(K: Tensor, uv: Tensor) -> Tensor:
+    """(..., 3, 3): the rotation taking the optical axis (0, 0, 1) onto the ray of camera ``K`` (..., 3, 3)
+    through pixel ``uv`` (..., 2), about their common perpendicular (identity on the axis).
+
+    A crop's virtual camera looks along the ray through the crop centre: a body rotation ``R`` seen
+    through it is ``ray_rotation(K, centre) @ R`` in the real camera (CLIFF's full-frame conversion)."""
+    K, uv = torch.as_tensor(K), torch.as_tensor(uv)
+    dtype = torch.promote_types(K.dtype, uv.dtype)
+    if not dtype.is_floating_point:
+        dtype = torch.get_default_dtype()
+    K, uv = K.to(dtype), uv.to(dtype)
+    ray = torch.linalg.solve(K, torch.cat([uv, torch.ones_like(uv[..., :1])], -1)[..., None])[..., 0]
+    ray = ray / ray.norm(dim=-1, keepdim=True)
+    z = torch.zeros_like(ray)
+    z[..., 2] = 1.0
+    axis = torch.linalg.cross(z, ray)
+    sin = axis.norm(dim=-1, keepdim=True)
+    angle = torch.atan2(sin, ray[..., 2:])
+    return roma.rotvec_to_rotmat(axis / sin.clamp_min(1e-12) * angle)
