@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -79,3 +80,28 @@ def test_integrate_records_needs_a_body_record(wb_set, anny_wholebody):
     out = integrate_records(samples[:1], splits[:1], parts, anny_wholebody)
     assert out[0].params["body_pose"].shape == (21, 3) and not out[0].quality["lhand_valid"]
     assert "lhand_pose" not in out[0].params and "expression" not in out[0].params
+
+
+def test_hand_rotation_moves_from_its_crop_frame_to_the_bodys():
+    """Each crop camera looks along the real ray through its crop centre: a hand seen head-on in a
+    crop one focal length right of the body crop's centre is turned 45 degrees about +y in the body's
+    frame; the same crop centre or a sample without intrinsics leave it as it is."""
+    from types import SimpleNamespace
+
+    from neuralannot.annotators.wholebody import _in_body_frame
+
+    K = np.array([[1000.0, 0.0, 500.0], [0.0, 1000.0, 500.0], [0.0, 0.0, 1.0]])
+    sample = SimpleNamespace(intrinsics={"focal": [1000.0, 1000.0], "princpt": [500.0, 500.0]}, K=K)
+    cam = lambda x: {"focal": [8000.0, 8000.0], "princpt": [x, 500.0]}  # noqa: E731
+    zeros = {"root_pose": np.zeros(3, np.float32), "phenotype": np.full(6, 0.5, np.float32),
+             "trans": np.zeros(3, np.float32)}  # fmt: skip
+    hand = PseudoGT("s/rhand", "anny", "hand", {**zeros, "hand_pose": np.zeros((15, 3), np.float32)},
+                    cam(1500.0), {})  # fmt: skip
+    body = PseudoGT("s/body", "anny", "body", {**zeros, "body_pose": np.zeros((21, 3), np.float32)},
+                    cam(500.0), {})  # fmt: skip
+    moved = _in_body_frame(hand, body, sample)
+    np.testing.assert_allclose(moved.params["root_pose"], [0.0, np.pi / 4, 0.0], atol=1e-6)
+    same = _in_body_frame(hand, replace(body, camera=cam(1500.0)), sample)
+    np.testing.assert_allclose(same.params["root_pose"], np.zeros(3), atol=1e-7)
+    assert _in_body_frame(hand, body, SimpleNamespace(intrinsics=None)) is hand
+    assert _in_body_frame(None, body, sample) is None

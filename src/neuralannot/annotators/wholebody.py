@@ -20,9 +20,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import roma
 import torch
 
 from neuralannot.annotators.config import ROOT_HYPOTHESES, AnnotatorConfig, default_outputs
+from neuralannot.geometry import ray_rotation
 from neuralannot.io.pseudo_gt import PseudoGT, write_pseudo_gt
 
 __all__ = ["part_configs", "run_wholebody"]
@@ -61,6 +63,21 @@ def _stack(records: list[PseudoGT | None], keys: tuple[str, ...]) -> tuple[dict,
     return out, valid
 
 
+def _in_body_frame(hand: PseudoGT | None, body: PseudoGT, sample) -> PseudoGT | None:
+    """The hand record with its global rotation moved from its own camera's frame to the body record's:
+    each crop camera looks along the real ray through its crop centre (its principal point), so the
+    hand's rotation is turned by ``ray(body)ᵀ · ray(hand)`` in the sample's intrinsics. Unchanged
+    without intrinsics or cameras (the two frames are then taken as one)."""
+    if hand is None or sample.intrinsics is None or hand.camera is None or body.camera is None:
+        return hand
+    K = torch.as_tensor(np.asarray(sample.K, np.float64))
+    centres = torch.tensor([body.camera["princpt"], hand.camera["princpt"]], dtype=torch.float64)
+    rb, rh = ray_rotation(K, centres)
+    root = roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(hand.params["root_pose"], np.float64)))
+    turned = roma.rotmat_to_rotvec(rb.T @ rh @ root).numpy().astype(np.float32)
+    return replace(hand, params={**hand.params, "root_pose": turned})
+
+
 def integrate_records(samples, splits, part_records: dict[str, dict[str, PseudoGT]], body) -> list[PseudoGT]:
     """One whole-body record per sample from the body / hand / face part records (by part-sample id)."""
     from neuralannot.bodies.integrate import integrate
@@ -79,6 +96,8 @@ def integrate_records(samples, splits, part_records: dict[str, dict[str, PseudoG
     for part, keys in (("lhand", ("root_pose", "hand_pose")), ("rhand", ("root_pose", "hand_pose")),
                        ("face", ("expression",))):  # fmt: skip
         recs = [rec(part, sp) for sp in splits]
+        if part != "face":
+            recs = [_in_body_frame(r, b, s) for r, b, s in zip(recs, body_recs, samples, strict=True)]
         parts[part] = _stack(recs, keys) if any(r is not None for r in recs) else (None, None)
     with torch.no_grad():
         params, valid = integrate(
