@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import roma
 import torch
+from torch import Tensor
 
 from conftest import TINY, synth_set
 from neuralannot.annotators.config import AnnotatorConfig
@@ -180,26 +181,33 @@ def test_swing_head_reproduces_the_given_joints_from_the_first_step(mocap_set):
         AnnotatorConfig(mode="wild", head="swing")
 
 
-def test_wild_root_hypotheses_recover_a_reversed_facing(wild_set):
-    samples, _ = load_samples(wild_set, "body")
-    model = build_annotator(AnnotatorConfig(mode="wild", **TINY), samples[0].joint_set)
+def check_root_hypothesis_is_picked(model, samples, index: int, count: int) -> tuple[Tensor, Tensor]:
+    """Make hypothesis ``index`` of ``count`` (the prediction turned about the model's +Y) the one that
+    fits: its projection becomes the GT 2D joints; the pick must return it exactly. Returns the
+    hypotheses (H, B, 3, 3) and the predicted root (B, 3, 3)."""
     batch = next(iter(torch.utils.data.DataLoader(make_dataset(model, samples), batch_size=4)))
     with torch.no_grad():
         pred = model(batch)
+        root = pred["root_pose"].clone()
         kp = model.keypoints(pred)
-        # hypotheses are the prediction turned about the body's up axis: H=4 gives 0/90/180/270 degrees
-        hyp = model.root_hypotheses(pred["root_pose"])
-        assert hyp.shape == (4, 4, 3, 3)
-        turned = {**pred, "root_pose": hyp[2]}
-        kp_turned = model.keypoints(turned)
-        # make the turned body the one that fits: its projection becomes the GT 2D joints
+        hyp = model.root_hypotheses(root)
+        assert hyp.shape == (count, 4, 3, 3)
+        kp_turned = model.keypoints({**pred, "root_pose": hyp[index]})
         uv = project(kp_turned + pred["trans"][:, None], batch["K"])
         batch = {**batch, "joints_2d": torch.cat([uv, torch.ones_like(uv[..., :1])], -1)}
         picked, err = model.pick_root_hypothesis(batch, pred, kp)
-    assert torch.allclose(pred["root_pose"], hyp[2], atol=1e-5)
+    assert torch.allclose(pred["root_pose"], hyp[index], atol=1e-5)
     assert torch.allclose(picked, kp_turned, atol=1e-4) and float(err.max()) < 1e-3
+    return hyp, root
+
+
+def test_wild_root_hypotheses_recover_a_reversed_facing(wild_set):
+    samples, _ = load_samples(wild_set, "body")
+    model = build_annotator(AnnotatorConfig(mode="wild", **TINY), samples[0].joint_set)
+    # hypotheses are the prediction turned about the body's up axis: H=4 gives 0/90/180/270 degrees
+    _, root = check_root_hypothesis_is_picked(model, samples, index=2, count=4)
     single = build_annotator(AnnotatorConfig(mode="wild", root_hypotheses=1, **TINY), samples[0].joint_set)
-    assert single.root_hypotheses(pred["root_pose"]).shape[0] == 1
+    assert single.root_hypotheses(root).shape[0] == 1
 
 
 def test_pose_prior_scores_implausible_poses_and_reaches_the_head(mocap_set):

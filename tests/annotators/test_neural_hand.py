@@ -60,24 +60,12 @@ def test_hand_annotate_runs_with_left_hands(hand_set, tmp_path, mode):
 
 
 def test_wild_hand_root_hypotheses_are_palm_and_back(hand_set):
-    from neuralannot.geometry import project
+    from test_neural import check_root_hypothesis_is_picked
 
     samples, _ = load_samples(hand_set, "hand")
     model = build_annotator(AnnotatorConfig(mode="wild", part="hand", **TINY), "hand21")
     assert model.cfg.root_hypotheses == 2  # the hand's default
-    batch = next(iter(torch.utils.data.DataLoader(make_dataset(model, samples), batch_size=4)))
-    with torch.no_grad():
-        pred = model(batch)
-        kp = model.keypoints(pred)
-        hyp = model.root_hypotheses(pred["root_pose"])
-        assert hyp.shape == (2, 4, 3, 3)
-        # the second is the prediction turned 180 degrees about the hand's own wrist -> fingers axis (+Y)
-        half = torch.diag(torch.tensor([-1.0, 1.0, -1.0]))
-        assert torch.allclose(hyp[1], pred["root_pose"] @ half, atol=1e-5)
-        turned = {**pred, "root_pose": hyp[1]}
-        kp_turned = model.keypoints(turned)
-        uv = project(kp_turned + pred["trans"][:, None], batch["K"])
-        batch = {**batch, "joints_2d": torch.cat([uv, torch.ones_like(uv[..., :1])], -1)}
-        picked, err = model.pick_root_hypothesis(batch, pred, kp)
-    assert torch.allclose(pred["root_pose"], hyp[1], atol=1e-5)  # the back-facing hand is picked
-    assert torch.allclose(picked, kp_turned, atol=1e-4) and float(err.max()) < 1e-3
+    hyp, root = check_root_hypothesis_is_picked(model, samples, index=1, count=2)  # the back-facing hand
+    # the second is the prediction turned 180 degrees about the hand's own wrist -> fingers axis (+Y)
+    half = torch.diag(torch.tensor([-1.0, 1.0, -1.0]))
+    assert torch.allclose(hyp[1], root @ half, atol=1e-5)
