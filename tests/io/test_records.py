@@ -78,3 +78,15 @@ def test_part_override_only_for_non_hand_models():
 def test_error_quality_confidence(three_d, key, scale):
     q = error_quality(5.0, three_d, [0, 0, 100, 60])
     assert q[key] == 5.0 and q["confidence"] == pytest.approx(math.exp(-5.0 / scale))
+
+
+
+def test_in_sample_camera_tells_the_samples_own_camera_from_a_crop_camera():
+    from neuralannot.io.records import in_sample_camera
+
+    sample = SimpleNamespace(intrinsics={"focal": [1000.0, 1000.0], "princpt": [500.0, 400.0]})
+    own = SimpleNamespace(camera={"focal": [1000.0, 1000.0], "princpt": [500.0, 400.0]})
+    crop = SimpleNamespace(camera={"focal": [9000.0, 9000.0], "princpt": [1400.0, 400.0]})
+    assert in_sample_camera(own, sample) and not in_sample_camera(crop, sample)
+    assert not in_sample_camera(SimpleNamespace(camera=None), sample)
+    assert not in_sample_camera(own, SimpleNamespace(intrinsics=None))

@@ -82,6 +82,7 @@ from neuralannot.bodies.base import BodyModel
 from neuralannot.bodies.fast_keypoints import AnnyKeypoints
 from neuralannot.data.silhouette import silhouette_batch
 from neuralannot.geometry import ray_rotation
+from neuralannot.io.records import in_sample_camera
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +137,11 @@ def _init_params(batch, init: Sequence, flips: list[bool], body: BodyModel) -> d
     return {k: torch.from_numpy(np.stack([p[k] for p in rows])).to(body.device, body.dtype) for k in rows[0]}
 
 
-def _moves(record, sample, K: np.ndarray, opt: FitOptions) -> bool:
-    """Whether a 2D refinement moves this start from its record's camera to the sample's ``K``."""
+def _moves(record, sample, opt: FitOptions) -> bool:
+    """Whether a 2D refinement moves this start from its record's camera to the sample's intrinsics."""
     if opt.init_camera != "sample" or record.camera is None or sample.intrinsics is None:
         return False
-    return not np.allclose(_record_K(record), K, rtol=1e-6, atol=1e-6)
+    return not in_sample_camera(record, sample)
 
 
 def _onto_ray(start: dict[str, Tensor], init: Sequence, cams: list, flips: list[bool], moved: np.ndarray):
@@ -266,8 +267,7 @@ def fit_dataset(
             cams = [_camera_2d(s, opt.focal) for s in batch]
             moved = np.zeros(len(batch), bool)
             if init is not None:  # the sample's intrinsics (start moved onto them) or the start's camera
-                pairs = zip(ids, batch, cams, strict=True)
-                moved = np.array([_moves(init[i], s, c[0], opt) for i, s, c in pairs])
+                moved = np.array([_moves(init[i], s, opt) for i, s in zip(ids, batch, strict=True)])
                 cams = [(c[0] if m or not init[i].camera else _record_K(init[i]), c[1])
                         for i, c, m in zip(ids, cams, moved, strict=True)]  # fmt: skip
             K = torch.tensor(np.stack([c[0] for c in cams]), dtype=body.dtype)

@@ -127,7 +127,7 @@ def neural_records(
             quality={"method": f"neuralannot-{cfg.mode}", "num_valid_joints": int(valid[b].sum())},
             unmeasured="no_valid_joints" if bool(none_valid[b]) else None,
         )  # fmt: skip
-        if cfg.mode == "wild" and cfg.camera == "virtual" and cfg.output_camera == "sample":
+        if cfg.crop_frame and cfg.output_camera == "sample":
             record = to_sample_camera(record, s)
         records.append(record)
     return records

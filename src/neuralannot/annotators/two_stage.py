@@ -26,7 +26,7 @@ from neuralannot.annotators import state
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.geometry import ray_rotation
 from neuralannot.io.pseudo_gt import PseudoGT, read_pseudo_gt
-from neuralannot.io.records import mirror_to_left
+from neuralannot.io.records import in_sample_camera, mirror_to_left
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def pseudo_gt_targets(
             raise ValueError(f"two-stage: sample {s.id!r} has no first-stage pseudo-GT")
         p = {k: np.asarray(v, np.float32) for k, v in r.params.items() if k in body.param_specs}
         p = mirror_to_left(p, body) if s.part == "lhand" else p
-        if crop_frame and "root_pose" in p and _in_sample_camera(r, s):
+        if crop_frame and "root_pose" in p and in_sample_camera(r, s):
             K = np.asarray(s.K, np.float64)
             x0, y0, w, h = (float(v) for v in s.bbox)
             centre = np.array([x0 + w / 2, y0 + h / 2])
@@ -69,16 +69,6 @@ def pseudo_gt_targets(
         out[name] = roma.rotvec_to_rotmat(v.reshape(len(rows), -1, 3)).reshape(*v.shape[:-1], 3, 3) if (
             spec.kind == "rotation") else v  # fmt: skip
     return out
-
-
-def _in_sample_camera(record: PseudoGT, sample) -> bool:
-    """Whether the record's camera is the sample's own (not a crop camera)."""
-    if record.camera is None or sample.intrinsics is None:
-        return False
-    K = np.asarray(sample.K, np.float64)
-    cam = record.camera
-    want = [K[0, 0], K[1, 1], K[0, 2], K[1, 2]]
-    return bool(np.allclose([*cam["focal"], *cam["princpt"]], want, rtol=1e-6))
 
 
 def train_and_annotate(

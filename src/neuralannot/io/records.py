@@ -21,7 +21,7 @@ HAND_SIDE = {"lhand": "left", "rhand": "right", "hand": "right"}
 
 __all__ = [
     "CONF_SCALE_BOX", "CONF_SCALE_MM", "HAND_SIDE", "build_record", "error_quality", "mark_unmeasured",
-    "mirror_to_left", "model_key", "sample_camera",
+    "in_sample_camera", "mirror_to_left", "model_key", "sample_camera",
 ]
 
 
@@ -43,6 +43,16 @@ def sample_camera(sample) -> dict[str, list[float]] | None:
     if sample.intrinsics is None:
         return None
     return {k: [float(x) for x in sample.intrinsics[k]] for k in ("focal", "princpt")}
+
+
+def in_sample_camera(record: PseudoGT, sample) -> bool:
+    """Whether the record's camera is the sample's own intrinsics (not e.g. a crop's virtual camera);
+    False when either is unknown."""
+    own = sample_camera(sample)
+    if record.camera is None or own is None:
+        return False
+    cam = [*record.camera["focal"], *record.camera["princpt"]]
+    return bool(np.allclose(cam, [*own["focal"], *own["princpt"]], rtol=1e-6, atol=1e-6))
 
 
 def error_quality(err: float, three_d: bool, bbox) -> dict:
