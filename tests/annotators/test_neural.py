@@ -164,21 +164,27 @@ def test_resume_refuses_a_checkpoint_of_other_samples_and_clears_temp_files(moca
     assert again["samples_seen"] == 0  # same samples: the finished run is resumed, nothing to do
 
 
-def test_swing_head_reproduces_the_given_joints_from_the_first_step(mocap_set):
+def test_swing_head_and_shape_solve_reproduce_the_given_joints_from_the_first_step(mocap_set):
     samples, _ = load_samples(mocap_set, "body", needs_3d=True)
     batch = None
     errs = {}
-    for head in ("paper", "swing"):
-        model = build_annotator(AnnotatorConfig(mode="mocap", head=head, **TINY), samples[0].joint_set)
+    for head, shape_solve in (("paper", 0), ("swing", 0), ("swing+shape", 2)):
+        cfg = AnnotatorConfig(mode="mocap", head=head.split("+")[0], shape_solve=shape_solve, **TINY)
+        model = build_annotator(cfg, samples[0].joint_set)
         if batch is None:
             batch = next(iter(torch.utils.data.DataLoader(make_dataset(model, samples), batch_size=8)))
         with torch.no_grad():
             errs[head] = float(model.losses(batch, model(batch))["joints3d"])
     # untrained: the paper head outputs the neutral body; the swing head already points every limb
-    # at its GT joints (what remains is bone length and the noise)
+    # at its GT joints (what remains is bone length and the noise); the shape solve fits bone lengths
     assert errs["swing"] < 0.25 * errs["paper"], errs
+    assert errs["swing+shape"] < 0.8 * errs["swing"], errs
     with pytest.raises(ValueError, match="MoCap mode only"):
         AnnotatorConfig(mode="wild", head="swing")
+    with pytest.raises(ValueError, match="shape_solve needs the swing head"):
+        AnnotatorConfig(mode="mocap", head="paper", shape_solve=1)
+    with pytest.raises(ValueError, match="shape_damping > 0"):
+        AnnotatorConfig(mode="mocap", shape_solve=1, shape_damping=0.0)
 
 
 def check_root_hypothesis_is_picked(model, samples, index: int, count: int) -> tuple[Tensor, Tensor]:

@@ -124,6 +124,12 @@ class AnnotatorConfig:
     joint_encoder_dim: int = 512
     # MoCap: the joint encoder also reads every pairwise joint distance (bone lengths → shape)
     joint_distances: bool = False
+    # MoCap, swing head: Gauss-Newton steps on the shape group (Anny's phenotypes, SMPL's betas) toward
+    # the given 3D joints after the swing solve, the network's shape as the start and prior
+    # (bodies/shape_solve.py), then the swing solve again; 0 = off. shape_damping: λ (m²), the weight
+    # of the network's shape against the joints (joint noise² / the start's expected error²)
+    shape_solve: int = 0
+    shape_damping: float = 6e-4
     embedding: str | None = None  # default per part: anny-body-vae / anny-hand-pca
     virtual_focal: float = 5000.0  # px on a 256 crop (scaled with input_size), as Hand4Whole
     # wild mode's projection: "virtual" (virtual_focal at the crop centre, as Hand4Whole: nearly
@@ -206,6 +212,12 @@ class AnnotatorConfig:
             raise ValueError(f"camera must be virtual | intrinsics, got {self.camera!r}")
         if not isinstance(self.crop_cache, str) or not self.crop_cache:
             raise ValueError(f"crop_cache must be auto | off | a folder, got {self.crop_cache!r}")
+        if self.shape_solve < 0 or self.shape_damping <= 0:
+            raise ValueError(
+                f"shape_solve must be >= 0 and shape_damping > 0: {self.shape_solve}, {self.shape_damping}"
+            )
+        if self.shape_solve and not self.swing_head:
+            raise ValueError("shape_solve needs the swing head: MoCap mode, head swing")
         if self.root_hypotheses is None:
             self.root_hypotheses = ROOT_HYPOTHESES.get(self.part, 1)
         if self.root_hypotheses < 1:

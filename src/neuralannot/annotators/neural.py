@@ -32,6 +32,7 @@ from neuralannot.bodies.parts import (
     MODEL_PART,
     PART_EXTENT,  # sets the initial camera distance and translation scale
 )
+from neuralannot.bodies.shape_solve import ShapeSolver
 from neuralannot.bodies.swing_ik import SwingSolver
 from neuralannot.data.silhouette import silhouette_vertex_ids
 from neuralannot.geometry import project, rot6d_to_rotmat, rotmat_to_rotvec
@@ -88,6 +89,9 @@ class NeuralAnnotator(nn.Module):
         self._aux = {"body": body, "regressor": get_regressor(body, joint_set), "embedding": None}
         self.num_joints = self.regressor.num_keypoints
         self._aux["swing"] = self._swing_solver(cfg, body) if cfg.swing_head else None
+        self._aux["shape"] = None
+        if cfg.shape_solve and self._aux["swing"] is not None:
+            self._aux["shape"] = ShapeSolver(body, self.regressor)
         self._aux["silhouettes"] = silhouette_vertex_ids(body) if cfg.w_silhouette > 0 else None
         self.root_index = root_indices(joint_set)
         self.extent = PART_EXTENT.get(body.part, 1.0)
@@ -283,7 +287,12 @@ class NeuralAnnotator(nn.Module):
         pred = self.decode(raw, batch["K"])
         if self._aux["swing"] is not None:  # analytic swing toward the given joints (bodies/swing_ik.py)
             gt = batch["joints_3d"]
-            pred = self._aux["swing"].solve(pred, gt[..., :3], gt[..., 3] > 0)
+            target, valid = gt[..., :3], gt[..., 3] > 0
+            pred = self._aux["swing"].solve(pred, target, valid)
+            if self._aux["shape"] is not None:  # then the shape (bodies/shape_solve.py) and the swing again
+                cfg = self.cfg
+                pred = self._aux["shape"].solve(pred, target, valid, cfg.shape_damping, cfg.shape_solve)
+                pred = self._aux["swing"].solve(pred, target, valid)
         return pred
 
     def decode(self, raw: dict[str, Tensor], K: Tensor) -> dict[str, Tensor]:
