@@ -15,6 +15,7 @@ from conftest import TINY, synth_set
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import build_annotator, load_samples, run_annotate
 from neuralannot.annotators.predict import predict
+from neuralannot.annotators.state import prediction_key
 from neuralannot.annotators.training import DistInfo, epoch_batches, make_dataset, train
 from neuralannot.evaluation import evaluate
 from neuralannot.geometry import project
@@ -102,11 +103,19 @@ def test_mocap_train_resume_is_identical_and_annotates_every_sample_once(mocap_s
 
 
 def test_wild_heatmap_and_embedding_ablations_run(wild_set, tmp_path):
-    for inputs, outputs in (("image", "embedding"), ("joints", None), ("image+joints", None)):
-        cfg = AnnotatorConfig(mode="wild", inputs=inputs, outputs=outputs, **dict(TINY, epochs=1))
-        summary = run_annotate(wild_set, tmp_path / f"{inputs}.npz", cfg, tmp_path / "work", progress=False)
+    runs = [("image", "embedding", "heatmaps"), ("joints", None, "heatmaps"),
+            ("image+joints", None, "heatmaps"), ("joints", None, "coordinates")]  # fmt: skip
+    joint_set = load_samples(wild_set, "body")[0][0].joint_set
+    for inputs, outputs, joint_input in runs:
+        cfg = AnnotatorConfig(mode="wild", inputs=inputs, outputs=outputs, joint_input=joint_input,
+                              **dict(TINY, epochs=1))  # fmt: skip
+        model = build_annotator(cfg, joint_set)
+        lifting = joint_input == "coordinates"
+        assert (model.backbone is None, model.joint_encoder is not None) == (lifting, lifting)
+        out = tmp_path / f"{inputs}-{joint_input}.npz"
+        summary = run_annotate(wild_set, out, cfg, tmp_path / "work", progress=False)
         assert summary["annotate"]["annotated"] == 16
-        records, _ = read_pseudo_gt(tmp_path / f"{inputs}.npz")
+        records, _ = read_pseudo_gt(out)
         assert all(np.isfinite(r.quality["joint_err_px"]) for r in records)
         assert all(r.camera is not None and r.camera["focal"][0] > 0 for r in records)
     # the written pseudo-GT (params + camera) reproduces the error the annotator measured on its crop
@@ -170,15 +179,24 @@ def test_swing_head_and_shape_solve_reproduce_the_given_joints_from_the_first_st
     errs = {}
     for head, shape_solve in (("paper", 0), ("swing", 0), ("swing+shape", 2)):
         cfg = AnnotatorConfig(mode="mocap", head=head.split("+")[0], shape_solve=shape_solve, **TINY)
-        model = build_annotator(cfg, samples[0].joint_set)
+        model = build_annotator(cfg, samples[0].joint_set).eval()
         if batch is None:
             batch = next(iter(torch.utils.data.DataLoader(make_dataset(model, samples), batch_size=8)))
         with torch.no_grad():
             errs[head] = float(model.losses(batch, model(batch))["joints3d"])
+            errs[f"{head}, training"] = float(model.losses(batch, model.train()(batch))["joints3d"])
     # untrained: the paper head outputs the neutral body; the swing head already points every limb
     # at its GT joints (what remains is bone length and the noise); the shape solve fits bone lengths
     assert errs["swing"] < 0.25 * errs["paper"], errs
     assert errs["swing+shape"] < 0.8 * errs["swing"], errs
+    # annotation only: training sees the network's own shape
+    assert errs["swing+shape, training"] == pytest.approx(errs["swing, training"]), errs
+    # the same weights, other annotations: one training run, separate partial predictions
+    plain = AnnotatorConfig(mode="mocap", **TINY)
+    solved = AnnotatorConfig(mode="mocap", shape_solve=1, **TINY)
+    assert plain.digest() == solved.digest()
+    keys = [prediction_key(build_annotator(c, samples[0].joint_set), samples) for c in (plain, solved)]
+    assert keys[0] != keys[1]
     with pytest.raises(ValueError, match="MoCap mode only"):
         AnnotatorConfig(mode="wild", head="swing")
     with pytest.raises(ValueError, match="shape_solve needs the swing head"):

@@ -16,8 +16,12 @@ InputKind = Literal["image", "joints", "image+joints"]
 OutputKind = Literal["rotations", "embedding"]
 HeadKind = Literal["paper", "swing"]
 
-#: Config fields that do not affect the trained weights (``output_camera`` is in the prediction key).
-RESULT_NEUTRAL = ("num_workers", "checkpoint_every", "log_every", "crop_cache", "output_camera")
+#: Config fields that do not affect the trained weights (``output_camera`` and the annotation-time
+#: shape solve are in the prediction key).
+RESULT_NEUTRAL = (
+    "num_workers", "checkpoint_every", "log_every", "crop_cache",
+    "output_camera", "shape_solve", "shape_damping",
+)  # fmt: skip
 #: ``reg`` names besides the body models' parameter groups (``io.pseudo_gt.PARAM_SHAPES``).
 REG_EXTRA = ("twist", "latent", "pose_prior")
 
@@ -124,10 +128,11 @@ class AnnotatorConfig:
     joint_encoder_dim: int = 512
     # MoCap: the joint encoder also reads every pairwise joint distance (bone lengths → shape)
     joint_distances: bool = False
-    # MoCap, swing head: Gauss-Newton steps on the shape group (Anny's phenotypes, SMPL's betas) toward
-    # the given 3D joints after the swing solve, the network's shape as the start and prior
-    # (bodies/shape_solve.py), then the swing solve again; 0 = off. shape_damping: λ (m²), the weight
-    # of the network's shape against the joints (joint noise² / the start's expected error²)
+    # MoCap, swing head, at annotation: Gauss-Newton steps on the shape group (Anny's phenotypes, SMPL's
+    # betas) toward the given 3D joints after the swing solve, the network's shape as the start and
+    # prior (bodies/shape_solve.py), then the swing solve again; 0 = off. Not in training: through the
+    # solve the 3D loss stalled (0.13 against 0.025 after 200 steps, BENCHMARKS.md). shape_damping: λ
+    # (m²), the weight of the network's shape against the joints (joint noise² / start error²)
     shape_solve: int = 0
     shape_damping: float = 6e-4
     embedding: str | None = None  # default per part: anny-body-vae / anny-hand-pca
@@ -143,6 +148,10 @@ class AnnotatorConfig:
     # error median 19.6° → 17.5°, but reprojection 5.4 → 9.1 px; hands 32.2 → 30.7 mm; BENCHMARKS.md).
     # The hybrid refines in the sample's camera either way (FitOptions.init_camera).
     output_camera: Literal["sample", "crop"] = "crop"
+    # wild mode, inputs with joints: how the GT 2D joints reach the network. "heatmaps" (the paper's
+    # Table 2: Gaussian maps, stacked with the image or through a small CNN) or "coordinates" (the
+    # crop-normalised 2D positions through an MLP, as a 2D → 3D lifting network: cheap on CPUs)
+    joint_input: Literal["heatmaps", "coordinates"] = "heatmaps"
     heatmap_size: int = 64
     heatmap_sigma: float = 2.0
     # optimisation (paper: Adam 1e-4, batch 192, lr ÷10 when the loss plateaus)
@@ -208,6 +217,8 @@ class AnnotatorConfig:
             raise ValueError(f"image_features must be global | joints, got {self.image_features!r}")
         if self.output_camera not in ("sample", "crop"):
             raise ValueError(f"output_camera must be sample | crop, got {self.output_camera!r}")
+        if self.joint_input not in ("heatmaps", "coordinates"):
+            raise ValueError(f"joint_input must be heatmaps | coordinates, got {self.joint_input!r}")
         if self.camera not in ("virtual", "intrinsics"):
             raise ValueError(f"camera must be virtual | intrinsics, got {self.camera!r}")
         if not isinstance(self.crop_cache, str) or not self.crop_cache:
@@ -241,6 +252,11 @@ class AnnotatorConfig:
     @property
     def uses_joints(self) -> bool:
         return "joints" in self.inputs
+
+    @property
+    def wild_heatmaps(self) -> bool:
+        """Wild mode reads the 2D joints as heatmaps (``joint_input``)."""
+        return self.mode == "wild" and self.uses_joints and self.joint_input == "heatmaps"
 
     @property
     def crop_frame(self) -> bool:

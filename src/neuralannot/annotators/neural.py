@@ -110,14 +110,14 @@ class NeuralAnnotator(nn.Module):
             self.embedded_group = group
         self._aux["pose_prior"] = self._load_pose_prior(body, embedding)
         layout, bias = self._layout(body)
-        wild_hm = cfg.mode == "wild" and cfg.uses_joints
+        wild_hm = cfg.wild_heatmaps
         self.backbone = self.hm_encoder = self.joint_encoder = None
         if cfg.freeze_backbone:  # CPU path: frozen ImageNet features (cached), heatmaps via a small CNN
             if cfg.uses_image:
                 self.backbone = self._build_backbone(cfg, in_channels=3).requires_grad_(False).eval()
             if wild_hm:
                 self.hm_encoder = HeatmapEncoder(self.num_joints)
-        elif cfg.mode == "wild" and cfg.inputs == "joints":  # heatmaps only, through the backbone
+        elif wild_hm and cfg.inputs == "joints":  # heatmaps only, through the backbone
             self.backbone = self._build_backbone(cfg, in_channels=self.num_joints, rgb_input=False)
         elif cfg.uses_image:
             self.backbone = self._build_backbone(cfg, in_channels=3 + (self.num_joints if wild_hm else 0))
@@ -128,8 +128,10 @@ class NeuralAnnotator(nn.Module):
             feat_dim += self.joint_sampler.out_dim
         feat_dim += self.hm_encoder.dim if self.hm_encoder is not None else 0
         joint_dim = 0
-        if cfg.mode == "mocap" and cfg.uses_joints:
-            self.joint_encoder = JointEncoder(self.num_joints, cfg.joint_encoder_dim, cfg.joint_distances)
+        if cfg.uses_joints and not wild_hm:  # MoCap 3D joints, or wild 2D coordinates
+            coords = 3 if cfg.mode == "mocap" else 2
+            dim = cfg.joint_encoder_dim
+            self.joint_encoder = JointEncoder(self.num_joints, dim, cfg.joint_distances, coords)
             joint_dim = cfg.joint_encoder_dim
         if feat_dim + joint_dim == 0:
             raise ValueError(f"inputs={cfg.inputs!r} gives the network no input in {cfg.mode} mode")
@@ -240,7 +242,7 @@ class NeuralAnnotator(nn.Module):
         parts = []
         if self.cfg.uses_image:
             parts.append(self.backbone.normalize(batch["image"]))
-        if self.cfg.mode == "wild" and self.cfg.uses_joints and self.hm_encoder is None:
+        if self.cfg.wild_heatmaps and self.hm_encoder is None:
             size = (self.cfg.input_size,) * 2
             parts.append(F.interpolate(batch["heatmaps"], size=size, mode="bilinear", align_corners=False))
         return torch.cat(parts, 1) if len(parts) > 1 else parts[0]
@@ -277,19 +279,23 @@ class NeuralAnnotator(nn.Module):
         if self.hm_encoder is not None:
             feats.append(self.hm_encoder(batch["heatmaps"]))
         jfeat = None
-        if self.joint_encoder is not None:
+        if self.joint_encoder is not None and self.cfg.mode == "mocap":
             j = batch["joints_3d"].clone()
             valid = j[..., 3:4] > 0
             root = _masked_root(j[..., :3], valid[..., 0], self.root_index)
             j[..., :3] = (j[..., :3] - root[:, None]) * valid
             jfeat = self.joint_encoder(j)
+        elif self.joint_encoder is not None:  # wild: crop pixels → [-1, 1] about the crop centre
+            j = batch["joints_2d"]
+            half = self.cfg.input_size / 2
+            jfeat = self.joint_encoder(torch.cat([(j[..., :2] - half) / half, (j[..., 2:3] > 0).to(j)], -1))
         raw = self.head(torch.cat(feats, -1) if feats else None, jfeat)
         pred = self.decode(raw, batch["K"])
         if self._aux["swing"] is not None:  # analytic swing toward the given joints (bodies/swing_ik.py)
             gt = batch["joints_3d"]
             target, valid = gt[..., :3], gt[..., 3] > 0
             pred = self._aux["swing"].solve(pred, target, valid)
-            if self._aux["shape"] is not None:  # then the shape (bodies/shape_solve.py) and the swing again
+            if self._aux["shape"] is not None and not self.training:  # annotation: the shape, swing again
                 cfg = self.cfg
                 pred = self._aux["shape"].solve(pred, target, valid, cfg.shape_damping, cfg.shape_solve)
                 pred = self._aux["swing"].solve(pred, target, valid)

@@ -151,7 +151,7 @@ def annotation_dataset(
         samples,
         cfg.input_size,
         load_images=model.backbone is not None and cfg.uses_image,
-        heatmaps=cfg.mode == "wild" and cfg.uses_joints,
+        heatmaps=cfg.wild_heatmaps,
         heatmap_size=cfg.heatmap_size,
         heatmap_sigma=cfg.heatmap_sigma,
         virtual_focal=cfg.virtual_focal,

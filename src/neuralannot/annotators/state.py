@@ -75,7 +75,11 @@ def run_dir(
 
 def prediction_key(model, samples: Sequence) -> str:
     """Partial predictions' key: the samples' content, the weights predicting them and how records are
-    written (``output_camera``; version 2: the wild records' camera moved to the sample's)."""
-    text = f"{samples_digest(samples, model.cfg.uses_image)}:{weights_digest(model)}"
-    text += f":v2:{model.cfg.output_camera}"
+    written (``output_camera``, the shape solve; version 2: the wild records' camera moved to the
+    sample's)."""
+    cfg = model.cfg
+    text = f"{samples_digest(samples, cfg.uses_image)}:{weights_digest(model)}"
+    text += f":v2:{cfg.output_camera}"
+    if cfg.shape_solve:
+        text += f":shape{cfg.shape_solve}:{cfg.shape_damping}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]

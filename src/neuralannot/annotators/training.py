@@ -135,7 +135,7 @@ def make_dataset(
             crop_cache=crop_file,
         )
 
-    wild_hm = cfg.mode == "wild" and cfg.uses_joints
+    wild_hm = cfg.wild_heatmaps
     if not frozen:
         crop_file = cached_crops(model, samples, work_dir, progress)
         return crops(model.backbone is not None and cfg.uses_image, wild_hm)

@@ -17,29 +17,31 @@ from torch import Tensor, nn
 
 
 class JointEncoder(nn.Module):
-    """(B, J, 4) joints ``[x, y, z, valid]`` → (B, dim); invalid joints are zeroed, validity is an input.
+    """(B, J, coords + 1) joints ``[x, y, (z,) valid]`` → (B, dim); invalid joints are zeroed, validity is
+    an input (3D MoCap joints, or wild mode's crop-normalised 2D joints with ``coords=2``).
 
     With ``distances``, the distances between every pair of joints (0 where either is invalid) are
     inputs too: bone lengths are what the shape must reproduce, and an MLP on raw coordinates can only
     approximate the norm of a difference.
     """
 
-    def __init__(self, num_joints: int, dim: int = 512, distances: bool = False):
+    def __init__(self, num_joints: int, dim: int = 512, distances: bool = False, coords: int = 3):
         super().__init__()
-        self.distances = distances
-        n_in = num_joints * 4
+        self.distances, self.coords = distances, coords
+        n_in = num_joints * (coords + 1)
         if distances:
             self.register_buffer("pairs", torch.triu_indices(num_joints, num_joints, 1), persistent=False)
             n_in += self.pairs.shape[1]
         self.net = nn.Sequential(nn.Linear(n_in, dim), nn.ReLU(), nn.Linear(dim, dim), nn.ReLU())
 
     def inputs(self, joints: Tensor) -> Tensor:
-        """The network's input vector (B, J·4 [+ J(J−1)/2 distances])."""
-        valid = joints[..., 3:4]
-        x = [torch.cat([joints[..., :3] * valid, valid], -1).flatten(1)]
+        """The network's input vector (B, J·(coords + 1) [+ J(J−1)/2 distances])."""
+        c = self.coords
+        valid = joints[..., c : c + 1]
+        x = [torch.cat([joints[..., :c] * valid, valid], -1).flatten(1)]
         if self.distances:
             a, b = self.pairs
-            d = (joints[:, a, :3] - joints[:, b, :3]).norm(dim=-1)
+            d = (joints[:, a, :c] - joints[:, b, :c]).norm(dim=-1)
             x.append(d * valid[:, a, 0] * valid[:, b, 0])
         return torch.cat(x, -1)
 
