@@ -1,5 +1,6 @@
 """Neural annotator: layout/initialisation, losses, training determinism + resume, annotation, DDP."""
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -192,13 +193,16 @@ def test_swing_head_and_shape_solve_reproduce_the_given_joints_from_the_first_st
     # annotation only: training sees the network's own shape
     assert errs["swing+shape, training"] == pytest.approx(errs["swing, training"]), errs
     # the same weights, other annotations: one training run, separate partial predictions
-    plain = AnnotatorConfig(mode="mocap", **TINY)
+    plain = AnnotatorConfig(mode="mocap", shape_solve=0, **TINY)
     solved = AnnotatorConfig(mode="mocap", shape_solve=1, **TINY)
     assert plain.digest() == solved.digest()
     keys = [prediction_key(build_annotator(c, samples[0].joint_set), samples) for c in (plain, solved)]
     assert keys[0] != keys[1]
     with pytest.raises(ValueError, match="MoCap mode only"):
         AnnotatorConfig(mode="wild", head="swing")
+    # default: 1 step where the swing head runs (MoCap), none elsewhere; a mode change keeps "unset"
+    assert (AnnotatorConfig(mode="mocap").shape_steps, AnnotatorConfig(mode="wild").shape_steps) == (1, 0)
+    assert dataclasses.replace(AnnotatorConfig(mode="mocap"), mode="wild").shape_steps == 0
     with pytest.raises(ValueError, match="shape_solve needs the swing head"):
         AnnotatorConfig(mode="mocap", head="paper", shape_solve=1)
     with pytest.raises(ValueError, match="shape_damping > 0"):

@@ -132,8 +132,10 @@ class AnnotatorConfig:
     # betas) toward the given 3D joints after the swing solve, the network's shape as the start and
     # prior (bodies/shape_solve.py), then the swing solve again; 0 = off. Not in training: through the
     # solve the 3D loss stalled (0.13 against 0.025 after 200 steps, BENCHMARKS.md). shape_damping: λ
-    # (m²), the weight of the network's shape against the joints (joint noise² / start error²)
-    shape_solve: int = 0
+    # (m²), the weight of the network's shape against the joints (joint noise² / start error²).
+    # None: 1 step where the swing head is on (validation set, seed 101: shape-only MPVPE 22.8 → 20.9 mm,
+    # MPJPE 14.8 → 14.7, MPVPE 35.7 → 35.6; BENCHMARKS.md), else 0
+    shape_solve: int | None = None
     shape_damping: float = 6e-4
     embedding: str | None = None  # default per part: anny-body-vae / anny-hand-pca
     virtual_focal: float = 5000.0  # px on a 256 crop (scaled with input_size), as Hand4Whole
@@ -223,7 +225,7 @@ class AnnotatorConfig:
             raise ValueError(f"camera must be virtual | intrinsics, got {self.camera!r}")
         if not isinstance(self.crop_cache, str) or not self.crop_cache:
             raise ValueError(f"crop_cache must be auto | off | a folder, got {self.crop_cache!r}")
-        if self.shape_solve < 0 or self.shape_damping <= 0:
+        if (self.shape_solve or 0) < 0 or self.shape_damping <= 0:
             raise ValueError(
                 f"shape_solve must be >= 0 and shape_damping > 0: {self.shape_solve}, {self.shape_damping}"
             )
@@ -244,6 +246,13 @@ class AnnotatorConfig:
         falls back to the paper head where the solver cannot pose the model, e.g. Anny's head: one
         head rotation, the rest is expression; see ``NeuralAnnotator``)."""
         return self.mode == "mocap" and self.head in (None, "swing")
+
+    @property
+    def shape_steps(self) -> int:
+        """Shape-solve steps at annotation: ``shape_solve``, or where unset 1 with the swing head."""
+        if self.shape_solve is None:
+            return 1 if self.swing_head else 0
+        return self.shape_solve
 
     @property
     def uses_image(self) -> bool:

@@ -90,7 +90,7 @@ class NeuralAnnotator(nn.Module):
         self.num_joints = self.regressor.num_keypoints
         self._aux["swing"] = self._swing_solver(cfg, body) if cfg.swing_head else None
         self._aux["shape"] = None
-        if cfg.shape_solve and self._aux["swing"] is not None:
+        if cfg.shape_steps and self._aux["swing"] is not None:
             self._aux["shape"] = ShapeSolver(body, self.regressor)
         self._aux["silhouettes"] = silhouette_vertex_ids(body) if cfg.w_silhouette > 0 else None
         self.root_index = root_indices(joint_set)
@@ -297,7 +297,7 @@ class NeuralAnnotator(nn.Module):
             pred = self._aux["swing"].solve(pred, target, valid)
             if self._aux["shape"] is not None and not self.training:  # annotation: the shape, swing again
                 cfg = self.cfg
-                pred = self._aux["shape"].solve(pred, target, valid, cfg.shape_damping, cfg.shape_solve)
+                pred = self._aux["shape"].solve(pred, target, valid, cfg.shape_damping, cfg.shape_steps)
                 pred = self._aux["swing"].solve(pred, target, valid)
         return pred
 

@@ -80,6 +80,6 @@ def prediction_key(model, samples: Sequence) -> str:
     cfg = model.cfg
     text = f"{samples_digest(samples, cfg.uses_image)}:{weights_digest(model)}"
     text += f":v2:{cfg.output_camera}"
-    if cfg.shape_solve:
-        text += f":shape{cfg.shape_solve}:{cfg.shape_damping}"
+    if cfg.shape_steps:
+        text += f":shape{cfg.shape_steps}:{cfg.shape_damping}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
