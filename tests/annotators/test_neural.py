@@ -203,8 +203,8 @@ def test_swing_head_and_shape_solve_reproduce_the_given_joints_from_the_first_st
     # default: 1 step where the swing head runs (MoCap), none elsewhere; a mode change keeps "unset"
     assert (AnnotatorConfig(mode="mocap").shape_steps, AnnotatorConfig(mode="wild").shape_steps) == (1, 0)
     assert dataclasses.replace(AnnotatorConfig(mode="mocap"), mode="wild").shape_steps == 0
-    with pytest.raises(ValueError, match="shape_solve needs the swing head"):
-        AnnotatorConfig(mode="mocap", head="paper", shape_solve=1)
+    with pytest.raises(ValueError, match="shape_solve needs the given 3D joints"):
+        AnnotatorConfig(mode="wild", shape_solve=1)
     with pytest.raises(ValueError, match="shape_damping > 0"):
         AnnotatorConfig(mode="mocap", shape_solve=1, shape_damping=0.0)
 

@@ -128,13 +128,13 @@ class AnnotatorConfig:
     joint_encoder_dim: int = 512
     # MoCap: the joint encoder also reads every pairwise joint distance (bone lengths → shape)
     joint_distances: bool = False
-    # MoCap, swing head, at annotation: Gauss-Newton steps on the shape group (Anny's phenotypes, SMPL's
-    # betas) toward the given 3D joints after the swing solve, the network's shape as the start and
-    # prior (bodies/shape_solve.py), then the swing solve again; 0 = off. Not in training: through the
-    # solve the 3D loss stalled (0.13 against 0.025 after 200 steps, BENCHMARKS.md). shape_damping: λ
-    # (m²), the weight of the network's shape against the joints (joint noise² / start error²).
-    # None: 1 step where the swing head is on (validation set, seed 101: shape-only MPVPE 22.8 → 20.9 mm,
-    # MPJPE 14.8 → 14.7, MPVPE 35.7 → 35.6; BENCHMARKS.md), else 0
+    # MoCap, at annotation: Gauss-Newton steps on the shape group (Anny's phenotypes, SMPL's betas)
+    # toward the given 3D joints after the swing solve (where the model has one), the network's shape
+    # as the start and prior (bodies/shape_solve.py), then the swing solve again; 0 = off. Not in
+    # training: through the solve the 3D loss stalled (0.13 against 0.025 after 200 steps). None: 1
+    # step in MoCap mode with the default head (validation set, seed 101: shape-only MPVPE 22.8 → 20.9
+    # mm, MPJPE 14.8 → 14.7, MPVPE 35.7 → 35.6; BENCHMARKS.md), else 0. shape_damping: λ (m²), the
+    # weight of the network's shape against the joints (joint noise² / the start's error²)
     shape_solve: int | None = None
     shape_damping: float = 6e-4
     embedding: str | None = None  # default per part: anny-body-vae / anny-hand-pca
@@ -229,8 +229,8 @@ class AnnotatorConfig:
             raise ValueError(
                 f"shape_solve must be >= 0 and shape_damping > 0: {self.shape_solve}, {self.shape_damping}"
             )
-        if self.shape_solve and not self.swing_head:
-            raise ValueError("shape_solve needs the swing head: MoCap mode, head swing")
+        if self.shape_solve and self.mode != "mocap":
+            raise ValueError("shape_solve needs the given 3D joints: MoCap mode only")
         if self.root_hypotheses is None:
             self.root_hypotheses = ROOT_HYPOTHESES.get(self.part, 1)
         if self.root_hypotheses < 1:
@@ -249,7 +249,8 @@ class AnnotatorConfig:
 
     @property
     def shape_steps(self) -> int:
-        """Shape-solve steps at annotation: ``shape_solve``, or where unset 1 with the swing head."""
+        """Shape-solve steps at annotation: ``shape_solve``, or where unset 1 in MoCap mode with the
+        default head (swing, or the paper head where the model has no swing solver: Anny's hand)."""
         if self.shape_solve is None:
             return 1 if self.swing_head else 0
         return self.shape_solve

@@ -90,7 +90,7 @@ class NeuralAnnotator(nn.Module):
         self.num_joints = self.regressor.num_keypoints
         self._aux["swing"] = self._swing_solver(cfg, body) if cfg.swing_head else None
         self._aux["shape"] = None
-        if cfg.shape_steps and self._aux["swing"] is not None:
+        if cfg.shape_steps:
             self._aux["shape"] = ShapeSolver(body, self.regressor)
         self._aux["silhouettes"] = silhouette_vertex_ids(body) if cfg.w_silhouette > 0 else None
         self.root_index = root_indices(joint_set)
@@ -291,14 +291,16 @@ class NeuralAnnotator(nn.Module):
             jfeat = self.joint_encoder(torch.cat([(j[..., :2] - half) / half, (j[..., 2:3] > 0).to(j)], -1))
         raw = self.head(torch.cat(feats, -1) if feats else None, jfeat)
         pred = self.decode(raw, batch["K"])
-        if self._aux["swing"] is not None:  # analytic swing toward the given joints (bodies/swing_ik.py)
+        swing, shape = self._aux["swing"], self._aux["shape"] if not self.training else None
+        if swing is not None or shape is not None:
             gt = batch["joints_3d"]
             target, valid = gt[..., :3], gt[..., 3] > 0
-            pred = self._aux["swing"].solve(pred, target, valid)
-            if self._aux["shape"] is not None and not self.training:  # annotation: the shape, swing again
-                cfg = self.cfg
-                pred = self._aux["shape"].solve(pred, target, valid, cfg.shape_damping, cfg.shape_steps)
-                pred = self._aux["swing"].solve(pred, target, valid)
+        if swing is not None:  # analytic swing toward the given joints (bodies/swing_ik.py)
+            pred = swing.solve(pred, target, valid)
+        if shape is not None:  # annotation: the shape toward the joints (bodies/shape_solve.py), swing again
+            pred = shape.solve(pred, target, valid, self.cfg.shape_damping, self.cfg.shape_steps)
+            if swing is not None:
+                pred = swing.solve(pred, target, valid)
         return pred
 
     def decode(self, raw: dict[str, Tensor], K: Tensor) -> dict[str, Tensor]:
