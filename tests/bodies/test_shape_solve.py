@@ -116,3 +116,19 @@ def test_models_without_one_shape_group_are_refused():
 
     with pytest.raises(BodyModelError, match="no single shape group"):
         ShapeSolver(NoShape(), None)
+
+
+def test_keep_better_takes_each_sample_from_the_closer_fit(anny_body, solver, gen):
+    gt = _posed(anny_body, 4, gen)
+    with torch.no_grad():
+        target = solver.keypoints(gt) + gt["trans"][:, None]
+    valid = torch.ones(4, target.shape[1], dtype=torch.bool)
+    worse = {**gt, "phenotype": gt["phenotype"].clone()}
+    worse["phenotype"][[1, 3]] = 1.0 - worse["phenotype"][[1, 3]]  # samples 1 and 3 move away
+    err = solver.error(worse, target, valid)
+    assert (err[[0, 2]] < 1e-10).all() and (err[[1, 3]] > 1e-5).all()
+    out = solver.keep_better(worse, gt, target, valid)
+    torch.testing.assert_close(out["phenotype"], gt["phenotype"])
+    out = solver.keep_better(gt, worse, target, valid)
+    torch.testing.assert_close(out["phenotype"], gt["phenotype"])
+    assert out["body_pose"].shape == gt["body_pose"].shape

@@ -298,9 +298,10 @@ class NeuralAnnotator(nn.Module):
         if swing is not None:  # analytic swing toward the given joints (bodies/swing_ik.py)
             pred = swing.solve(pred, target, valid)
         if shape is not None:  # annotation: the shape toward the joints (bodies/shape_solve.py), swing again
-            pred = shape.solve(pred, target, valid, self.cfg.shape_damping, self.cfg.shape_steps)
+            solved = shape.solve(pred, target, valid, self.cfg.shape_damping, self.cfg.shape_steps)
             if swing is not None:
-                pred = swing.solve(pred, target, valid)
+                solved = swing.solve(solved, target, valid)
+            pred = shape.keep_better(pred, solved, target, valid)
         return pred
 
     def decode(self, raw: dict[str, Tensor], K: Tensor) -> dict[str, Tensor]:

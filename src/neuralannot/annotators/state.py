@@ -81,5 +81,5 @@ def prediction_key(model, samples: Sequence) -> str:
     text = f"{samples_digest(samples, cfg.uses_image)}:{weights_digest(model)}"
     text += f":v2:{cfg.output_camera}"
     if cfg.shape_steps:
-        text += f":shape{cfg.shape_steps}:{cfg.shape_damping}"
+        text += f":shape-v2:{cfg.shape_steps}:{cfg.shape_damping}"  # v2: steps kept only where better
     return hashlib.sha256(text.encode()).hexdigest()[:12]

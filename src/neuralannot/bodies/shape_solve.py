@@ -79,6 +79,25 @@ class ShapeSolver:
         J = _centred(diff.permute(0, 2, 3, 1), w)  # (B, K, 3, S)
         return J.reshape(B, -1, S)
 
+    def error(self, params: dict[str, Tensor], targets: Tensor, valid: Tensor) -> Tensor:
+        """Per-sample mean squared keypoint error (B,) after the best translation (m²)."""
+        w = valid.to(targets.dtype)
+        r = _centred(targets - self.keypoints(params), w)
+        return r.square().sum((1, 2)) / w.sum(1).clamp_min(1.0)
+
+    def keep_better(
+        self, before: dict[str, Tensor], after: dict[str, Tensor], targets: Tensor, valid: Tensor
+    ) -> dict[str, Tensor]:
+        """Per sample, ``after`` where it fits the targets better than ``before``, else ``before`` (a
+        Gauss-Newton step accepted only where it lowers the error: one linearised step from a poor
+        start, or the re-solved pose after it, can land far off)."""
+        better = self.error(after, targets, valid) < self.error(before, targets, valid)
+        out = dict(before)
+        for k, v in after.items():
+            if isinstance(v, Tensor) and k in before and v.shape == before[k].shape:
+                out[k] = torch.where(better.reshape(-1, *(1,) * (v.dim() - 1)), v, before[k])
+        return out
+
     def solve(
         self, params: dict[str, Tensor], targets: Tensor, valid: Tensor, damping: float, iterations: int = 1
     ) -> dict[str, Tensor]:
