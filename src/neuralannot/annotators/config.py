@@ -130,11 +130,11 @@ class AnnotatorConfig:
     joint_distances: bool = False
     # MoCap, at annotation: Gauss-Newton steps on the shape group (Anny's phenotypes, SMPL's betas)
     # toward the given 3D joints after the swing solve (where the model has one), the network's shape
-    # as the start and prior (bodies/shape_solve.py), then the swing solve again; 0 = off. Not in
-    # training: through the solve the 3D loss stalled (0.13 against 0.025 after 200 steps). None: 1
-    # step in MoCap mode with the default head (validation set, seed 101: shape-only MPVPE 22.8 → 20.9
-    # mm, MPJPE 14.8 → 14.7, MPVPE 35.7 → 35.6; BENCHMARKS.md), else 0. shape_damping: λ (m²), the
-    # weight of the network's shape against the joints (joint noise² / the start's error²)
+    # as the start and prior (bodies/shape_solve.py), then the swing solve again, kept per sample where
+    # it fits the joints better; 0 = off. Not in training: through the solve the 3D loss stalled (0.13
+    # against 0.025 after 200 steps). None: 1 step in MoCap mode with the default head (validation set,
+    # seed 101: MPJPE 14.8 → 13.2 mm, MPVPE 35.7 → 34.1, shape-only 22.8 → 19.3; BENCHMARKS.md), else
+    # 0. shape_damping: λ (m²), the weight of the network's shape against the joints (noise² / error²)
     shape_solve: int | None = None
     shape_damping: float = 6e-4
     embedding: str | None = None  # default per part: anny-body-vae / anny-hand-pca
