@@ -24,6 +24,16 @@ def _posed(body, B, gen):
     return p
 
 
+def _problem(body, solver, B, gen):
+    """A posed GT body, its keypoints as targets (moved anywhere: translation is free), all valid, and
+    the GT pose with the mean phenotypes as the start."""
+    gt = _posed(body, B, gen)
+    with torch.no_grad():
+        target = solver.keypoints(gt) + gt["trans"][:, None]
+    start = {**gt, "phenotype": torch.full((B, 6), 0.5)}
+    return gt, target, torch.ones(B, target.shape[1], dtype=torch.bool), start
+
+
 def _centred_error(solver, params, target):
     d = target - solver.keypoints(params)
     return (d - d.mean(1, keepdim=True)).norm(dim=-1).mean(1)
@@ -37,11 +47,7 @@ def test_fast_keypoints_match_the_model(anny_body, solver, gen):
 
 
 def test_recovers_the_shape_from_exact_joints(anny_body, solver, gen):
-    gt = _posed(anny_body, 8, gen)
-    with torch.no_grad():
-        target = solver.keypoints(gt) + gt["trans"][:, None]  # anywhere in space: translation is free
-    start = {**gt, "phenotype": torch.full((8, 6), 0.5)}
-    valid = torch.ones(8, target.shape[1], dtype=torch.bool)
+    gt, target, valid, start = _problem(anny_body, solver, 8, gen)
     before = _centred_error(solver, start, target)
     out = solver.solve(start, target, valid, damping=1e-6, iterations=3)
     after = _centred_error(solver, out, target)
@@ -53,21 +59,13 @@ def test_recovers_the_shape_from_exact_joints(anny_body, solver, gen):
 
 
 def test_damping_keeps_the_start(anny_body, solver, gen):
-    gt = _posed(anny_body, 4, gen)
-    with torch.no_grad():
-        target = solver.keypoints(gt)
-    start = {**gt, "phenotype": torch.full((4, 6), 0.5)}
-    valid = torch.ones(4, target.shape[1], dtype=torch.bool)
+    _, target, valid, start = _problem(anny_body, solver, 4, gen)
     out = solver.solve(start, target, valid, damping=1e3)
     assert (out["phenotype"] - 0.5).abs().max() < 1e-3
 
 
 def test_invalid_joints_are_ignored_and_bounds_hold(anny_body, solver, gen):
-    gt = _posed(anny_body, 4, gen)
-    with torch.no_grad():
-        target = solver.keypoints(gt)
-    start = {**gt, "phenotype": torch.full((4, 6), 0.5)}
-    valid = torch.ones(4, target.shape[1], dtype=torch.bool)
+    _, target, valid, start = _problem(anny_body, solver, 4, gen)
     valid[:, 3] = False
     clean = solver.solve(start, target, valid, damping=1e-4)
     bad = target.clone()
@@ -79,13 +77,11 @@ def test_invalid_joints_are_ignored_and_bounds_hold(anny_body, solver, gen):
 
 
 def test_gradients_reach_the_start_and_the_pose(anny_body, solver, gen):
-    gt = _posed(anny_body, 2, gen)
-    with torch.no_grad():
-        target = solver.keypoints(gt)
-    start = {**gt, "phenotype": torch.full((2, 6), 0.5, requires_grad=True)}
+    gt, target, valid, start = _problem(anny_body, solver, 2, gen)
+    start["phenotype"].requires_grad_(True)
     pose = roma.rotmat_to_rotvec(gt["body_pose"]).requires_grad_(True)
     start["body_pose"] = roma.rotvec_to_rotmat(pose)
-    out = solver.solve(start, target, torch.ones(2, target.shape[1], dtype=torch.bool), damping=6e-4)
+    out = solver.solve(start, target, valid, damping=6e-4)
     out["phenotype"].sum().backward()
     assert start["phenotype"].grad.abs().sum() > 0 and pose.grad.abs().sum() > 0
 
@@ -119,10 +115,7 @@ def test_models_without_one_shape_group_are_refused():
 
 
 def test_keep_better_takes_each_sample_from_the_closer_fit(anny_body, solver, gen):
-    gt = _posed(anny_body, 4, gen)
-    with torch.no_grad():
-        target = solver.keypoints(gt) + gt["trans"][:, None]
-    valid = torch.ones(4, target.shape[1], dtype=torch.bool)
+    gt, target, valid, _ = _problem(anny_body, solver, 4, gen)
     worse = {**gt, "phenotype": gt["phenotype"].clone()}
     worse["phenotype"][[1, 3]] = 1.0 - worse["phenotype"][[1, 3]]  # samples 1 and 3 move away
     err = solver.error(worse, target, valid)
