@@ -11,8 +11,9 @@ prediction)::
 ``λ`` (``damping``, m² per squared unit of shape) weighs the start: keypoint noise σ² over the
 start's expected error² (5 mm noise and a 0.2 phenotype error: 6e-4). The Jacobian ``J`` comes from
 finite differences and is held constant (no gradient); the residual carries gradients to the pose and
-the starting shape, so a network trained through the solve learns a start the solve refines (the
-shape counterpart of smplfitter's least-squares shape fit and of the swing solve in ``swing_ik``).
+the starting shape. It is the shape counterpart of smplfitter's least-squares shape fit and of the
+swing solve in ``swing_ik``. The MoCap annotator runs it at annotation only, keeping each sample's
+step where :meth:`ShapeSolver.keep_better` finds it fits better (trained through, the 3D loss stalled).
 """
 
 from __future__ import annotations
