@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.bodies.base import BodyModel, BodyModelError
 from neuralannot.bodies.joint_names import root_indices
-from neuralannot.bodies.joints import get_regressor
+from neuralannot.bodies.joints import get_regressor, posed_keypoints
 from neuralannot.bodies.parts import (
     MODEL_PART,
     PART_EXTENT,  # sets the initial camera distance and translation scale
@@ -334,12 +334,7 @@ class NeuralAnnotator(nn.Module):
         params = {k: v for k, v in pred.items() if k in self.body.param_specs and k != "trans"}
         B = next(iter(params.values())).shape[0]
         params["trans"] = params["root_pose"].new_zeros(B, 3)
-        reg = self.regressor
-        if reg.needs_vertices:
-            output = self.body(params, vertex_ids=reg.vertex_ids)
-        else:
-            output = self.body(params, return_vertices=False)
-        return reg(output)
+        return posed_keypoints(self.body, self.regressor, params)
 
     def _silhouette_term(self, batch: dict[str, Tensor], pred: dict[str, Tensor]) -> Tensor:
         """Mean silhouette loss (data/silhouette.py) over the samples with a mask: the model's spread

@@ -19,7 +19,7 @@ from neuralannot.annotators.optimize_losses import BendingPrior, shape_prior
 from neuralannot.annotators.optimize_solvers import OPTIMIZERS
 from neuralannot.bodies.base import BodyModel
 from neuralannot.bodies.fast_keypoints import AnnyKeypoints
-from neuralannot.bodies.joints import get_regressor, joint_sets_for
+from neuralannot.bodies.joints import get_regressor, joint_sets_for, posed_keypoints
 
 METHODS = {"2d": "2d", "wild": "2d", "3d": "3d", "mocap": "3d"}
 #: Joints of the camera / rigid initialisation and of the side-view test, per model part.
@@ -264,7 +264,7 @@ class _Problem:
     def keypoints(self, params: dict[str, Tensor]) -> Tensor:
         if self.fast is not None:
             return self.fast(params)
-        return self.reg(self.body(params, return_vertices=self.reg.needs_vertices))
+        return posed_keypoints(self.body, self.reg, params)
 
     def priors(self, x: Tensor, stage) -> tuple[dict[str, Tensor], Tensor]:
         """Body params and the prior part of a stage's loss (B,)."""

@@ -73,6 +73,7 @@ __all__ = [
     "anny_landmarks",
     "get_regressor",
     "joint_sets_for",
+    "posed_keypoints",
     "regress_keypoints",
 ]
 
@@ -240,7 +241,12 @@ def get_regressor(model: BodyModel, name: str) -> JointRegressor:
 
 def regress_keypoints(model: BodyModel, params: dict[str, Tensor], name: str) -> Tensor:
     """Pose ``model`` and regress set ``name`` (B, K, 3), skinning only the needed vertices on Anny."""
-    reg = get_regressor(model, name)
+    return posed_keypoints(model, get_regressor(model, name), params)
+
+
+def posed_keypoints(model: BodyModel, reg: JointRegressor, params: dict[str, Tensor]) -> Tensor:
+    """Pose ``model`` and apply ``reg`` (B, K, 3): Anny skins only the vertices ``reg`` reads (none
+    for joint-only sets); other models skin every vertex when ``reg`` needs any."""
     if getattr(model, "name", "").startswith("anny"):
         out = model(params, vertex_ids=reg.vertex_ids) if reg.needs_vertices else model(
             params, return_vertices=False)

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from neuralannot.bodies.base import BodyModel, BodyModelError
 from neuralannot.bodies.fast_keypoints import AnnyKeypoints
+from neuralannot.bodies.joints import posed_keypoints
 
 __all__ = ["ShapeSolver"]
 
@@ -47,7 +48,7 @@ class ShapeSolver:
             raise BodyModelError(f"{body.name}: no single shape group to solve ({[s.name for s in groups]})")
         self.body, self.reg, self.spec = body, regressor, groups[0]
         self.group = self.spec.name
-        # Anny: keypoints without skinning (exact; the solve evaluates S + 2 poses per sample and step)
+        # Anny: keypoints without skinning (exact; the solve evaluates S + 1 poses per sample and step)
         self.fast = AnnyKeypoints(body, regressor) if body.name.startswith("anny") else None
 
     def keypoints(self, params: dict[str, Tensor]) -> Tensor:
@@ -57,13 +58,11 @@ class ShapeSolver:
         params["trans"] = params[self.group].new_zeros(B, 3)
         if self.fast is not None:
             return self.fast(params)
-        if self.reg.needs_vertices:
-            return self.reg(self.body(params, vertex_ids=self.reg.vertex_ids))
-        return self.reg(self.body(params, return_vertices=False))
+        return posed_keypoints(self.body, self.reg, params)
 
-    def jacobian(self, params: dict[str, Tensor], w: Tensor) -> Tensor:
+    def jacobian(self, params: dict[str, Tensor], w: Tensor, base: Tensor) -> Tensor:
         """Centred keypoint Jacobian (B, K·3, S) by one-sided finite differences (stepping inward
-        from a bound), without gradients."""
+        from a bound) from ``base``, the keypoints of ``params`` (B, K, 3), without gradients."""
         beta = params[self.group].detach()
         B, S = beta.shape
         step = torch.full_like(beta, FD_STEP)
@@ -72,11 +71,11 @@ class ShapeSolver:
         eye = torch.eye(S, dtype=beta.dtype, device=beta.device)
         moved = beta[:, None] + eye[None] * step[:, None]  # (B, S, S): row s moves parameter s
         batch = {k: v.detach() for k, v in params.items() if k in self.body.param_specs}
-        rep = {k: v.repeat_interleave(S + 1, 0) for k, v in batch.items()}
-        rep[self.group] = torch.cat([beta[:, None], moved], 1).reshape(B * (S + 1), S)
+        rep = {k: v.repeat_interleave(S, 0) for k, v in batch.items()}
+        rep[self.group] = moved.reshape(B * S, S)
         with torch.no_grad():
-            kp = self.keypoints(rep).reshape(B, S + 1, -1, 3)
-        diff = (kp[:, 1:] - kp[:, :1]) / step[:, :, None, None]  # (B, S, K, 3)
+            kp = self.keypoints(rep).reshape(B, S, -1, 3)
+        diff = (kp - base.detach()[:, None]) / step[:, :, None, None]  # (B, S, K, 3)
         J = _centred(diff.permute(0, 2, 3, 1), w)  # (B, K, 3, S)
         return J.reshape(B, -1, S)
 
@@ -109,8 +108,9 @@ class ShapeSolver:
         start = params[self.group]
         for _ in range(iterations):
             beta = out[self.group]
-            J = self.jacobian(out, w)
-            r = _centred(targets - self.keypoints(out), w).reshape(J.shape[0], -1)
+            kp = self.keypoints(out)
+            J = self.jacobian(out, w, kp)
+            r = _centred(targets - kp, w).reshape(J.shape[0], -1)
             S = J.shape[-1]
             A = J.transpose(1, 2) @ J + damping * torch.eye(S, dtype=J.dtype, device=J.device)
             b = (J.transpose(1, 2) @ r[..., None])[..., 0] - damping * (beta - start)
