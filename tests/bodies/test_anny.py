@@ -69,6 +69,22 @@ def test_fast_paths_match_full_forward(anny_body, gen):
     ids = torch.tensor([0, 17, 4000, 13000])
     sub = anny_body(p, vertex_ids=ids)
     torch.testing.assert_close(sub.vertices, full.vertices[:, ids], atol=1e-5, rtol=0)
+    # the gathered subset is cached: a second subset of the same length, then the first again
+    other = torch.tensor([1, 2, 3, 13717])
+    torch.testing.assert_close(anny_body(p, vertex_ids=other).vertices, full.vertices[:, other], atol=1e-5, rtol=0)
+    torch.testing.assert_close(anny_body(p, vertex_ids=ids).vertices, sub.vertices)
+
+
+def test_vertex_subset_gradients_match_full_mesh(anny_body, gen):
+    p = {k: v.clone().requires_grad_() for k, v in random_params(anny_body, 2, gen).items()}
+    ids = torch.arange(0, 13718, 997)
+    anny_body(p, vertex_ids=ids).vertices.square().sum().backward()
+    sub = {k: v.grad.clone() for k, v in p.items()}
+    for v in p.values():
+        v.grad = None
+    anny_body(p).vertices[:, ids].square().sum().backward()
+    for k, v in p.items():
+        torch.testing.assert_close(sub[k], v.grad, atol=1e-4, rtol=1e-4)
 
 
 def test_rotmat_input_equals_axis_angle(anny_body, gen):
