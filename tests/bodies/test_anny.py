@@ -71,7 +71,9 @@ def test_fast_paths_match_full_forward(anny_body, gen):
     torch.testing.assert_close(sub.vertices, full.vertices[:, ids], atol=1e-5, rtol=0)
     # the gathered subset is cached: a second subset of the same length, then the first again
     other = torch.tensor([1, 2, 3, 13717])
-    torch.testing.assert_close(anny_body(p, vertex_ids=other).vertices, full.vertices[:, other], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        anny_body(p, vertex_ids=other).vertices, full.vertices[:, other], atol=1e-5, rtol=0
+    )
     torch.testing.assert_close(anny_body(p, vertex_ids=ids).vertices, sub.vertices)
 
 

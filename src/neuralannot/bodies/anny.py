@@ -197,7 +197,13 @@ class _AnnyModel(BodyModel):
         subset, gathered once per subset (the silhouette term and vertex keypoints pose the same few
         thousand vertices every training step)."""
         m = self.anny
-        key = (vertex_ids.data_ptr(), vertex_ids.device, tuple(vertex_ids.shape), m.blendshapes.device, m.blendshapes.dtype)
+        key = (
+            vertex_ids.data_ptr(),
+            vertex_ids.device,
+            tuple(vertex_ids.shape),
+            m.blendshapes.device,
+            m.blendshapes.dtype,
+        )
         hit = self._subsets.get(key)
         if hit is not None and torch.equal(hit[0], vertex_ids):
             return hit[1:]
@@ -310,7 +316,6 @@ class AnnyBody(_AnnyModel):
         bones = ["root"] + [b[0] for _, b in BODY_SLOTS]
         super().__init__(m, groups, names, bones, BODY_PARENTS, ANNY_TO_CANONICAL)
         self.param_specs = {s.name: s for s in specs}
-
 
     def twist_axes(self) -> Tensor:
         """Unit limb axis of each ``body_pose`` slot (21, 3) in the frame its rotation acts in (Anny's
