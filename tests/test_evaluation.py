@@ -8,6 +8,7 @@ import roma
 import torch
 
 from conftest import synth_set
+from neuralannot.bodies.regions import vertex_regions
 from neuralannot.data.loading import load_samples
 from neuralannot.evaluation import ModelCache, evaluate
 from neuralannot.io.pseudo_gt import PseudoGT
@@ -114,6 +115,23 @@ def test_decomposition_puts_a_pose_error_in_pose_only_and_a_shape_error_in_shape
     assert len(shape["shape_mae_per_dim"]) == 6 and shape["shape_mae_constant_guess"] > 0
     _, plain = evaluate(_records(samples, bend), samples, cache)
     assert "mpvpe_pose_only_mm" not in plain
+
+
+def test_pose_only_regions_place_a_wrist_error_on_the_hands(mocap_set):
+    samples, _ = load_samples(mocap_set, "body")
+
+    def wrist(p):  # slot 20: right wrist (BODY_SLOTS)
+        p["body_pose"] = p["body_pose"].copy()
+        p["body_pose"][20] += np.array([0.0, 0.0, 0.6], np.float32)
+
+    rows, summary = evaluate(_records(samples, wrist), samples, ModelCache(), decompose=True)
+    assert summary["mpvpe_pose_only_hands_mm"] > 20.0
+    for region in ("legs", "feet", "torso", "head"):
+        assert summary[f"mpvpe_pose_only_{region}_mm"] < 1e-3, region
+    # the regions partition the mesh: their vertex-weighted mean is the total
+    sizes = {r: len(ids) for r, ids in vertex_regions(ModelCache().get("anny", "body")).items()}
+    total = sum(rows[0][f"mpvpe_pose_only_{r}_mm"] * n for r, n in sizes.items()) / sum(sizes.values())
+    assert total == pytest.approx(rows[0]["mpvpe_pose_only_mm"], rel=1e-4)
 
 
 def test_root_error_measures_a_known_turn_and_counts_flipped_facings(mocap_set):

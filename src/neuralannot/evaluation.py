@@ -17,7 +17,9 @@ Per sample, where measurable:
   parameters, e.g. Anny's phenotypes); the summary adds the per-dimension error and that of the
   best constant guess (the GT median), the baseline a shape reader must beat; ``root_err_deg``
   (geodesic error of the global root rotation in the camera frame: facing) with, in the summary,
-  its median and ``root_flip_pct`` (the share of samples off by more than 90°).
+  its median and ``root_flip_pct`` (the share of samples off by more than 90°); on body and
+  whole-body models also ``mpvpe_pose_only_<region>_mm``, the pose-only error of each region's
+  vertices (head, hands, arms, torso, legs, feet: :mod:`~neuralannot.bodies.regions`).
 - hand parts, in the summary only: ``auc_j`` / ``pa_auc_j`` (FreiHAND's AUC of the PCK curve over
   0–50 mm, 100 thresholds, of the 3D joints pooled over the samples, root- / Procrustes-aligned as
   MPJPE) and ``auc_v`` / ``pa_auc_v`` (the same for the vertices, aligned as MPVPE).
@@ -41,6 +43,7 @@ from neuralannot import metrics
 from neuralannot.bodies import get_body_model, load_body_model
 from neuralannot.bodies.joint_names import root_indices
 from neuralannot.bodies.parts import HAND_PARTS, record_model_part
+from neuralannot.bodies.regions import REGIONS, vertex_regions
 from neuralannot.data.sample import Sample
 from neuralannot.geometry import intrinsics_matrix, project
 from neuralannot.io.pseudo_gt import PseudoGT, to_body_params
@@ -49,6 +52,8 @@ from neuralannot.surface import surface_error
 KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "reproj_px", "mpvpe_mm", "pa_mpvpe_mm")
 SURFACE = ("surface_mm", "pa_surface_mm")
 DECOMPOSED = ("mpvpe_pose_only_mm", "mpvpe_shape_only_mm", "shape_mae", "root_err_deg")
+#: per-region pose-only MPVPE (bodies/regions.py), with ``--decompose`` on body and whole-body models
+POSE_ONLY_REGIONS = tuple(f"mpvpe_pose_only_{r}_mm" for r in REGIONS)
 #: whole-body per-part mesh errors (Anny whole-body records against GT meshes of the same model)
 PART_MPVPE = ("mpvpe_lhand_mm", "mpvpe_rhand_mm", "mpvpe_face_mm")
 #: summary-only AUCs of hand parts (FreiHAND protocol): errors pooled over the samples
@@ -126,10 +131,15 @@ def _decompose(
 ) -> dict[str, np.ndarray]:
     """Per-sample pose-only / shape-only MPVPE (mm) and shape MAE (see the module docstring)."""
     out = {}
+    regions = vertex_regions(model) if model.part in ("body", "wholebody") else {}
     for keep in ("pose", "shape"):
         v, r, _ = _pose(model, _swapped(model, pred, gt, keep), joint_set, batch)
         err = metrics.mpvpe(v, gt_v, "root", pred_root=r, gt_root=gt_root, reduce=False)
         out[f"mpvpe_{keep}_only_mm"] = 1000 * np.nanmean(np.asarray(err).reshape(len(v), -1), -1)
+        if keep == "pose" and regions:  # where the pose error lives (end bones the joints miss)
+            per_vertex = 1000 * ((v - r[:, None]) - (gt_v - gt_root[:, None])).norm(dim=-1)
+            for region, ids in regions.items():
+                out[f"mpvpe_pose_only_{region}_mm"] = per_vertex[:, ids].mean(-1).numpy()
     shape_keys = [k for k, s in model.param_specs.items() if s.kind == "shape" and k in pred and k in gt]
     if shape_keys:
         diff = torch.cat([(pred[k] - gt[k]).abs().flatten(1) for k in shape_keys], 1)
@@ -192,6 +202,9 @@ def evaluate(
                 row[f"mpvpe_{region}_mm"] = _centred_error_mm(pv[i, ids], gt_v[i, ids])
             for k in DECOMPOSED if decompose else ():
                 row[k] = float(parts[k][i]) if k in parts else math.nan
+            for k in POSE_ONLY_REGIONS:
+                if k in parts:
+                    row[k] = float(parts[k][i])
             if gt_kp is not None:
                 g, valid = gt_kp[i : i + 1], None
             elif s.joints_3d is not None and (s.joints_3d[:, 3] > 0).any():
@@ -245,7 +258,7 @@ def evaluate(
         err, gt = np.concatenate(shape_abs), np.concatenate(shape_gt)
         summary["shape_mae_per_dim"] = err.mean(0).round(4).tolist()
         summary["shape_mae_constant_guess"] = float(np.abs(gt - np.median(gt, 0)).mean())
-    present = tuple(k for k in PART_MPVPE if any(k in r for r in rows))
+    present = tuple(k for k in PART_MPVPE + POSE_ONLY_REGIONS if any(k in r for r in rows))
     for k in KEYS + SURFACE + (DECOMPOSED if decompose else ()) + present:
         vals = [r[k] for r in rows if not math.isnan(r.get(k, math.nan))]
         summary[k] = float(np.mean(vals)) if vals else None

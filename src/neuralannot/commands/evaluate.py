@@ -37,15 +37,26 @@ def eval_cmd(
         True, help="With GT parameters: pose-only / shape-only MPVPE and shape error (2 extra forwards)."
     ),
     body_model: str | None = typer.Option(
-        None, "--body-model", help="SMPL-family model file/folder of the records (default: the one "
-        "annotate/fit was given, if it still exists; else $NEURALANNOT_MODELS/<type>/)."
+        None,
+        "--body-model",
+        help="SMPL-family model file/folder of the records (default: the one "
+        "annotate/fit was given, if it still exists; else $NEURALANNOT_MODELS/<type>/).",
     ),
 ) -> None:
     """MPJPE / PA-MPJPE (3D joints), reprojection px (2D joints), MPVPE / PA-MPVPE (GT meshes); with GT
     parameters also where the mesh error lives (pose-only / shape-only MPVPE, shape MAE); faces: the
     3D surface error (rigid / similarity aligned)."""
     from neuralannot.annotators.pipeline import load_samples
-    from neuralannot.evaluation import DECOMPOSED, HAND_AUC, KEYS, PART_MPVPE, SURFACE, ModelCache, evaluate
+    from neuralannot.evaluation import (
+        DECOMPOSED,
+        HAND_AUC,
+        KEYS,
+        PART_MPVPE,
+        POSE_ONLY_REGIONS,
+        SURFACE,
+        ModelCache,
+        evaluate,
+    )
     from neuralannot.io.pseudo_gt import read_pseudo_gt
 
     check_outputs({"--json": json_out, "--csv": csv_out})
@@ -77,11 +88,15 @@ def eval_cmd(
                 *(("n/a" if summary.get(k) is None else f"{summary[k]:.3f}") for k in HAND_AUC)
             )
         )
+    regions = [(k[16:-3], summary[k]) for k in POSE_ONLY_REGIONS if summary.get(k) is not None]
+    if regions:  # mpvpe_pose_only_<region>_mm
+        console.print("pose-only MPVPE by region (mm): " + ", ".join(f"{r} {v:.2f}" for r, v in regions))
     if summary.get("mpvpe_face_mm") is not None:  # Anny whole-body records
         console.print(
             "whole-body parts, MPVPE (mm, each part aligned at its centroid): left hand {}, right hand {}, "
-            "face {}".format(*(("n/a" if summary.get(k) is None else f"{summary[k]:.2f}")
-                               for k in PART_MPVPE))
+            "face {}".format(
+                *(("n/a" if summary.get(k) is None else f"{summary[k]:.2f}") for k in PART_MPVPE)
+            )
         )
     if json_out:
         atomic_write_json(json_out, summary)
