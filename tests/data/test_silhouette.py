@@ -43,6 +43,20 @@ def test_loss_is_zero_only_when_points_fill_the_mask():
     assert fill < 0.01 and shrunk > 2 * fill + 0.02 and grown > 2 * fill + 0.02
 
 
+def test_outline_term_gradient_equals_the_dense_minimum():
+    """The outline term picks each point's nearest vertex without grad; its value and gradient must
+    equal those of the plain (dense) minimum over all vertices."""
+    g = torch.Generator().manual_seed(0)
+    uv = (torch.rand(3, 200, 2, generator=g, dtype=torch.float64) * 64).requires_grad_()
+    edge = torch.rand(3, 24, 2, generator=g, dtype=torch.float64) * 64
+    dt = torch.zeros(3, 16, 16)
+    silhouette_loss(uv, dt, edge, 64).sum().backward()
+    fast = uv.grad.clone()
+    uv.grad = None
+    ((uv[:, None] - edge[:, :, None]).norm(dim=-1).amin(-1).mean(-1) / 64).sum().backward()
+    torch.testing.assert_close(fast, uv.grad)
+
+
 @pytest.mark.anny
 def test_gt_mesh_fits_its_mask_better_than_other_shapes(anny_body, tmp_path):
     from neuralannot.annotators.pipeline import load_samples

@@ -107,9 +107,11 @@ def silhouette_loss(uv: torch.Tensor, dt: torch.Tensor, edge: torch.Tensor, size
     point to its nearest vertex."""
     grid = uv / size * 2 - 1  # grid_sample's [-1, 1] (align_corners=False: pixel edges)
     outside = torch.nn.functional.grid_sample(
-        dt.float()[:, None], grid[:, None], mode="bilinear", padding_mode="border", align_corners=False
+        dt.to(uv.dtype)[:, None], grid[:, None], mode="bilinear", padding_mode="border", align_corners=False
     )[:, 0, 0]  # (B, V)
-    cover = torch.cdist(edge, uv).amin(-1)  # (B, M)
+    with torch.no_grad():  # the min's gradient reaches only the nearest vertex: pick it without the
+        nearest = torch.cdist(edge, uv).argmin(-1)  # dense (B, M, V) backward (most of a training step)
+    cover = (edge - uv.gather(1, nearest[..., None].expand(-1, -1, 2))).norm(dim=-1)  # (B, M)
     return (outside.mean(-1) + cover.mean(-1)) / size
 
 
