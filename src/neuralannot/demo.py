@@ -186,8 +186,8 @@ def verdict(table: dict) -> str:
 
 def run_annotation_demo(out: Path, n: int = 200, min_steps: int = 800, seed: int = 0) -> dict:
     """Synthesize a small MoCap set and annotate it with the annotators on the same samples
-    (NeuralAnnot trained + run on the set, 3D SMPLify-X with the L2 and the VAE prior, hybrid,
-    two-stage), evaluated against
+    (NeuralAnnot trained + run on the set, 3D SMPLify-X with the L2 and the VAE prior, and with the
+    masks too where the config's annotator uses them, hybrid, two-stage), evaluated against
     the GT meshes (:func:`neuralannot.comparison.compare_direct`; pseudo-GT files in
     ``out/compare/pseudo_gt``)."""
     from neuralannot.annotators.config import AnnotatorConfig
@@ -215,6 +215,8 @@ def run_annotation_demo(out: Path, n: int = 200, min_steps: int = 800, seed: int
     samples, _ = load_samples(data, "body", needs_3d=True)
     # EFT (per-sample fine-tuning, ~0.5 s per sample on 2 cores) is left to bench/compare.py
     methods = ("neuralannot", "baseline", "baseline_vae", "hybrid", "two_stage")
+    if cfg.w_silhouette > 0:  # the annotator reads the person masks: so does one SMPLify-X row
+        methods += ("baseline_vae_sil",)
     table, _ = compare_direct("from3d", samples, cfg, out / "compare", methods)
     summary = {
         "n": len(samples),
