@@ -215,7 +215,7 @@ def run_annotation_demo(out: Path, n: int = 200, min_steps: int = 800, seed: int
     samples, _ = load_samples(data, "body", needs_3d=True)
     # EFT (per-sample fine-tuning, ~0.5 s per sample on 2 cores) is left to bench/compare.py
     methods = ("neuralannot", "baseline", "baseline_vae", "hybrid", "two_stage")
-    if cfg.w_silhouette > 0:  # the annotator reads the person masks: so does one SMPLify-X row
+    if cfg.silhouette_weight > 0:  # the annotator reads the person masks: so does one SMPLify-X row
         methods += ("baseline_vae_sil",)
     table, _ = compare_direct("from3d", samples, cfg, out / "compare", methods)
     summary = {

@@ -209,6 +209,50 @@ def test_swing_head_and_shape_solve_reproduce_the_given_joints_from_the_first_st
         AnnotatorConfig(mode="mocap", shape_solve=1, shape_damping=0.0)
 
 
+def test_silhouette_weight_default_is_mocap_bodies_only_and_part_of_the_digest():
+    from neuralannot.annotators.config import MOCAP_SILHOUETTE
+
+    mocap = AnnotatorConfig(mode="mocap")
+    assert mocap.silhouette_weight == MOCAP_SILHOUETTE > 0
+    for cfg in (
+        AnnotatorConfig(mode="wild"),
+        AnnotatorConfig(mode="mocap", head="paper"),
+        AnnotatorConfig(mode="mocap", part="hand"),
+        dataclasses.replace(mocap, mode="wild"),
+    ):
+        assert cfg.silhouette_weight == 0.0, cfg
+    assert AnnotatorConfig(mode="wild", w_silhouette=2.0).silhouette_weight == 2.0
+    assert AnnotatorConfig(mode="mocap", w_silhouette=0.0).silhouette_weight == 0.0
+    # the digest holds the resolved weight: unset and its value train the same; another weight retrains
+    assert mocap.digest() == AnnotatorConfig(mode="mocap", w_silhouette=MOCAP_SILHOUETTE).digest()
+    assert mocap.digest() != AnnotatorConfig(mode="mocap", w_silhouette=1.0).digest()
+    with pytest.raises(ValueError, match="w_silhouette must be >= 0"):
+        AnnotatorConfig(mode="mocap", w_silhouette=-1.0)
+
+
+def test_mocap_bodies_read_person_masks_by_default(tmp_path_factory):
+    from neuralannot.annotators.training import _WithItems
+    from neuralannot.data.silhouette import silhouette_targets
+    from neuralannot.data.synthetic.generator import generate
+
+    data = tmp_path_factory.mktemp("masked") / "mocap"
+    generate("mocap", 4, data, seed=6, workers=1, shard_size=4, image_size=96, masks=True, progress=False)
+    samples, _ = load_samples(data, "body", needs_3d=True)
+    model = build_annotator(AnnotatorConfig(mode="mocap", **TINY), samples[0].joint_set).train()
+    assert model.silhouettes is not None
+    targets = silhouette_targets(samples, model.cfg.input_size)
+    assert bool(targets["sil_valid"].all())
+    batch = next(iter(torch.utils.data.DataLoader(_WithItems(make_dataset(model, samples), targets), 4)))
+    terms = model.losses(batch, model(batch))
+    assert 0.0 < float(terms["silhouette"]) < 1.0 and torch.isfinite(terms["loss"])
+    # the mask term reaches the network (twists, end bones and shape: what the swing solve leaves)
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(terms["silhouette"], params, allow_unused=True)
+    assert any(g is not None and float(g.abs().sum()) > 0 for g in grads)
+    wild = build_annotator(AnnotatorConfig(mode="wild", **TINY), samples[0].joint_set)
+    assert wild.silhouettes is None
+
+
 def check_root_hypothesis_is_picked(model, samples, index: int, count: int) -> tuple[Tensor, Tensor]:
     """Make hypothesis ``index`` of ``count`` (the prediction turned about the model's +Y) the one that
     fits: its projection becomes the GT 2D joints; the pick must return it exactly. Returns the

@@ -92,7 +92,7 @@ class NeuralAnnotator(nn.Module):
         self._aux["shape"] = None
         if cfg.shape_steps:
             self._aux["shape"] = ShapeSolver(body, self.regressor)
-        self._aux["silhouettes"] = silhouette_vertex_ids(body) if cfg.w_silhouette > 0 else None
+        self._aux["silhouettes"] = silhouette_vertex_ids(body) if cfg.silhouette_weight > 0 else None
         self.root_index = root_indices(joint_set)
         self.extent = PART_EXTENT.get(body.part, 1.0)
         self.embedded_group = None
@@ -399,7 +399,7 @@ class NeuralAnnotator(nn.Module):
             kp, err = self.pick_root_hypothesis(batch, pred, kp)
             terms["joints2d"] = cfg.w_joints2d * _masked_mean(err, valid)
         if "sil_dt" in batch and self.silhouettes is not None:
-            terms["silhouette"] = cfg.w_silhouette * self._silhouette_term(batch, pred)
+            terms["silhouette"] = cfg.silhouette_weight * self._silhouette_term(batch, pred)
         targets = [k.removeprefix("target_") for k in batch if k.startswith("target_")]
         if targets:  # two-stage (Table 7): full supervision by the first stage's pseudo-GTs
             err = [(pred[k] - batch[f"target_{k}"]).abs().flatten(1).mean(1) for k in targets if k in pred]

@@ -306,7 +306,7 @@ def train(
     dataset = make_dataset(model, samples, dev, work_dir=out_dir, progress=progress and info.main)
     if targets is not None:
         dataset = _WithTargets(dataset, targets)
-    if cfg.w_silhouette > 0 and model.silhouettes is not None:
+    if cfg.silhouette_weight > 0 and model.silhouettes is not None:
         from neuralannot.data.silhouette import silhouette_targets
 
         sil = silhouette_targets(samples, cfg.input_size)
