@@ -17,6 +17,7 @@ from neuralannot.bodies.joints import (
     anny_landmarks,
     get_regressor,
     joint_sets_for,
+    posed_vertices,
     regress_keypoints,
 )
 
@@ -382,3 +383,17 @@ def test_smplx_family_values(smplx_models):
         thumb1 = out.joints[:, model.joint_names.index("thumb1")]
         torch.testing.assert_close(hand[:, names.index("thumb1")], thumb1)
         torch.testing.assert_close(regress_keypoints(model, p, "hand21"), hand)
+
+
+def test_posed_vertices_of_anny_and_smpl(anny_body, tmp_path):
+    """A vertex subset, posed: Anny skins only those vertices, SMPL-family models index their mesh
+    (their forward takes no vertex ids: the silhouette term and the masked fit pose through this)."""
+    from neuralannot.bodies import load_body_model
+
+    smpl = load_body_model(fx.write_smpl(tmp_path)[0])
+    for model in (anny_body, smpl):
+        p = random_params(model, 2)
+        ids = torch.tensor([0, 5, model.num_vertices - 1])
+        with torch.no_grad():
+            full = model(p).vertices
+            torch.testing.assert_close(posed_vertices(model, p, ids), full[:, ids], atol=1e-5, rtol=0)

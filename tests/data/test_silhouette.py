@@ -109,3 +109,20 @@ def test_3d_fit_takes_a_silhouette_term(tmp_path):
     assert all(np.isfinite(r.quality["joint_err_mm"]) for r in records)
     with pytest.raises(ValueError, match="w_silhouette"):
         FitOptions(w_silhouette=-1.0)
+
+
+def test_silhouette_residual_poses_smpl_family_models(tmp_path):
+    """The masked fit's residual with a user's SMPL model (no vertex-subset forward)."""
+    from neuralannot.bodies import load_body_model
+    from neuralannot.data.silhouette import silhouette_vertex_ids
+    from smplx_fixtures import write_smpl
+
+    smpl = load_body_model(write_smpl(tmp_path)[0])
+    ids = silhouette_vertex_ids(smpl, 16)
+    params = smpl.default_params(2)
+    params["trans"] = torch.tensor([[0.0, 0.0, 3.0]] * 2)
+    K = torch.tensor([[100.0, 0, 32], [0, 100.0, 32], [0, 0, 1]]).expand(2, 3, 3)
+    sil = {"ids": ids, "K_image": K, "sil_dt": torch.ones(2, 16, 16), "sil_edge": torch.full((2, 8, 2), 32.0),
+           "sil_valid": torch.ones(2, dtype=torch.bool), "size": 64}  # fmt: skip
+    res = silhouette_residual(smpl, params, sil, torch.arange(2))
+    assert res.shape == (2,) and bool(torch.isfinite(res).all()) and bool((res > 0).all())

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.bodies.base import BodyModel, BodyModelError
 from neuralannot.bodies.joint_names import root_indices
-from neuralannot.bodies.joints import get_regressor, posed_keypoints
+from neuralannot.bodies.joints import get_regressor, posed_keypoints, posed_vertices
 from neuralannot.bodies.parts import (
     MODEL_PART,
     PART_EXTENT,  # sets the initial camera distance and translation scale
@@ -343,7 +343,7 @@ class NeuralAnnotator(nn.Module):
         from neuralannot.data.silhouette import silhouette_loss
 
         params = {k: v for k, v in pred.items() if k in self.body.param_specs}
-        verts = self.body(params, vertex_ids=self.silhouettes.to(batch["sil_dt"].device)).vertices
+        verts = posed_vertices(self.body, params, self.silhouettes.to(batch["sil_dt"].device))
         K = batch["K_image"] if self.cfg.mode == "mocap" else batch["K"]
         uv = project(verts, K)
         loss = silhouette_loss(uv, batch["sil_dt"], batch["sil_edge"], self.cfg.input_size)

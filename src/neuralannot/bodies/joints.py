@@ -74,6 +74,7 @@ __all__ = [
     "get_regressor",
     "joint_sets_for",
     "posed_keypoints",
+    "posed_vertices",
     "regress_keypoints",
 ]
 
@@ -253,6 +254,13 @@ def posed_keypoints(model: BodyModel, reg: JointRegressor, params: dict[str, Ten
     else:
         out = model(params, return_vertices=reg.needs_vertices)
     return reg(out)
+
+
+def posed_vertices(model: BodyModel, params: dict[str, Tensor], vertex_ids: Tensor) -> Tensor:
+    """Posed vertices ``vertex_ids`` (B, S, 3): Anny skins only those; other models skin every vertex."""
+    if getattr(model, "name", "").startswith("anny"):
+        return model(params, vertex_ids=vertex_ids).vertices
+    return model(params).vertices[:, vertex_ids.to(model.device)]
 
 
 def _build(model: BodyModel, name: str) -> JointRegressor:

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from neuralannot.bodies.joints import posed_vertices
 from neuralannot.data.sample import Sample
 from neuralannot.data.transforms import crop_affine, update_intrinsics_for_affine, warp_affine
 from neuralannot.geometry import project
@@ -155,7 +156,7 @@ def silhouette_batch(body, samples: Sequence, size: int = FIT_CROP) -> dict | No
 
 def silhouette_residual(body, params: dict[str, torch.Tensor], sil: dict, idx: torch.Tensor) -> torch.Tensor:
     """(R,) squared silhouette loss (data/silhouette.py, crop units) of rows from samples ``idx``."""
-    verts = body(params, vertex_ids=sil["ids"]).vertices
+    verts = posed_vertices(body, params, sil["ids"])
     uv = project(verts, sil["K_image"][idx].to(verts.dtype))
     loss = silhouette_loss(uv, sil["sil_dt"][idx], sil["sil_edge"][idx].to(verts.dtype), sil["size"])
     return loss.square() * sil["sil_valid"][idx].to(loss.dtype)
