@@ -134,12 +134,10 @@ def _decompose(
     regions = vertex_regions(model) if model.part in ("body", "wholebody") else {}
     for keep in ("pose", "shape"):
         v, r, _ = _pose(model, _swapped(model, pred, gt, keep), joint_set, batch)
-        err = metrics.mpvpe(v, gt_v, "root", pred_root=r, gt_root=gt_root, reduce=False)
-        out[f"mpvpe_{keep}_only_mm"] = 1000 * np.nanmean(np.asarray(err).reshape(len(v), -1), -1)
-        if keep == "pose" and regions:  # where the pose error lives (end bones the joints miss)
-            per_vertex = 1000 * ((v - r[:, None]) - (gt_v - gt_root[:, None])).norm(dim=-1)
-            for region, ids in regions.items():
-                out[f"mpvpe_pose_only_{region}_mm"] = per_vertex[:, ids].mean(-1).numpy()
+        err = 1000 * metrics.joint_errors(v - r[:, None], gt_v - gt_root[:, None])  # (N, V), root-aligned
+        out[f"mpvpe_{keep}_only_mm"] = np.nanmean(err, -1)
+        for region, ids in regions.items() if keep == "pose" else ():  # where the pose error lives
+            out[f"mpvpe_pose_only_{region}_mm"] = np.nanmean(err[:, ids.numpy()], -1)
     shape_keys = [k for k, s in model.param_specs.items() if s.kind == "shape" and k in pred and k in gt]
     if shape_keys:
         diff = torch.cat([(pred[k] - gt[k]).abs().flatten(1) for k in shape_keys], 1)
