@@ -30,9 +30,6 @@ SETTINGS = {"from3d": ("mocap", "3d", "smplifyx3d"), "from2d": ("wild", "2d", "s
 METHODS = (
     "neuralannot", "baseline", "baseline_vae", "baseline_vae_sil", "eft", "hybrid", "two_stage", "spin"
 )
-#: 3D SMPLify-X's silhouette weight (``FitOptions.w_silhouette``) in the ``baseline_vae_sil`` row: the
-#: best of 3, 10, 30, 100 on 40 validation samples (seed 101; MPVPE 36.4 mm without, 35.9 at 10)
-BASELINE_SILHOUETTE = 10.0
 METRIC_KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pa_mpvpe_mm", "reproj_px", "mpvpe_pose_only_mm",
                "mpvpe_shape_only_mm", "shape_mae", "shape_mae_per_dim", "shape_mae_constant_guess",
                "root_err_deg", "root_err_median_deg", "root_flip_pct")
@@ -73,6 +70,7 @@ def compare_direct(
     from neuralannot.annotators.eft import eft_records
     from neuralannot.annotators.hybrid import HYBRID_ITERATIONS, HybridOptions, refine_records
     from neuralannot.annotators.optimize import FitOptions, fit_dataset
+    from neuralannot.annotators.optimize_problem import FIT_SILHOUETTE
     from neuralannot.annotators.pipeline import build_annotator
     from neuralannot.annotators.training import load_trained
     from neuralannot.annotators.two_stage import run_spin_loop, run_two_stage, train_and_annotate
@@ -93,7 +91,7 @@ def compare_direct(
     if "baseline_vae" in methods and joints == "3d":  # the same VAE prior as reg.pose_prior
         fits_wanted.append(("smplifyx3d_vae", FitOptions(prior_3d="vae")))
     if "baseline_vae_sil" in methods and joints == "3d":  # + the person masks the annotator also sees
-        sil = FitOptions(prior_3d="vae", w_silhouette=BASELINE_SILHOUETTE)
+        sil = FitOptions(prior_3d="vae", w_silhouette=FIT_SILHOUETTE)
         fits_wanted.append(("smplifyx3d_vae_sil", sil))
     for name, options in fits_wanted:
         fits, s = fit_dataset(samples, joints, cfg.body_model, iterations=fit_iterations, progress=progress,

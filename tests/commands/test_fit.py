@@ -51,3 +51,10 @@ def test_fit_rejects_unknown_method_and_missing_init(mocap_set, tmp_path):  # no
     res = CliRunner().invoke(app, ["fit", "--method", "hybrid", "--data", str(mocap_set), "--out",
                                    str(tmp_path / "o.npz"), "--init", str(bad)])  # fmt: skip
     assert res.exit_code == 2 and "none.json" in res.output and "Traceback" not in res.output
+    # the mask term belongs to the 3D fits: SMPLify-X from 3D joints and the hybrid
+    res = CliRunner().invoke(app, ["fit", "--method", "smplifyx", "--data", str(mocap_set), "--out",
+                                   str(tmp_path / "o.npz"), "--silhouette", "10"])  # fmt: skip
+    assert res.exit_code == 2 and "--silhouette" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, ["fit", "--method", "hybrid", "--data", str(mocap_set), "--out",
+                                   str(tmp_path / "o.npz"), "--silhouette", "-1"])  # fmt: skip
+    assert res.exit_code == 2 and "--silhouette must be >= 0" in res.output

@@ -106,9 +106,30 @@ def test_3d_fit_takes_a_silhouette_term(tmp_path):
     opt = FitOptions(iterations=2, w_silhouette=10.0)
     records, summary = fit_dataset(samples, "3d", "anny", options=opt)
     assert summary["method"] == "smplifyx-3d-silhouette" and len(records) == 2
-    assert all(np.isfinite(r.quality["joint_err_mm"]) for r in records)
+    assert all(np.isfinite(r.quality["joint_err_mm"]) for r in records) and summary["masked"] == 2
     with pytest.raises(ValueError, match="w_silhouette"):
         FitOptions(w_silhouette=-1.0)
+    # samples without masks: the weight is set but no term is added, and the name says so
+    _, plain = fit_dataset([replace(s, extra={}) for s in samples], "3d", "anny", options=opt)
+    assert plain["method"] == "smplifyx-3d" and plain["masked"] == 0
+
+
+def test_3d_hybrid_refines_with_the_masks_by_default(tmp_path):
+    from neuralannot.annotators.hybrid import HybridOptions, refine_records
+    from neuralannot.annotators.optimize import FitOptions, fit_dataset
+    from neuralannot.annotators.optimize_problem import FIT_SILHOUETTE
+    from neuralannot.data.loading import load_samples
+    from neuralannot.data.synthetic.generator import generate
+
+    data = tmp_path / "mocap"
+    generate("mocap", 2, data, seed=7, workers=1, shard_size=2, image_size=96, masks=True, progress=False)
+    samples, _ = load_samples(data, "body", needs_3d=True)
+    start, _ = fit_dataset(samples, "3d", "anny", options=FitOptions(iterations=2))
+    _, summary = refine_records(samples, start, "3d", "anny", options=HybridOptions(iterations=2))
+    assert summary["w_silhouette"] == FIT_SILHOUETTE and summary["method"].endswith("-silhouette")
+    no_masks = HybridOptions(iterations=2, w_silhouette=0.0)
+    _, off = refine_records(samples, start, "3d", "anny", options=no_masks)
+    assert off["w_silhouette"] == 0.0 and not off["method"].endswith("-silhouette")
 
 
 def test_silhouette_residual_poses_smpl_family_models(tmp_path):

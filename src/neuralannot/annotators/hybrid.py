@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from neuralannot.annotators.optimize import FitOptions, fit_dataset
+from neuralannot.annotators.optimize_problem import FIT_SILHOUETTE
 from neuralannot.bodies.parts import MODEL_PART
 from neuralannot.io.pseudo_gt import PseudoGT
 
@@ -66,6 +67,10 @@ class HybridOptions:
     #: 2D refinement's camera (``FitOptions.init_camera``): "sample" (the sample's intrinsics, the start
     #: moved onto them) or "record" (the neural pseudo-GT's crop camera)
     init_camera: str = "sample"
+    #: 3D refinement's silhouette weight (``FitOptions.w_silhouette``) where the samples have person
+    #: masks (bodies); ``None``: :data:`FIT_SILHOUETTE` from 3D joints, 0 from 2D (the 2D fit has no
+    #: mask term)
+    w_silhouette: float | None = None
 
 
 def normalised_error(record: PseudoGT) -> float | None:
@@ -142,14 +147,17 @@ def refine_records(
     start = [by_id[s.id] for s in samples]
     t0 = time.perf_counter()
     prior = opt.prior_3d if method == "3d" and _has_vae(body_model, samples) else "l2"
+    from_3d = method in ("3d", "mocap")
     if opt.prior_tolerance is None:
-        opt = replace(opt, prior_tolerance=PRIOR_TOLERANCE["3d" if method in ("3d", "mocap") else "2d"])
+        opt = replace(opt, prior_tolerance=PRIOR_TOLERANCE["3d" if from_3d else "2d"])
+    if opt.w_silhouette is None:
+        opt = replace(opt, w_silhouette=FIT_SILHOUETTE if from_3d else 0.0)
     if opt.iterations is None:
         part = MODEL_PART.get(samples[0].part, "body") if samples else "body"
         opt = replace(opt, iterations=HYBRID_ITERATIONS.get(part, HYBRID_ITERATIONS["body"]))
     fit_opt = FitOptions(
         optimizer=opt.optimizer, iterations=opt.iterations, schedule=opt.schedule, prior_3d=prior,
-        init_camera=opt.init_camera,
+        init_camera=opt.init_camera, w_silhouette=opt.w_silhouette,
     )
     refined, fit_summary = fit_dataset(
         samples, method, body_model, None, batch_size, device, options=fit_opt, progress=progress, init=start
@@ -166,7 +174,7 @@ def refine_records(
         "method": f"hybrid-{fit_summary['method']}", "samples": len(out), "refined": n_ref,
         "kept_neural": len(out) - n_ref, "reasons": reasons, "outliers": outliers, "wall_s": wall,
         "samples_per_s": len(out) / max(wall, 1e-9), "iterations": opt.iterations,
-        "prior_tolerance": opt.prior_tolerance,
+        "prior_tolerance": opt.prior_tolerance, "w_silhouette": opt.w_silhouette,
     }  # fmt: skip
     log.info("hybrid: refined %d / %d samples, %d outliers, %.1f s", n_ref, len(out), outliers, wall)
     return out, summary

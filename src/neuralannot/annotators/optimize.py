@@ -250,6 +250,7 @@ def fit_dataset(
         groups.setdefault(s.joint_set, []).append(i)
     batches = [ids[i : i + batch_size] for ids in groups.values() for i in range(0, len(ids), batch_size)]
     records: list = [None] * len(samples)
+    masked = 0  # samples whose batch had mask targets
     t0 = time.perf_counter()
     if init is not None and len(init) != len(samples):
         raise ValueError(f"init: {len(init)} pseudo-GTs for {len(samples)} samples")
@@ -262,6 +263,7 @@ def fit_dataset(
             j3d = np.stack([s.joints_3d for s in batch]).astype(np.float32)
             j3d[flips, :, 0] *= -1.0
             sil = silhouette_batch(body, batch) if opt.w_silhouette > 0 and part == "body" else None
+            masked += 0 if sil is None else int(sil["sil_valid"].sum())
             res = smplifyx_3d(body, js, torch.from_numpy(j3d).to(device), opt, start, emb, sil)
         else:
             cams = [_camera_2d(s, opt.focal) for s in batch]
@@ -286,12 +288,12 @@ def fit_dataset(
     key = "joint_err_mm" if method == "3d" else "joint_err_px"
     errs = [r.quality[key] for r in records if key in r.quality]
     name = f"smplifyx-{method}" + (f"-{opt.prior_3d}" if method == "3d" and opt.prior_3d != "l2" else "")
-    name += "-silhouette" if method == "3d" and opt.w_silhouette > 0 else ""
+    name += "-silhouette" if masked else ""
     summary = {
         "method": name, "optimizer": opt.optimizer, "iterations": opt.iterations,
         "stages": len(parse_schedule(opt.schedule)), "samples": len(samples), "batch_size": batch_size,
         "device": str(device), "wall_s": wall, "samples_per_s": len(samples) / max(wall, 1e-9),
-        "diverged": sum("diverged" in r.quality.get("flags", []) for r in records),
+        "diverged": sum("diverged" in r.quality.get("flags", []) for r in records), "masked": masked,
         f"mean_{key}": float(np.mean(errs)) if errs else None,
     }  # fmt: skip
     log.info("%s: %d samples in %.1f s (%.2f samples/s)", summary["method"], len(samples), wall,

@@ -73,7 +73,7 @@ def _checkpoint_config(checkpoint: Path):
     return cfg
 
 
-def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations, device):
+def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations, device, silhouette=None):
     from neuralannot.annotators.hybrid import HybridOptions, refine_records
     from neuralannot.annotators.two_stage import run_spin_loop, run_two_stage
 
@@ -91,8 +91,10 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
         return eft_records(model, samples, iterations or EFT_ITERATIONS, device=device)
     stage1, _ = _stage1(samples, cfg, work_dir, init, device)
     if method == "hybrid":
-        opt = HybridOptions(iterations=iterations or HybridOptions.iterations)
         joints = "3d" if cfg.mode == "mocap" else "2d"
+        if silhouette and joints != "3d":
+            raise ValueError("--silhouette: the hybrid's mask term needs 3D joints (the 2D fit has none)")
+        opt = HybridOptions(iterations=iterations or HybridOptions.iterations, w_silhouette=silhouette)
         return refine_records(
             samples, stage1, joints, cfg.body_model, device=device, options=opt, progress=True
         )
@@ -122,8 +124,10 @@ def fit_cmd(
         None, help="Per stage (SMPLify-X, hybrid, spin) or EFT iterations."
     ),
     optimizer: str | None = typer.Option(None, help="SMPLify-X: lbfgs | lbfgs-torch | adam."),
-    silhouette: float = typer.Option(
-        0.0, "--silhouette", help="3D SMPLify-X: weight of the person-mask term where samples have masks."
+    silhouette: float | None = typer.Option(
+        None, "--silhouette",
+        help="3D SMPLify-X and the 3D hybrid: weight of the person-mask term where samples have masks "
+        "(default: 0 for SMPLify-X, the paper's; 10 for the hybrid).",
     ),
     batch_size: int = typer.Option(64, "--batch-size", help="Samples optimised together."),
     threads: int = typer.Option(0, help="torch threads (0 = keep torch's default; use 1 on a shared CPU)."),
@@ -147,8 +151,9 @@ def fit_cmd(
         fail(f"--joints must be auto | 2d | 3d, got {joints!r}")
     if threads < 0:
         fail(f"--threads must be 0 (torch's default) or more, got {threads}")
-    if silhouette < 0 or (silhouette and METHOD_NAMES.get(method) != "3d"):
-        fail(f"--silhouette must be >= 0 and needs a 3D SMPLify-X method, got {silhouette} with {method}")
+    takes_masks = METHOD_NAMES.get(method, method) in ("3d", "hybrid")
+    if silhouette is not None and (silhouette < 0 or (silhouette and not takes_masks)):
+        fail(f"--silhouette must be >= 0 and needs 3D SMPLify-X or the hybrid: {silhouette} with {method}")
     check_device(device)
     check_outputs({"--out": out}, {"--work-dir": work_dir if method in NEURAL_METHODS else None},
                   batch_size=batch_size)
@@ -162,7 +167,7 @@ def fit_cmd(
             samples, report = load_samples(data, part, skip_bad, needs_3d=METHOD_NAMES[method] == "3d",
                                            joint_map=joint_map,
                                            allow_outside_root=allow_outside_root)  # fmt: skip
-            options = FitOptions(**METHOD_OPTIONS.get(method, {}), w_silhouette=silhouette)
+            options = FitOptions(**METHOD_OPTIONS.get(method, {}), w_silhouette=silhouette or 0.0)
             records, summary = fit_dataset(samples, METHOD_NAMES[method], body_model, part, batch_size,
                                            device, iterations, optimizer, options=options,
                                            progress=True)  # fmt: skip
@@ -173,7 +178,7 @@ def fit_cmd(
             cfg = _config(config, mode, part, body_model, min_steps=min_steps)
             samples, report = _samples(data, cfg, skip_bad, joint_map, allow_outside_root)
             records, summary = _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
-                                              device)  # fmt: skip
+                                              device, silhouette)  # fmt: skip
         summary = {k: v for k, v in summary.items() if k not in ("train", "annotate")}
         write_pseudo_gt(out, records, {"method": method, "data": str(data), "summary": summary})
     except USER_ERRORS as err:

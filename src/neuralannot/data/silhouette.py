@@ -29,8 +29,12 @@ from neuralannot.data.sample import Sample
 from neuralannot.data.transforms import crop_affine, update_intrinsics_for_affine, warp_affine
 from neuralannot.geometry import project
 
-GRID = 112
-EDGE_POINTS = 96
+#: Distance-grid side and outline points. On 64 validation samples (seed 101) with the GT pose and
+#: height/proportions fixed, fitting gender, age, muscle and weight to the mask alone reached a gender
+#: error (MAE) of 0.175 with a 112 grid and 96 points, 0.143 with 384 points, 0.126 with a 224 grid and
+#: 384 points (a constant guess: 0.303); weight 0.197 → 0.108 (constant: 0.188).
+GRID = 224
+EDGE_POINTS = 384
 #: Crop side (px) in which a per-sample fit (3D SMPLify-X) compares projected vertices with the mask.
 FIT_CROP = 224
 
@@ -53,7 +57,8 @@ def silhouette_target(
     mask: np.ndarray, A: np.ndarray, size: int, grid: int = GRID, points: int = EDGE_POINTS
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """Distance grid (grid, grid) and outline points (points, 2) in crop pixels of a binary image mask
-    warped by the crop affine ``A``; None when the mask is empty in the crop."""
+    warped by the crop affine ``A`` (grid at most ``size``); None when the mask is empty in the crop."""
+    grid = min(grid, size)
     crop = warp_affine((mask > 0).astype(np.uint8) * 255, A, (size, size), backend="numpy") > 127
     if not crop.any():
         return None
@@ -77,9 +82,11 @@ def silhouette_target(
 def silhouette_targets(samples: list[Sample], size: int, grid: int = GRID) -> dict[str, torch.Tensor] | None:
     """Targets of every sample (``sil_dt`` (N, G, G) float16, ``sil_edge`` (N, M, 2), ``sil_valid``
     (N,), and ``K_image`` (N, 3, 3): the sample's own camera mapped into the crop), or None when no
-    sample has a mask. Samples without a usable mask or camera get ``sil_valid`` False."""
+    sample has a mask. Samples without a usable mask or camera get ``sil_valid`` False. The grid is at
+    most one cell per crop pixel."""
     from PIL import Image
 
+    grid = min(grid, size)
     paths = [mask_path(s) for s in samples]
     if not any(paths):
         return None
