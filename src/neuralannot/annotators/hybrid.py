@@ -69,7 +69,8 @@ class HybridOptions:
     init_camera: str = "sample"
     #: 3D refinement's silhouette weight (``FitOptions.w_silhouette``) where the samples have person
     #: masks (bodies); ``None``: :data:`FIT_SILHOUETTE` from 3D joints, 0 from 2D (the 2D fit has no
-    #: mask term)
+    #: mask term). Refining without the masks undoes what a masked annotator read from them: on the
+    #: validation set (seed 101, 400) from a 30.3 mm annotator MPVPE 30.9 mm without, 29.5 with
     w_silhouette: float | None = None
 
 
