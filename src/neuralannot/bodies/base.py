@@ -24,7 +24,7 @@ from neuralannot.geometry.rotations import rotation_format, to_rotmat, to_rotvec
 
 __all__ = [
     "BodyModel", "BodyModelError", "BodyOutput", "ModelFileError", "ParamKind", "ParamSpec",
-    "as_rotmat", "as_rotvec",
+    "as_rotmat", "as_rotvec", "is_anny",
 ]
 
 ParamKind = Literal["rotation", "translation", "shape", "expression", "other"]
@@ -204,3 +204,9 @@ def as_rotmat(rot: Tensor, spec_shape: tuple[int, ...]) -> Tensor:
 def as_rotvec(rot: Tensor, spec_shape: tuple[int, ...]) -> Tensor:
     """Inverse of :func:`as_rotmat`: either format → axis-angle ``(B, *spec_shape)``."""
     return to_rotvec(rot, rotation_format(rot, tuple(spec_shape[:-1])))
+
+
+def is_anny(model) -> bool:
+    """Whether ``model`` is one of the embedded Anny models (body, hand, head): the models that can
+    skin a vertex subset (``vertex_ids=``) and pose joints without vertices."""
+    return getattr(model, "name", "").startswith("anny")
