@@ -8,6 +8,7 @@ import torch
 
 from neuralannot.data.silhouette import (
     mask_path,
+    nearest_points,
     silhouette_batch,
     silhouette_loss,
     silhouette_residual,
@@ -55,6 +56,19 @@ def test_outline_term_gradient_equals_the_dense_minimum():
     uv.grad = None
     ((uv[:, None] - edge[:, :, None]).norm(dim=-1).amin(-1).mean(-1) / 64).sum().backward()
     torch.testing.assert_close(fast, uv.grad)
+
+
+def test_nearest_points_match_the_dense_argmin():
+    """The CPU k-d tree picks the same nearest vertex as the dense distances; a non-finite vertex
+    (a diverging fit) is never picked and breaks nothing; an empty batch gives an empty index."""
+    g = torch.Generator().manual_seed(1)
+    pts = torch.rand(4, 300, 2, generator=g, dtype=torch.float64) * 224
+    q = torch.rand(4, 50, 2, generator=g, dtype=torch.float64) * 224
+    assert torch.equal(nearest_points(q, pts), torch.cdist(q, pts).argmin(-1))
+    pts[0, 7] = float("nan")
+    idx = nearest_points(q, pts)
+    assert idx.shape == (4, 50) and not bool((idx[0] == 7).any())
+    assert nearest_points(q[:0], pts[:0]).shape == (0, 50)
 
 
 @pytest.mark.anny

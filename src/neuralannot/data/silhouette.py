@@ -117,10 +117,27 @@ def silhouette_loss(uv: torch.Tensor, dt: torch.Tensor, edge: torch.Tensor, size
     outside = torch.nn.functional.grid_sample(
         dt.to(uv.dtype)[:, None], grid[:, None], mode="bilinear", padding_mode="border", align_corners=False
     )[:, 0, 0]  # (B, V)
-    with torch.no_grad():  # the min's gradient reaches only the nearest vertex: pick it without the
-        nearest = torch.cdist(edge, uv).argmin(-1)  # dense (B, M, V) backward (most of a training step)
+    nearest = nearest_points(edge, uv)  # the min's gradient reaches only the nearest vertex
     cover = (edge - uv.gather(1, nearest[..., None].expand(-1, -1, 2))).norm(dim=-1)  # (B, M)
     return (outside.mean(-1) + cover.mean(-1)) / size
+
+
+def nearest_points(queries: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """(B, M) index of the nearest of ``points`` (B, V, 2) to each of ``queries`` (B, M, 2), without
+    grad. CPU: a k-d tree per sample (64 × 384 outline points against 2,048 vertices: ~0.1 s, against
+    ~0.5 s for the dense distances); other devices: the dense (B, M, V) distances."""
+    with torch.no_grad():
+        if points.device.type != "cpu":
+            return torch.cdist(queries, points).argmin(-1)
+        from scipy.spatial import cKDTree
+
+        # non-finite points (a diverging fit) are sent far away rather than breaking the tree
+        q = np.nan_to_num(queries.detach().double().numpy(), nan=1e9, posinf=1e9, neginf=-1e9)
+        p = np.nan_to_num(points.detach().double().numpy(), nan=1e9, posinf=1e9, neginf=-1e9)
+        out = np.zeros(q.shape[:-1], np.int64)
+        for b in range(len(p)):
+            out[b] = cKDTree(p[b], balanced_tree=False, compact_nodes=False).query(q[b])[1]
+        return torch.from_numpy(out)
 
 
 def silhouette_vertex_ids(body, n: int = 2048) -> torch.Tensor | None:
