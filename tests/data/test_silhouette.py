@@ -131,7 +131,7 @@ def test_3d_fit_takes_a_silhouette_term(tmp_path):
 def test_3d_hybrid_refines_with_the_masks_by_default(tmp_path):
     from neuralannot.annotators.hybrid import HybridOptions, refine_records
     from neuralannot.annotators.optimize import FitOptions, fit_dataset
-    from neuralannot.annotators.optimize_problem import FIT_SILHOUETTE
+    from neuralannot.annotators.optimize_problem import HYBRID_SILHOUETTE
     from neuralannot.data.loading import load_samples
     from neuralannot.data.synthetic.generator import generate
 
@@ -140,7 +140,7 @@ def test_3d_hybrid_refines_with_the_masks_by_default(tmp_path):
     samples, _ = load_samples(data, "body", needs_3d=True)
     start, _ = fit_dataset(samples, "3d", "anny", options=FitOptions(iterations=2))
     _, summary = refine_records(samples, start, "3d", "anny", options=HybridOptions(iterations=2))
-    assert summary["w_silhouette"] == FIT_SILHOUETTE and summary["method"].endswith("-silhouette")
+    assert summary["w_silhouette"] == HYBRID_SILHOUETTE and summary["method"].endswith("-silhouette")
     no_masks = HybridOptions(iterations=2, w_silhouette=0.0)
     _, off = refine_records(samples, start, "3d", "anny", options=no_masks)
     assert off["w_silhouette"] == 0.0 and not off["method"].endswith("-silhouette")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from neuralannot.annotators.optimize import FitOptions, fit_dataset
-from neuralannot.annotators.optimize_problem import FIT_SILHOUETTE
+from neuralannot.annotators.optimize_problem import HYBRID_SILHOUETTE
 from neuralannot.bodies.parts import MODEL_PART
 from neuralannot.io.pseudo_gt import PseudoGT
 
@@ -68,7 +68,7 @@ class HybridOptions:
     #: moved onto them) or "record" (the neural pseudo-GT's crop camera)
     init_camera: str = "sample"
     #: 3D refinement's silhouette weight (``FitOptions.w_silhouette``) where the samples have person
-    #: masks (bodies); ``None``: :data:`FIT_SILHOUETTE` from 3D joints, 0 from 2D (the 2D fit has no
+    #: masks (bodies); ``None``: :data:`HYBRID_SILHOUETTE` from 3D joints, 0 from 2D (the 2D fit has no
     #: mask term). Refining without the masks undoes what a masked annotator read from them: on the
     #: validation set (seed 101, 400) from a 30.3 mm annotator MPVPE 30.9 mm without, 29.5 with
     w_silhouette: float | None = None
@@ -152,7 +152,7 @@ def refine_records(
     if opt.prior_tolerance is None:
         opt = replace(opt, prior_tolerance=PRIOR_TOLERANCE["3d" if from_3d else "2d"])
     if opt.w_silhouette is None:
-        opt = replace(opt, w_silhouette=FIT_SILHOUETTE if from_3d else 0.0)
+        opt = replace(opt, w_silhouette=HYBRID_SILHOUETTE if from_3d else 0.0)
     if opt.iterations is None:
         part = MODEL_PART.get(samples[0].part, "body") if samples else "body"
         opt = replace(opt, iterations=HYBRID_ITERATIONS.get(part, HYBRID_ITERATIONS["body"]))

@@ -127,7 +127,7 @@ def fit_cmd(
     silhouette: float | None = typer.Option(
         None, "--silhouette",
         help="3D SMPLify-X and the 3D hybrid: weight of the person-mask term where samples have masks "
-        "(default: 0 for SMPLify-X, the paper's; 10 for the hybrid).",
+        "(default: 0 for SMPLify-X, the paper's; HYBRID_SILHOUETTE = 10 for the hybrid).",
     ),
     batch_size: int = typer.Option(64, "--batch-size", help="Samples optimised together."),
     threads: int = typer.Option(0, help="torch threads (0 = keep torch's default; use 1 on a shared CPU)."),
