@@ -397,6 +397,4 @@ def test_posed_vertices_of_anny_and_smpl(anny_body, tmp_path):
         with torch.no_grad():
             full = model(p).vertices
             torch.testing.assert_close(posed_vertices(model, p, ids), full[:, ids], atol=1e-5, rtol=0)
-    from neuralannot.bodies.base import is_anny
-
-    assert is_anny(anny_body) and not is_anny(smpl) and not is_anny(object())
+    assert anny_body.is_anny and not smpl.is_anny

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from neuralannot.annotators.optimize_losses import BendingPrior, shape_prior
 from neuralannot.annotators.optimize_solvers import OPTIMIZERS
-from neuralannot.bodies.base import BodyModel, is_anny
+from neuralannot.bodies.base import BodyModel
 from neuralannot.bodies.fast_keypoints import AnnyKeypoints
 from neuralannot.bodies.joints import get_regressor, joint_sets_for, posed_keypoints
 
@@ -206,7 +206,7 @@ class _Problem:
             start += n
         self.dim = start
         self.reg = get_regressor(body, joint_set)
-        self.fast = AnnyKeypoints(body, self.reg) if is_anny(body) else None
+        self.fast = AnnyKeypoints(body, self.reg) if body.is_anny else None
         self.bending = BendingPrior.for_model(body) if self.pose_group == "body_pose" else None
 
     def zeros(self, B: int) -> Tensor:

@@ -24,7 +24,7 @@ from neuralannot.geometry.rotations import rotation_format, to_rotmat, to_rotvec
 
 __all__ = [
     "BodyModel", "BodyModelError", "BodyOutput", "ModelFileError", "ParamKind", "ParamSpec",
-    "as_rotmat", "as_rotvec", "is_anny",
+    "as_rotmat", "as_rotvec",
 ]
 
 ParamKind = Literal["rotation", "translation", "shape", "expression", "other"]
@@ -188,6 +188,12 @@ class BodyModel(nn.Module, ABC):
 
         return get_regressor(self, joint_set)(output)
 
+    @property
+    def is_anny(self) -> bool:
+        """One of the embedded Anny models (body, hand, head): they skin a vertex subset
+        (``vertex_ids=``) and pose joints without vertices."""
+        return self.name.startswith("anny")
+
     def extra_repr(self) -> str:
         groups = ", ".join(f"{n}{list(s.shape)}" for n, s in self.param_specs.items())
         return f"name={self.name}, part={self.part}, params=[{groups}]"
@@ -204,9 +210,3 @@ def as_rotmat(rot: Tensor, spec_shape: tuple[int, ...]) -> Tensor:
 def as_rotvec(rot: Tensor, spec_shape: tuple[int, ...]) -> Tensor:
     """Inverse of :func:`as_rotmat`: either format → axis-angle ``(B, *spec_shape)``."""
     return to_rotvec(rot, rotation_format(rot, tuple(spec_shape[:-1])))
-
-
-def is_anny(model) -> bool:
-    """Whether ``model`` is one of the embedded Anny models (body, hand, head): the models that can
-    skin a vertex subset (``vertex_ids=``) and pose joints without vertices."""
-    return getattr(model, "name", "").startswith("anny")

@@ -55,7 +55,6 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor, nn
 
-from neuralannot.bodies.base import is_anny
 from neuralannot.bodies.errors import BodyModelError
 from neuralannot.bodies.joint_names import (
     COCO23,
@@ -249,7 +248,7 @@ def regress_keypoints(model: BodyModel, params: dict[str, Tensor], name: str) ->
 def posed_keypoints(model: BodyModel, reg: JointRegressor, params: dict[str, Tensor]) -> Tensor:
     """Pose ``model`` and apply ``reg`` (B, K, 3): Anny skins only the vertices ``reg`` reads (none
     for joint-only sets); other models skin every vertex when ``reg`` needs any."""
-    if is_anny(model):
+    if getattr(model, "is_anny", False):
         out = model(params, vertex_ids=reg.vertex_ids) if reg.needs_vertices else model(
             params, return_vertices=False)
     else:
@@ -259,14 +258,14 @@ def posed_keypoints(model: BodyModel, reg: JointRegressor, params: dict[str, Ten
 
 def posed_vertices(model: BodyModel, params: dict[str, Tensor], vertex_ids: Tensor) -> Tensor:
     """Posed vertices ``vertex_ids`` (B, S, 3): Anny skins only those; other models skin every vertex."""
-    if is_anny(model):
+    if getattr(model, "is_anny", False):
         return model(params, vertex_ids=vertex_ids).vertices
     return model(params).vertices[:, vertex_ids.to(model.device)]
 
 
 def _build(model: BodyModel, name: str) -> JointRegressor:
     dtype = model.dtype if model.dtype.is_floating_point else torch.float32
-    if is_anny(model):
+    if getattr(model, "is_anny", False):
         names, rows = _anny_rows(model, name)
         return JointRegressor.from_rows(names, rows, model.num_vertices, len(model.bone_labels),
                                         "bone_heads", name, dtype)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from neuralannot.bodies.base import BodyModel, BodyModelError, is_anny
+from neuralannot.bodies.base import BodyModel, BodyModelError
 from neuralannot.bodies.fast_keypoints import AnnyKeypoints
 from neuralannot.bodies.joints import posed_keypoints
 
@@ -49,7 +49,7 @@ class ShapeSolver:
         self.body, self.reg, self.spec = body, regressor, groups[0]
         self.group = self.spec.name
         # Anny: keypoints without skinning (exact; the solve evaluates S + 1 poses per sample and step)
-        self.fast = AnnyKeypoints(body, regressor) if is_anny(body) else None
+        self.fast = AnnyKeypoints(body, regressor) if body.is_anny else None
 
     def keypoints(self, params: dict[str, Tensor]) -> Tensor:
         """Model keypoints (B, K, 3) of ``params`` without translation."""
