@@ -58,3 +58,9 @@ def test_fit_rejects_unknown_method_and_missing_init(mocap_set, tmp_path):  # no
     res = CliRunner().invoke(app, ["fit", "--method", "hybrid", "--data", str(mocap_set), "--out",
                                    str(tmp_path / "o.npz"), "--silhouette", "-1"])  # fmt: skip
     assert res.exit_code == 2 and "--silhouette must be >= 0" in res.output
+    # from 2D joints the hybrid has no mask term: refused before any network is trained
+    work = tmp_path / "work2d"
+    res = CliRunner().invoke(app, ["fit", "--method", "hybrid", "--joints", "2d", "--data", str(mocap_set),
+                                   "--out", str(tmp_path / "o.npz"), "--work-dir", str(work),
+                                   "--silhouette", "10"])  # fmt: skip
+    assert res.exit_code == 2 and "needs 3D joints" in res.output and not list(work.glob("*/checkpoint.pt"))

@@ -265,7 +265,7 @@ def posed_vertices(model: BodyModel, params: dict[str, Tensor], vertex_ids: Tens
 
 def _build(model: BodyModel, name: str) -> JointRegressor:
     dtype = model.dtype if model.dtype.is_floating_point else torch.float32
-    if getattr(model, "is_anny", False):
+    if model.is_anny:
         names, rows = _anny_rows(model, name)
         return JointRegressor.from_rows(names, rows, model.num_vertices, len(model.bone_labels),
                                         "bone_heads", name, dtype)

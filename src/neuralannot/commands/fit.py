@@ -92,8 +92,6 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
     stage1, _ = _stage1(samples, cfg, work_dir, init, device)
     if method == "hybrid":
         joints = "3d" if cfg.mode == "mocap" else "2d"
-        if silhouette and joints != "3d":
-            raise ValueError("--silhouette: the hybrid's mask term needs 3D joints (the 2D fit has none)")
         opt = HybridOptions(iterations=iterations or HybridOptions.iterations, w_silhouette=silhouette)
         return refine_records(
             samples, stage1, joints, cfg.body_model, device=device, options=opt, progress=True
@@ -175,6 +173,8 @@ def fit_cmd(
             probe, _ = load_samples(data, part, skip_bad, joint_map=joint_map,
                                     allow_outside_root=allow_outside_root)  # fmt: skip
             mode = "mocap" if _joints(probe, joints) == "3d" else "wild"
+            if silhouette and mode != "mocap":  # before any training
+                raise ValueError("--silhouette: the hybrid's mask term needs 3D joints (the 2D fit has none)")
             cfg = _config(config, mode, part, body_model, min_steps=min_steps)
             samples, report = _samples(data, cfg, skip_bad, joint_map, allow_outside_root)
             records, summary = _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
