@@ -36,6 +36,10 @@ def test_config_defaults_and_errors(tmp_path):
     w = AnnotatorConfig(mode="wild")
     assert (w.inputs, w.outputs) == ("image", "rotations")  # bodies: measured better than the VAE latent
     assert AnnotatorConfig(mode="wild", part="hand").outputs == "embedding"  # hand PCA, as the paper
+    hand = AnnotatorConfig(mode="wild", part="hand")  # hands also read their 2D joints, as coordinates
+    assert (hand.inputs, hand.joint_input) == ("image+joints", "coordinates")
+    assert (w.inputs, w.joint_input) == ("image", "heatmaps")  # bodies: the image alone (the paper)
+    assert AnnotatorConfig(mode="wild", inputs="image+joints").joint_input == "heatmaps"  # Table 2
     assert AnnotatorConfig(mode="wild", part="face").outputs == "rotations"
     assert AnnotatorConfig(mode="wild", outputs="embedding").outputs == "embedding"
     with pytest.raises(ValueError, match="mode"):

@@ -67,5 +67,39 @@ def test_output_camera_is_checked_and_keeps_the_weights_digest():
 
     with pytest.raises(ValueError, match="output_camera"):
         AnnotatorConfig(mode="wild", output_camera="image")
-    crop, sample = AnnotatorConfig(mode="wild"), AnnotatorConfig(mode="wild", output_camera="sample")
-    assert crop.output_camera == "crop" and crop.digest() == sample.digest()  # same network, other records
+    sample, crop = AnnotatorConfig(mode="wild"), AnnotatorConfig(mode="wild", output_camera="crop")
+    assert sample.output_camera == "sample" and crop.digest() == sample.digest()  # same network
+
+
+def test_the_turn_onto_the_real_ray_is_about_the_anchor_not_a_far_model_origin():
+    """A part model whose origin lies 0.4 m from its keypoints (as a hand's may): turned about the
+    origin, the hand would swing off its pixels; turned about its keypoints' centroid (``anchor``),
+    the centroid keeps its pixel and the overlay moves only by the perspective the crop camera lacks."""
+    g = torch.Generator().manual_seed(0)
+    local = torch.randn(21, 3, generator=g, dtype=torch.float64) * 0.04
+    local[:, 0] += 0.4
+    root = roma.rotvec_to_rotmat(torch.tensor([0.3, -0.5, 0.2], dtype=torch.float64))
+    fv, centre = 20000.0, np.array([1000.0, 600.0])  # a crop 30 degrees off the real optical axis
+    trans = np.array([-0.4, 0.0, 0.6 * fv / 1200.0])
+    params = {"root_pose": roma.rotmat_to_rotvec(root).numpy(), "trans": trans, "phenotype": np.full(6, 0.5),
+              "hand_pose": np.zeros((15, 3))}
+    record = PseudoGT("h0", "anny", "rhand", params, {"focal": [fv, fv], "princpt": list(centre)}, {})
+    K_virtual = np.array([[fv, 0, centre[0]], [0, fv, centre[1]], [0, 0, 1]])
+
+    def points(params) -> torch.Tensor:
+        R = roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(params["root_pose"], np.float64)))
+        return local @ R.T + torch.as_tensor(np.asarray(params["trans"], np.float64))
+
+    virtual = points(record.params)
+    uv_virtual = _project(virtual, K_virtual)
+    sample = SimpleNamespace(intrinsics={"focal": [1200.0, 1200.0], "princpt": [640.0, 360.0]}, K=K_REAL)
+    about_origin = to_sample_camera(record, sample)
+    about_anchor = to_sample_camera(record, sample, anchor=virtual.mean(0).numpy())
+    shift = {name: (_project(points(r.params), K_REAL) - uv_virtual).norm(dim=-1)
+             for name, r in (("origin", about_origin), ("anchor", about_anchor))}
+    centroid_px = _project(points(about_anchor.params).mean(0, keepdim=True), K_REAL)[0]
+    assert torch.allclose(centroid_px, _project(virtual.mean(0, keepdim=True), K_virtual)[0], atol=1e-6)
+    # (a hand 0.6 m away, 20 degrees off-axis: ~10 px of perspective on average; about the origin ~45 px)
+    assert float(shift["anchor"].mean()) < 12.0, shift["anchor"]
+    assert float(shift["origin"].mean()) > 3 * float(shift["anchor"].mean()), shift
+    assert np.allclose(about_anchor.params["root_pose"], about_origin.params["root_pose"])  # same turn

@@ -20,7 +20,7 @@ HeadKind = Literal["paper", "swing"]
 #: shape solve are in the prediction key).
 RESULT_NEUTRAL = (
     "num_workers", "checkpoint_every", "log_every", "crop_cache",
-    "output_camera", "shape_solve", "shape_damping",
+    "output_camera", "shape_solve", "shape_damping", "root_solve",
 )  # fmt: skip
 #: ``reg`` names besides the body models' parameter groups (``io.pseudo_gt.PARAM_SHAPES``).
 REG_EXTRA = ("twist", "latent", "pose_prior")
@@ -78,8 +78,25 @@ ROOT_HYPOTHESES = {"body": 4, "wholebody": 4, "hand": 2, "lhand": 2, "rhand": 2}
 MOCAP_SILHOUETTE = 4.0
 
 
+#: Root-solve steps at annotation in wild mode where ``root_solve`` is unset (see the BENCHMARKS.md
+#: wild tables)
+ROOT_SOLVE_STEPS = 10
+
+
 #: Sample parts whose wild-mode default output is the pose embedding (hand PCA, as the paper).
-EMBEDDING_DEFAULT_PARTS = ("hand", "lhand", "rhand")
+HAND_PARTS = ("hand", "lhand", "rhand")
+EMBEDDING_DEFAULT_PARTS = HAND_PARTS
+
+
+def default_inputs(mode: str, part: str) -> str:
+    """The ``inputs`` a config gets when none is given: image + GT 3D joints in MoCap mode (the paper);
+    in wild mode the image alone (the paper) except for hands, which also read their 2D joints as
+    coordinates (``joint_input``): on a hand tuning set (seed 301, 200 samples, 1,500 steps) MPVPE
+    32.2 → 28.6 mm, root error 19.6° → 15.7° (heatmaps: 28.9, 15× slower to train on CPUs). For bodies
+    the coordinates did not help (wild validation seed 201: 254.6 against 244.9 mm; BENCHMARKS.md)."""
+    if mode == "mocap":
+        return "image+joints"
+    return "image+joints" if part in HAND_PARTS else "image"
 
 
 def default_outputs(mode: str, part: str) -> str:
@@ -141,23 +158,30 @@ class AnnotatorConfig:
     # 0. shape_damping: λ (m²), the weight of the network's shape against the joints (noise² / error²)
     shape_solve: int | None = None
     shape_damping: float = 6e-4
+    # wild mode, at annotation: Levenberg-Marquardt steps on the global rotation and translation toward
+    # the GT 2D joints (annotators/root_solve.py), the network's articulation and shape kept, kept per
+    # sample where the joint error drops; 0 = off. None: ROOT_SOLVE_STEPS in wild mode
+    root_solve: int | None = None
     embedding: str | None = None  # default per part: anny-body-vae / anny-hand-pca
     virtual_focal: float = 5000.0  # px on a 256 crop (scaled with input_size), as Hand4Whole
     # wild mode's projection: "virtual" (virtual_focal at the crop centre, as Hand4Whole: nearly
     # orthographic) or "intrinsics" (each sample's own camera through its crop, as CLIFF: the real
     # perspective; samples without intrinsics fall back to the virtual camera)
     camera: Literal["virtual", "intrinsics"] = "virtual"
-    # wild mode, virtual camera: the pseudo-GT's camera. "crop": the virtual crop camera mapped back to
-    # the image (the paper's release; the overlay is what the network fitted). "sample": the sample's
-    # intrinsics where it has them, the prediction moved onto the real ray through the crop centre
-    # (as CLIFF): better 3D, worse overlay (wild validation set, seed 201: MPVPE 244.9 → 237.0 mm, root
-    # error median 19.6° → 17.5°, but reprojection 5.4 → 9.1 px; hands 32.2 → 30.7 mm; BENCHMARKS.md).
-    # The hybrid refines in the sample's camera either way (FitOptions.init_camera).
-    output_camera: Literal["sample", "crop"] = "crop"
+    # wild mode, virtual camera: the pseudo-GT's camera. "sample" (default): the sample's intrinsics
+    # where it has them, the prediction moved onto the real ray through its keypoints' centroid (as
+    # CLIFF) and its root rotation and translation refitted to the 2D joints there (``root_solve``
+    # steps; the crop camera is nearly orthographic, the real one is not). "crop": the virtual crop
+    # camera mapped back to the image (the paper's release; the overlay is what the network fitted).
+    # Validation (root solve on): bodies (seed 201, 200 samples) MPVPE 246.2 → 241.6 mm, reprojection
+    # 4.8 → 5.8 px; hands (seed 301) 28.4 → 25.2 mm, 5.6 → 4.9 px (BENCHMARKS.md). The hybrid refines
+    # in the sample's camera either way (FitOptions.init_camera).
+    output_camera: Literal["sample", "crop"] = "sample"
     # wild mode, inputs with joints: how the GT 2D joints reach the network. "heatmaps" (the paper's
     # Table 2: Gaussian maps, stacked with the image or through a small CNN) or "coordinates" (the
-    # crop-normalised 2D positions through an MLP, as a 2D → 3D lifting network: cheap on CPUs)
-    joint_input: Literal["heatmaps", "coordinates"] = "heatmaps"
+    # crop-normalised 2D positions through an MLP, as a 2D → 3D lifting network: cheap on CPUs).
+    # None: coordinates for hands, heatmaps otherwise (see :func:`default_inputs`)
+    joint_input: Literal["heatmaps", "coordinates"] | None = None
     heatmap_size: int = 64
     heatmap_sigma: float = 2.0
     # optimisation (paper: Adam 1e-4, batch 192, lr ÷10 when the loss plateaus)
@@ -213,7 +237,9 @@ class AnnotatorConfig:
         if self.mode not in ("mocap", "wild"):
             raise ValueError(f"mode must be 'mocap' or 'wild', got {self.mode!r}")
         if self.inputs is None:
-            self.inputs = "image+joints" if self.mode == "mocap" else "image"
+            self.inputs = default_inputs(self.mode, self.part)
+        if self.joint_input is None:
+            self.joint_input = "coordinates" if self.part in HAND_PARTS else "heatmaps"
         if self.outputs is None:
             self.outputs = default_outputs(self.mode, self.part)
         if self.head not in (None, "paper", "swing"):
@@ -236,6 +262,10 @@ class AnnotatorConfig:
             raise ValueError(
                 f"shape_solve must be >= 0 and shape_damping > 0: {self.shape_solve}, {self.shape_damping}"
             )
+        if (self.root_solve or 0) < 0:
+            raise ValueError(f"root_solve must be >= 0, got {self.root_solve}")
+        if self.root_solve and self.mode != "wild":
+            raise ValueError("root_solve fits the GT 2D joints: wild mode only")
         if self.shape_solve and self.mode != "mocap":
             raise ValueError("shape_solve needs the given 3D joints: MoCap mode only")
         if self.root_hypotheses is None:
@@ -261,6 +291,14 @@ class AnnotatorConfig:
         if self.shape_solve is None:
             return 1 if self.swing_head else 0
         return self.shape_solve
+
+    @property
+    def root_steps(self) -> int:
+        """Root-solve steps at annotation: ``root_solve``, or where unset :data:`ROOT_SOLVE_STEPS` in
+        wild mode."""
+        if self.root_solve is None:
+            return ROOT_SOLVE_STEPS if self.mode == "wild" else 0
+        return self.root_solve
 
     @property
     def silhouette_weight(self) -> float:

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from neuralannot.annotators.loader import loader_options
 from neuralannot.annotators.neural import NeuralAnnotator
+from neuralannot.annotators.root_solve import solve_root, solve_root_in_sample_camera
 from neuralannot.annotators.state import prediction_key
 from neuralannot.annotators.training import (
     DistInfo,
@@ -63,27 +64,32 @@ def image_camera(K: np.ndarray, A: np.ndarray, flip: bool, size: int) -> dict[st
     }
 
 
-def to_sample_camera(record: PseudoGT, sample) -> PseudoGT:
+def to_sample_camera(record: PseudoGT, sample, anchor: np.ndarray | None = None) -> PseudoGT:
     """A wild-mode pseudo-GT moved from its crop's virtual camera (optical axis through the crop centre,
     nearly orthographic) to the sample's own intrinsics, as CLIFF: the root is turned by the rotation
-    taking the optical axis onto the real ray through the crop centre, and the model's origin is put
-    on the ray through its virtual projection at the depth that keeps its apparent size. Records
-    without a camera, a translation or sample intrinsics are returned unchanged."""
+    taking the optical axis onto the real ray through the crop centre, and the ``anchor`` (a point of
+    the posed model in the record's camera, e.g. its keypoints' centroid; default the model's origin
+    ``trans``) is put on the ray through its virtual projection at the depth that keeps its apparent
+    size. The turn is about the anchor, so a model whose origin lies far from its keypoints (a part
+    model) keeps its overlay. Records without a camera, a translation or sample intrinsics are
+    returned unchanged."""
     import roma
 
     if sample.intrinsics is None or record.camera is None or "trans" not in record.params:
         return record
     Kr = np.asarray(sample.K, np.float64)
     fv, c = np.asarray(record.camera["focal"], np.float64), np.asarray(record.camera["princpt"], np.float64)
-    R = ray_rotation(torch.from_numpy(Kr), torch.from_numpy(c))
+    R = ray_rotation(torch.from_numpy(Kr), torch.from_numpy(c)).numpy()
     params = dict(record.params)
-    root = roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(params["root_pose"], np.float64)))
-    params["root_pose"] = roma.rotmat_to_rotvec(R @ root).numpy().astype(np.float32)
+    root = roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(params["root_pose"], np.float64))).numpy()
+    params["root_pose"] = roma.rotmat_to_rotvec(torch.from_numpy(R @ root)).numpy().astype(np.float32)
     t = np.asarray(params["trans"], np.float64)
-    u = fv * t[:2] / t[2] + c  # the origin's virtual projection (image px)
+    a = t if anchor is None else np.asarray(anchor, np.float64)
+    u = fv * a[:2] / a[2] + c  # the anchor's virtual projection (image px)
     fr = np.array([Kr[0, 0], Kr[1, 1]])
-    z = t[2] * fr.mean() / fv.mean()
-    params["trans"] = np.array([*((u - Kr[:2, 2]) * z / fr), z], np.float32)
+    z = a[2] * fr.mean() / fv.mean()
+    a_new = np.array([*((u - Kr[:2, 2]) * z / fr), z])
+    params["trans"] = (a_new - R @ (a - t)).astype(np.float32)
     camera = {"focal": [float(v) for v in fr], "princpt": [float(Kr[0, 2]), float(Kr[1, 2])]}
     return replace(record, params=params, camera=camera)
 
@@ -127,10 +133,31 @@ def neural_records(
             quality={"method": f"neuralannot-{cfg.mode}", "num_valid_joints": int(valid[b].sum())},
             unmeasured="no_valid_joints" if bool(none_valid[b]) else None,
         )  # fmt: skip
-        if cfg.crop_frame and cfg.output_camera == "sample":
-            record = to_sample_camera(record, s)
         records.append(record)
+    if cfg.crop_frame and cfg.output_camera == "sample":
+        # the keypoints' centroid, the point the turn onto the real ray keeps in place; a left hand's
+        # record is the mirrored crop's prediction mirrored back (x negated, as its translation)
+        points = (kp + trans[:, None]).detach().double().cpu().numpy()
+        points[batch["flip"].cpu().numpy().astype(bool), :, 0] *= -1.0
+        batch_samples = [samples[i] for i in batch["index"].tolist()]
+        pairs = zip(records, batch_samples, points, strict=True)
+        moved = [to_sample_camera(r, s, p.mean(0)) for r, s, p in pairs]
+        # the same rigid move for the keypoints: p' = R (p − t) + t', R = root' rootᵀ
+        points = np.stack([_moved_points(p, *rr) for p, *rr in zip(points, records, moved, strict=True)])
+        records = solve_root_in_sample_camera(moved, points, batch_samples, cfg.root_steps)
     return records
+
+
+def _moved_points(points: np.ndarray, before: PseudoGT, after: PseudoGT) -> np.ndarray:
+    """``points`` (J, 3) of ``before``'s posed model, carried along to ``after`` (same model, moved
+    rigidly: its root turned and its translation changed)."""
+    import roma
+
+    rot = [roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(r.params["root_pose"], np.float64))).numpy()
+           for r in (before, after)]  # fmt: skip
+    R = rot[1] @ rot[0].T
+    t0, t1 = (np.asarray(r.params["trans"], np.float64) for r in (before, after))
+    return (points - t0) @ R.T + t1
 
 
 def annotation_dataset(
@@ -211,6 +238,8 @@ def predict(
                 pred["trans"] = translation_fit(kp, gt[..., :3], gt[..., 3] > 0)
             else:
                 kp, _ = model.pick_root_hypothesis(batch, pred, kp)
+                if model.cfg.root_steps:
+                    kp, _ = solve_root(model, batch, pred, kp)
             for r in neural_records(model, batch, pred, kp, samples):
                 if r.sample_id not in done:
                     writer.write(r)

@@ -75,11 +75,13 @@ def run_dir(
 
 def prediction_key(model, samples: Sequence) -> str:
     """Partial predictions' key: the samples' content, the weights predicting them and how records are
-    written (``output_camera``, the shape solve; version 2: the wild records' camera moved to the
-    sample's)."""
+    written (``output_camera``, the shape and root solves; version 2: the wild records' camera moved to
+    the sample's; 3: moved about the keypoints' centroid and refitted there)."""
     cfg = model.cfg
     text = f"{samples_digest(samples, cfg.uses_image)}:{weights_digest(model)}"
-    text += f":v2:{cfg.output_camera}"
+    text += f":v3:{cfg.output_camera}"
     if cfg.shape_steps:
         text += f":shape-v2:{cfg.shape_steps}:{cfg.shape_damping}"  # v2: steps kept only where better
+    if cfg.root_steps:
+        text += f":root:{cfg.root_steps}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
