@@ -158,9 +158,11 @@ class AnnotatorConfig:
     # 0. shape_damping: λ (m²), the weight of the network's shape against the joints (noise² / error²)
     shape_solve: int | None = None
     shape_damping: float = 6e-4
-    # wild mode, at annotation: Levenberg-Marquardt steps on the global rotation and translation toward
-    # the GT 2D joints (annotators/root_solve.py), the network's articulation and shape kept, kept per
-    # sample where the joint error drops; 0 = off. None: ROOT_SOLVE_STEPS in wild mode
+    # at annotation, the global rotation and translation refitted to the given joints, the network's
+    # articulation and shape kept, per sample where the joint error drops (annotators/root_solve.py);
+    # 0 = off. Wild: Levenberg-Marquardt steps toward the 2D joints (None: ROOT_SOLVE_STEPS). MoCap:
+    # a rigid (Kabsch) fit to the 3D joints (None: on for hands, whose model has no swing solve;
+    # bodies' swing solve aligns the root already)
     root_solve: int | None = None
     embedding: str | None = None  # default per part: anny-body-vae / anny-hand-pca
     virtual_focal: float = 5000.0  # px on a 256 crop (scaled with input_size), as Hand4Whole
@@ -239,7 +241,8 @@ class AnnotatorConfig:
         if self.inputs is None:
             self.inputs = default_inputs(self.mode, self.part)
         if self.joint_input is None:
-            self.joint_input = "coordinates" if self.part in HAND_PARTS else "heatmaps"
+            wild_hand = self.mode == "wild" and self.part in HAND_PARTS
+            self.joint_input = "coordinates" if wild_hand else "heatmaps"
         if self.outputs is None:
             self.outputs = default_outputs(self.mode, self.part)
         if self.head not in (None, "paper", "swing"):
@@ -264,8 +267,6 @@ class AnnotatorConfig:
             )
         if (self.root_solve or 0) < 0:
             raise ValueError(f"root_solve must be >= 0, got {self.root_solve}")
-        if self.root_solve and self.mode != "wild":
-            raise ValueError("root_solve fits the GT 2D joints: wild mode only")
         if self.shape_solve and self.mode != "mocap":
             raise ValueError("shape_solve needs the given 3D joints: MoCap mode only")
         if self.root_hypotheses is None:
@@ -295,9 +296,11 @@ class AnnotatorConfig:
     @property
     def root_steps(self) -> int:
         """Root-solve steps at annotation: ``root_solve``, or where unset :data:`ROOT_SOLVE_STEPS` in
-        wild mode."""
+        wild mode, 1 for hands in MoCap mode, else 0."""
         if self.root_solve is None:
-            return ROOT_SOLVE_STEPS if self.mode == "wild" else 0
+            if self.mode == "wild":
+                return ROOT_SOLVE_STEPS
+            return 1 if self.part in HAND_PARTS else 0
         return self.root_solve
 
     @property

@@ -32,7 +32,7 @@ from tqdm import tqdm
 
 from neuralannot.annotators.loader import loader_options
 from neuralannot.annotators.neural import NeuralAnnotator
-from neuralannot.annotators.root_solve import solve_root, solve_root_in_sample_camera
+from neuralannot.annotators.root_solve import align_root_3d, solve_root, solve_root_in_sample_camera
 from neuralannot.annotators.state import prediction_key
 from neuralannot.annotators.training import (
     DistInfo,
@@ -236,6 +236,8 @@ def predict(
             if model.cfg.mode == "mocap":
                 gt = batch["joints_3d"]
                 pred["trans"] = translation_fit(kp, gt[..., :3], gt[..., 3] > 0)
+                if model.cfg.root_steps:
+                    kp = align_root_3d(model, batch, pred, kp)
             else:
                 kp, _ = model.pick_root_hypothesis(batch, pred, kp)
                 if model.cfg.root_steps:

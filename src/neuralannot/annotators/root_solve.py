@@ -1,9 +1,13 @@
-"""Wild-mode annotation: the network's global rotation and translation refined toward the GT 2D joints.
+"""Annotation-time root solves: the network's global rotation and translation refitted to the given
+joints, its articulation and shape kept.
 
-The network's articulation and shape are kept; its root rotation and translation get
-``cfg.root_steps`` Levenberg-Marquardt steps of :func:`~neuralannot.geometry.pnp.rigid_pnp` in the
-camera it was trained in (a local solve from its estimate, so the root hypothesis it picked, facing or
-palm side, stays), kept per sample only where the L1 joint error (the training loss) drops.
+Wild mode (:func:`solve_root`, :func:`solve_root_in_sample_camera`): toward the GT 2D joints.
+MoCap mode where no swing solve poses the model (:func:`align_root_3d`): a rigid fit to the 3D joints.
+
+In wild mode the root rotation and translation get ``cfg.root_steps`` Levenberg-Marquardt steps of
+:func:`~neuralannot.geometry.pnp.rigid_pnp` (a local solve from the network's estimate, so the root
+hypothesis it picked, facing or palm side, stays). Every solve is kept per sample only where the
+joint error drops.
 """
 
 from __future__ import annotations
@@ -15,11 +19,12 @@ import roma
 import torch
 from torch import Tensor
 
-from neuralannot.geometry import project
+from neuralannot.geometry import project, rigid_align
+from neuralannot.geometry.alignment import translation_fit
 from neuralannot.geometry.pnp import rigid_pnp
 from neuralannot.io.records import error_quality, in_sample_camera
 
-__all__ = ["solve_root", "solve_root_in_sample_camera"]
+__all__ = ["align_root_3d", "solve_root", "solve_root_in_sample_camera"]
 
 
 def solve_root(model, batch: dict[str, Tensor], pred: dict[str, Tensor], kp: Tensor) -> tuple[Tensor, Tensor]:
@@ -102,3 +107,26 @@ def solve_root_in_sample_camera(records: list, points: np.ndarray, samples: list
         params["trans"] = (q @ (t - centre[k]) + centre[k] + shift[k].numpy()).astype(np.float32)
         out[b] = replace(r, params=params)
     return out
+
+
+def align_root_3d(model, batch: dict[str, Tensor], pred: dict[str, Tensor], kp: Tensor) -> Tensor:
+    """MoCap mode, models without a swing solve (Anny's hand): the global rotation turned by the rigid
+    (Kabsch) fit of the model keypoints to the given 3D joints, the translation refitted; per sample
+    only where the joint error drops. Updates ``pred`` (``root_pose``, ``trans``); returns the keypoints
+    (without translation) of the pose kept."""
+    gt = batch["joints_3d"]
+    target, valid = gt[..., :3], gt[..., 3] > 0
+    w = valid.to(kp.dtype)
+
+    def error(points: Tensor, t: Tensor) -> Tensor:
+        e = (points + t[:, None] - target).norm(dim=-1)
+        return (e * w).sum(-1) / w.sum(-1).clamp_min(1.0)
+
+    R, _ = rigid_align(kp, target, w)
+    turned = {**pred, "root_pose": R @ pred["root_pose"]}
+    kp_new = model.keypoints(turned)
+    t_new = translation_fit(kp_new, target, valid)
+    better = (error(kp_new, t_new) < error(kp, pred["trans"])) & (valid.sum(-1) >= 3)
+    pred["root_pose"] = torch.where(better[:, None, None], turned["root_pose"], pred["root_pose"])
+    pred["trans"] = torch.where(better[:, None], t_new, pred["trans"])
+    return torch.where(better[:, None, None], kp_new, kp)
