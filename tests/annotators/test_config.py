@@ -43,3 +43,14 @@ def test_saved_config_round_trips_with_the_same_digest():
     cfg = AnnotatorConfig.from_dict({"reg": {"body_pose": 0.05}, "seed": 3})
     again = AnnotatorConfig.from_dict(cfg.to_dict())
     assert again == cfg and again.digest() == cfg.digest()
+
+
+def test_shape_solve_defaults_per_part():
+    from neuralannot.annotators.config import FACE_SOLVE_DAMPING, FACE_SOLVE_STEPS, SHAPE_SOLVE_DAMPING
+
+    body, face = AnnotatorConfig(mode="mocap"), AnnotatorConfig(mode="mocap", part="face")
+    assert (body.shape_steps, body.shape_lambda) == (1, SHAPE_SOLVE_DAMPING)
+    assert (face.shape_steps, face.shape_lambda) == (FACE_SOLVE_STEPS, FACE_SOLVE_DAMPING)
+    assert AnnotatorConfig(mode="mocap", part="face", shape_damping=1e-3).shape_lambda == 1e-3
+    assert AnnotatorConfig(mode="wild", part="face").shape_steps == 0
+    assert face.digest() == AnnotatorConfig(mode="mocap", part="face", shape_damping=1e-3).digest()

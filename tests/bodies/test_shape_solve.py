@@ -125,3 +125,27 @@ def test_keep_better_takes_each_sample_from_the_closer_fit(anny_body, solver, ge
     out = solver.keep_better(gt, worse, target, valid)
     torch.testing.assert_close(out["phenotype"], gt["phenotype"])
     assert out["body_pose"].shape == gt["body_pose"].shape
+
+
+def test_faces_solve_their_expression_with_the_shape(anny_head, gen):
+    """A face's landmarks see its facial actions: the joint solve (phenotypes + expression) from the
+    neutral face recovers a GT expression's landmarks; bodies keep their single shape group."""
+    from neuralannot.bodies.shape_solve import solve_groups
+
+    groups = solve_groups(anny_head)
+    assert groups == ["phenotype", "expression"]
+    face = ShapeSolver(anny_head, get_regressor(anny_head, "face68"), groups)
+    B = 4
+    gt = anny_head.default_params(batch_size=B)
+    gt["expression"] = 0.6 * torch.rand(B, 52, generator=gen) * (torch.rand(B, 52, generator=gen) < 0.15)
+    gt["phenotype"] = 0.2 + 0.6 * torch.rand(B, 6, generator=gen)
+    with torch.no_grad():
+        target = face.keypoints(gt)
+    valid = torch.ones(B, target.shape[1], dtype=torch.bool)
+    start = {**gt, "expression": torch.zeros(B, 52), "phenotype": torch.full((B, 6), 0.5)}
+    solved = face.solve(start, target, valid, damping=1e-6, iterations=3)
+    before, after = _centred_error(face, start, target), _centred_error(face, solved, target)
+    assert bool((after < 0.2 * before).all()), (before, after)
+    assert float(solved["expression"].min()) >= 0.0 and float(solved["expression"].max()) <= 1.0
+    assert solved["expression"].shape == (B, 52) and solved["phenotype"].shape == (B, 6)
+    assert torch.equal(solved["head_pose"], start["head_pose"])  # the pose is not solved

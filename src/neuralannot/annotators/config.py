@@ -83,6 +83,13 @@ MOCAP_SILHOUETTE = 4.0
 ROOT_SOLVE_STEPS = 10
 
 
+#: Shape-solve damping (m² per squared unit of shape; 5 mm noise over a 0.2 phenotype error) and the
+#: faces' (shape + facial expression, tuned on a face set: see ``shape_solve``) with their step count.
+SHAPE_SOLVE_DAMPING = 6e-4
+FACE_SOLVE_DAMPING = 1e-4
+FACE_SOLVE_STEPS = 3
+
+
 #: Sample parts whose wild-mode default output is the pose embedding (hand PCA, as the paper).
 HAND_PARTS = ("hand", "lhand", "rhand")
 EMBEDDING_DEFAULT_PARTS = HAND_PARTS
@@ -155,9 +162,12 @@ class AnnotatorConfig:
     # it fits the joints better; 0 = off. Not in training: through the solve the 3D loss stalled (0.13
     # against 0.025 after 200 steps). None: 1 step in MoCap mode with the default head (validation set,
     # seed 101: MPJPE 14.8 → 13.2 mm, MPVPE 35.7 → 34.1, shape-only 22.8 → 19.3; BENCHMARKS.md), else
-    # 0. shape_damping: λ (m²), the weight of the network's shape against the joints (noise² / error²)
+    # 0. Faces solve their facial expression with the shape (bodies/shape_solve.solve_groups), 3 steps
+    # at λ 1e-4 (face tuning set, seed 401, 200 samples: surface error 1.23 mm without the expression,
+    # 1.07 with it at 1 step and 6e-4, 0.88 at 3 steps and 1e-4; 5 steps: 0.88). shape_damping: λ (m²),
+    # the weight of the network's shape against the joints (noise² / error²); None: per part
     shape_solve: int | None = None
-    shape_damping: float = 6e-4
+    shape_damping: float | None = None
     # at annotation, the global rotation and translation refitted to the given joints, the network's
     # articulation and shape kept, per sample where the joint error drops (annotators/root_solve.py);
     # 0 = off. Wild: Levenberg-Marquardt steps toward the 2D joints (None: ROOT_SOLVE_STEPS). MoCap:
@@ -261,7 +271,7 @@ class AnnotatorConfig:
             raise ValueError(f"crop_cache must be auto | off | a folder, got {self.crop_cache!r}")
         if (self.w_silhouette or 0) < 0:
             raise ValueError(f"w_silhouette must be >= 0, got {self.w_silhouette}")
-        if (self.shape_solve or 0) < 0 or self.shape_damping <= 0:
+        if (self.shape_solve or 0) < 0 or (self.shape_damping is not None and self.shape_damping <= 0):
             raise ValueError(
                 f"shape_solve must be >= 0 and shape_damping > 0: {self.shape_solve}, {self.shape_damping}"
             )
@@ -290,8 +300,15 @@ class AnnotatorConfig:
         """Shape-solve steps at annotation: ``shape_solve``, or where unset 1 in MoCap mode with the
         default head (swing, or the paper head where the model has no swing solver: Anny's hand)."""
         if self.shape_solve is None:
-            return 1 if self.swing_head else 0
+            return (FACE_SOLVE_STEPS if self.part == "face" else 1) if self.swing_head else 0
         return self.shape_solve
+
+    @property
+    def shape_lambda(self) -> float:
+        """The shape solve's damping: ``shape_damping``, or where unset 1e-4 for faces, 6e-4 otherwise."""
+        if self.shape_damping is None:
+            return FACE_SOLVE_DAMPING if self.part == "face" else SHAPE_SOLVE_DAMPING
+        return self.shape_damping
 
     @property
     def root_steps(self) -> int:

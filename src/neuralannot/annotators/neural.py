@@ -32,7 +32,7 @@ from neuralannot.bodies.parts import (
     MODEL_PART,
     PART_EXTENT,  # sets the initial camera distance and translation scale
 )
-from neuralannot.bodies.shape_solve import ShapeSolver
+from neuralannot.bodies.shape_solve import ShapeSolver, solve_groups
 from neuralannot.bodies.swing_ik import SwingSolver
 from neuralannot.data.silhouette import silhouette_vertex_ids
 from neuralannot.geometry import project, rot6d_to_rotmat, rotmat_to_rotvec
@@ -91,7 +91,7 @@ class NeuralAnnotator(nn.Module):
         self._aux["swing"] = self._swing_solver(cfg, body) if cfg.swing_head else None
         self._aux["shape"] = None
         if cfg.shape_steps:
-            self._aux["shape"] = ShapeSolver(body, self.regressor)
+            self._aux["shape"] = ShapeSolver(body, self.regressor, solve_groups(body))
         self._aux["silhouettes"] = silhouette_vertex_ids(body) if cfg.silhouette_weight > 0 else None
         self.root_index = root_indices(joint_set)
         self.extent = PART_EXTENT.get(body.part, 1.0)
@@ -298,7 +298,7 @@ class NeuralAnnotator(nn.Module):
         if swing is not None:  # analytic swing toward the given joints (bodies/swing_ik.py)
             pred = swing.solve(pred, target, valid)
         if shape is not None:  # annotation: the shape toward the joints (bodies/shape_solve.py), swing again
-            solved = shape.solve(pred, target, valid, self.cfg.shape_damping, self.cfg.shape_steps)
+            solved = shape.solve(pred, target, valid, self.cfg.shape_lambda, self.cfg.shape_steps)
             if swing is not None:
                 solved = swing.solve(solved, target, valid)
             pred = shape.keep_better(pred, solved, target, valid)

@@ -81,7 +81,10 @@ def prediction_key(model, samples: Sequence) -> str:
     text = f"{samples_digest(samples, cfg.uses_image)}:{weights_digest(model)}"
     text += f":v3:{cfg.output_camera}"
     if cfg.shape_steps:
-        text += f":shape-v2:{cfg.shape_steps}:{cfg.shape_damping}"  # v2: steps kept only where better
+        text += f":shape-v2:{cfg.shape_steps}:{cfg.shape_lambda}"  # v2: steps kept only where better
+        groups = getattr(model._aux.get("shape"), "groups", [])
+        if len(groups) > 1:  # a face's expression solved with its shape
+            text += ":" + "+".join(groups)
     if cfg.root_steps:
         text += f":root:{cfg.root_steps}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]

@@ -18,6 +18,9 @@ step where :meth:`ShapeSolver.keep_better` finds it fits better (trained through
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
@@ -25,7 +28,7 @@ from neuralannot.bodies.base import BodyModel, BodyModelError
 from neuralannot.bodies.fast_keypoints import AnnyKeypoints
 from neuralannot.bodies.joints import posed_keypoints
 
-__all__ = ["ShapeSolver"]
+__all__ = ["ShapeSolver", "solve_groups"]
 
 #: Finite-difference step (units of the shape parameter).
 FD_STEP = 1e-2
@@ -39,17 +42,55 @@ def _centred(x: Tensor, w: Tensor) -> Tensor:
     return (x - mean) * ww
 
 
-class ShapeSolver:
-    """Gauss-Newton steps on ``body``'s shape group for the keypoints of ``regressor``."""
+def solve_groups(body: BodyModel) -> list[str] | None:
+    """The groups a MoCap annotator's solve refines: the shape group, and for faces also the facial
+    expression (landmarks see it as directly as bone lengths see the shape; SMPLify-X fits both per
+    sample). ``None``: the model's single shape group."""
+    if body.part != "face":
+        return None
+    shape = [s.name for s in body.param_specs.values() if s.kind == "shape" and not s.optional]
+    expr = [s.name for s in body.param_specs.values() if s.kind == "expression" and not s.optional]
+    return shape + expr if len(shape) == 1 and expr else None
 
-    def __init__(self, body: BodyModel, regressor):
-        groups = [s for s in body.param_specs.values() if s.kind == "shape" and not s.optional]
-        if len(groups) != 1:
-            raise BodyModelError(f"{body.name}: no single shape group to solve ({[s.name for s in groups]})")
-        self.body, self.reg, self.spec = body, regressor, groups[0]
-        self.group = self.spec.name
+
+class ShapeSolver:
+    """Gauss-Newton steps on ``body``'s shape group (or the given ``groups``, solved jointly, e.g. a
+    face's phenotypes and facial actions) for the keypoints of ``regressor``."""
+
+    def __init__(self, body: BodyModel, regressor, groups: Sequence[str] | None = None):
+        if groups is None:
+            shape = [s.name for s in body.param_specs.values() if s.kind == "shape" and not s.optional]
+            if len(shape) != 1:
+                raise BodyModelError(f"{body.name}: no single shape group to solve ({shape})")
+            groups = shape
+        unknown = [g for g in groups if g not in body.param_specs]
+        if unknown or not groups:
+            raise BodyModelError(f"{body.name}: cannot solve groups {list(groups)} (unknown: {unknown})")
+        self.body, self.reg, self.groups = body, regressor, list(groups)
+        self.group = self.groups[0]
+        self.sizes = [math.prod(body.param_specs[g].shape) for g in self.groups]
+        lo, hi = [], []
+        for g, n in zip(self.groups, self.sizes, strict=True):
+            b = body.param_specs[g].bounds or (-math.inf, math.inf)
+            lo += [b[0]] * n
+            hi += [b[1]] * n
+        self.lo, self.hi = torch.tensor(lo), torch.tensor(hi)
         # Anny: keypoints without skinning (exact; the solve evaluates S + 1 poses per sample and step)
         self.fast = AnnyKeypoints(body, regressor) if body.is_anny else None
+
+    def _get(self, params: dict[str, Tensor]) -> Tensor:
+        """The solved groups of ``params`` flattened into one (B, S)."""
+        return torch.cat([params[g].flatten(1) for g in self.groups], 1)
+
+    def _set(self, params: dict[str, Tensor], beta: Tensor) -> dict[str, Tensor]:
+        """``params`` with the solved groups taken from ``beta`` (B, S)."""
+        out = dict(params)
+        for g, v in zip(self.groups, beta.split(self.sizes, 1), strict=True):
+            out[g] = v.reshape(v.shape[0], *self.body.param_specs[g].shape)
+        return out
+
+    def _clamp(self, beta: Tensor) -> Tensor:
+        return torch.maximum(torch.minimum(beta, self.hi.to(beta)), self.lo.to(beta))
 
     def keypoints(self, params: dict[str, Tensor]) -> Tensor:
         """Model keypoints (B, K, 3) of ``params`` without translation."""
@@ -62,17 +103,16 @@ class ShapeSolver:
 
     def jacobian(self, params: dict[str, Tensor], w: Tensor, base: Tensor) -> Tensor:
         """Centred keypoint Jacobian (B, K·3, S) by one-sided finite differences (stepping inward
-        from a bound) from ``base``, the keypoints of ``params`` (B, K, 3), without gradients."""
-        beta = params[self.group].detach()
+        from an upper bound) from ``base``, the keypoints of ``params`` (B, K, 3), without gradients."""
+        beta = self._get(params).detach()
         B, S = beta.shape
         step = torch.full_like(beta, FD_STEP)
-        if self.spec.bounds is not None:
-            step = torch.where(beta + FD_STEP > self.spec.bounds[1], -step, step)
+        step = torch.where(beta + FD_STEP > self.hi.to(beta), -step, step)
         eye = torch.eye(S, dtype=beta.dtype, device=beta.device)
         moved = beta[:, None] + eye[None] * step[:, None]  # (B, S, S): row s moves parameter s
         batch = {k: v.detach() for k, v in params.items() if k in self.body.param_specs}
         rep = {k: v.repeat_interleave(S, 0) for k, v in batch.items()}
-        rep[self.group] = moved.reshape(B * S, S)
+        rep = self._set(rep, moved.reshape(B * S, S))
         with torch.no_grad():
             kp = self.keypoints(rep).reshape(B, S, -1, 3)
         diff = (kp - base.detach()[:, None]) / step[:, :, None, None]  # (B, S, K, 3)
@@ -101,21 +141,18 @@ class ShapeSolver:
     def solve(
         self, params: dict[str, Tensor], targets: Tensor, valid: Tensor, damping: float, iterations: int = 1
     ) -> dict[str, Tensor]:
-        """``params`` with the shape group refined toward ``targets`` (B, K, 3), ``valid`` (B, K) bool;
+        """``params`` with the solved groups refined toward ``targets`` (B, K, 3), ``valid`` (B, K) bool;
         the pose (and every other group) is unchanged. Differentiable in the pose and the start."""
         w = valid.to(targets.dtype)
         out = dict(params)
-        start = params[self.group]
+        start = self._get(params)
         for _ in range(iterations):
-            beta = out[self.group]
+            beta = self._get(out)
             kp = self.keypoints(out)
             J = self.jacobian(out, w, kp)
             r = _centred(targets - kp, w).reshape(J.shape[0], -1)
             S = J.shape[-1]
             A = J.transpose(1, 2) @ J + damping * torch.eye(S, dtype=J.dtype, device=J.device)
             b = (J.transpose(1, 2) @ r[..., None])[..., 0] - damping * (beta - start)
-            beta = beta + torch.linalg.solve(A, b)
-            if self.spec.bounds is not None:
-                beta = beta.clamp(*self.spec.bounds)
-            out[self.group] = beta
+            out = self._set(out, self._clamp(beta + torch.linalg.solve(A, b)))
         return out
