@@ -291,7 +291,9 @@ class NeuralAnnotator(nn.Module):
             jfeat = self.joint_encoder(torch.cat([(j[..., :2] - half) / half, (j[..., 2:3] > 0).to(j)], -1))
         raw = self.head(torch.cat(feats, -1) if feats else None, jfeat)
         pred = self.decode(raw, batch["K"])
-        swing, shape = self._aux["swing"], self._aux["shape"] if not self.training else None
+        swing = self._aux["swing"]
+        # the 3D shape solve at annotation (wild faces solve toward the 2D landmarks in predict)
+        shape = self._aux["shape"] if not self.training and self.cfg.mode == "mocap" else None
         if swing is not None or shape is not None:
             gt = batch["joints_3d"]
             target, valid = gt[..., :3], gt[..., 3] > 0
