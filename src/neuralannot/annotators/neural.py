@@ -292,7 +292,7 @@ class NeuralAnnotator(nn.Module):
         raw = self.head(torch.cat(feats, -1) if feats else None, jfeat)
         pred = self.decode(raw, batch["K"])
         swing = self._aux["swing"]
-        # the 3D shape solve at annotation (wild faces solve toward the 2D landmarks in predict)
+        # the shape solve at annotation, MoCap mode only: it reads the given 3D joints
         shape = self._aux["shape"] if not self.training and self.cfg.mode == "mocap" else None
         if swing is not None or shape is not None:
             gt = batch["joints_3d"]
