@@ -69,6 +69,7 @@ def test_output_camera_is_checked_and_keeps_the_weights_digest():
         AnnotatorConfig(mode="wild", output_camera="image")
     sample, crop = AnnotatorConfig(mode="wild"), AnnotatorConfig(mode="wild", output_camera="crop")
     assert sample.output_camera == "sample" and crop.digest() == sample.digest()  # same network
+    assert AnnotatorConfig(mode="wild", part="face").output_camera == "crop"  # faces: the crop camera
 
 
 def test_the_turn_onto_the_real_ray_is_about_the_anchor_not_a_far_model_origin():

@@ -180,15 +180,17 @@ class AnnotatorConfig:
     # orthographic) or "intrinsics" (each sample's own camera through its crop, as CLIFF: the real
     # perspective; samples without intrinsics fall back to the virtual camera)
     camera: Literal["virtual", "intrinsics"] = "virtual"
-    # wild mode, virtual camera: the pseudo-GT's camera. "sample" (default): the sample's intrinsics
-    # where it has them, the prediction moved onto the real ray through its keypoints' centroid (as
+    # wild mode, virtual camera: the pseudo-GT's camera. "sample" (default but for faces): the sample's
+    # intrinsics where it has them, the prediction moved onto the real ray through its keypoints' centroid (as
     # CLIFF) and its root rotation and translation refitted to the 2D joints there (``root_solve``
     # steps; the crop camera is nearly orthographic, the real one is not). "crop": the virtual crop
     # camera mapped back to the image (the paper's release; the overlay is what the network fitted).
     # Validation (root solve on): bodies (seed 201, 200 samples) MPVPE 246.2 → 241.6 mm, reprojection
     # 4.8 → 5.8 px; hands (seed 301) 28.4 → 25.2 mm, 5.6 → 4.9 px (BENCHMARKS.md). The hybrid refines
-    # in the sample's camera either way (FitOptions.init_camera).
-    output_camera: Literal["sample", "crop"] = "sample"
+    # in the sample's camera either way (FitOptions.init_camera). None: "crop" for faces (their hybrid
+    # kept the root-solved start in 135 of 200 samples: face set seed 402, surface 3.53 → 3.99 mm; the
+    # annotator's own surface error is the same in both cameras), "sample" otherwise.
+    output_camera: Literal["sample", "crop"] | None = None
     # wild mode, inputs with joints: how the GT 2D joints reach the network. "heatmaps" (the paper's
     # Table 2: Gaussian maps, stacked with the image or through a small CNN) or "coordinates" (the
     # crop-normalised 2D positions through an MLP, as a 2D → 3D lifting network: cheap on CPUs).
@@ -261,6 +263,8 @@ class AnnotatorConfig:
             raise ValueError("head 'swing' needs GT 3D joints: MoCap mode only (wild mode uses head 'paper')")
         if self.image_features not in ("global", "joints"):
             raise ValueError(f"image_features must be global | joints, got {self.image_features!r}")
+        if self.output_camera is None:
+            self.output_camera = "crop" if self.part == "face" else "sample"
         if self.output_camera not in ("sample", "crop"):
             raise ValueError(f"output_camera must be sample | crop, got {self.output_camera!r}")
         if self.joint_input not in ("heatmaps", "coordinates"):
