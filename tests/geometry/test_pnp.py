@@ -53,7 +53,8 @@ def test_ignores_zero_weights_and_leaves_underdetermined_samples_unchanged():
     uv = project(target, K)
     w = torch.ones(X.shape[:2], dtype=X.dtype)
     w[0, :5] = 0.0
-    uv[0, :5] = 1e4  # garbage where the weight is 0
+    uv[0, :4] = 1e4  # garbage where the weight is 0
+    uv[0, 4] = float("nan")
     w[1, 2:] = 0.0  # two points: not enough for a pose
     Q, t, moved = rigid_pnp(X, uv, w, K, iterations=20)
     assert float(torch.rad2deg(roma.rotmat_geodesic_distance(Q[0], Q_true[0]))) < 1e-3

@@ -38,7 +38,8 @@ def rigid_pnp(
 
     Args:
         points: (B, J, 3) camera-frame points at their current pose (their depth must be positive).
-        uv: (B, J, 2) target pixels. weights: (B, J) >= 0 (0: ignored; < 3 weighted points: unchanged).
+        uv: (B, J, 2) target pixels. weights: (B, J) >= 0 (0: ignored, its target may be NaN; fewer
+            than 3 weighted points: unchanged).
         K: (B, 3, 3) intrinsics.
         iterations: Levenberg-Marquardt steps; ``damping``: λ relative to the normal matrix's diagonal.
 
@@ -47,7 +48,8 @@ def rigid_pnp(
         ``moved = (points − c) Qᵀ + c + shift`` (``c`` the weighted centroid).
     """
     dtype = points.dtype
-    X, x, w, K = points.double(), uv.double(), weights.double().clamp(min=0), K.double()
+    X, w, K = points.double(), weights.double().clamp(min=0), K.double()
+    x = torch.where(w[..., None] > 0, uv.double(), 0.0)  # ignored targets may be NaN
     B = X.shape[0]
     wsum = w.sum(-1, keepdim=True)
     c = (w[..., None] * X).sum(1) / wsum.clamp(min=1e-12)
