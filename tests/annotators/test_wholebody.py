@@ -38,6 +38,15 @@ def test_part_configs():
     assert (cfgs["body"].root_hypotheses, cfgs["hand"].root_hypotheses) == (4, 2)  # per part
     one = part_configs(AnnotatorConfig(**TINY, mode="wild", part="wholebody", root_hypotheses=1))
     assert one["body"].root_hypotheses == one["hand"].root_hypotheses == 1
+    # inputs and the output camera: each part's default unless the whole-body config chose one
+    assert (cfgs["hand"].inputs, cfgs["hand"].joint_input) == ("image+joints", "coordinates")
+    assert cfgs["body"].inputs == "image" and cfgs["face"].inputs == "image"
+    assert (cfgs["body"].output_camera, cfgs["hand"].output_camera, cfgs["face"].output_camera) == (
+        "sample", "sample", "crop")  # fmt: skip
+    crop = part_configs(AnnotatorConfig(**TINY, mode="wild", part="wholebody", output_camera="crop"))
+    assert {c.output_camera for c in crop.values()} == {"crop"}
+    img = part_configs(AnnotatorConfig(**TINY, mode="wild", part="wholebody", inputs="image+joints"))
+    assert img["body"].inputs == img["hand"].inputs == "image+joints"
 
 
 def test_annotate_wholebody_end_to_end(wb_set, tmp_path):

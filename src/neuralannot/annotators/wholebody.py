@@ -40,12 +40,17 @@ _GROUP_FLAG = {"lhand_pose": "lhand_valid", "rhand_pose": "rhand_valid", "expres
 def part_configs(cfg: AnnotatorConfig) -> dict[str, AnnotatorConfig]:
     """The body / hand / face annotator configs derived from the whole-body one. Outputs left at the
     whole-body default take each part's default (hands: the PCA embedding), and so do root hypotheses
-    (hands: 2); the face always runs with
+    (hands: 2), inputs (hands: their 2D joints as coordinates) and the output camera (faces: the
+    crop's); the face always runs with
     rotation outputs: the head model has no pose embedding (its pose is one head rotation)."""
     given = cfg.outputs != default_outputs(cfg.mode, cfg.part)
     hyp_given = cfg.root_hypotheses != ROOT_HYPOTHESES.get(cfg.part, 1)
+    # fields left at the whole-body default take each part's (None: resolved per part)
+    own = AnnotatorConfig(mode=cfg.mode, part=cfg.part)
+    per_part = {k: getattr(cfg, k) if getattr(cfg, k) != getattr(own, k) else None
+                for k in ("inputs", "joint_input", "output_camera")}  # fmt: skip
     out = {p: replace(cfg, part=p, outputs=cfg.outputs if given else default_outputs(cfg.mode, p),
-                      root_hypotheses=cfg.root_hypotheses if hyp_given else None)
+                      root_hypotheses=cfg.root_hypotheses if hyp_given else None, **per_part)
            for p, _ in PART_RUNS}  # fmt: skip
     out["face"] = replace(out["face"], outputs="rotations")
     return out
