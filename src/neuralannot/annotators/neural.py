@@ -300,7 +300,10 @@ class NeuralAnnotator(nn.Module):
         if swing is not None:  # analytic swing toward the given joints (bodies/swing_ik.py)
             pred = swing.solve(pred, target, valid)
         if shape is not None:  # annotation: the shape toward the joints (bodies/shape_solve.py), swing again
-            solved = shape.solve(pred, target, valid, self.cfg.shape_lambda, self.cfg.shape_steps)
+            # without a swing solve (faces) the solve also turns the global rotation (bodies/shape_solve.py)
+            solved = shape.solve(
+                pred, target, valid, self.cfg.shape_lambda, self.cfg.shape_steps, rigid=swing is None
+            )
             if swing is not None:
                 solved = swing.solve(solved, target, valid)
             pred = shape.keep_better(pred, solved, target, valid)

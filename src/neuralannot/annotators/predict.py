@@ -32,7 +32,13 @@ from tqdm import tqdm
 
 from neuralannot.annotators.loader import loader_options
 from neuralannot.annotators.neural import NeuralAnnotator
-from neuralannot.annotators.root_solve import align_root_3d, solve_root, solve_root_in_sample_camera
+from neuralannot.annotators.root_solve import (
+    align_root_3d,
+    moved_params,
+    root_matrix,
+    solve_root,
+    solve_root_in_sample_camera,
+)
 from neuralannot.annotators.state import prediction_key
 from neuralannot.annotators.training import (
     DistInfo,
@@ -73,23 +79,17 @@ def to_sample_camera(record: PseudoGT, sample, anchor: np.ndarray | None = None)
     size. The turn is about the anchor, so a model whose origin lies far from its keypoints (a part
     model) keeps its overlay. Records without a camera, a translation or sample intrinsics are
     returned unchanged."""
-    import roma
-
     if sample.intrinsics is None or record.camera is None or "trans" not in record.params:
         return record
     Kr = np.asarray(sample.K, np.float64)
     fv, c = np.asarray(record.camera["focal"], np.float64), np.asarray(record.camera["princpt"], np.float64)
     R = ray_rotation(torch.from_numpy(Kr), torch.from_numpy(c)).numpy()
-    params = dict(record.params)
-    root = roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(params["root_pose"], np.float64))).numpy()
-    params["root_pose"] = roma.rotmat_to_rotvec(torch.from_numpy(R @ root)).numpy().astype(np.float32)
-    t = np.asarray(params["trans"], np.float64)
-    a = t if anchor is None else np.asarray(anchor, np.float64)
+    a = np.asarray(record.params["trans"] if anchor is None else anchor, np.float64)
     u = fv * a[:2] / a[2] + c  # the anchor's virtual projection (image px)
     fr = np.array([Kr[0, 0], Kr[1, 1]])
     z = a[2] * fr.mean() / fv.mean()
     a_new = np.array([*((u - Kr[:2, 2]) * z / fr), z])
-    params["trans"] = (a_new - R @ (a - t)).astype(np.float32)
+    params = moved_params(record.params, R, a, a_new)
     camera = {"focal": [float(v) for v in fr], "princpt": [float(Kr[0, 2]), float(Kr[1, 2])]}
     return replace(record, params=params, camera=camera)
 
@@ -151,11 +151,7 @@ def neural_records(
 def _moved_points(points: np.ndarray, before: PseudoGT, after: PseudoGT) -> np.ndarray:
     """``points`` (J, 3) of ``before``'s posed model, carried along to ``after`` (same model, moved
     rigidly: its root turned and its translation changed)."""
-    import roma
-
-    rot = [roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(r.params["root_pose"], np.float64))).numpy()
-           for r in (before, after)]  # fmt: skip
-    R = rot[1] @ rot[0].T
+    R = root_matrix(after.params) @ root_matrix(before.params).T
     t0, t1 = (np.asarray(r.params["trans"], np.float64) for r in (before, after))
     return (points - t0) @ R.T + t1
 

@@ -24,7 +24,7 @@ from neuralannot.geometry.alignment import translation_fit
 from neuralannot.geometry.pnp import rigid_pnp
 from neuralannot.io.records import error_quality, in_sample_camera
 
-__all__ = ["align_root_3d", "solve_root", "solve_root_in_sample_camera"]
+__all__ = ["align_root_3d", "moved_params", "root_matrix", "solve_root", "solve_root_in_sample_camera"]
 
 
 def solve_root(model, batch: dict[str, Tensor], pred: dict[str, Tensor], kp: Tensor) -> tuple[Tensor, Tensor]:
@@ -99,14 +99,24 @@ def solve_root_in_sample_camera(records: list, points: np.ndarray, samples: list
             r = out[b] = replace(r, quality=quality)
         if not bool(better[k]):
             continue
-        q = Q[k].numpy()
-        root = roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(r.params["root_pose"], np.float64))).numpy()
-        t = np.asarray(r.params["trans"], np.float64)
-        params = dict(r.params)
-        params["root_pose"] = roma.rotmat_to_rotvec(torch.from_numpy(q @ root)).numpy().astype(np.float32)
-        params["trans"] = (q @ (t - centre[k]) + centre[k] + shift[k].numpy()).astype(np.float32)
+        params = moved_params(r.params, Q[k].numpy(), centre[k], centre[k] + shift[k].numpy())
         out[b] = replace(r, params=params)
     return out
+
+
+def root_matrix(params: dict) -> np.ndarray:
+    """A record's global rotation (``root_pose``, axis-angle) as a float64 matrix (3, 3)."""
+    return roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(params["root_pose"], np.float64))).numpy()
+
+
+def moved_params(params: dict, R: np.ndarray, pivot: np.ndarray, target: np.ndarray) -> dict:
+    """``params`` of a model moved rigidly: turned by ``R`` (3, 3) about ``pivot`` (3,) (a point in
+    the record's camera frame), which then lands on ``target``. The global rotation becomes
+    ``R · root``, the translation ``R (t − pivot) + target``."""
+    t = np.asarray(params["trans"], np.float64)
+    root = roma.rotmat_to_rotvec(torch.from_numpy(R @ root_matrix(params))).numpy().astype(np.float32)
+    trans = (R @ (t - np.asarray(pivot, np.float64)) + target).astype(np.float32)
+    return {**params, "root_pose": root, "trans": trans}
 
 
 def align_root_3d(model, batch: dict[str, Tensor], pred: dict[str, Tensor], kp: Tensor) -> Tensor:

@@ -24,9 +24,10 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from neuralannot.bodies.base import BodyModel, BodyModelError
+from neuralannot.bodies.base import BodyModel, BodyModelError, as_rotmat
 from neuralannot.bodies.fast_keypoints import AnnyKeypoints
 from neuralannot.bodies.joints import posed_keypoints
+from neuralannot.geometry.alignment import rigid_align
 
 __all__ = ["ShapeSolver", "solve_groups"]
 
@@ -90,7 +91,7 @@ class ShapeSolver:
         return out
 
     def _clamp(self, beta: Tensor) -> Tensor:
-        return torch.maximum(torch.minimum(beta, self.hi.to(beta)), self.lo.to(beta))
+        return beta.clamp(self.lo.to(beta), self.hi.to(beta))
 
     def keypoints(self, params: dict[str, Tensor]) -> Tensor:
         """Model keypoints (B, K, 3) of ``params`` without translation."""
@@ -139,15 +140,27 @@ class ShapeSolver:
         return out
 
     def solve(
-        self, params: dict[str, Tensor], targets: Tensor, valid: Tensor, damping: float, iterations: int = 1
+        self,
+        params: dict[str, Tensor],
+        targets: Tensor,
+        valid: Tensor,
+        damping: float,
+        iterations: int = 1,
+        rigid: bool = False,
     ) -> dict[str, Tensor]:
         """``params`` with the solved groups refined toward ``targets`` (B, K, 3), ``valid`` (B, K) bool;
-        the pose (and every other group) is unchanged. Differentiable in the pose and the start."""
+        the pose (and every other group) is unchanged. Differentiable in the pose and the start.
+
+        ``rigid``: before each step the global rotation (``root_pose``, a matrix) is turned by the
+        rigid (Kabsch) fit of the keypoints to the targets, so a start whose orientation is off (a face
+        without a swing solve) does not push its misfit into the solved groups."""
         w = valid.to(targets.dtype)
         out = dict(params)
         start = self._get(params)
         for _ in range(iterations):
             beta = self._get(out)
+            if rigid:
+                out = self._turned(out, targets, valid)
             kp = self.keypoints(out)
             J = self.jacobian(out, w, kp)
             r = _centred(targets - kp, w).reshape(J.shape[0], -1)
@@ -155,4 +168,14 @@ class ShapeSolver:
             A = J.transpose(1, 2) @ J + damping * torch.eye(S, dtype=J.dtype, device=J.device)
             b = (J.transpose(1, 2) @ r[..., None])[..., 0] - damping * (beta - start)
             out = self._set(out, self._clamp(beta + torch.linalg.solve(A, b)))
-        return out
+        return self._turned(out, targets, valid) if rigid else out
+
+    def _turned(self, params: dict[str, Tensor], targets: Tensor, valid: Tensor) -> dict[str, Tensor]:
+        """``params`` with ``root_pose`` turned by the rigid fit of the keypoints to the targets (where
+        at least 3 are valid): the translation is eliminated anyway, the rotation about the root joint
+        turns the centred keypoints by the same rotation."""
+        kp = self.keypoints(params)
+        R, _ = rigid_align(kp, targets, valid.to(targets.dtype))
+        root = as_rotmat(params["root_pose"], (3,))
+        turn = (valid.sum(1) >= 3).reshape(-1, 1, 1)
+        return {**params, "root_pose": torch.where(turn, R @ root, root)}
