@@ -243,12 +243,10 @@ class AnnotatorConfig:
             "expression": 0.1,
             "expr": 1e-3,
             "jaw_pose": 1e-3,
-            # faces: landmarks see neither how the head's turn splits between neck and head nor where
-            # the eyes look. 1e-3 → 0.1 (eye_pose unregularised before): MoCap face tuning set (seed
-            # 401, 200) surface 0.82 → 0.53 mm, MPVPE 36.8 → 14.3; wild (seed 402) MPVPE 138 → 30,
-            # PA surface 1.70 → 1.16, surface 4.13 → 4.30 (its scale). BENCHMARKS.md
+            # faces: landmarks do not see how the head's turn splits between neck and head. 1e-3 → 0.1:
+            # MoCap face tuning set (seed 401, 200) surface 0.82 → 0.53 mm, MPVPE 36.8 → 14.3; wild
+            # (seed 402) MPVPE 138 → 30, PA surface 1.70 → 1.16, surface 4.13 → 4.30 (its scale)
             "head_pose": 0.1,
-            "eye_pose": 0.1,
         }
     )
 

@@ -2,7 +2,7 @@
 joints, its articulation and shape kept.
 
 Wild mode (:func:`solve_root`, :func:`solve_root_in_sample_camera`): toward the GT 2D joints.
-MoCap mode where no swing solve poses the model (:func:`align_root_3d`): a rigid fit to the 3D joints.
+MoCap mode (:func:`align_root_3d`, on for hands): a rigid fit to all the 3D joints.
 
 In wild mode the root rotation and translation get ``cfg.root_steps`` Levenberg-Marquardt steps of
 :func:`~neuralannot.geometry.pnp.rigid_pnp` (a local solve from the network's estimate, so the root
@@ -120,7 +120,8 @@ def moved_params(params: dict, R: np.ndarray, pivot: np.ndarray, target: np.ndar
 
 
 def align_root_3d(model, batch: dict[str, Tensor], pred: dict[str, Tensor], kp: Tensor) -> Tensor:
-    """MoCap mode, models without a swing solve (Anny's hand): the global rotation turned by the rigid
+    """MoCap mode (hands by default: their swing solve turns the root toward the wrist and knuckles
+    only): the global rotation turned by the rigid
     (Kabsch) fit of the model keypoints to the given 3D joints, the translation refitted; per sample
     only where the joint error drops. Updates ``pred`` (``root_pose``, ``trans``); returns the keypoints
     (without translation) of the pose kept."""
