@@ -54,3 +54,19 @@ def test_shape_solve_defaults_per_part():
     assert AnnotatorConfig(mode="mocap", part="face", shape_damping=1e-3).shape_lambda == 1e-3
     assert AnnotatorConfig(mode="wild", part="face").shape_steps == 0
     assert face.digest() == AnnotatorConfig(mode="mocap", part="face", shape_damping=1e-3).digest()
+
+
+def test_swing_weight_defaults_per_part_and_enters_the_digest():
+    from neuralannot.annotators.config import HAND_SWING_WEIGHT
+
+    hand = AnnotatorConfig(mode="mocap", part="hand")
+    assert hand.swing_weight_resolved == HAND_SWING_WEIGHT < 1.0
+    assert AnnotatorConfig(mode="mocap").swing_weight_resolved == 1.0
+    assert AnnotatorConfig(mode="mocap", part="hand", swing_weight=1.0).swing_weight_resolved == 1.0
+    # the resolved weight trains different weights: explicit 0.5 == default, 1.0 differs
+    same = AnnotatorConfig(mode="mocap", part="hand", swing_weight=HAND_SWING_WEIGHT)
+    assert hand.digest() == same.digest()
+    assert hand.digest() != AnnotatorConfig(mode="mocap", part="hand", swing_weight=1.0).digest()
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match="swing_weight"):
+            AnnotatorConfig(mode="mocap", part="hand", swing_weight=bad)

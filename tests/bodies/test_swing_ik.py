@@ -201,3 +201,27 @@ def test_spine_top_twists_to_fit_the_shoulders(anny_body, solver, gen):
     err = roma.rotmat_geodesic_distance(out["body_pose"][:, 8], gt["body_pose"][:, 8])
     before = roma.rotmat_geodesic_distance(pred["body_pose"][:, 8], gt["body_pose"][:, 8])
     assert before.min() > 0.45 and err.max() < 0.1  # rad
+
+
+def test_swing_weight_stops_between_the_prediction_and_the_targets(anny_hand, gen):
+    """``weight`` w < 1: the fingers reach ``K + w (targets − K)`` (K: the prediction's keypoints after
+    the root alignment), so with noisy targets they land part-way; w = 1 is the exact solve."""
+    reg = get_regressor(anny_hand, "hand21")
+    gt, target = _posed_hand(anny_hand, reg, 8, gen)
+    valid = torch.ones(8, 21, dtype=torch.bool)
+    pred = dict(gt)
+    pred["hand_pose"] = gt["hand_pose"] @ roma.rotvec_to_rotmat(0.3 * torch.randn(8, 15, 3, generator=gen))
+    pred["trans"] = torch.zeros(8, 3)
+    full = SwingSolver(anny_hand, reg).solve(pred, target, valid)
+    half = SwingSolver(anny_hand, reg, weight=0.5).solve(pred, target, valid)
+    same = SwingSolver(anny_hand, reg, weight=1.0).solve(pred, target, valid)
+    torch.testing.assert_close(same["hand_pose"], full["hand_pose"])
+
+    def err(p):
+        k = _keypoints(anny_hand, reg, p)
+        return (k - k.mean(1, keepdim=True) - (target - target.mean(1, keepdim=True))).norm(dim=-1).mean()
+
+    e_pred, e_half, e_full = err(pred), err(half), err(full)
+    assert e_full < 0.1 * e_pred and 0.2 * e_pred < e_half < 0.8 * e_pred, (e_pred, e_half, e_full)
+    with pytest.raises(ValueError, match="swing weight"):
+        SwingSolver(anny_hand, reg, weight=0.0)

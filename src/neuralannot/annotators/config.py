@@ -78,6 +78,11 @@ ROOT_HYPOTHESES = {"body": 4, "wholebody": 4, "hand": 2, "lhand": 2, "rhand": 2}
 MOCAP_SILHOUETTE = 4.0
 
 
+#: MoCap hands' swing weight where ``swing_weight`` is unset: finger bones are 2–4 cm, so a few mm of
+#: joint noise turn them by several degrees; swinging half-way to the joints and letting the network
+#: carry the rest is better. Hand tuning set (seed 302, 200, 2 mm noise) MPVPE 3.85 mm at 1 → 3.68 at
+#: 0.75, 3.66 at 0.5, 3.64 at 0.3, 3.65 at 0.1 (BENCHMARKS.md)
+HAND_SWING_WEIGHT = 0.5
 #: Root-solve steps at annotation in wild mode where ``root_solve`` is unset (see the BENCHMARKS.md
 #: wild tables)
 ROOT_SOLVE_STEPS = 10
@@ -174,6 +179,10 @@ class AnnotatorConfig:
     # a rigid (Kabsch) fit to all the 3D joints (None: on for hands, whose swing solve turns the root
     # toward the wrist and knuckles only: tuning seed 302, 4.07 → 3.85 mm; bodies keep theirs)
     root_solve: int | None = None
+    # swing head: how far each bone swings toward its given joint (1 = onto it); below 1 the targets
+    # are shrunk toward the network's own keypoints, for noisy joints on short bones. None:
+    # HAND_SWING_WEIGHT for hands, 1 otherwise
+    swing_weight: float | None = None
     embedding: str | None = None  # default per part: anny-body-vae / anny-hand-pca
     virtual_focal: float = 5000.0  # px on a 256 crop (scaled with input_size), as Hand4Whole
     # wild mode's projection: "virtual" (virtual_focal at the crop centre, as Hand4Whole: nearly
@@ -284,6 +293,8 @@ class AnnotatorConfig:
             )
         if (self.root_solve or 0) < 0:
             raise ValueError(f"root_solve must be >= 0, got {self.root_solve}")
+        if self.swing_weight is not None and not 0.0 < self.swing_weight <= 1.0:
+            raise ValueError(f"swing_weight must be in (0, 1], got {self.swing_weight}")
         if self.shape_solve and self.mode != "mocap":
             raise ValueError("shape_solve needs the given 3D joints: MoCap mode only")
         if self.root_hypotheses is None:
@@ -309,6 +320,14 @@ class AnnotatorConfig:
         if self.shape_solve is None:
             return (FACE_SOLVE_STEPS if self.part == "face" else 1) if self.swing_head else 0
         return self.shape_solve
+
+    @property
+    def swing_weight_resolved(self) -> float:
+        """The swing solve's weight: ``swing_weight``, or where unset :data:`HAND_SWING_WEIGHT` for
+        hands and 1 (the exact solve) otherwise."""
+        if self.swing_weight is None:
+            return HAND_SWING_WEIGHT if self.part in HAND_PARTS else 1.0
+        return float(self.swing_weight)
 
     @property
     def shape_lambda(self) -> float:
@@ -365,6 +384,7 @@ class AnnotatorConfig:
         """
         d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL}
         d["w_silhouette"] = self.silhouette_weight  # the resolved weight: a changed default retrains
+        d["swing_weight"] = self.swing_weight_resolved  # likewise
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     @classmethod

@@ -142,7 +142,7 @@ class NeuralAnnotator(nn.Module):
         """The swing head's solver; with the default head (``head`` unset) a model the solver does not
         support falls back to the paper's plain head, with a note; an explicit ``head: swing`` fails."""
         try:
-            return SwingSolver(body, self.regressor)
+            return SwingSolver(body, self.regressor, weight=cfg.swing_weight_resolved)
         except BodyModelError as e:
             if cfg.head == "swing":
                 raise

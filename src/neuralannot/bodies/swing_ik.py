@@ -66,8 +66,21 @@ class SwingSolver:
     convention in the module docstring (checked numerically).
     """
 
-    def __init__(self, body: BodyModel, regressor, passes: int = 2, hinges: bool = True, seed: int = 0):
+    def __init__(
+        self,
+        body: BodyModel,
+        regressor,
+        passes: int = 2,
+        hinges: bool = True,
+        seed: int = 0,
+        weight: float = 1.0,
+    ):
+        if not 0.0 < weight <= 1.0:
+            raise ValueError(f"swing weight must be in (0, 1], got {weight}")
         self.body, self.regressor, self.passes = body, regressor, passes
+        #: below 1 the joints swing toward targets shrunk toward the prediction's own keypoints
+        #: (``K + weight (targets − K)``, after the root alignment): noisy joints on short bones
+        self.weight = weight
         self.parents = list(body.parents)
         groups = [
             name
@@ -230,6 +243,8 @@ class SwingSolver:
         P, K = self._rebuild(W, P0, K0)
         delta, cu, cv = self._align_root(P, K, targets, valid)
         W, P, K = delta[:, None] @ W, self._moved(P, delta, cu, cv), self._moved(K, delta, cu, cv)
+        if self.weight < 1.0:
+            targets = K + self.weight * (targets - K)
         for level in self._levels(P.device) * self.passes:
             W, P, K = self._solve_level(level, W, P, K, targets, valid)
             if "hinge" in level:
