@@ -57,11 +57,11 @@ def test_shape_solve_defaults_per_part():
 
 
 def test_swing_weight_defaults_per_part_and_enters_the_digest():
-    from neuralannot.annotators.config import HAND_SWING_WEIGHT
+    from neuralannot.annotators.config import HAND_SWING_WEIGHT, SWING_WEIGHT
 
     hand = AnnotatorConfig(mode="mocap", part="hand")
     assert hand.swing_weight_resolved == HAND_SWING_WEIGHT < 1.0
-    assert AnnotatorConfig(mode="mocap").swing_weight_resolved == 1.0
+    assert AnnotatorConfig(mode="mocap").swing_weight_resolved == SWING_WEIGHT < 1.0
     assert AnnotatorConfig(mode="mocap", part="hand", swing_weight=1.0).swing_weight_resolved == 1.0
     # the resolved weight trains different weights: explicit 0.5 == default, 1.0 differs
     same = AnnotatorConfig(mode="mocap", part="hand", swing_weight=HAND_SWING_WEIGHT)

@@ -83,6 +83,9 @@ MOCAP_SILHOUETTE = 4.0
 #: carry the rest is better. Hand tuning set (seed 302, 200, 2 mm noise) MPVPE 3.85 mm at 1 → 3.68 at
 #: 0.75, 3.66 at 0.5, 3.64 at 0.3, 3.65 at 0.1 (BENCHMARKS.md)
 HAND_SWING_WEIGHT = 0.5
+#: Every other part's (bodies): validation seed 101 (400, 3,000 steps) MPVPE 29.01 mm at 1 → 28.57 at
+#: 0.75, MPJPE 12.22 → 12.12; seed 102 28.35 → 27.89, MPJPE 12.06 → 11.32 (BENCHMARKS.md)
+SWING_WEIGHT = 0.75
 #: Root-solve steps at annotation in wild mode where ``root_solve`` is unset (see the BENCHMARKS.md
 #: wild tables)
 ROOT_SOLVE_STEPS = 10
@@ -180,8 +183,8 @@ class AnnotatorConfig:
     # toward the wrist and knuckles only: tuning seed 302, 4.07 → 3.85 mm; bodies keep theirs)
     root_solve: int | None = None
     # swing head: how far each bone swings toward its given joint (1 = onto it); below 1 the targets
-    # are shrunk toward the network's own keypoints, for noisy joints on short bones. None:
-    # HAND_SWING_WEIGHT for hands, 1 otherwise
+    # are shrunk toward the network's own keypoints, for noisy joints. None: HAND_SWING_WEIGHT for
+    # hands, SWING_WEIGHT otherwise
     swing_weight: float | None = None
     embedding: str | None = None  # default per part: anny-body-vae / anny-hand-pca
     virtual_focal: float = 5000.0  # px on a 256 crop (scaled with input_size), as Hand4Whole
@@ -324,9 +327,9 @@ class AnnotatorConfig:
     @property
     def swing_weight_resolved(self) -> float:
         """The swing solve's weight: ``swing_weight``, or where unset :data:`HAND_SWING_WEIGHT` for
-        hands and 1 (the exact solve) otherwise."""
+        hands and :data:`SWING_WEIGHT` otherwise (1: the exact solve)."""
         if self.swing_weight is None:
-            return HAND_SWING_WEIGHT if self.part in HAND_PARTS else 1.0
+            return HAND_SWING_WEIGHT if self.part in HAND_PARTS else SWING_WEIGHT
         return float(self.swing_weight)
 
     @property
