@@ -228,6 +228,11 @@ class NeuralAnnotator(nn.Module):
         return self._aux["regressor"]
 
     @property
+    def rigid_shape_solve(self) -> bool:
+        """The shape solve also turns the global rotation: no swing solve aligns it (faces)."""
+        return self._aux["swing"] is None
+
+    @property
     def silhouettes(self) -> Tensor | None:
         """Vertex ids whose projections the silhouette term compares with the mask (or None)."""
         return self._aux["silhouettes"]
@@ -300,9 +305,8 @@ class NeuralAnnotator(nn.Module):
         if swing is not None:  # analytic swing toward the given joints (bodies/swing_ik.py)
             pred = swing.solve(pred, target, valid)
         if shape is not None:  # annotation: the shape toward the joints (bodies/shape_solve.py), swing again
-            # without a swing solve (faces) the solve also turns the global rotation (bodies/shape_solve.py)
             solved = shape.solve(
-                pred, target, valid, self.cfg.shape_lambda, self.cfg.shape_steps, rigid=swing is None
+                pred, target, valid, self.cfg.shape_lambda, self.cfg.shape_steps, rigid=self.rigid_shape_solve
             )
             if swing is not None:
                 solved = swing.solve(solved, target, valid)

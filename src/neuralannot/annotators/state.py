@@ -85,7 +85,7 @@ def prediction_key(model, samples: Sequence) -> str:
         groups = getattr(model._aux.get("shape"), "groups", [])
         if len(groups) > 1:  # a face's expression solved with its shape
             text += ":" + "+".join(groups)
-        if model._aux.get("swing") is None:  # the solve turns the global rotation too
+        if model.rigid_shape_solve:  # the solve turns the global rotation too
             text += ":rigid"
     if cfg.root_steps:
         text += f":root:{cfg.root_steps}"
