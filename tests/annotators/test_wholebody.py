@@ -91,6 +91,43 @@ def test_integrate_records_needs_a_body_record(wb_set, anny_wholebody):
     assert "lhand_pose" not in out[0].params and "expression" not in out[0].params
 
 
+def test_integrated_head_takes_the_face_annotators_rotation(wb_set, anny_wholebody, anny_head):
+    """head_from "face": the whole body's head bone ends with the face record's head rotation;
+    "body": the body record's head is kept (the paper); an unknown choice fails."""
+    import roma
+    import torch
+
+    from neuralannot.bodies.integrate import HEAD_SLOT, _anny_frames, anny_head_rotation
+
+    samples, _ = load_samples(wb_set, "wholebody")
+    splits, _ = split_samples(samples[:1])
+    assert splits[0].get("face") is not None
+    rng = np.random.default_rng(0)
+    body = PseudoGT(splits[0].body.id, "anny", "body", {
+        "root_pose": rng.normal(size=3).astype(np.float32),
+        "body_pose": (0.2 * rng.normal(size=(21, 3))).astype(np.float32),
+        "phenotype": np.full(6, 0.5, np.float32), "trans": np.array([0, 0, 3], np.float32)})  # fmt: skip
+    face = PseudoGT(splits[0].get("face").id, "anny", "face", {
+        "root_pose": rng.normal(size=3).astype(np.float32), "head_pose": np.array([0.3, 0, 0], np.float32),
+        "expression": np.full(52, 0.1, np.float32), "phenotype": np.full(6, 0.5, np.float32),
+        "trans": np.zeros(3, np.float32)})  # fmt: skip
+    parts = {"body": {body.sample_id: body}, "lhand": {}, "rhand": {}, "face": {face.sample_id: face}}
+    turned = integrate_records(samples[:1], splits, parts, anny_wholebody)[0]
+    kept = integrate_records(samples[:1], splits, parts, anny_wholebody, head_from="body")[0]
+    np.testing.assert_array_equal(kept.params["body_pose"], body.params["body_pose"])
+    assert turned.quality["face_valid"] and kept.params["expression"][0] == np.float32(0.1)
+    t = lambda p: {k: torch.from_numpy(np.asarray(v))[None] for k, v in p.items()}  # noqa: E731
+    with torch.no_grad():
+        W, _, G = _anny_frames(anny_wholebody, t(turned.params))
+        want = anny_head_rotation(anny_head, t(face.params))
+    torch.testing.assert_close(G @ W[:, anny_wholebody.bone_index("head")], want, atol=1e-5, rtol=0)
+    other = [i for i in range(21) if i != HEAD_SLOT]
+    np.testing.assert_array_equal(turned.params["body_pose"][other], body.params["body_pose"][other])
+    assert roma.rotvec_to_rotmat(torch.from_numpy(turned.params["body_pose"][HEAD_SLOT])).trace() < 2.99
+    with pytest.raises(ValueError, match="head_from"):
+        integrate_records(samples[:1], splits, parts, anny_wholebody, head_from="neck")
+
+
 def test_hand_rotation_moves_from_its_crop_frame_to_the_bodys():
     """Each crop camera looks along the real ray through its crop centre: a hand seen head-on in a
     crop one focal length right of the body crop's centre is turned 45 degrees about +y in the body's

@@ -12,8 +12,11 @@ import torch
 import smplx_fixtures as fx
 from neuralannot.bodies import BodyModelError, load_body_model
 from neuralannot.bodies.integrate import (
+    HEAD_SLOT,
     WRIST_SLOT,
+    _anny_frames,
     anny_hand_vertex_map,
+    anny_head_rotation,
     anny_part_vertex_ids,
     integrate,
     parent_global_rotation,
@@ -44,8 +47,6 @@ def anny_parts(body, g, phenotype=None):
 
 def _wrist_frame(body, params, side):
     """Output-frame rotation of the posed wrist bone of the integrated body (B, 3, 3)."""
-    from neuralannot.bodies.integrate import _anny_frames
-
     W, _, G = _anny_frames(body, params)
     return G @ W[:, body.bone_index(f"wrist.{side[0].upper()}")]
 
@@ -98,6 +99,42 @@ def test_anny_hand_vertices_equal_part_result_at_wrist(anny_wholebody, anny_hand
 
 
 @pytest.mark.anny
+def test_anny_head_turns_to_the_face_part(anny_wholebody, anny_head, gen):
+    """With the face part's head rotation the body's head bone gets it exactly, the face vertices that
+    ride on the head alone equal the face part's once aligned at the head joint, and nothing else in
+    the body's pose moves; a sample whose face is invalid keeps the body's head."""
+    body = anny_wholebody
+    bp, _, _, face = anny_parts(body, gen)
+    fp = {"root_pose": _rand_rot(B, gen), "head_pose": _rand_rot(B, gen, 0.3), "phenotype": bp["phenotype"],
+          "expression": face["expression"], "trans": torch.randn(B, 3, generator=gen)}  # fmt: skip
+    mask = torch.tensor([True, True, False])
+    with torch.no_grad():
+        R_head = anny_head_rotation(anny_head, fp)
+        out, _ = integrate(body, bp, face={"expression": fp["expression"], "head_rotation": R_head},
+                           face_valid=mask)  # fmt: skip
+        vb, vf = body(out), anny_head(fp)
+        W, _, G = _anny_frames(body, out)
+    torch.testing.assert_close((G @ W[:, body.bone_index("head")])[:2], R_head[:2], atol=1e-5, rtol=0)
+    keep = [i for i in range(21) if i != HEAD_SLOT]
+    assert torch.equal(out["body_pose"][:, keep], bp["body_pose"][:, keep])
+    assert torch.equal(out["body_pose"][2], bp["body_pose"][2])  # invalid face: the body's head
+    assert not torch.allclose(out["body_pose"][:2, HEAD_SLOT], bp["body_pose"][:2, HEAD_SLOT], atol=1e-3)
+    # the head-only vertices (skinned to head / eyes / jaw bones) of the two meshes, at the head joint
+    pos = {int(v): i for i, v in enumerate(body.anny.base_mesh_vertex_indices.tolist())}
+    pairs = [(i, pos[int(v)]) for i, v in enumerate(anny_head.anny.base_mesh_vertex_indices.tolist())
+             if int(v) in pos]  # fmt: skip
+    f_ids, b_ids = (torch.tensor(x) for x in zip(*pairs, strict=True))
+    head_bones = [body.bone_index(b) for b in anny_head.bone_labels
+                  if b != "root" and not b.startswith("neck")]  # fmt: skip
+    idx, w = body.anny.vertex_bone_indices[b_ids], body.anny.vertex_bone_weights[b_ids]
+    only_head = (torch.isin(idx, torch.tensor(head_bones)) | (w == 0)).all(1)
+    assert int(only_head.sum()) > 2000
+    a = vb.vertices[:2, b_ids[only_head]] - vb.extras["bone_heads"][:2, body.bone_index("head")][:, None]
+    b = vf.vertices[:2, f_ids[only_head]] - vf.extras["bone_heads"][:2, anny_head.bone_index("head")][:, None]
+    assert (a - b).norm(dim=-1).max() <= 1e-5
+
+
+@pytest.mark.anny
 def test_anny_missing_parts_keep_body_values(anny_wholebody, gen):
     body = anny_wholebody
     bp, lh, rh, face = anny_parts(body, gen)
@@ -126,6 +163,9 @@ def test_integrate_bad_input(anny_wholebody, anny_body, gen):
         integrate(anny_wholebody, bp, {"root_pose": lh["root_pose"]})
     with pytest.raises(BodyModelError, match="batch"):
         integrate(anny_wholebody, bp, {k: v[:1] for k, v in lh.items()})
+    with pytest.raises(BodyModelError, match="head_rotation"):
+        integrate(anny_wholebody, bp, face={"expression": torch.zeros(B, 52),
+                                            "head_rotation": torch.zeros(1, 3)})  # fmt: skip
 
 
 # --- SMPL-X + MANO + FLAME ---------------------------------------------------------------------------
@@ -162,6 +202,7 @@ def test_smplx_wrist_global_equals_mano_global(smplx_models, gen):
     hands = [{"root_pose": _rand_rot(B, gen), "hand_pose": _rand_rot(B, gen, 0.3, (15,))} for _ in range(2)]
     face = {"jaw_pose": _rand_rot(B, gen, 0.2), "expr": torch.randn(B, flame.num_expression_coeffs + 3,
                                                                       generator=gen)}
+    face["head_rotation"] = _rand_rot(B, gen)
     out, valid = integrate(body, bp, hands[0], hands[1], face, face_valid=torch.tensor([1, 1, 0]))
     # independent forward kinematics (smplx's own) of the integrated pose
     rots = roma.rotvec_to_rotmat(torch.cat([out["root_pose"][:, None], out["body_pose"]], 1))
@@ -174,6 +215,9 @@ def test_smplx_wrist_global_equals_mano_global(smplx_models, gen):
         torch.testing.assert_close(parent_global_rotation(body, out, side),
                                    A[:, body.parents[WRIST_SLOT[side] + 1], :3, :3], atol=1e-5, rtol=0)
         assert torch.equal(out[f"{side[0]}hand_pose"], part["hand_pose"])
+    head = A[:, HEAD_SLOT + 1, :3, :3]  # the head joint gets the face's rotation where the face is valid
+    torch.testing.assert_close(head[:2], roma.rotvec_to_rotmat(face["head_rotation"][:2]), atol=1e-5, rtol=0)
+    assert torch.equal(out["body_pose"][2, HEAD_SLOT], bp["body_pose"][2, HEAD_SLOT])
     n = body.num_expression_coeffs
     assert torch.equal(out["expr"][:2], face["expr"][:2, :n]) and torch.equal(out["expr"][2], torch.zeros(n))
     assert torch.equal(out["jaw_pose"][:2], face["jaw_pose"][:2])

@@ -20,7 +20,7 @@ HeadKind = Literal["paper", "swing"]
 #: shape solve are in the prediction key).
 RESULT_NEUTRAL = (
     "num_workers", "checkpoint_every", "log_every", "crop_cache",
-    "output_camera", "shape_solve", "shape_damping", "root_solve",
+    "output_camera", "shape_solve", "shape_damping", "root_solve", "wholebody_head",
 )  # fmt: skip
 #: ``reg`` names besides the body models' parameter groups (``io.pseudo_gt.PARAM_SHAPES``).
 REG_EXTRA = ("twist", "latent", "pose_prior")
@@ -203,6 +203,10 @@ class AnnotatorConfig:
     # kept the root-solved start in 135 of 200 samples: face set seed 402, surface 3.53 → 3.99 mm; the
     # annotator's own surface error is the same in both cameras), "sample" otherwise.
     output_camera: Literal["sample", "crop"] | None = None
+    # --part wholebody: where the integrated head's rotation comes from. "face": the face annotator's
+    # (its 68 landmarks), the body's head solved to match it where the face is valid; "body": the body
+    # annotator's (the paper's integration, which takes only the jaw and expression from the face)
+    wholebody_head: Literal["face", "body"] = "face"
     # wild mode, inputs with joints: how the GT 2D joints reach the network. "heatmaps" (the paper's
     # Table 2: Gaussian maps, stacked with the image or through a small CNN) or "coordinates" (the
     # crop-normalised 2D positions through an MLP, as a 2D → 3D lifting network: cheap on CPUs).
@@ -282,6 +286,8 @@ class AnnotatorConfig:
             self.output_camera = "crop" if self.part == "face" else "sample"
         if self.output_camera not in ("sample", "crop"):
             raise ValueError(f"output_camera must be sample | crop, got {self.output_camera!r}")
+        if self.wholebody_head not in ("face", "body"):
+            raise ValueError(f"wholebody_head must be face | body, got {self.wholebody_head!r}")
         if self.joint_input not in ("heatmaps", "coordinates"):
             raise ValueError(f"joint_input must be heatmaps | coordinates, got {self.joint_input!r}")
         if self.camera not in ("virtual", "intrinsics"):

@@ -68,23 +68,45 @@ def _stack(records: list[PseudoGT | None], keys: tuple[str, ...]) -> tuple[dict,
     return out, valid
 
 
-def _in_body_frame(hand: PseudoGT | None, body: PseudoGT, sample) -> PseudoGT | None:
-    """The hand record with its global rotation moved from its own camera's frame to the body record's:
-    each crop camera looks along the real ray through its crop centre (its principal point), so the
-    hand's rotation is turned by ``ray(body)ᵀ · ray(hand)`` in the sample's intrinsics. Unchanged
-    without intrinsics or cameras (the two frames are then taken as one)."""
-    if hand is None or sample.intrinsics is None or hand.camera is None or body.camera is None:
-        return hand
+def _in_body_frame(part: PseudoGT | None, body: PseudoGT, sample) -> PseudoGT | None:
+    """The hand or face record with its global rotation moved from its own camera's frame to the body
+    record's: each crop camera looks along the real ray through its crop centre (its principal point),
+    so the part's rotation is turned by ``ray(body)ᵀ · ray(part)`` in the sample's intrinsics.
+    Unchanged without intrinsics or cameras (the two frames are then taken as one)."""
+    if part is None or sample.intrinsics is None or part.camera is None or body.camera is None:
+        return part
     K = torch.as_tensor(np.asarray(sample.K, np.float64))
-    centres = torch.tensor([body.camera["princpt"], hand.camera["princpt"]], dtype=torch.float64)
+    centres = torch.tensor([body.camera["princpt"], part.camera["princpt"]], dtype=torch.float64)
     rb, rh = ray_rotation(K, centres)
-    root = roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(hand.params["root_pose"], np.float64)))
+    root = roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(part.params["root_pose"], np.float64)))
     turned = roma.rotmat_to_rotvec(rb.T @ rh @ root).numpy().astype(np.float32)
-    return replace(hand, params={**hand.params, "root_pose": turned})
+    return replace(part, params={**part.params, "root_pose": turned})
 
 
-def integrate_records(samples, splits, part_records: dict[str, dict[str, PseudoGT]], body) -> list[PseudoGT]:
-    """One whole-body record per sample from the body / hand / face part records (by part-sample id)."""
+def _head_rotation(face: dict, valid: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) global head-bone rotation of the stacked face records (the identity where invalid)."""
+    from neuralannot.bodies import get_body_model
+    from neuralannot.bodies.integrate import anny_head_rotation
+
+    head = get_body_model("anny", "face")
+    params = {k: v for k, v in face.items() if k in head.param_specs}
+    R = torch.eye(3).expand(len(valid), 3, 3).clone()
+    if valid.any():
+        rows = {k: v[valid] for k, v in params.items()}
+        rows["trans"] = torch.zeros(int(valid.sum()), 3)  # a rotation: the translation plays no part
+        with torch.no_grad():
+            R[valid] = anny_head_rotation(head, rows).to(R)
+    return R
+
+
+def integrate_records(
+    samples, splits, part_records: dict[str, dict[str, PseudoGT]], body, head_from: str = "face"
+) -> list[PseudoGT]:
+    """One whole-body record per sample from the body / hand / face part records (by part-sample id).
+    ``head_from``: ``"face"`` turns the body's head to the face annotator's head rotation where the
+    face is valid; ``"body"`` keeps the body annotator's (the paper)."""
+    if head_from not in ("face", "body"):
+        raise ValueError(f"head_from must be face | body, got {head_from!r}")
     from neuralannot.bodies.integrate import integrate
 
     def rec(part, sp):
@@ -98,16 +120,19 @@ def integrate_records(samples, splits, part_records: dict[str, dict[str, PseudoG
     bp = {k: torch.from_numpy(np.stack([r.params[k] for r in body_recs]))
           for k in ("root_pose", "body_pose", "phenotype", "trans")}  # fmt: skip
     parts = {}
+    face_keys = ("expression",) + (("root_pose", "head_pose", "phenotype") if head_from == "face" else ())
     for part, keys in (("lhand", ("root_pose", "hand_pose")), ("rhand", ("root_pose", "hand_pose")),
-                       ("face", ("expression",))):  # fmt: skip
+                       ("face", face_keys)):  # fmt: skip
         recs = [rec(part, sp) for sp in splits]
-        if part != "face":
-            recs = [_in_body_frame(r, b, s) for r, b, s in zip(recs, body_recs, samples, strict=True)]
+        recs = [_in_body_frame(r, b, s) for r, b, s in zip(recs, body_recs, samples, strict=True)]
         parts[part] = _stack(recs, keys) if any(r is not None for r in recs) else (None, None)
+    face, face_valid = parts["face"]
+    if face is not None and head_from == "face":
+        face = {"expression": face["expression"], "head_rotation": _head_rotation(face, face_valid)}
     with torch.no_grad():
         params, valid = integrate(
-            body, bp, parts["lhand"][0], parts["rhand"][0], parts["face"][0],
-            lhand_valid=parts["lhand"][1], rhand_valid=parts["rhand"][1], face_valid=parts["face"][1],
+            body, bp, parts["lhand"][0], parts["rhand"][0], face,
+            lhand_valid=parts["lhand"][1], rhand_valid=parts["rhand"][1], face_valid=face_valid,
         )  # fmt: skip
     out = []
     for i, (s, sp) in enumerate(zip(samples, splits, strict=True)):
@@ -176,7 +201,9 @@ def run_wholebody(
         runs[name] = {"samples": len(part_samples), "train": info["train"], "run_dir": info["run_dir"]}
         for r in recs:
             part_records[r.sample_id.rsplit("/", 1)[1]][r.sample_id] = r
-    records = integrate_records(samples, splits, part_records, get_body_model("anny", "wholebody"))
+    records = integrate_records(
+        samples, splits, part_records, get_body_model("anny", "wholebody"), head_from=cfg.wholebody_head
+    )
     meta = {"method": "neuralannot-wholebody", "config": cfg.to_dict(), **(meta or {})}
     write_pseudo_gt(out, records, meta)
     counts = {k: sum(bool(r.quality[k]) for r in records) for k in VALID_KEYS}

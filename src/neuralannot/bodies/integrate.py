@@ -14,6 +14,12 @@ the global rotation of the wrist's parent chain (up to the forearm / elbow):
   Finger rotations are ``local-ref`` deltas in the same world-aligned axes in the hand and the body
   rigs (the hand rigs are subtrees of the body rig), so they are copied unchanged. The face part's
   ``expression`` (52 facial actions, jaw via ``jawOpen``) replaces the body's.
+- The head, where the face part gives ``head_rotation`` (the global rotation of its head bone:
+  :func:`anny_head_rotation` for ``AnnyHead``; for FLAME ``R(root_pose) · R(neck_pose)``), is solved
+  the same way as a wrist: the body's local head rotation becomes the one that gives the head that
+  global rotation (Anny: the head rig is a subtree of the body rig, so its head bone frame is the
+  body's). The paper keeps the body's head; the 68 face landmarks see its turn better than the body's
+  few head keypoints do.
 - SMPL-X (``SMPLXBody``): rest frames are the identity, so ``R_wrist_local = R_elbow_global^T ·
   R_mano_global``; MANO finger rotations are copied to ``lhand_pose``/``rhand_pose`` (both models must
   use the same ``flat_hand_mean``; the official SMPL-X hand means are MANO's), FLAME ``jaw_pose`` and
@@ -33,13 +39,16 @@ from torch import Tensor
 from neuralannot.bodies.base import BodyModel, BodyModelError, as_rotmat, as_rotvec
 
 __all__ = [
-    "VALID_KEYS", "anny_hand_vertex_map", "anny_part_vertex_ids", "integrate", "parent_global_rotation",
+    "VALID_KEYS", "anny_hand_vertex_map", "anny_head_rotation", "anny_part_vertex_ids", "integrate",
+    "parent_global_rotation",
 ]
 
 #: Valid flags of an integrated record (the SMPL-X release names).
 VALID_KEYS = ("lhand_valid", "rhand_valid", "face_valid")
 #: body_pose slot (0-based) of each wrist in the 21-slot body pose (SMPL-X joints 20 / 21; Anny BODY_SLOTS).
 WRIST_SLOT = {"left": 19, "right": 20}
+#: body_pose slot of the head (SMPL-X joint 15, its parent the neck, joint 12; Anny's ``head`` bone).
+HEAD_SLOT = 14
 _SIDE_KEYS = (("left", "lhand", "lhand_pose"), ("right", "rhand", "rhand_pose"))
 Part = Mapping[str, Tensor] | None
 
@@ -113,6 +122,26 @@ def parent_global_rotation(body: BodyModel, params: Mapping[str, Tensor], side: 
     return G @ W[:, body.anny.bone_parents[wrist]]
 
 
+def anny_head_rotation(head, params: Mapping[str, Tensor]) -> Tensor:
+    """Output-frame global rotation (B, 3, 3) of the head bone of an Anny head part model (``AnnyHead``)
+    posed with ``params``: the ``head_rotation`` a face part gives :func:`integrate`."""
+    W, _, G = _anny_frames(head, params)
+    return G @ W[:, head.bone_index("head")]
+
+
+def _local_delta(kind: str, body, frames, bone: str, slot: int, R_global: Tensor) -> Tensor:
+    """The local rotation (B, 3, 3) of body slot ``slot`` (Anny: bone ``bone``) that gives that bone the
+    output-frame global rotation ``R_global``, the rest of the body's pose kept."""
+    if kind == "anny":
+        W, U, G = frames
+        b = body.bone_index(bone)
+        p = body.anny.bone_parents[b]
+        # G W_p U_p^T D U_b = R_global  →  D = U_p W_p^T G^T R_global U_b^T
+        return (U[:, p] @ W[:, p].transpose(-1, -2) @ G.transpose(-1, -2) @ R_global
+                @ U[:, b].transpose(-1, -2))  # fmt: skip
+    return frames[:, body.parents[slot + 1]].transpose(-1, -2) @ R_global
+
+
 def _smplx_globals(body, params: Mapping[str, Tensor]) -> Tensor:
     """Global rotations (B, 22, 3, 3) of SMPL-X's pelvis + 21 body joints."""
     batch = _batch(params)
@@ -146,6 +175,8 @@ def integrate(
             camera frame as the body) and ``hand_pose`` (15 finger rotations); Anny: the left / right
             ``AnnyHand`` parameters, SMPL-X: MANO left / right. ``None`` = no hand.
         face: Anny: ``AnnyHead`` parameters (``expression``); SMPL-X: FLAME (``jaw_pose``, ``expr``).
+            Optional ``head_rotation`` (B, 3, 3 or axis-angle B, 3): the head's global rotation in the
+            body's camera frame; the body's head rotation is then solved to match it (else kept).
         lhand_valid, rhand_valid, face_valid: optional (B,) bool masks: which samples have the part.
 
     Returns:
@@ -158,7 +189,9 @@ def integrate(
     dev = next(iter(body_params.values())).device
     _check_part(lhand, "lhand", ("root_pose", "hand_pose"), batch)
     _check_part(rhand, "rhand", ("root_pose", "hand_pose"), batch)
-    _check_part(face, "face", ("expression",) if kind == "anny" else ("jaw_pose", "expr"), batch)
+    face_keys = ("expression",) if kind == "anny" else ("jaw_pose", "expr")
+    head_given = face is not None and "head_rotation" in face
+    _check_part(face, "face", face_keys + (("head_rotation",) if head_given else ()), batch)
     full, _ = body.complete_params({k: v for k, v in body_params.items() if k in body.param_specs})
     out = {k: as_rotvec(v, body.param_specs[k].shape) if body.param_specs[k].kind == "rotation" else v
            for k, v in full.items()}  # fmt: skip
@@ -167,28 +200,20 @@ def integrate(
         "rhand_valid": _valid(rhand, rhand_valid, batch, dev),
         "face_valid": _valid(face, face_valid, batch, dev),
     }
-    if kind == "anny":
-        W, U, G = _anny_frames(body, full)
-    else:
-        globals_ = _smplx_globals(body, full)
+    frames = _anny_frames(body, full) if kind == "anny" else _smplx_globals(body, full)
     body_pose = out["body_pose"].clone()
     for side, name, key in _SIDE_KEYS:
         part, v = (lhand if side == "left" else rhand), valid[f"{name}_valid"]
         if part is None:
             continue
         R_hand = as_rotmat(part["root_pose"], (3,)).to(body.dtype)
-        if kind == "anny":
-            wrist = body.bone_index(f"wrist.{side[0].upper()}")
-            parent = body.anny.bone_parents[wrist]
-            # G W_p U_p^T D U_w = R_hand  →  D = U_p W_p^T G^T R_hand U_w^T
-            D = (U[:, parent] @ W[:, parent].transpose(-1, -2) @ G.transpose(-1, -2) @ R_hand
-                 @ U[:, wrist].transpose(-1, -2))  # fmt: skip
-        else:
-            Rp = globals_[:, body.parents[WRIST_SLOT[side] + 1]]
-            D = Rp.transpose(-1, -2) @ R_hand
-        wrist_rv = as_rotvec(D, (3,))
-        body_pose[:, WRIST_SLOT[side]] = _select(v, wrist_rv, body_pose[:, WRIST_SLOT[side]])
+        D = _local_delta(kind, body, frames, f"wrist.{side[0].upper()}", WRIST_SLOT[side], R_hand)
+        body_pose[:, WRIST_SLOT[side]] = _select(v, as_rotvec(D, (3,)), body_pose[:, WRIST_SLOT[side]])
         out[key] = _select(v, as_rotvec(part["hand_pose"], (15, 3)).to(body.dtype), out[key])
+    if head_given:
+        R_head = as_rotmat(face["head_rotation"], (3,)).to(body.dtype)
+        D = _local_delta(kind, body, frames, "head", HEAD_SLOT, R_head)
+        body_pose[:, HEAD_SLOT] = _select(valid["face_valid"], as_rotvec(D, (3,)), body_pose[:, HEAD_SLOT])
     out["body_pose"] = body_pose
     if face is not None:
         v = valid["face_valid"]
