@@ -331,3 +331,30 @@ def test_face_expression_head_starts_at_neutral_with_a_usable_gradient():
     assert float(fold_to_bounds(v, (0.0, 1.0), 0.0).min()) >= 0.0
     assert float(fold_to_bounds(v, (0.0, 1.0), 0.0).max()) <= 1.0
     assert torch.allclose(fold_to_bounds(torch.zeros(1), (-1.0, 2.0), 2.0), torch.tensor([2.0]))
+
+
+@pytest.mark.anny
+def test_embedding_outputs_use_the_models_own_embedding(tmp_path):
+    """Pose-embedding outputs: Anny parts get their shipped embedding, MANO its own PCA (not Anny's:
+    its hand_pose axes differ), and a model without one (SMPL-X) fails naming the way out."""
+    import warnings
+    from dataclasses import replace
+
+    import smplx_fixtures as fx
+    from neuralannot.annotators.neural import output_embedding
+    from neuralannot.bodies import load_body_model
+    from neuralannot.bodies.embedding import MANOPCA
+
+    files = fx.write_all(tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        smplx_model = load_body_model(str(files["smplx"][0]), part="wholebody")
+        mano = load_body_model(str(files["mano"][0]), part="hand")
+    cfg = AnnotatorConfig(mode="wild", part="hand", outputs="embedding", **TINY)
+    group, emb = output_embedding(cfg, mano)
+    assert group == "hand_pose" and isinstance(emb, MANOPCA) and emb.latent_dim == 12
+    torch.testing.assert_close(emb.components, mano.hand_components[:12])
+    anny_group, anny_emb = output_embedding(cfg, load_body_model("anny", part="hand"))
+    assert anny_group == "hand_pose" and not isinstance(anny_emb, MANOPCA)
+    with pytest.raises(ValueError, match="no default pose embedding for smplx"):
+        output_embedding(replace(cfg, part="body"), smplx_model)

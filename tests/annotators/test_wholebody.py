@@ -151,3 +151,103 @@ def test_hand_rotation_moves_from_its_crop_frame_to_the_bodys():
     np.testing.assert_allclose(same.params["root_pose"], np.zeros(3), atol=1e-7)
     assert _in_body_frame(hand, body, SimpleNamespace(intrinsics=None)) is hand
     assert _in_body_frame(None, body, sample) is None
+
+
+# --- SMPL-X with MANO hands and a FLAME face (tiny generated model files) ----------------------------
+@pytest.fixture()
+def smplx_files(tmp_path, monkeypatch):
+    """Tiny SMPL-X / MANO / FLAME files as $NEURALANNOT_MODELS; the shared model cache cleared after."""
+    import smplx_fixtures as fx
+    from neuralannot.bodies import get_body_model
+
+    root = fx.write_all(tmp_path / "models")["root"]
+    monkeypatch.setenv("NEURALANNOT_MODELS", str(root))
+    get_body_model.cache_clear()
+    yield root
+    get_body_model.cache_clear()
+
+
+def _smplx_part_record(part_sample, rng):
+    """A random pseudo-GT of one part sample on its SMPL-X-family part model (SMPL-X, MANO, FLAME)."""
+    r = lambda *s: (0.3 * rng.normal(size=s)).astype(np.float32)  # noqa: E731
+    part = part_sample.id.rsplit("/", 1)[1]
+    common = {"root_pose": r(3), "shape": r(10), "trans": r(3)}
+    if part == "body":
+        return PseudoGT(part_sample.id, "smplx", "body", {**common, "body_pose": r(21, 3)})
+    if part in ("lhand", "rhand"):
+        return PseudoGT(part_sample.id, "mano", part, {**common, "hand_pose": r(15, 3)})
+    face = {**common, "neck_pose": r(3), "jaw_pose": r(3), "expr": r(10)}
+    return PseudoGT(part_sample.id, "flame", "face", face)
+
+
+def test_smplx_wholebody_from_mano_and_flame(wb_set, smplx_files, tmp_path, monkeypatch):
+    """--body-model smplx: the parts run on SMPL-X, MANO and FLAME, and integrate into SMPL-X records:
+    each wrist's global rotation is its MANO hand's, the head's is FLAME's root · neck, fingers, jaw and
+    expression are copied; a sample without a face is flagged and keeps no face groups; the release
+    JSON is the SMPL-X layout with the valid flags."""
+    import roma
+    import torch
+
+    import neuralannot.annotators.two_stage as two_stage
+    from neuralannot.annotators.wholebody import run_wholebody
+    from neuralannot.bodies import get_body_model
+    from neuralannot.bodies.integrate import HEAD_SLOT, WRIST_SLOT
+
+    samples, _ = load_samples(wb_set, "wholebody")
+    splits, by_part = split_samples(samples)
+    no_face = splits[0].get("face").id
+    rng = np.random.default_rng(0)
+    seen, made = {}, {}
+
+    def fake_train_and_annotate(cfg, part_samples, work_dir, **kw):
+        seen[cfg.part] = cfg.body_model
+        recs = [_smplx_part_record(ps, rng) for ps in part_samples if ps.id != no_face]
+        made.update({r.sample_id: r for r in recs})
+        return recs, {"train": {}, "run_dir": str(work_dir)}
+
+    monkeypatch.setattr(two_stage, "train_and_annotate", fake_train_and_annotate)
+    cfg = AnnotatorConfig.from_dict(dict(TINY, mode="wild", part="wholebody", body_model="smplx"))
+    out = tmp_path / "wb.json"
+    summary = run_wholebody(samples, out, cfg, tmp_path / "work", progress=False)
+    assert seen == {"body": "smplx", "hand": "mano", "face": "flame"}
+    assert summary["valid"]["face_valid"] == len(by_part["face"]) - 1
+    records, _ = read_pseudo_gt(out, as_dict=True)
+    body = get_body_model("smplx", "wholebody")
+    t = lambda a: torch.from_numpy(np.asarray(a, np.float32))  # noqa: E731
+    for s in samples:
+        r = records[s.id]
+        assert (r.model, r.part) == ("smplx", "wholebody")
+        rots = roma.rotvec_to_rotmat(torch.cat([t(r.params["root_pose"])[None], t(r.params["body_pose"])]))
+        glob = [rots[0]]
+        for j in range(1, 22):
+            glob.append(glob[body.parents[j]] @ rots[j])
+        for side in ("left", "right"):
+            hand = made.get(f"{s.id}/{side[0]}hand")
+            assert r.quality[f"{side[0]}hand_valid"] is (hand is not None)
+            if hand is not None:
+                want = roma.rotvec_to_rotmat(t(hand.params["root_pose"]))
+                torch.testing.assert_close(glob[WRIST_SLOT[side] + 1], want, atol=1e-5, rtol=0)
+                np.testing.assert_array_equal(r.params[f"{side[0]}hand_pose"], hand.params["hand_pose"])
+        face = made.get(f"{s.id}/face")
+        assert r.quality["face_valid"] is (face is not None)
+        if face is None:
+            assert "jaw_pose" not in r.params and "expr" not in r.params
+            np.testing.assert_array_equal(r.params["body_pose"][HEAD_SLOT],
+                                          made[f"{s.id}/body"].params["body_pose"][HEAD_SLOT])  # fmt: skip
+            continue
+        want = roma.rotvec_to_rotmat(t(face.params["root_pose"])) @ roma.rotvec_to_rotmat(
+            t(face.params["neck_pose"]))  # fmt: skip
+        torch.testing.assert_close(glob[HEAD_SLOT + 1], want, atol=1e-5, rtol=0)
+        np.testing.assert_array_equal(r.params["jaw_pose"], face.params["jaw_pose"])
+        np.testing.assert_array_equal(r.params["expr"], face.params["expr"][: len(r.params["expr"])])
+    entry = json.loads(out.read_text())[no_face.rsplit("/", 1)[0]]["smplx_param"]
+    assert entry["face_valid"] is False and {"lhand_valid", "rhand_valid"} <= set(entry)
+
+
+def test_wholebody_rejects_other_body_models(wb_set, tmp_path):
+    from neuralannot.annotators.wholebody import run_wholebody
+
+    samples, _ = load_samples(wb_set, "wholebody")
+    cfg = AnnotatorConfig.from_dict(dict(TINY, mode="wild", part="wholebody", body_model="smpl"))
+    with pytest.raises(ValueError, match="--body-model smpl is not supported"):
+        run_wholebody(samples, tmp_path / "wb.json", cfg, tmp_path / "work", progress=False)

@@ -73,6 +73,23 @@ def fold_to_bounds(v: Tensor, bounds: tuple[float, float], default: float) -> Te
     return lo + span if default == lo else hi - span
 
 
+def output_embedding(cfg: AnnotatorConfig, body: BodyModel, embedding=None) -> tuple[str, object]:
+    """(group, frozen embedding) the network's pose-embedding outputs decode through: ``embedding`` if
+    given, else ``cfg.embedding``, else the model's own (Anny: its shipped one; MANO: its PCA, not
+    Anny's, whose ``hand_pose`` axes differ). Raises where the part has none (SMPL-X: pass a VPoser)."""
+    group, _ = EMBEDDED_GROUP.get(body.part, (None, None))
+    if group is None or group not in body.param_specs:
+        raise ValueError(f"no pose embedding for {body.name} part {body.part!r}; use outputs=rotations")
+    if embedding is None:
+        from neuralannot.annotators.optimize_problem import resolve_embedding
+
+        embedding = resolve_embedding(body, cfg.embedding or "default")
+    if embedding is None:
+        raise ValueError(f"no default pose embedding for {body.name}: set embedding (a VPoser .ckpt or an "
+                         "embedding file) or outputs: rotations")  # fmt: skip
+    return group, embedding.eval().requires_grad_(False)
+
+
 def _logit(p: float) -> float:
     p = min(max(p, 1e-4), 1 - 1e-4)
     return math.log(p / (1 - p))
@@ -97,16 +114,8 @@ class NeuralAnnotator(nn.Module):
         self.extent = PART_EXTENT.get(body.part, 1.0)
         self.embedded_group = None
         if cfg.outputs == "embedding":
-            group, default_name = EMBEDDED_GROUP.get(body.part, (None, None))
-            if group is None or group not in body.param_specs:
-                raise ValueError(
-                    f"no pose embedding for {body.name} part {body.part!r}; use outputs=rotations"
-                )
-            if embedding is None:
-                from neuralannot.bodies.embedding import load_embedding
-
-                embedding = load_embedding(cfg.embedding or default_name)
-            self._aux["embedding"] = embedding.eval().requires_grad_(False)
+            group, embedding = output_embedding(cfg, body, embedding)
+            self._aux["embedding"] = embedding
             self.embedded_group = group
         self._aux["pose_prior"] = self._load_pose_prior(body, embedding)
         layout, bias = self._layout(body)

@@ -9,8 +9,10 @@ and the wrists from the hand annotator, the facial actions (jaw via ``jawOpen``)
 A part without a record (too few keypoints, flagged by the dataset) keeps the body's values and is
 left out of the record (``lhand_valid`` / ``rhand_valid`` / ``face_valid`` false in the release layout).
 
-Only Anny is integrated here (the hand and face part models are Anny's); SMPL-X integration is
-available as a function (:func:`~neuralannot.bodies.integrate.integrate`) for MANO / FLAME results.
+With ``--body-model smplx`` the parts run on SMPL-X, MANO and FLAME (the user's files) and integrate
+into SMPL-X (its release layout: ``smplx_param`` with the ``*_valid`` flags). The head's rotation
+comes from the face annotator where the face is valid (``wholebody_head: face``; ``body`` keeps the
+paper's, the body annotator's).
 """
 
 from __future__ import annotations
@@ -34,7 +36,21 @@ log = logging.getLogger(__name__)
 #: The part annotators and the samples each one sees.
 PART_RUNS = (("body", ("body",)), ("hand", ("lhand", "rhand")), ("face", ("face",)))
 #: The whole-body groups each part gives (left out of a record when the part is missing).
-_GROUP_FLAG = {"lhand_pose": "lhand_valid", "rhand_pose": "rhand_valid", "expression": "face_valid"}
+_GROUP_FLAG = {"lhand_pose": "lhand_valid", "rhand_pose": "rhand_valid", "expression": "face_valid",
+               "jaw_pose": "face_valid", "expr": "face_valid", "leye_pose": "face_valid",
+               "reye_pose": "face_valid"}  # fmt: skip
+#: Per whole-body model, the model of each part annotator: Anny's own part models, or SMPL-X with MANO
+#: hands and a FLAME face (the user's files, found as ``load_body_model`` finds them).
+PART_MODELS = {"anny": {"body": "anny", "hand": "anny", "face": "anny"},
+               "smplx": {"body": "smplx", "hand": "mano", "face": "flame"}}  # fmt: skip
+#: Per whole-body model, the part-record groups integration reads: the body's, the face's, and those
+#: that give the face's head rotation (Anny: its head bone; FLAME: ``root_pose · neck_pose``).
+_KEYS = {
+    "anny": {"body": ("root_pose", "body_pose", "phenotype", "trans"), "face": ("expression",),
+             "head": ("root_pose", "head_pose", "phenotype", "expression")},
+    "smplx": {"body": ("root_pose", "body_pose", "shape", "trans"), "face": ("jaw_pose", "expr"),
+              "head": ("root_pose", "neck_pose")},
+}  # fmt: skip
 
 
 def part_configs(cfg: AnnotatorConfig) -> dict[str, AnnotatorConfig]:
@@ -42,15 +58,18 @@ def part_configs(cfg: AnnotatorConfig) -> dict[str, AnnotatorConfig]:
     whole-body default take each part's default (hands: the PCA embedding), and so do root hypotheses
     (hands: 2), inputs (hands: their 2D joints as coordinates) and the output camera (faces: the
     crop's); the face always runs with
-    rotation outputs: the head model has no pose embedding (its pose is one head rotation)."""
+    rotation outputs: the head model has no pose embedding (its pose is one head rotation). Each part
+    runs on its model of :data:`PART_MODELS` (SMPL-X: MANO hands, a FLAME face)."""
     given = cfg.outputs != default_outputs(cfg.mode, cfg.part)
     hyp_given = cfg.root_hypotheses != ROOT_HYPOTHESES.get(cfg.part, 1)
     # fields left at the whole-body default take each part's (None: resolved per part)
     own = AnnotatorConfig(mode=cfg.mode, part=cfg.part)
     per_part = {k: getattr(cfg, k) if getattr(cfg, k) != getattr(own, k) else None
                 for k in ("inputs", "joint_input", "output_camera")}  # fmt: skip
+    models = PART_MODELS.get(cfg.body_model, {p: cfg.body_model for p, _ in PART_RUNS})
     out = {p: replace(cfg, part=p, outputs=cfg.outputs if given else default_outputs(cfg.mode, p),
-                      root_hypotheses=cfg.root_hypotheses if hyp_given else None, **per_part)
+                      root_hypotheses=cfg.root_hypotheses if hyp_given else None, body_model=models[p],
+                      **per_part)
            for p, _ in PART_RUNS}  # fmt: skip
     out["face"] = replace(out["face"], outputs="rotations")
     return out
@@ -83,11 +102,24 @@ def _in_body_frame(part: PseudoGT | None, body: PseudoGT, sample) -> PseudoGT | 
     return replace(part, params={**part.params, "root_pose": turned})
 
 
-def _head_rotation(face: dict, valid: torch.Tensor) -> torch.Tensor:
-    """(B, 3, 3) global head-bone rotation of the stacked face records (the identity where invalid)."""
+def _stack_optional(records: list[PseudoGT | None], key: str) -> torch.Tensor:
+    """(B, ...) of a group that records may lack (FLAME's optional ``neck_pose``: zeros where a record
+    lacks it or is missing; a rotation (3,) where no record has it)."""
+    shape = next((r.params[key].shape for r in records if r is not None and key in r.params), (3,))
+    rows = [np.zeros(shape, np.float32) if r is None or key not in r.params else r.params[key]
+            for r in records]  # fmt: skip
+    return torch.from_numpy(np.stack(rows).astype(np.float32))
+
+
+def _head_rotation(kind: str, face: dict, valid: torch.Tensor) -> torch.Tensor:
+    """(B, 3, 3) global head rotation of the stacked face records (the identity where invalid): the
+    Anny head part model's head bone, or FLAME's ``R(root_pose) · R(neck_pose)``."""
     from neuralannot.bodies import get_body_model
     from neuralannot.bodies.integrate import anny_head_rotation
 
+    if kind == "smplx":
+        R = roma.rotvec_to_rotmat(face["root_pose"]) @ roma.rotvec_to_rotmat(face["neck_pose"])
+        return torch.where(valid[:, None, None], R, torch.eye(3))
     head = get_body_model("anny", "face")
     params = {k: v for k, v in face.items() if k in head.param_specs}
     R = torch.eye(3).expand(len(valid), 3, 3).clone()
@@ -102,11 +134,14 @@ def _head_rotation(face: dict, valid: torch.Tensor) -> torch.Tensor:
 def integrate_records(
     samples, splits, part_records: dict[str, dict[str, PseudoGT]], body, head_from: str = "face"
 ) -> list[PseudoGT]:
-    """One whole-body record per sample from the body / hand / face part records (by part-sample id).
+    """One whole-body record per sample from the body / hand / face part records (by part-sample id),
+    for ``body`` the Anny whole body (Anny part records) or SMPL-X (SMPL-X, MANO and FLAME records).
     ``head_from``: ``"face"`` turns the body's head to the face annotator's head rotation where the
     face is valid; ``"body"`` keeps the body annotator's (the paper)."""
     if head_from not in ("face", "body"):
         raise ValueError(f"head_from must be face | body, got {head_from!r}")
+    kind = "smplx" if body.name == "smplx" else "anny"
+    keys = _KEYS[kind]
     from neuralannot.bodies.integrate import integrate
 
     def rec(part, sp):
@@ -117,18 +152,18 @@ def integrate_records(
     missing = [s.id for s, r in zip(samples, body_recs, strict=True) if r is None]
     if missing:
         raise ValueError(f"whole body: no body annotation for samples {missing[:5]}")
-    bp = {k: torch.from_numpy(np.stack([r.params[k] for r in body_recs]))
-          for k in ("root_pose", "body_pose", "phenotype", "trans")}  # fmt: skip
-    parts = {}
-    face_keys = ("expression",) + (("root_pose", "head_pose", "phenotype") if head_from == "face" else ())
-    for part, keys in (("lhand", ("root_pose", "hand_pose")), ("rhand", ("root_pose", "hand_pose")),
-                       ("face", face_keys)):  # fmt: skip
+    bp = {k: torch.from_numpy(np.stack([r.params[k] for r in body_recs])) for k in keys["body"]}
+    parts, recs_of = {}, {}
+    for part, groups in (("lhand", ("root_pose", "hand_pose")), ("rhand", ("root_pose", "hand_pose")),
+                         ("face", keys["face"])):  # fmt: skip
         recs = [rec(part, sp) for sp in splits]
-        recs = [_in_body_frame(r, b, s) for r, b, s in zip(recs, body_recs, samples, strict=True)]
-        parts[part] = _stack(recs, keys) if any(r is not None for r in recs) else (None, None)
+        recs_of[part] = [_in_body_frame(r, b, s) for r, b, s in zip(recs, body_recs, samples, strict=True)]
+        given = any(r is not None for r in recs_of[part])
+        parts[part] = _stack(recs_of[part], groups) if given else (None, None)
     face, face_valid = parts["face"]
     if face is not None and head_from == "face":
-        face = {"expression": face["expression"], "head_rotation": _head_rotation(face, face_valid)}
+        head = {k: _stack_optional(recs_of["face"], k) for k in keys["head"]}
+        face = {**face, "head_rotation": _head_rotation(kind, head, face_valid)}
     with torch.no_grad():
         params, valid = integrate(
             body, bp, parts["lhand"][0], parts["rhand"][0], face,
@@ -150,7 +185,7 @@ def integrate_records(
             if r is not None:
                 keep = ("joint_err_px", "joint_err_mm", "confidence")
                 quality["parts"][part] = {k: r.quality[k] for k in keep if k in r.quality}
-        out.append(PseudoGT(s.id, "anny", "wholebody", p, b.camera, quality))
+        out.append(PseudoGT(s.id, body.name, "wholebody", p, b.camera, quality))
     return out
 
 
@@ -172,10 +207,10 @@ def run_wholebody(
     from neuralannot.bodies.integrate import VALID_KEYS
     from neuralannot.data.part_samples import split_samples
 
-    if cfg.body_model != "anny":
+    if cfg.body_model not in PART_MODELS:
         raise ValueError(
-            f"--part wholebody integrates Anny's part models; --body-model {cfg.body_model} "
-            "is not supported (SMPL-X: bodies.integrate.integrate on MANO / FLAME results)"
+            f"--part wholebody integrates Anny's part models (--body-model anny) or SMPL-X's, MANO's and "
+            f"FLAME's (--body-model smplx, the user's files); --body-model {cfg.body_model} is not supported"
         )
     if cfg.mode != "wild":
         raise ValueError("--part wholebody needs --mode wild (whole-body sets carry 2D keypoints)")
@@ -201,9 +236,8 @@ def run_wholebody(
         runs[name] = {"samples": len(part_samples), "train": info["train"], "run_dir": info["run_dir"]}
         for r in recs:
             part_records[r.sample_id.rsplit("/", 1)[1]][r.sample_id] = r
-    records = integrate_records(
-        samples, splits, part_records, get_body_model("anny", "wholebody"), head_from=cfg.wholebody_head
-    )
+    body = get_body_model(cfg.body_model, "wholebody")
+    records = integrate_records(samples, splits, part_records, body, head_from=cfg.wholebody_head)
     meta = {"method": "neuralannot-wholebody", "config": cfg.to_dict(), **(meta or {})}
     write_pseudo_gt(out, records, meta)
     counts = {k: sum(bool(r.quality[k]) for r in records) for k in VALID_KEYS}
