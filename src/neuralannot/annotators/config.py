@@ -205,7 +205,8 @@ class AnnotatorConfig:
     output_camera: Literal["sample", "crop"] | None = None
     # --part wholebody: where the integrated head's rotation comes from. "face": the face annotator's
     # (its 68 landmarks), the body's head solved to match it where the face is valid; "body": the body
-    # annotator's (the paper's integration, which takes only the jaw and expression from the face)
+    # annotator's (the paper's integration, which takes only the jaw and expression from the face).
+    # Whole-body tuning set (seed 501, 100 samples): face MPVPE 25.8 → 9.4 mm, whole mesh 214.4 → 212.3
     wholebody_head: Literal["face", "body"] = "face"
     # wild mode, inputs with joints: how the GT 2D joints reach the network. "heatmaps" (the paper's
     # Table 2: Gaussian maps, stacked with the image or through a small CNN) or "coordinates" (the
