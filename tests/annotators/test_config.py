@@ -67,6 +67,9 @@ def test_swing_weight_defaults_per_part_and_enters_the_digest():
     same = AnnotatorConfig(mode="mocap", part="hand", swing_weight=HAND_SWING_WEIGHT)
     assert hand.digest() == same.digest()
     assert hand.digest() != AnnotatorConfig(mode="mocap", part="hand", swing_weight=1.0).digest()
+    # no swing solve in wild mode: its weight does not retrain a wild annotator
+    wild = AnnotatorConfig(mode="wild", part="hand")
+    assert wild.digest() == AnnotatorConfig(mode="wild", part="hand", swing_weight=0.3).digest()
     for bad in (0.0, -0.5, 1.5):
         with pytest.raises(ValueError, match="swing_weight"):
             AnnotatorConfig(mode="mocap", part="hand", swing_weight=bad)

@@ -394,7 +394,8 @@ class AnnotatorConfig:
         """
         d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL}
         d["w_silhouette"] = self.silhouette_weight  # the resolved weight: a changed default retrains
-        d["swing_weight"] = self.swing_weight_resolved  # likewise
+        # likewise, where a swing solve runs (wild mode has none: its weight changes nothing)
+        d["swing_weight"] = self.swing_weight_resolved if self.swing_head else None
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     @classmethod
