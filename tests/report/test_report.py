@@ -50,7 +50,7 @@ def _synth(root: Path, kind: str, n: int, seed: int = 5):
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
-    """Body report through the CLI (4 of 5 samples shown); hand and face reports from Python."""
+    """Body report through the CLI (4 of 5 samples shown); hand, face and whole-body reports from Python."""
     from neuralannot.report import build_report
 
     root = tmp_path_factory.mktemp("report")
@@ -60,7 +60,7 @@ def reports(tmp_path_factory):
                                    str(root / "rep_body"), "--max-samples", "4"])  # fmt: skip
     assert res.exit_code == 0, res.output
     out["body"] = root / "rep_body"
-    for kind in ("hand", "face"):
+    for kind in ("hand", "face", "wholebody"):
         data, pred, samples = _synth(root, kind, 4, seed=1)  # seed 1: the second hand is a left hand
         build_report(pred, data, root / f"rep_{kind}", progress=False)
         out[kind] = root / f"rep_{kind}"
@@ -69,7 +69,7 @@ def reports(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("part", ["body", "hand", "face"])
+@pytest.mark.parametrize("part", ["body", "hand", "face", "wholebody"])
 def test_report_files_exist_and_every_link_is_a_local_file(reports, part):
     index = reports[part] / "index.html"
     parsed = links(index)
@@ -78,7 +78,8 @@ def test_report_files_exist_and_every_link_is_a_local_file(reports, part):
         assert not re.match(r"^[a-z]+:", src), f"non-local link {src}"  # offline: no http(s)/CDN
         assert (index.parent / src).is_file() and (index.parent / src).stat().st_size > 0, src
     assert all(h.startswith("data:") for h in parsed.hrefs)
-    plots = ["error_histograms", "joint_errors_2d"] + ([] if part == "face" else ["joint_errors_3d"])
+    two_d_only = part in ("face", "wholebody")  # these synthetic kinds carry 2D keypoints only
+    plots = ["error_histograms", "joint_errors_2d"] + ([] if two_d_only else ["joint_errors_3d"])
     assert sorted(p for p in parsed.srcs if p.startswith("plots/")) == sorted(f"plots/{p}.png" for p in plots)
 
 
@@ -92,6 +93,12 @@ def test_samples_are_worst_first_and_limited(reports):
     assert [int(r) for r, _ in shown] == [1, 2, 3, 4]
     assert [sid for _, sid in shown] == [r["id"] for r in m["rows"][:4]]
     assert errs[0] > errs[-1] + 1.0  # the noise grows with the sample index
+
+
+def test_wholebody_report_has_the_per_part_errors(reports):
+    m = json.loads((reports["wholebody"] / "metrics.json").read_text())
+    for key in ("mpvpe_lhand_mm", "mpvpe_rhand_mm", "mpvpe_face_mm"):
+        assert m["summary"][key] is not None and m["summary"][key] > 0
 
 
 def test_left_hands_are_reported_with_their_side(reports):
