@@ -79,12 +79,18 @@ def _stack(records: list[PseudoGT | None], keys: tuple[str, ...]) -> tuple[dict,
     """Part records (None = missing; at least one given) → batched tensors of ``keys`` (zeros where
     missing) and the (B,) mask of the given ones."""
     valid = torch.tensor([r is not None for r in records])
-    out = {}
-    for k in keys:
-        shape = next(r.params[k].shape for r in records if r is not None)
-        rows = [r.params[k] if r is not None else np.zeros(shape, np.float32) for r in records]
-        out[k] = torch.from_numpy(np.stack(rows).astype(np.float32))
-    return out, valid
+    return {k: _column(records, k) for k in keys}, valid
+
+
+def _column(records: list[PseudoGT | None], key: str, optional: bool = False) -> torch.Tensor:
+    """(B, ...) of group ``key``, zeros where a record is missing. ``optional``: also zeros where a
+    record lacks the group (FLAME's optional ``neck_pose``), and a rotation (3,) where none has it."""
+    def has(r):
+        return r is not None and (not optional or key in r.params)
+
+    shape = next((r.params[key].shape for r in records if has(r)), (3,))
+    rows = [r.params[key] if has(r) else np.zeros(shape, np.float32) for r in records]
+    return torch.from_numpy(np.stack(rows).astype(np.float32))
 
 
 def _in_body_frame(part: PseudoGT | None, body: PseudoGT, sample) -> PseudoGT | None:
@@ -100,15 +106,6 @@ def _in_body_frame(part: PseudoGT | None, body: PseudoGT, sample) -> PseudoGT | 
     root = roma.rotvec_to_rotmat(torch.as_tensor(np.asarray(part.params["root_pose"], np.float64)))
     turned = roma.rotmat_to_rotvec(rb.T @ rh @ root).numpy().astype(np.float32)
     return replace(part, params={**part.params, "root_pose": turned})
-
-
-def _stack_optional(records: list[PseudoGT | None], key: str) -> torch.Tensor:
-    """(B, ...) of a group that records may lack (FLAME's optional ``neck_pose``: zeros where a record
-    lacks it or is missing; a rotation (3,) where no record has it)."""
-    shape = next((r.params[key].shape for r in records if r is not None and key in r.params), (3,))
-    rows = [np.zeros(shape, np.float32) if r is None or key not in r.params else r.params[key]
-            for r in records]  # fmt: skip
-    return torch.from_numpy(np.stack(rows).astype(np.float32))
 
 
 def _head_rotation(kind: str, face: dict, valid: torch.Tensor) -> torch.Tensor:
@@ -162,7 +159,7 @@ def integrate_records(
         parts[part] = _stack(recs_of[part], groups) if given else (None, None)
     face, face_valid = parts["face"]
     if face is not None and head_from == "face":
-        head = {k: _stack_optional(recs_of["face"], k) for k in keys["head"]}
+        head = {k: _column(recs_of["face"], k, optional=True) for k in keys["head"]}
         face = {**face, "head_rotation": _head_rotation(kind, head, face_valid)}
     with torch.no_grad():
         params, valid = integrate(
