@@ -162,6 +162,14 @@ class AnnotatorConfig:
     # (also the spatial map read at every GT 2D joint, projected to joint_feature_dim each)
     image_features: Literal["global", "joints"] = "global"
     joint_feature_dim: int = 32
+    # close-up crops of the hands, feet and head (boxes from the 2D joints of their limbs, side
+    # end_crop_extent × input_size, upsampled to end_crop_size px) through the backbone, one pooled
+    # feature per part projected to end_crop_dim (models/end_crops.py): the end bones' rotations, which
+    # the body joints do not carry
+    end_crops: bool = False
+    end_crop_size: int = 128
+    end_crop_extent: float = 0.25
+    end_crop_dim: int = 64
     joint_encoder_dim: int = 512
     # MoCap: the joint encoder also reads every pairwise joint distance (bone lengths → shape)
     joint_distances: bool = False
@@ -284,6 +292,10 @@ class AnnotatorConfig:
             raise ValueError("head 'swing' needs GT 3D joints: MoCap mode only (wild mode uses head 'paper')")
         if self.image_features not in ("global", "joints"):
             raise ValueError(f"image_features must be global | joints, got {self.image_features!r}")
+        sizes = (self.end_crop_size, self.end_crop_extent, self.end_crop_dim)
+        if self.end_crops and not (sizes[0] >= 32 and 0 < sizes[1] <= 1 and sizes[2] >= 1):
+            raise ValueError("end crops need end_crop_size >= 32, 0 < end_crop_extent <= 1 and "
+                             f"end_crop_dim >= 1 (got {sizes})")  # fmt: skip
         if self.output_camera is None:
             self.output_camera = "crop" if self.part == "face" else "sample"
         if self.output_camera not in ("sample", "crop"):
@@ -397,6 +409,10 @@ class AnnotatorConfig:
         d["w_silhouette"] = self.silhouette_weight  # the resolved weight: a changed default retrains
         # likewise, where a swing solve runs (wild mode has none: its weight changes nothing)
         d["swing_weight"] = self.swing_weight_resolved if self.swing_head else None
+        if not self.end_crops:  # its settings change nothing while the branch is off
+            for k in ("end_crop_size", "end_crop_extent", "end_crop_dim"):
+                d.pop(k)
+            d.pop("end_crops")
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     @classmethod

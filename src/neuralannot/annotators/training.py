@@ -145,13 +145,19 @@ def make_dataset(
         # models given the same ``feature_store`` dict (same backbone) share the features
         store = model._aux.get("feature_store", {})
         spatial = model.joint_sampler is not None
-        skey = (cfg.backbone, cfg.backbone_weights, spatial, *key)
-        if skey not in store:
+        wanted = {"feature": (cfg.backbone, cfg.backbone_weights, spatial, *key)}
+        if model.end_crops is not None:
+            rule = (tuple(model.end_parts), cfg.end_crop_extent, cfg.end_crop_size)
+            wanted["end_feature"] = ("end", cfg.backbone, cfg.backbone_weights, *rule, *key)
+        if any(skey not in store for skey in wanted.values()):
             crop_file = cached_crops(model, samples, work_dir, progress)
             images = crops(True, False, cache=False)
-            store[skey] = precompute_features(model, images, device, progress=progress, spatial=spatial)
-        model._aux["features"] = cached = (key, store[skey])
-    return _WithItems(crops(False, wild_hm), {"feature": cached[1]})  # precomputed backbone features
+            for name, skey in wanted.items():
+                if skey not in store:
+                    kind = {"spatial": spatial, "end": name == "end_feature"}
+                    store[skey] = precompute_features(model, images, device, progress=progress, **kind)
+        model._aux["features"] = cached = (key, {name: store[skey] for name, skey in wanted.items()})
+    return _WithItems(crops(False, wild_hm), cached[1])  # precomputed backbone features
 
 
 class _WithItems(Dataset):
@@ -180,14 +186,23 @@ def precompute_features(
     batch_size: int = 64,
     progress: bool = True,
     spatial: bool = False,
+    end: bool = False,
 ) -> torch.Tensor:
     """Frozen-backbone features of every crop on the CPU: pooled (N, F) float32, or with ``spatial``
-    the maps (N, F, h, w) in float16 (half the memory; the head reads them in float32)."""
+    the maps (N, F, h, w) in float16 (half the memory; the head reads them in float32); with ``end``
+    the pooled features of the end-part crops (N, P, F) in float16 (``models/end_crops.py``)."""
     bb = model.backbone.to(device).eval()
     out = []
     opts = loader_options(model.cfg.num_workers, torch.device(device))
     loader = DataLoader(dataset, batch_size=batch_size, **dict(opts, persistent_workers=False))
-    for batch in tqdm(loader, desc="image features", leave=False, disable=not progress):
+    if end and spatial:
+        raise ValueError("precompute_features: end-part features are pooled (spatial=False)")
+    desc = "end-part crop features" if end else "image features"
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
+        if end:
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            out.append(model.end_part_features(batch).half().cpu())
+            continue
         x = bb.normalize(batch["image"].to(device, non_blocking=True))
         out.append(bb.forward_features(x).half().cpu() if spatial else bb(x).float().cpu())
     return torch.cat(out)
