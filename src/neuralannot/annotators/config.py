@@ -165,11 +165,14 @@ class AnnotatorConfig:
     # close-up crops of the hands, feet and head (boxes from the 2D joints of their limbs, side
     # end_crop_extent × input_size, upsampled to end_crop_size px) through the backbone, one pooled
     # feature per part projected to end_crop_dim (models/end_crops.py): the end bones' rotations, which
-    # the body joints do not carry
+    # the body joints do not carry; end_crop_rotate: each crop turned so that its limb points down;
+    # end_crop_spatial: the crop's feature map (1×1 conv to 16 channels, flattened), not its mean
     end_crops: bool = False
     end_crop_size: int = 128
     end_crop_extent: float = 0.25
     end_crop_dim: int = 64
+    end_crop_rotate: bool = False
+    end_crop_spatial: bool = False
     joint_encoder_dim: int = 512
     # MoCap: the joint encoder also reads every pairwise joint distance (bone lengths → shape)
     joint_distances: bool = False
@@ -392,6 +395,15 @@ class AnnotatorConfig:
         return self.mode == "wild" and self.uses_joints and self.joint_input == "heatmaps"
 
     @property
+    def end_crop_options(self) -> dict | None:
+        """The end-part crop settings as :class:`~neuralannot.models.end_crops.EndCropBranch` takes them
+        (None: the branch is off)."""
+        if not self.end_crops:
+            return None
+        keys = ("size", "extent", "dim", "rotate", "spatial")
+        return {"input_size": self.input_size, **{k: getattr(self, f"end_crop_{k}") for k in keys}}
+
+    @property
     def crop_frame(self) -> bool:
         """Whether the network's rotations live in the crop's virtual camera frame (wild, virtual)."""
         return self.mode == "wild" and self.camera == "virtual"
@@ -410,9 +422,8 @@ class AnnotatorConfig:
         # likewise, where a swing solve runs (wild mode has none: its weight changes nothing)
         d["swing_weight"] = self.swing_weight_resolved if self.swing_head else None
         if not self.end_crops:  # its settings change nothing while the branch is off
-            for k in ("end_crop_size", "end_crop_extent", "end_crop_dim"):
+            for k in [k for k in d if k.startswith("end_crop")]:
                 d.pop(k)
-            d.pop("end_crops")
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     @classmethod

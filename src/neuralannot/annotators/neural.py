@@ -38,7 +38,7 @@ from neuralannot.data.silhouette import silhouette_vertex_ids
 from neuralannot.geometry import project, rot6d_to_rotmat, rotmat_to_rotvec
 from neuralannot.geometry.alignment import translation_fit
 from neuralannot.geometry.rotations import twist_angle
-from neuralannot.models.end_crops import EndCropEncoder, end_crop_boxes, end_crop_features, end_crop_rules
+from neuralannot.models.end_crops import EndCropBranch
 from neuralannot.models.heads import (
     HeadEntry,
     HeadLayout,
@@ -136,9 +136,9 @@ class NeuralAnnotator(nn.Module):
         if cfg.image_features == "joints" and self.backbone is not None and cfg.uses_image:
             self.joint_sampler = JointFeatureSampler(feat_dim, self.num_joints, cfg.joint_feature_dim)
             feat_dim += self.joint_sampler.out_dim
-        self.end_crops, self.end_parts = None, []
-        if cfg.end_crops:
-            feat_dim += self._build_end_crops(cfg, joint_set)
+        ends = cfg.end_crop_options  # None, or close-ups of the hands, feet and head (models/end_crops.py)
+        self.end_crops = ends and EndCropBranch(self.backbone if cfg.uses_image else None, joint_set, **ends)
+        feat_dim += self.end_crops.out_dim if self.end_crops is not None else 0
         feat_dim += self.hm_encoder.dim if self.hm_encoder is not None else 0
         joint_dim = 0
         if cfg.uses_joints and not wild_hm:  # MoCap 3D joints, or wild 2D coordinates
@@ -177,17 +177,6 @@ class NeuralAnnotator(nn.Module):
 
             embedding = load_embedding(self.cfg.embedding or default_name)
         return group, embedding.eval().requires_grad_(False)
-
-    def _build_end_crops(self, cfg: AnnotatorConfig, joint_set: str) -> int:
-        """The end-part crop branch (``models/end_crops.py``); returns its feature width."""
-        if self.backbone is None or not cfg.uses_image or self.backbone.in_channels != 3:
-            raise ValueError("end_crops needs an RGB image backbone (inputs image or image+joints, with the "
-                             "joints as coordinates or through their own encoder)")  # fmt: skip
-        self.end_parts, idx, offsets = end_crop_rules(joint_set)
-        self.register_buffer("end_idx", idx, persistent=False)
-        self.register_buffer("end_offsets", offsets, persistent=False)
-        self.end_crops = EndCropEncoder(self.backbone.feature_dim, len(self.end_parts), cfg.end_crop_dim)
-        return self.end_crops.out_dim
 
     @staticmethod
     def _build_backbone(cfg: AnnotatorConfig, in_channels: int, rgb_input: bool = True):
@@ -297,13 +286,10 @@ class NeuralAnnotator(nn.Module):
         return torch.cat([fmap.mean(dim=(2, 3)), joints], -1)
 
     def end_part_features(self, batch: dict[str, Tensor]) -> Tensor:
-        """Pooled backbone features of the end-part crops (B, P, F): ``batch["end_feature"]`` when
-        precomputed (frozen backbone), else cut from ``batch["image"]`` at the 2D joints."""
+        """Backbone features of the end-part crops: ``batch["end_feature"]`` if precomputed, else cut."""
         if "end_feature" in batch:
             return batch["end_feature"].float()
-        side = self.cfg.end_crop_extent * self.cfg.input_size
-        return end_crop_features(self.backbone, batch["image"], batch["joints_2d"], self.end_idx,
-                                 self.end_offsets, side, self.cfg.end_crop_size)  # fmt: skip
+        return self.end_crops.features(self.backbone, batch["image"], batch["joints_2d"])
 
     def train(self, mode: bool = True) -> NeuralAnnotator:
         super().train(mode)
@@ -315,9 +301,7 @@ class NeuralAnnotator(nn.Module):
         """Predict; returns body params (rotations as matrices), ``latent`` (if any), ``camera``."""
         feats = [f for f in (self.image_features(batch),) if f is not None]
         if self.end_crops is not None:
-            side = self.cfg.end_crop_extent * self.cfg.input_size
-            _, valid = end_crop_boxes(batch["joints_2d"], self.end_idx, self.end_offsets, side)
-            feats.append(self.end_crops(self.end_part_features(batch), valid))
+            feats.append(self.end_crops(self.end_part_features(batch), batch["joints_2d"]))
         if self.hm_encoder is not None:
             feats.append(self.hm_encoder(batch["heatmaps"]))
         jfeat = None

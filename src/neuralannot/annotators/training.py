@@ -147,7 +147,8 @@ def make_dataset(
         spatial = model.joint_sampler is not None
         wanted = {"feature": (cfg.backbone, cfg.backbone_weights, spatial, *key)}
         if model.end_crops is not None:
-            rule = (tuple(model.end_parts), cfg.end_crop_extent, cfg.end_crop_size)
+            rule = (tuple(model.end_crops.parts), cfg.end_crop_extent, cfg.end_crop_size, cfg.end_crop_rotate,
+                    cfg.end_crop_spatial)  # fmt: skip
             wanted["end_feature"] = ("end", cfg.backbone, cfg.backbone_weights, *rule, *key)
         if any(skey not in store for skey in wanted.values()):
             crop_file = cached_crops(model, samples, work_dir, progress)
@@ -190,13 +191,11 @@ def precompute_features(
 ) -> torch.Tensor:
     """Frozen-backbone features of every crop on the CPU: pooled (N, F) float32, or with ``spatial``
     the maps (N, F, h, w) in float16 (half the memory; the head reads them in float32); with ``end``
-    the pooled features of the end-part crops (N, P, F) in float16 (``models/end_crops.py``)."""
+    the features of the end-part crops (N, P, F) or (N, P, F, h, w) in float16 (``models/end_crops.py``)."""
     bb = model.backbone.to(device).eval()
     out = []
     opts = loader_options(model.cfg.num_workers, torch.device(device))
     loader = DataLoader(dataset, batch_size=batch_size, **dict(opts, persistent_workers=False))
-    if end and spatial:
-        raise ValueError("precompute_features: end-part features are pooled (spatial=False)")
     desc = "end-part crop features" if end else "image features"
     for batch in tqdm(loader, desc=desc, leave=False, disable=not progress):
         if end:
