@@ -73,3 +73,11 @@ def test_swing_weight_defaults_per_part_and_enters_the_digest():
     for bad in (0.0, -0.5, 1.5):
         with pytest.raises(ValueError, match="swing_weight"):
             AnnotatorConfig(mode="mocap", part="hand", swing_weight=bad)
+
+
+def test_silhouette_end_weight_enters_the_digest_only_when_it_changes_the_term():
+    base = AnnotatorConfig(mode="mocap")
+    assert AnnotatorConfig(mode="mocap", silhouette_end_weight=1.0).digest() == base.digest()
+    assert AnnotatorConfig(mode="mocap", silhouette_end_weight=4.0).digest() != base.digest()
+    with pytest.raises(ValueError, match="silhouette_end_weight"):
+        AnnotatorConfig(mode="mocap", silhouette_end_weight=0.0)

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from neuralannot.data.silhouette import (
+    EndPartWeights,
     mask_path,
     nearest_points,
     silhouette_batch,
@@ -161,3 +162,34 @@ def test_silhouette_residual_poses_smpl_family_models(tmp_path):
            "sil_valid": torch.ones(2, dtype=torch.bool), "size": 64}  # fmt: skip
     res = silhouette_residual(smpl, params, sil, torch.arange(2))
     assert res.shape == (2,) and bool(torch.isfinite(res).all()) and bool((res > 0).all())
+
+
+def test_weighted_loss_is_the_plain_one_under_equal_weights_and_follows_the_weights():
+    dt = torch.zeros(1, 8, 8)
+    dt[0, :, 4:] = 10.0  # the right half is outside the mask, 10 px away
+    edge = torch.tensor([[[1.0, 1.0], [1.0, 7.0]]])
+    uv = torch.tensor([[[1.0, 1.0], [6.0, 6.0]]])  # one vertex in, one out; outline point 2 uncovered
+    plain = silhouette_loss(uv, dt, edge, 8)
+    same = silhouette_loss(uv, dt, edge, 8, torch.full((2,), 3.0), torch.full((1, 2), 5.0))
+    assert torch.allclose(plain, same)
+    # only the inside vertex and the covered outline point count: zero loss
+    zero = silhouette_loss(uv, dt, edge, 8, torch.tensor([1.0, 0.0]), torch.tensor([[1.0, 0.0]]))
+    assert float(zero) == pytest.approx(0.0, abs=1e-6)
+    out = silhouette_loss(uv, dt, edge, 8, torch.tensor([0.0, 1.0]), torch.tensor([[1.0, 0.0]]))
+    assert float(out) == pytest.approx(10.0 / 8)  # the outside vertex alone: 10 px, in crop units
+
+
+def test_end_part_weights_stress_end_vertices_and_outline_points_near_the_hands(anny_body):
+    from neuralannot.bodies.regions import vertex_regions
+
+    regions = vertex_regions(anny_body)
+    ids = torch.cat([regions["hands"][:3], regions["torso"][:3]])
+    w = EndPartWeights(anny_body, ids, "h36m17", weight=4.0, radius=10.0)
+    assert w.vertex.tolist() == [4.0] * 3 + [1.0] * 3
+    joints = torch.zeros(1, 17, 3)
+    joints[0, 12] = torch.tensor([50.0, 50.0, 1.0])  # left elbow
+    joints[0, 13] = torch.tensor([50.0, 70.0, 1.0])  # left wrist: the hand centre at (50, 77)
+    edge = torch.tensor([[[50.0, 80.0], [10.0, 10.0], [0.0, 0.0]]])
+    kw = w(joints, edge)
+    # near the left hand: 4; far: 1; at the origin, where the missing parts' centres sit: 1 (invalid)
+    assert kw["edge_weight"].tolist() == [[4.0, 1.0, 1.0]]

@@ -252,6 +252,9 @@ class AnnotatorConfig:
     # (hand, foot and head orientation, girth); 0 = off (the paper's annotator). None: MOCAP_SILHOUETTE
     # for bodies in MoCap mode with the default head, else 0 (wild mode: worse; BENCHMARKS.md)
     w_silhouette: float | None = None
+    # > 1: the silhouette term stresses the hands, feet and head (their vertices and the outline points
+    # near them weigh this much; data/silhouette.EndPartWeights); 1 = every point alike
+    silhouette_end_weight: float = 1.0
     w_params: float = 1.0  # two-stage: L1 on the target pseudo-GT's rotation matrices and shape (if given)
     # body_pose 0.1 + twist 0.3: joints cannot observe limb twist nor end-bone rotations (feet, head,
     # wrists); on 400 synthetic MoCap samples (1,500 steps) MPVPE 67.3 mm at body_pose 1e-3 → 54.0
@@ -311,6 +314,8 @@ class AnnotatorConfig:
             raise ValueError(f"camera must be virtual | intrinsics, got {self.camera!r}")
         if not isinstance(self.crop_cache, str) or not self.crop_cache:
             raise ValueError(f"crop_cache must be auto | off | a folder, got {self.crop_cache!r}")
+        if not self.silhouette_end_weight > 0:
+            raise ValueError(f"silhouette_end_weight must be > 0, got {self.silhouette_end_weight}")
         if (self.w_silhouette or 0) < 0:
             raise ValueError(f"w_silhouette must be >= 0, got {self.w_silhouette}")
         if (self.shape_solve or 0) < 0 or (self.shape_damping is not None and self.shape_damping <= 0):
@@ -421,6 +426,8 @@ class AnnotatorConfig:
         d["w_silhouette"] = self.silhouette_weight  # the resolved weight: a changed default retrains
         # likewise, where a swing solve runs (wild mode has none: its weight changes nothing)
         d["swing_weight"] = self.swing_weight_resolved if self.swing_head else None
+        if self.silhouette_end_weight == 1.0:  # the term as before: older runs still resume
+            d.pop("silhouette_end_weight")
         if not self.end_crops:  # its settings change nothing while the branch is off
             for k in [k for k in d if k.startswith("end_crop")]:
                 d.pop(k)

@@ -34,7 +34,7 @@ from neuralannot.bodies.parts import (
 )
 from neuralannot.bodies.shape_solve import ShapeSolver, solve_groups
 from neuralannot.bodies.swing_ik import SwingSolver
-from neuralannot.data.silhouette import silhouette_vertex_ids
+from neuralannot.data.silhouette import EndPartWeights, silhouette_vertex_ids
 from neuralannot.geometry import project, rot6d_to_rotmat, rotmat_to_rotvec
 from neuralannot.geometry.alignment import translation_fit
 from neuralannot.geometry.rotations import twist_angle
@@ -47,6 +47,7 @@ from neuralannot.models.heads import (
     JointFeatureSampler,
     ParamHead,
 )
+from neuralannot.utils.modules import apply_to_members
 
 #: Parameter group replaced by the pose embedding, and the shipped embedding, per body-model part.
 EMBEDDED_GROUP = {
@@ -110,7 +111,10 @@ class NeuralAnnotator(nn.Module):
         self._aux["shape"] = None
         if cfg.shape_steps:
             self._aux["shape"] = ShapeSolver(body, self.regressor, solve_groups(body))
-        self._aux["silhouettes"] = silhouette_vertex_ids(body) if cfg.silhouette_weight > 0 else None
+        self._aux["silhouettes"] = ids = silhouette_vertex_ids(body) if cfg.silhouette_weight > 0 else None
+        end_w, radius = cfg.silhouette_end_weight, cfg.end_crop_extent * cfg.input_size / 2
+        stress = ids is not None and end_w != 1  # the silhouette term weighs the hands, feet and head more
+        self._aux["sil_ends"] = EndPartWeights(body, ids, joint_set, end_w, radius) if stress else None
         self.root_index = root_indices(joint_set)
         self.extent = PART_EXTENT.get(body.part, 1.0)
         self.embedded_group = None
@@ -229,7 +233,7 @@ class NeuralAnnotator(nn.Module):
         seen: set[int] = set()
         for key, value in list(self._aux.items()):
             if key not in AUX_DATA:
-                self._aux[key] = _apply_aux(value, fn, recurse, seen)
+                self._aux[key] = apply_to_members(value, fn, recurse, seen)
         return self
 
     @property
@@ -376,7 +380,9 @@ class NeuralAnnotator(nn.Module):
         verts = posed_vertices(self.body, params, self.silhouettes.to(batch["sil_dt"].device))
         K = batch["K_image"] if self.cfg.mode == "mocap" else batch["K"]
         uv = project(verts, K)
-        loss = silhouette_loss(uv, batch["sil_dt"], batch["sil_edge"], self.cfg.input_size)
+        ends = self._aux["sil_ends"]
+        weights = ends(batch["joints_2d"], batch["sil_edge"]) if ends is not None else {}
+        loss = silhouette_loss(uv, batch["sil_dt"], batch["sil_edge"], self.cfg.input_size, **weights)
         return _masked_mean(loss, batch["sil_valid"])
 
     def root_hypotheses(self, root: Tensor) -> Tensor:
@@ -454,27 +460,6 @@ class NeuralAnnotator(nn.Module):
                 terms[f"reg_{name}"] = weight * v.square().mean()
         terms["loss"] = sum(terms.values())
         return terms
-
-
-def _apply_aux(value, fn, recurse: bool, seen: set[int]):
-    """``value`` with ``fn`` (a tensor conversion of :meth:`nn.Module._apply`) applied to every
-    module and tensor in it; modules are converted in place and once (an object met twice, e.g. the
-    body inside the swing solver, is not converted twice)."""
-    if isinstance(value, nn.Module):
-        if id(value) not in seen:
-            seen.add(id(value))
-            value._apply(fn, recurse)
-        return value
-    if isinstance(value, Tensor):
-        return fn(value)
-    if isinstance(value, (tuple, list)):
-        return type(value)(_apply_aux(v, fn, recurse, seen) for v in value)
-    if isinstance(value, dict):
-        return {k: _apply_aux(v, fn, recurse, seen) for k, v in value.items()}
-    if hasattr(value, "_apply_tensors") and id(value) not in seen:  # e.g. SwingSolver
-        seen.add(id(value))
-        value._apply_tensors(fn)
-    return value
 
 
 def _masked_mean(x: Tensor, mask: Tensor) -> Tensor:

@@ -110,17 +110,54 @@ def silhouette_targets(samples: list[Sample], size: int, grid: int = GRID) -> di
     return {"sil_dt": dt, "sil_edge": edge, "sil_valid": valid, "K_image": K}
 
 
-def silhouette_loss(uv: torch.Tensor, dt: torch.Tensor, edge: torch.Tensor, size: int) -> torch.Tensor:
+def silhouette_loss(
+    uv: torch.Tensor,
+    dt: torch.Tensor,
+    edge: torch.Tensor,
+    size: int,
+    vertex_weight: torch.Tensor | None = None,
+    edge_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(B,) loss of projected vertices ``uv`` (B, V, 2) in crop pixels against the targets, in units
     of the crop size: mean distance of the vertices outside the mask + mean distance from each outline
-    point to its nearest vertex."""
+    point to its nearest vertex; weighted means with ``vertex_weight`` (V,) / ``edge_weight`` (B, M)."""
     grid = uv / size * 2 - 1  # grid_sample's [-1, 1] (align_corners=False: pixel edges)
     outside = torch.nn.functional.grid_sample(
         dt.to(uv.dtype)[:, None], grid[:, None], mode="bilinear", padding_mode="border", align_corners=False
     )[:, 0, 0]  # (B, V)
     nearest = nearest_points(edge, uv)  # the min's gradient reaches only the nearest vertex
     cover = (edge - uv.gather(1, nearest[..., None].expand(-1, -1, 2))).norm(dim=-1)  # (B, M)
+    if vertex_weight is not None:
+        outside = outside * (vertex_weight / vertex_weight.mean()).to(outside)
+    if edge_weight is not None:
+        cover = cover * (edge_weight / edge_weight.mean(-1, keepdim=True).clamp_min(1e-6)).to(cover)
     return (outside.mean(-1) + cover.mean(-1)) / size
+
+
+class EndPartWeights:
+    """Silhouette weights that stress the end parts (``silhouette_end_weight``): the silhouette vertices
+    on the hands, feet and head (bodies/regions.py) and the outline points within ``radius`` crop px of
+    the end parts' centres (placed from the 2D joints: bodies/end_parts.py)
+    weigh ``weight``, the rest 1. The end bones' rotations are what the body joints cannot supervise."""
+
+    def __init__(self, body, vertex_ids: torch.Tensor, joint_set: str, weight: float, radius: float):
+        from neuralannot.bodies.end_parts import end_part_rules
+        from neuralannot.bodies.regions import vertex_regions
+
+        ends = torch.cat([ids for r, ids in vertex_regions(body).items() if r in ("hands", "feet", "head")])
+        on_end = torch.isin(vertex_ids.cpu(), ends.cpu())
+        self.vertex = torch.where(on_end, torch.tensor(float(weight)), torch.tensor(1.0))
+        _, self.idx, self.offsets = end_part_rules(joint_set)
+        self.weight, self.radius = float(weight), float(radius)
+
+    def __call__(self, joints_2d: torch.Tensor, edge: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``silhouette_loss`` keyword arguments for a batch (crop-pixel joints and outline points)."""
+        from neuralannot.bodies.end_parts import end_part_frames
+
+        centre, _, valid = end_part_frames(joints_2d, self.idx.to(joints_2d.device), self.offsets)
+        near = ((torch.cdist(edge.float(), centre.float()) < self.radius) & valid[:, None]).any(-1)
+        edge_weight = 1.0 + (self.weight - 1.0) * near.to(edge.dtype)
+        return {"vertex_weight": self.vertex.to(edge.device), "edge_weight": edge_weight}
 
 
 def nearest_points(queries: torch.Tensor, points: torch.Tensor) -> torch.Tensor:

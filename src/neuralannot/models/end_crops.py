@@ -20,53 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from neuralannot.bodies.joint_names import JOINT_SETS
-
-#: Part → alternative rules (anchor joint, tip joint, offset): the box centre is
-#: ``tip + offset · (tip − anchor)``; the first rule whose joints the set has is used.
-END_PARTS: dict[str, list[tuple[str, str, float]]] = {
-    "left_hand": [("left_elbow", "left_wrist", 0.35)],
-    "right_hand": [("right_elbow", "right_wrist", 0.35)],
-    "left_foot": [("left_knee", "left_ankle", 0.1), ("left_knee", "left_foot", 0.1)],
-    "right_foot": [("right_knee", "right_ankle", 0.1), ("right_knee", "right_foot", 0.1)],
-    "head": [("neck_base", "head", -0.5), ("head", "head_top", -0.5), ("nose", "nose", 0.0)],
-}
-
-
-def end_crop_rules(joint_set: str) -> tuple[list[str], Tensor, Tensor]:
-    """(part names, (P, 2) long joint indices [anchor, tip], (P,) offsets) of ``joint_set``."""
-    names = JOINT_SETS.get(joint_set)
-    if names is None:
-        raise ValueError(f"end_crops: unknown joint set {joint_set!r}")
-    parts, idx, offsets = [], [], []
-    for part, rules in END_PARTS.items():
-        for anchor, tip, offset in rules:
-            if anchor in names and tip in names:
-                parts.append(part)
-                idx.append([names.index(anchor), names.index(tip)])
-                offsets.append(offset)
-                break
-    if not parts:
-        raise ValueError(
-            f"end_crops: joint set {joint_set!r} has none of the limb joints the end-part crops are "
-            "placed from (elbow/wrist, knee/ankle, head): set end_crops: false"
-        )
-    return parts, torch.tensor(idx), torch.tensor(offsets)
-
-
-def end_crop_frames(joints_2d: Tensor, idx: Tensor, offsets: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """(B, J, 3) crop-pixel joints ``[u, v, valid]`` → (B, P, 2) box centres, (B, P, 2) unit limb
-    directions anchor → tip (``(0, 1)``, image down, where the two joints coincide) and (B, P) validity
-    (both of the part's joints valid)."""
-    anchor, tip = joints_2d[:, idx[:, 0]], joints_2d[:, idx[:, 1]]
-    limb = tip[..., :2] - anchor[..., :2]
-    centre = tip[..., :2] + offsets.to(joints_2d)[:, None] * limb
-    valid = (anchor[..., 2] > 0) & (tip[..., 2] > 0)
-    centre = torch.where(valid[..., None], centre, torch.zeros_like(centre))
-    length = limb.norm(dim=-1, keepdim=True)
-    down = torch.tensor([0.0, 1.0]).to(limb)
-    direction = torch.where(valid[..., None] & (length > 1e-3), limb / length.clamp_min(1e-3), down)
-    return centre, direction, valid
+from neuralannot.bodies.end_parts import end_part_frames, end_part_rules
 
 
 def cut_end_crops(images: Tensor, centre: Tensor, direction: Tensor | None, side: float, size: int) -> Tensor:
@@ -90,7 +44,7 @@ def end_crop_features(backbone, images: Tensor, joints_2d: Tensor, idx: Tensor, 
                       size: int, rotate: bool = False, spatial: bool = False) -> Tensor:  # fmt: skip
     """Backbone features of every end-part crop: pooled (B, P, F), or with ``spatial`` the maps
     (B, P, F, h, w); ``rotate``: crops turned along their limbs (:func:`cut_end_crops`)."""
-    centre, direction, _ = end_crop_frames(joints_2d, idx, offsets)
+    centre, direction, _ = end_part_frames(joints_2d, idx, offsets)
     crops = backbone.normalize(cut_end_crops(images, centre, direction if rotate else None, side, size))
     feats = backbone.forward_features(crops) if spatial else backbone(crops)
     return feats.reshape(*centre.shape[:2], *feats.shape[1:])
@@ -133,7 +87,7 @@ class EndCropBranch(nn.Module):
         if backbone is None or backbone.in_channels != 3:
             raise ValueError("end_crops needs an RGB image backbone (inputs image or image+joints, with the "
                              "joints as coordinates or through their own encoder)")  # fmt: skip
-        self.parts, idx, offsets = end_crop_rules(joint_set)
+        self.parts, idx, offsets = end_part_rules(joint_set)
         self.register_buffer("idx", idx, persistent=False)
         self.register_buffer("offsets", offsets, persistent=False)
         self.side, self.size, self.rotate, self.spatial = extent * input_size, size, rotate, spatial
@@ -151,5 +105,5 @@ class EndCropBranch(nn.Module):
 
     def forward(self, feats: Tensor, joints_2d: Tensor) -> Tensor:
         """Encoded end-part features (B, P·(dim+1)); parts whose joints are missing give zeros."""
-        _, _, valid = end_crop_frames(joints_2d, self.idx, self.offsets)
+        _, _, valid = end_part_frames(joints_2d, self.idx, self.offsets)
         return self.encoder(feats, valid)
