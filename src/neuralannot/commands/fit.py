@@ -6,6 +6,9 @@
 - ``hybrid``: the neural pseudo-GT (``--init``, else train + annotate first) refined by a short
   SMPLify-X, kept per sample only where it lowers the data term without breaking the prior.
 - ``two-stage`` / ``spin``: a second network trained on the one-stage pseudo-GTs (Table 7) / SPIN-style.
+- ``wrists``: any body pseudo-GT (``--init``: the annotator's, the hybrid's, SMPLify-X's; else the
+  annotator is trained first) with only its wrists refined to the person masks
+  (``annotators/wrist_refine.py``); ``--iterations`` sets the Adam steps.
 
 All write the same pseudo-GT format as ``annotate``.
 """
@@ -38,7 +41,7 @@ METHOD_NAMES = {"smplifyx": "2d", "smplifyx3d": "3d", "smplifyx3d-vae": "3d"}
 #: SMPLify-X variants' options: 3D with axis-angle poses scored by the body VAE (the prior the
 #: neural annotator's ``reg.pose_prior`` uses), for a like-for-like baseline
 METHOD_OPTIONS = {"smplifyx3d-vae": {"prior_3d": "vae"}}
-NEURAL_METHODS = ("eft", "hybrid", "two-stage", "spin")
+NEURAL_METHODS = ("eft", "hybrid", "two-stage", "spin", "wrists")
 
 
 def _joints(samples, joints: str) -> str:
@@ -96,6 +99,11 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
         return refine_records(
             samples, stage1, joints, cfg.body_model, device=device, options=opt, progress=True
         )
+    if method == "wrists":
+        from neuralannot.annotators.wrist_refine import WristRefineOptions, refine_wrists
+
+        opt = WristRefineOptions(steps=iterations or WristRefineOptions.steps)
+        return refine_wrists(samples, stage1, cfg.body_model, opt, progress=True)
     if method == "two-stage":
         return run_two_stage(cfg, samples, stage1, work_dir, device)
     return run_spin_loop(cfg, samples, stage1, work_dir, fit_iterations=iterations or 15, device=device)
@@ -105,13 +113,16 @@ def fit_cmd(
     data: Path = typer.Option(..., "--data", help="Dataset: folder format, shard folder or official layout."),
     out: Path = typer.Option(..., "--out", help="Pseudo-GT file to write (.json or .npz)."),
     method: str = typer.Option(
-        "smplifyx", "--method",
-        help="smplifyx | smplifyx3d | smplifyx3d-vae | eft | hybrid | two-stage | spin.",
+        "smplifyx",
+        "--method",
+        help="smplifyx | smplifyx3d | smplifyx3d-vae | eft | hybrid | two-stage | spin | wrists.",
     ),
     part: str = typer.Option("body", "--part", help="body | hand | face."),
     body_model: str = BODY,
     joints: str = typer.Option("auto", "--joints", help="eft/hybrid/two-stage/spin: 2d | 3d | auto."),
-    init: Path | None = typer.Option(None, "--init", help="hybrid/two-stage/spin: one-stage pseudo-GT file."),
+    init: Path | None = typer.Option(
+        None, "--init", help="hybrid/two-stage/spin: one-stage pseudo-GT file; wrists: any body pseudo-GT."
+    ),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="eft: trained annotator checkpoint."),
     config: Path | None = CONFIG,
     work_dir: Path = WORK,
@@ -123,7 +134,8 @@ def fit_cmd(
     ),
     optimizer: str | None = typer.Option(None, help="SMPLify-X: lbfgs | lbfgs-torch | adam."),
     silhouette: float | None = typer.Option(
-        None, "--silhouette",
+        None,
+        "--silhouette",
         help="3D SMPLify-X and the 3D hybrid: weight of the person-mask term where samples have masks "
         "(default: 0 for SMPLify-X, the paper's; HYBRID_SILHOUETTE = 10 for the hybrid).",
     ),
@@ -153,8 +165,9 @@ def fit_cmd(
     if silhouette is not None and (silhouette < 0 or (silhouette and not takes_masks)):
         fail(f"--silhouette must be >= 0 and needs 3D SMPLify-X or the hybrid: {silhouette} with {method}")
     check_device(device)
-    check_outputs({"--out": out}, {"--work-dir": work_dir if method in NEURAL_METHODS else None},
-                  batch_size=batch_size)
+    check_outputs(
+        {"--out": out}, {"--work-dir": work_dir if method in NEURAL_METHODS else None}, batch_size=batch_size
+    )
     guard_output(out, data, init, checkpoint, config, joint_map, force=force)
     if threads:
         torch.set_num_threads(threads)

@@ -1,0 +1,65 @@
+"""Wrist refinement to the person masks: moves only the wrists, toward the GT, only where masks exist."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import roma
+import torch
+
+from neuralannot.annotators.wrist_refine import WRIST_SLOTS, WristRefineOptions, refine_wrists
+from neuralannot.io.pseudo_gt import PseudoGT
+
+pytestmark = pytest.mark.anny
+
+
+@pytest.fixture(scope="module")
+def masked_set(tmp_path_factory):
+    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.data.synthetic.generator import generate
+
+    data = tmp_path_factory.mktemp("wrists") / "mocap"
+    generate("mocap", 6, data, seed=7, workers=1, shard_size=6, image_size=160, masks=True, progress=False)
+    samples, _ = load_samples(data, "body", needs_3d=True)
+    return samples
+
+
+def _wrist_error_deg(records, gt) -> float:
+    a = torch.tensor(np.stack([np.asarray(r.params["body_pose"])[list(WRIST_SLOTS)] for r in records]))
+    b = torch.tensor(np.stack([g["body_pose"][list(WRIST_SLOTS)] for g in gt]))
+    return float(
+        torch.rad2deg(
+            roma.rotmat_geodesic_distance(roma.rotvec_to_rotmat(a), roma.rotvec_to_rotmat(b))
+        ).mean()
+    )
+
+
+def test_refinement_turns_rest_wrists_toward_the_gt_and_leaves_the_rest(masked_set, anny_body):
+    from neuralannot.evaluation import gt_params
+
+    torch.set_num_threads(1)
+    samples = list(masked_set)
+    samples[-1] = replace(samples[-1], extra={})  # no mask: its record must stay as it is
+    gt = [{k: np.asarray(v, np.float32) for k, v in gt_params(s.gt, anny_body).items()} for s in samples]
+    start = []
+    for s, g in zip(samples, gt, strict=True):
+        p = {k: v.copy() for k, v in g.items()}
+        p["body_pose"][list(WRIST_SLOTS)] = 0.0  # wrists at rest, everything else GT
+        start.append(PseudoGT(s.id, "anny", "body", p, None, {"method": "test"}))
+    out, summary = refine_wrists(samples, start[::-1], anny_body, WristRefineOptions(steps=100))
+    assert [r.sample_id for r in out] == [s.id for s in samples]  # sample order
+    assert out[-1] is start[-1] and summary["refined"] <= len(samples) - 1
+    refined = [r for r in out if "wrist_refine" in r.quality]
+    assert len(refined) >= 3
+    for r in refined:
+        assert r.quality["wrist_refine"]["loss"] < r.quality["wrist_refine"]["loss0"]
+    before, after = _wrist_error_deg(start[:-1], gt[:-1]), _wrist_error_deg(out[:-1], gt[:-1])
+    assert after < before - 3.0, (before, after)
+    others = [i for i in range(21) if i not in WRIST_SLOTS]
+    for a, b in zip(out, start, strict=True):
+        np.testing.assert_array_equal(
+            np.asarray(a.params["body_pose"])[others], b.params["body_pose"][others]
+        )
+        np.testing.assert_array_equal(a.params["phenotype"], b.params["phenotype"])
+    with pytest.raises(ValueError, match="no pseudo-GT"):
+        refine_wrists(samples, start[:2], anny_body)
