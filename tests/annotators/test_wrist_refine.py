@@ -48,7 +48,7 @@ def test_refinement_turns_rest_wrists_toward_the_gt_and_leaves_the_rest(masked_s
         start.append(PseudoGT(s.id, "anny", "body", p, None, {"method": "test"}))
     out, summary = refine_wrists(samples, start[::-1], anny_body, WristRefineOptions(steps=100))
     assert [r.sample_id for r in out] == [s.id for s in samples]  # sample order
-    assert out[-1] is start[-1] and summary["refined"] <= len(samples) - 1
+    assert out[-1] is start[-1] and summary["refined"] <= len(samples) - 1 and summary["samples_per_s"] > 0
     refined = [r for r in out if "wrist_refine" in r.quality]
     assert len(refined) >= 3
     for r in refined:

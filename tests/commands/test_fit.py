@@ -1,4 +1,5 @@
-"""`neuralannot fit` end to end: SMPLify-X, EFT, hybrid, two-stage and SPIN write readable pseudo-GTs."""
+"""`neuralannot fit` end to end: SMPLify-X, EFT, hybrid, two-stage, SPIN and the wrist stage write readable
+pseudo-GTs."""
 
 import pytest
 import yaml
@@ -42,6 +43,21 @@ def test_fit_methods_chain(mocap_set, tiny_config, tmp_path):  # noqa: F811
     _fit("--method", "two-stage", "--out", tmp_path / "two.npz", "--init", tmp_path / "hy.json", *common)
     two, _ = read_pseudo_gt(tmp_path / "two.npz")
     assert sorted(r.sample_id for r in two) == sorted(r.sample_id for r in base)
+    # the wrist stage over any pseudo-GT (SMPLify-X's here); this set has no masks: records unchanged
+    _fit(
+        "--method",
+        "wrists",
+        "--out",
+        tmp_path / "wr.json",
+        "--init",
+        tmp_path / "sx.npz",
+        "--iterations",
+        2,
+        *common,
+    )
+    wrists, meta = read_pseudo_gt(tmp_path / "wr.json", as_dict=True)
+    assert meta["method"] == "wrists" and meta["summary"]["refined"] == 0
+    assert all((wrists[r.sample_id].params["body_pose"] == r.params["body_pose"]).all() for r in base)
 
 
 def test_fit_rejects_unknown_method_and_missing_init(mocap_set, tmp_path):  # noqa: F811
