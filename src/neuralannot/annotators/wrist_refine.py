@@ -11,7 +11,9 @@ validation seed 103, 48 samples). On the test set (seed 777, 2,000) it takes the
 from 31.2 to 27.8 mm and the masked SMPLify-X's from 32.1 to 29.1 (BENCHMARKS.md).
 
 Samples without a usable mask (or camera) keep their record; a refinement is kept only where it lowers
-the silhouette loss. Every refined record gets ``quality["wrist_refine"]`` (the loss before and after).
+the silhouette loss. Records must be in the sample's camera frame (MoCap records, wild body records);
+it runs on the CPU (``--device`` is not used). Every refined record gets ``quality["wrist_refine"]``
+(the loss before and after).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 from tqdm import tqdm
 
 from neuralannot.bodies import load_body_model
+from neuralannot.bodies.joints import posed_vertices
 from neuralannot.data.silhouette import FIT_CROP, silhouette_loss, silhouette_targets, silhouette_vertex_ids
 from neuralannot.geometry import project
 from neuralannot.io.pseudo_gt import PseudoGT
@@ -103,7 +106,7 @@ def _refine_batch(body, params: dict, targets: dict, ids, opt: WristRefineOption
     K, dt, edge = targets["K_image"], targets["sil_dt"], targets["sil_edge"]
 
     def loss_of(p: dict) -> torch.Tensor:
-        uv = project(body(p, vertex_ids=ids).vertices, K.to(body.dtype))
+        uv = project(posed_vertices(body, p, ids), K.to(body.dtype))
         return silhouette_loss(uv, dt, edge.to(uv.dtype), FIT_CROP)
 
     start = roma.rotvec_to_rotmat(params["body_pose"][:, slots])
