@@ -29,9 +29,7 @@ import torch
 from tqdm import tqdm
 
 from neuralannot.bodies import load_body_model
-from neuralannot.bodies.joints import posed_vertices
-from neuralannot.data.silhouette import FIT_CROP, silhouette_loss, silhouette_targets, silhouette_vertex_ids
-from neuralannot.geometry import project
+from neuralannot.data.silhouette import FIT_CROP, batch_silhouette_loss, silhouette_batch
 from neuralannot.io.pseudo_gt import PseudoGT
 from neuralannot.io.pseudo_gt.files import to_body_params
 
@@ -70,20 +68,19 @@ def refine_wrists(
     body = load_body_model(body_model, part="body") if isinstance(body_model, str) else body_model
     if "body_pose" not in body.param_specs or body.param_specs["body_pose"].shape[0] <= max(WRIST_SLOTS):
         raise ValueError(f"wrist refinement needs a body model with SMPL-ordered body_pose, not {body.name}")
-    ids = silhouette_vertex_ids(body, opt.vertices)
     out, refined, t0 = [], 0, time.perf_counter()
     starts = range(0, len(samples), opt.batch_size)
     for i in tqdm(starts, desc="wrists", disable=not progress, leave=False):
         batch = list(samples[i : i + opt.batch_size])
         recs = [by_id[s.id] for s in batch]
-        targets = silhouette_targets(batch, FIT_CROP)
-        if targets is None or not bool(targets["sil_valid"].any()):
+        sil = silhouette_batch(body, batch, FIT_CROP, opt.vertices)
+        if sil is None:
             out += recs
             continue
         params = {k: v for k, v in to_body_params(recs, body).items() if k in body.param_specs}
-        before, after, wrists = _refine_batch(body, params, targets, ids, opt)
+        before, after, wrists = _refine_batch(body, params, sil, opt)
         for j, r in enumerate(recs):
-            ok = bool(targets["sil_valid"][j]) and after[j] < before[j]
+            ok = bool(sil["sil_valid"][j]) and after[j] < before[j]
             if ok:
                 pose = np.array(r.params["body_pose"], dtype=np.float32).reshape(-1, 3).copy()
                 pose[list(WRIST_SLOTS)] = wrists[j]
@@ -100,14 +97,13 @@ def refine_wrists(
     return out, summary
 
 
-def _refine_batch(body, params: dict, targets: dict, ids, opt: WristRefineOptions):
+def _refine_batch(body, params: dict, sil: dict, opt: WristRefineOptions):
     """(loss before (B,), loss after (B,), refined wrist axis-angles (B, 2, 3)) of one batch."""
     slots = list(WRIST_SLOTS)
-    K, dt, edge = targets["K_image"], targets["sil_dt"], targets["sil_edge"]
+    rows = torch.arange(len(params["body_pose"]))
 
     def loss_of(p: dict) -> torch.Tensor:
-        uv = project(posed_vertices(body, p, ids), K.to(body.dtype))
-        return silhouette_loss(uv, dt, edge.to(uv.dtype), FIT_CROP)
+        return batch_silhouette_loss(body, p, sil, rows)
 
     start = roma.rotvec_to_rotmat(params["body_pose"][:, slots])
     delta = torch.zeros(len(start), len(slots), 3, dtype=start.dtype, requires_grad=True)

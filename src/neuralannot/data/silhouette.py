@@ -25,7 +25,9 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from neuralannot.bodies.end_parts import end_part_frames, end_part_rules
 from neuralannot.bodies.joints import posed_vertices
+from neuralannot.bodies.regions import vertex_regions
 from neuralannot.data.sample import Sample
 from neuralannot.data.transforms import crop_affine, update_intrinsics_for_affine, warp_affine
 from neuralannot.geometry import project
@@ -141,9 +143,6 @@ class EndPartWeights:
     weigh ``weight``, the rest 1. The end bones' rotations are what the body joints cannot supervise."""
 
     def __init__(self, body, vertex_ids: torch.Tensor, joint_set: str, weight: float, radius: float):
-        from neuralannot.bodies.end_parts import end_part_rules
-        from neuralannot.bodies.regions import vertex_regions
-
         ends = torch.cat([ids for r, ids in vertex_regions(body).items() if r in ("hands", "feet", "head")])
         on_end = torch.isin(vertex_ids.cpu(), ends.cpu())
         self.vertex = torch.where(on_end, torch.tensor(float(weight)), torch.tensor(1.0))
@@ -152,8 +151,6 @@ class EndPartWeights:
 
     def __call__(self, joints_2d: torch.Tensor, edge: torch.Tensor) -> dict[str, torch.Tensor]:
         """``silhouette_loss`` keyword arguments for a batch (crop-pixel joints and outline points)."""
-        from neuralannot.bodies.end_parts import end_part_frames
-
         centre, _, valid = end_part_frames(joints_2d, self.idx.to(joints_2d.device), self.offsets)
         near = ((torch.cdist(edge.float(), centre.float()) < self.radius) & valid[:, None]).any(-1)
         edge_weight = 1.0 + (self.weight - 1.0) * near.to(edge.dtype)
@@ -205,20 +202,29 @@ def _farthest_points(body, n: int) -> torch.Tensor:
     return torch.tensor(picked)
 
 
-def silhouette_batch(body, samples: Sequence, size: int = FIT_CROP) -> dict | None:
+def silhouette_batch(body, samples: Sequence, size: int = FIT_CROP, vertices: int = 2048) -> dict | None:
     """Mask targets of a batch for the 3D fit (camera-frame vertices projected with each sample's
-    camera through its crop), or None when no sample has a usable mask."""
+    camera through its crop; ``vertices`` farthest-point silhouette vertices), or None when no sample
+    has a usable mask."""
     targets = silhouette_targets(list(samples), size)
-    ids = silhouette_vertex_ids(body)
+    ids = silhouette_vertex_ids(body, vertices)
     if targets is None or ids is None or not bool(targets["sil_valid"].any()):
         return None
     dev = body.device
     return {**{k: v.to(dev) for k, v in targets.items()}, "ids": ids.to(dev), "size": size}
 
 
-def silhouette_residual(body, params: dict[str, torch.Tensor], sil: dict, idx: torch.Tensor) -> torch.Tensor:
-    """(R,) squared silhouette loss (data/silhouette.py, crop units) of rows from samples ``idx``."""
+def batch_silhouette_loss(
+    body, params: dict[str, torch.Tensor], sil: dict, idx: torch.Tensor
+) -> torch.Tensor:
+    """(R,) silhouette loss (crop units) of the posed ``params`` rows, from samples ``idx`` of a
+    :func:`silhouette_batch`."""
     verts = posed_vertices(body, params, sil["ids"])
     uv = project(verts, sil["K_image"][idx].to(verts.dtype))
-    loss = silhouette_loss(uv, sil["sil_dt"][idx], sil["sil_edge"][idx].to(verts.dtype), sil["size"])
+    return silhouette_loss(uv, sil["sil_dt"][idx], sil["sil_edge"][idx].to(verts.dtype), sil["size"])
+
+
+def silhouette_residual(body, params: dict[str, torch.Tensor], sil: dict, idx: torch.Tensor) -> torch.Tensor:
+    """(R,) squared silhouette loss (data/silhouette.py, crop units) of rows from samples ``idx``."""
+    loss = batch_silhouette_loss(body, params, sil, idx)
     return loss.square() * sil["sil_valid"][idx].to(loss.dtype)
