@@ -36,6 +36,10 @@ def test_tiny_demo_runs_end_to_end(tmp_path):
     assert set(result["metrics"]) == rows
     assert result["verdict"] and (tmp_path / "comparison.json").exists()
     assert all(m["n"] == 8 for m in result["metrics"].values())
+    # every row that reads the masks ends with the same wrist stage (like for like); the others do not
+    refined = {k: m["wrists_refined"] for k, m in result["metrics"].items()}
+    assert refined["smplifyx3d"] == refined["smplifyx3d_vae"] == 0
+    assert all(refined[k] > 0 for k in ("neuralannot", "smplifyx3d_vae_sil", "hybrid")), refined
 
 
 def test_verdict_uses_the_strongest_baseline():

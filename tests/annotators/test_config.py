@@ -81,3 +81,17 @@ def test_silhouette_end_weight_enters_the_digest_only_when_it_changes_the_term()
     assert AnnotatorConfig(mode="mocap", silhouette_end_weight=4.0).digest() != base.digest()
     with pytest.raises(ValueError, match="silhouette_end_weight"):
         AnnotatorConfig(mode="mocap", silhouette_end_weight=0.0)
+
+
+def test_wrist_stage_follows_the_masks_and_leaves_the_weights_alone():
+    assert AnnotatorConfig(mode="mocap").refines_wrists  # MoCap bodies read the masks: the stage ends them
+    assert not AnnotatorConfig(mode="mocap", w_silhouette=0.0).refines_wrists
+    assert not AnnotatorConfig(mode="mocap", head="paper").refines_wrists
+    assert not AnnotatorConfig(mode="wild").refines_wrists
+    assert not AnnotatorConfig(mode="mocap", part="hand").refines_wrists
+    assert AnnotatorConfig(mode="wild", wrist_stage=True).refines_wrists
+    assert not AnnotatorConfig(mode="mocap", wrist_stage=False).refines_wrists
+    # a stage after annotation: the trained weights (and their checkpoint) are the same
+    assert AnnotatorConfig(mode="mocap", wrist_stage=False).digest() == AnnotatorConfig(mode="mocap").digest()
+    with pytest.raises(ValueError, match="part body only"):
+        AnnotatorConfig(mode="mocap", part="hand", wrist_stage=True)

@@ -236,6 +236,28 @@ def test_silhouette_weight_default_is_mocap_bodies_only_and_part_of_the_digest()
         AnnotatorConfig(mode="mocap", w_silhouette=-1.0)
 
 
+def test_mocap_annotation_ends_with_the_wrist_stage(tmp_path):
+    from neuralannot.data.synthetic.generator import generate
+
+    data = tmp_path / "mocap"
+    generate("mocap", 4, data, seed=6, workers=1, shard_size=4, image_size=96, masks=True, progress=False)
+    cfg = AnnotatorConfig(mode="mocap", **dict(TINY, epochs=1))
+    assert cfg.refines_wrists
+    summary = run_annotate(data, tmp_path / "a.npz", cfg, tmp_path / "work", progress=False)
+    stage, run = summary["annotate"]["wrist_refine"], summary["work_dir"]
+    records, meta = read_pseudo_gt(tmp_path / "a.npz")
+    assert meta["wrist_refine"] == stage and stage["samples"] == 4
+    assert sum("wrist_refine" in r.quality for r in records) == stage["refined"] >= 1
+    off = dataclasses.replace(cfg, wrist_stage=False)  # same weights (same run folder), no stage
+    summary = run_annotate(data, tmp_path / "b.npz", off, tmp_path / "work", progress=False)
+    plain, meta = read_pseudo_gt(tmp_path / "b.npz")
+    assert "wrist_refine" not in summary["annotate"] and "wrist_refine" not in meta
+    assert not any("wrist_refine" in r.quality for r in plain) and summary["work_dir"] == run
+    # the stage moved the wrists only
+    for a, b in zip(records, plain, strict=True):
+        np.testing.assert_array_equal(a.params["phenotype"], b.params["phenotype"])
+
+
 def test_mocap_bodies_read_person_masks_by_default(tmp_path_factory):
     from neuralannot.annotators.training import _WithItems
     from neuralannot.data.silhouette import silhouette_targets

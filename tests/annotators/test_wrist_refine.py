@@ -63,3 +63,62 @@ def test_refinement_turns_rest_wrists_toward_the_gt_and_leaves_the_rest(masked_s
         np.testing.assert_array_equal(a.params["phenotype"], b.params["phenotype"])
     with pytest.raises(ValueError, match="no pseudo-GT"):
         refine_wrists(samples, start[:2], anny_body)
+
+
+def _rest_wrist_records(samples, body) -> list[PseudoGT]:
+    from neuralannot.evaluation import gt_params
+
+    out = []
+    for s in samples:
+        p = {k: np.asarray(v, np.float32).copy() for k, v in gt_params(s.gt, body).items()}
+        p["body_pose"][list(WRIST_SLOTS)] = 0.0
+        out.append(PseudoGT(s.id, "anny", "body", p, None, {"method": "test"}))
+    return out
+
+
+def _same(a: list[PseudoGT], b: list[PseudoGT]) -> None:
+    assert [r.sample_id for r in a] == [r.sample_id for r in b]
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(np.asarray(x.params["body_pose"]), np.asarray(y.params["body_pose"]))
+        assert x.quality == y.quality
+
+
+def test_an_interrupted_stage_resumes_from_its_finished_batches(masked_set, anny_body, tmp_path, monkeypatch):
+    import neuralannot.annotators.wrist_refine as wr
+
+    torch.set_num_threads(1)
+    samples = list(masked_set)
+    start = _rest_wrist_records(samples, anny_body)
+    opt = WristRefineOptions(steps=10, batch_size=3)
+    whole, _ = refine_wrists(samples, start, anny_body, opt)
+    parts = tmp_path / "parts"
+    first, _ = refine_wrists(samples, start, anny_body, opt, parts_dir=parts)
+    _same(first, whole)
+    chunks = sorted(parts.glob("part-*.jsonl"))
+    assert len(chunks) == 2  # one chunk per batch
+    chunks[-1].unlink()  # killed during the second batch
+    calls = []
+    real = wr._refine_batch
+    monkeypatch.setattr(wr, "_refine_batch", lambda *a: calls.append(1) or real(*a))
+    resumed, summary = refine_wrists(samples, start, anny_body, opt, parts_dir=parts)
+    assert len(calls) == 1 and summary["samples"] == len(samples)  # only the lost batch ran again
+    _same(resumed, whole)
+
+
+def test_refine_wrists_file_rewrites_the_file_with_its_summary(masked_set, anny_body, tmp_path):
+    from neuralannot.annotators.wrist_refine import refine_wrists_file, stage_digest
+    from neuralannot.io.pseudo_gt import read_pseudo_gt, write_pseudo_gt
+
+    torch.set_num_threads(1)
+    samples = list(masked_set)[:3]
+    start = _rest_wrist_records(samples, anny_body)
+    path = write_pseudo_gt(tmp_path / "p.npz", start, {"method": "test"})
+    opt = WristRefineOptions(steps=10)
+    summary = refine_wrists_file(samples, path, tmp_path / "work", anny_body, opt)
+    records, meta = read_pseudo_gt(path)
+    assert meta["method"] == "test" and meta["wrist_refine"]["refined"] == summary["refined"] >= 1
+    assert sum("wrist_refine" in r.quality for r in records) == summary["refined"]
+    assert (tmp_path / "work" / "wrists" / stage_digest(start, opt)).is_dir()
+    # other inputs or options: another resume folder
+    assert stage_digest(start, WristRefineOptions(steps=11)) != stage_digest(start, opt)
+    assert stage_digest(records, opt) != stage_digest(start, opt)

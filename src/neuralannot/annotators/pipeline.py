@@ -13,6 +13,7 @@ from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.neural import build_annotator
 from neuralannot.annotators.predict import predict
 from neuralannot.annotators.training import train
+from neuralannot.annotators.wrist_refine import annotation_wrist_stage
 from neuralannot.bodies.parts import MODEL_PART
 from neuralannot.data.loading import load_samples
 
@@ -58,6 +59,8 @@ def run_annotate(
         meta={"data": str(data)},
         resume=resume,
     )
+    if (stage := annotation_wrist_stage(cfg, samples, out, run_dir, device, progress)) is not None:
+        ann["wrist_refine"] = stage
     return {
         "samples": len(samples),
         "skipped": report.as_dict(),

@@ -103,7 +103,7 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
         from neuralannot.annotators.wrist_refine import WristRefineOptions, refine_wrists
 
         opt = WristRefineOptions(steps=iterations or WristRefineOptions.steps)
-        return refine_wrists(samples, stage1, cfg.body_model, opt, progress=True)
+        return refine_wrists(samples, stage1, cfg.body_model, opt, progress=True, device=device)
     if method == "two-stage":
         return run_two_stage(cfg, samples, stage1, work_dir, device)
     return run_spin_loop(cfg, samples, stage1, work_dir, fit_iterations=iterations or 15, device=device)

@@ -54,7 +54,7 @@ from neuralannot.io.pseudo_gt.files import (
     to_body_params,
     write_pseudo_gt,
 )
-from neuralannot.io.pseudo_gt.parts import PartWriter, done_ids, merge_parts
+from neuralannot.io.pseudo_gt.parts import PartWriter, done_ids, merge_parts, read_parts
 from neuralannot.io.pseudo_gt.record import (
     FORMAT,
     FORMAT_VERSION,
@@ -77,6 +77,7 @@ __all__ = [
     "config_hash",
     "done_ids",
     "merge_parts",
+    "read_parts",
     "meta_path",
     "read_pseudo_gt",
     "to_body_params",

@@ -97,6 +97,11 @@ def done_ids(directory: str | Path) -> set[str]:
     return {r.sample_id for p in _part_files(Path(directory)) for r in _read_part(p)}
 
 
+def read_parts(directory: str | Path) -> dict[str, PseudoGT]:
+    """``{id: record}`` of the complete chunk files of ``directory`` (a later chunk's copy wins)."""
+    return {r.sample_id: r for p in _part_files(Path(directory)) for r in _read_part(p)}
+
+
 def merge_parts(directory: str | Path, out_path: str | Path, meta: Mapping[str, Any] | None = None) -> Path:
     """Merge the chunk files of ``directory`` into ``out_path`` (.json/.npz) with every sample once.
 
