@@ -46,4 +46,6 @@ def test_verdict_uses_the_strongest_baseline():
     table = {"neuralannot": _row(10.0, 30.0), "smplifyx3d": _row(15.0, 40.0),
              "smplifyx3d_vae": _row(12.0, 36.0)}
     line = verdict(table)
-    assert "against smplifyx3d_vae" in line and "MPVPE ratio 0.83" in line
+    assert "against smplifyx3d_vae)" in line and "MPVPE ratio 0.83" in line
+    table["smplifyx3d_vae"]["wrists_refined"] = 3  # the masked rows end with the wrist stage: say so
+    assert "against smplifyx3d_vae + wrist stage)" in verdict(table)
