@@ -6,7 +6,8 @@ baseline of the setting (``from3d``: 3D variant; ``from2d``: 2D), EFT from the t
 the hybrid (neural → short SMPLify-X), the two-stage annotator and a SPIN-style loop, all scored
 against the GT meshes with :func:`~neuralannot.evaluation.evaluate`. Where the annotator's config ends
 with the wrist stage (``refines_wrists``), every row that reads the person masks ends with it too
-(``wrists_refined`` counts the records it changed).
+(``wrists_refined`` counts the records it changed); likewise every row of faces from 2D with the
+face-size stage (``refines_face``, ``faces_refined``).
 
 Indirect evaluation (:func:`compare_indirect`, Tables 6–7): the same plain image → parameters
 regressor (the project's network, image input, rotations output, supervised ONLY by the
@@ -43,25 +44,34 @@ def _score(name: str, records, samples, cache, out_dir: Path | None, speed: dict
     by_id = {r.sample_id: r for r in records}
     _, m = evaluate(by_id, samples, cache, decompose=True)
     row = {k: m.get(k) for k in METRIC_KEYS} | {k: m[k] for k in OPTIONAL_KEYS if k in m}
-    row |= {"n": m["n"], "wrists_refined": sum("wrist_refine" in r.quality for r in records), **speed}
+    row |= {"n": m["n"], **speed}
+    for key, stage in (("wrists_refined", "wrist_refine"), ("faces_refined", "face_refine")):
+        row[key] = sum(stage in r.quality for r in records)
     if out_dir is not None:
         write_pseudo_gt(out_dir / f"{name}.npz", records, {"method": name, "summary": row})
     log.info("%s: MPVPE %s mm, %s samples/s", name, row["mpvpe_mm"], row.get("samples_per_s"))
     return row
 
 
-def _wrist_stage(cfg: AnnotatorConfig, records, summary: dict, samples, work: Path, progress: bool):
-    """``records`` after the wrist stage where the annotator's config ends with it (``refines_wrists``),
-    so every row that reads the masks gets it (like for like); ``summary["wall_s"]`` includes it."""
-    from neuralannot.annotators.wrist_refine import WristRefineOptions, refine_wrists, stage_digest
+def _stages(cfg: AnnotatorConfig, records, summary: dict, samples, work: Path, progress: bool,
+            masked: bool = True):  # fmt: skip
+    """``records`` after the stages that end the annotator's config, so every row gets what the
+    annotator's own records got (like for like): the wrist stage (``refines_wrists``) on rows that
+    read the masks (``masked``), the face-size stage (``refines_face``) on every row.
+    ``summary["wall_s"]`` and ``samples_per_s`` include them."""
+    from neuralannot.annotators.face_refine import FaceRefineOptions, refine_face_size
+    from neuralannot.annotators.stages import stage_digest
+    from neuralannot.annotators.wrist_refine import WristRefineOptions, refine_wrists
 
-    if not cfg.refines_wrists:
-        return records, summary
-    opt = WristRefineOptions()
-    parts = work / "wrists" / stage_digest(records, opt)
-    out, s = refine_wrists(samples, records, cfg.body_model, opt, progress, parts_dir=parts)
-    wall = summary["wall_s"] + s["wall_s"]
-    return out, {**summary, "wall_s": wall, "samples_per_s": len(out) / max(wall, 1e-9), "wrist_refine": s}
+    todo = [(refine_wrists, WristRefineOptions())] if cfg.refines_wrists and masked else []
+    todo += [(refine_face_size, FaceRefineOptions())] if cfg.refines_face else []
+    for stage, opt in todo:
+        parts = work / stage.__name__ / stage_digest(records, opt)
+        records, s = stage(samples, records, cfg.body_model, opt, progress, parts)
+        wall = summary["wall_s"] + s["wall_s"]
+        summary = {**summary, "wall_s": wall, "samples_per_s": len(records) / max(wall, 1e-9),
+                   s["method"].replace("-", "_"): s}  # fmt: skip
+    return records, summary
 
 
 def compare_direct(
@@ -101,7 +111,8 @@ def compare_direct(
     neural_s = time.perf_counter() - t0
     recs["neuralannot"] = neural
     ann = info["annotate"]
-    annotate_s = ann["wall_s"] + ann.get("wrist_refine", {}).get("wall_s", 0.0)  # the stage is part of it
+    stages_s = sum(ann.get(k, {}).get("wall_s", 0.0) for k in ("wrist_refine", "face_refine"))
+    annotate_s = ann["wall_s"] + stages_s  # the stages are part of annotation
     speed = {"samples_per_s": len(neural) / max(annotate_s, 1e-9), "train_s": info["train"]["wall_s"],
              "pipeline_s": neural_s}  # fmt: skip
     table["neuralannot"] = _score("neuralannot", neural, samples, cache, out_dir, speed)
@@ -114,8 +125,7 @@ def compare_direct(
     for name, options in fits_wanted:
         fits, s = fit_dataset(samples, joints, cfg.body_model, iterations=fit_iterations, progress=progress,
                               options=options)  # fmt: skip
-        if options.w_silhouette:  # reads the masks like the annotator: the same wrist stage
-            fits, s = _wrist_stage(cfg, fits, s, samples, work, progress)
+        fits, s = _stages(cfg, fits, s, samples, work, progress, masked=bool(options.w_silhouette))
         recs[name] = fits
         speed = {"samples_per_s": s["samples_per_s"], "pipeline_s": s["wall_s"]}
         table[name] = _score(name, fits, samples, cache, out_dir, speed)
@@ -124,14 +134,14 @@ def compare_direct(
         model._aux["feature_store"] = store
         model = load_trained(model, Path(info["run_dir"]) / "checkpoint.pt")
         e, s = eft_records(model, samples, eft_iterations, eft_lr, progress=progress)
-        e, s = _wrist_stage(cfg, e, s, samples, work, progress)
+        e, s = _stages(cfg, e, s, samples, work, progress)
         recs["eft"] = e
         speed = {"samples_per_s": s["samples_per_s"], "pipeline_s": neural_s + s["wall_s"]}
         table["eft"] = _score("eft", e, samples, cache, out_dir, speed)
     if "hybrid" in methods:
         opt = HybridOptions(iterations=hybrid_iterations)
         h, s = refine_records(samples, neural, joints, cfg.body_model, options=opt, progress=progress)
-        h, s = _wrist_stage(cfg, h, s, samples, work, progress)
+        h, s = _stages(cfg, h, s, samples, work, progress)
         recs["hybrid"] = h
         speed = {"samples_per_s": s["samples_per_s"], "pipeline_s": neural_s + s["wall_s"],
                  "refined": s["refined"], "outliers": s["outliers"]}  # fmt: skip

@@ -95,3 +95,14 @@ def test_wrist_stage_follows_the_masks_and_leaves_the_weights_alone():
     assert AnnotatorConfig(mode="mocap", wrist_stage=False).digest() == AnnotatorConfig(mode="mocap").digest()
     with pytest.raises(ValueError, match="part body only"):
         AnnotatorConfig(mode="mocap", part="hand", wrist_stage=True)
+
+
+def test_face_stage_ends_faces_from_2d_only():
+    assert AnnotatorConfig(mode="wild", part="face").refines_face
+    assert not AnnotatorConfig(mode="mocap", part="face").refines_face
+    assert not AnnotatorConfig(mode="wild").refines_face
+    assert not AnnotatorConfig(mode="wild", part="face", face_stage=False).refines_face
+    base = AnnotatorConfig(mode="wild", part="face")
+    assert AnnotatorConfig(mode="wild", part="face", face_stage=False).digest() == base.digest()
+    with pytest.raises(ValueError, match="part face only"):
+        AnnotatorConfig(mode="wild", face_stage=True)

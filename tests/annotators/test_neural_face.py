@@ -32,7 +32,9 @@ def test_face_annotates_with_the_default_outputs(tmp_path_factory, tmp_path, kin
     cfg = AnnotatorConfig(mode=mode, part="face", **dict(TINY, epochs=1))
     summary = run_annotate(data, tmp_path / "f.npz", cfg, tmp_path / "work", progress=False)
     assert summary["annotate"]["annotated"] == 6
-    records, _ = read_pseudo_gt(tmp_path / "f.npz")
+    records, meta = read_pseudo_gt(tmp_path / "f.npz")
+    # faces from 2D end with the face-size stage (phenotypes and rigid head to the landmarks)
+    assert ("face_refine" in summary["annotate"]) == (mode == "wild") == ("face_refine" in meta)
     for r in records:
         expr = np.asarray(r.params["expression"])
         assert expr.shape == (52,) and (expr >= 0).all() and (expr <= 1).all()

@@ -105,8 +105,8 @@ def test_an_interrupted_stage_resumes_from_its_finished_batches(masked_set, anny
     _same(resumed, whole)
 
 
-def test_refine_wrists_file_rewrites_the_file_with_its_summary(masked_set, anny_body, tmp_path):
-    from neuralannot.annotators.wrist_refine import refine_wrists_file, stage_digest
+def test_the_wrist_stage_rewrites_a_pseudo_gt_file_with_its_summary(masked_set, anny_body, tmp_path):
+    from neuralannot.annotators.stages import refine_file, stage_digest
     from neuralannot.io.pseudo_gt import read_pseudo_gt, write_pseudo_gt
 
     torch.set_num_threads(1)
@@ -114,11 +114,8 @@ def test_refine_wrists_file_rewrites_the_file_with_its_summary(masked_set, anny_
     start = _rest_wrist_records(samples, anny_body)
     path = write_pseudo_gt(tmp_path / "p.npz", start, {"method": "test"})
     opt = WristRefineOptions(steps=10)
-    summary = refine_wrists_file(samples, path, tmp_path / "work", anny_body, opt)
+    summary = refine_file(refine_wrists, opt, samples, path, tmp_path / "work", anny_body)
     records, meta = read_pseudo_gt(path)
     assert meta["method"] == "test" and meta["wrist_refine"]["refined"] == summary["refined"] >= 1
     assert sum("wrist_refine" in r.quality for r in records) == summary["refined"]
-    assert (tmp_path / "work" / "wrists" / stage_digest(start, opt)).is_dir()
-    # other inputs or options: another resume folder
-    assert stage_digest(start, WristRefineOptions(steps=11)) != stage_digest(start, opt)
-    assert stage_digest(records, opt) != stage_digest(start, opt)
+    assert (tmp_path / "work" / "refine_wrists" / stage_digest(start, opt)).is_dir()

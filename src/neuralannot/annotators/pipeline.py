@@ -12,8 +12,8 @@ from neuralannot.annotators import state
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.neural import build_annotator
 from neuralannot.annotators.predict import predict
+from neuralannot.annotators.stages import annotation_stages
 from neuralannot.annotators.training import train
-from neuralannot.annotators.wrist_refine import annotation_wrist_stage
 from neuralannot.bodies.parts import MODEL_PART
 from neuralannot.data.loading import load_samples
 
@@ -59,8 +59,7 @@ def run_annotate(
         meta={"data": str(data)},
         resume=resume,
     )
-    if (stage := annotation_wrist_stage(cfg, samples, out, run_dir, device, progress)) is not None:
-        ann["wrist_refine"] = stage
+    ann.update(annotation_stages(cfg, samples, out, run_dir, device, progress))
     return {
         "samples": len(samples),
         "skipped": report.as_dict(),

@@ -24,7 +24,7 @@ import torch
 
 from neuralannot.annotators import state
 from neuralannot.annotators.config import AnnotatorConfig
-from neuralannot.annotators.wrist_refine import annotation_wrist_stage
+from neuralannot.annotators.stages import annotation_stages
 from neuralannot.geometry import ray_rotation
 from neuralannot.io.pseudo_gt import PseudoGT, read_pseudo_gt
 from neuralannot.io.records import in_sample_camera, mirror_to_left
@@ -83,9 +83,9 @@ def train_and_annotate(
     feature_store: dict | None = None,
 ) -> tuple[list[PseudoGT], dict]:
     """Train a network of ``cfg`` on ``samples`` (with pseudo-GT targets when given) and annotate
-    them, ending with the wrist stage where ``cfg.refines_wrists``; the run lives in
-    ``work_dir/<tag><config digest>-<data digest>`` (resumable). Runs given the same ``feature_store``
-    dict compute frozen-backbone features once."""
+    them, ending with the stages of ``cfg`` (:func:`~neuralannot.annotators.stages.annotation_stages`);
+    the run lives in ``work_dir/<tag><config digest>-<data digest>`` (resumable). Runs given the same
+    ``feature_store`` dict compute frozen-backbone features once."""
     from neuralannot.annotators.neural import build_annotator
     from neuralannot.annotators.predict import predict
     from neuralannot.annotators.training import train
@@ -101,8 +101,7 @@ def train_and_annotate(
     out = run_dir / "pseudo_gt.npz"
     ann = predict(model, samples, out, run_dir, batch_size=max(cfg.batch_size, 64), device=device,
                   progress=progress, meta={"stage": tag.rstrip("-") or "one-stage"})  # fmt: skip
-    if (stage := annotation_wrist_stage(cfg, samples, out, run_dir, device, progress)) is not None:
-        ann["wrist_refine"] = stage
+    ann.update(annotation_stages(cfg, samples, out, run_dir, device, progress))
     records, _ = read_pseudo_gt(out)
     order = {s.id: i for i, s in enumerate(samples)}
     records.sort(key=lambda r: order[r.sample_id])

@@ -11,7 +11,7 @@ validation seed 103, 48 samples). On the test set (seed 777, 2,000) it takes the
 from 31.2 to 27.8 mm and the masked SMPLify-X's from 32.1 to 29.1 (BENCHMARKS.md).
 
 It ends ``annotate`` wherever the annotator reads the masks (``AnnotatorConfig.wrist_stage``, unset:
-MoCap bodies; resumable through :func:`refine_wrists_file`), and in the comparison every row that reads
+MoCap bodies; resumable: :mod:`~neuralannot.annotators.stages`), and in the comparison every row that reads
 the masks gets it too (like for like). Samples without a usable mask (or camera) keep their record; a
 refinement is kept only where it lowers the silhouette loss. Records must be in the sample's camera
 frame (MoCap records, wild body records); it runs on ``device`` (annotation's). Every refined record
@@ -20,22 +20,19 @@ gets ``quality["wrist_refine"]`` (the loss before and after).
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import time
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import roma
 import torch
-from tqdm import tqdm
 
+from neuralannot.annotators.stages import run_batches, stage_summary
 from neuralannot.bodies import load_body_model
 from neuralannot.data.silhouette import FIT_CROP, batch_silhouette_loss, silhouette_batch
-from neuralannot.io.pseudo_gt import PartWriter, PseudoGT, read_parts, read_pseudo_gt, write_pseudo_gt
+from neuralannot.io.pseudo_gt import PseudoGT
 from neuralannot.io.pseudo_gt.files import to_body_params
 
 log = logging.getLogger(__name__)
@@ -69,89 +66,16 @@ def refine_wrists(
     the records in sample order and a summary. With ``parts_dir`` each finished batch is saved there
     and a rerun reuses it (the batches are a fixed partition: a resumed run gives the same records)."""
     opt = options or WristRefineOptions()
-    by_id = {r.sample_id: r for r in records}
-    missing = [s.id for s in samples if s.id not in by_id]
-    if missing:
-        raise ValueError(f"wrist refinement: {len(missing)} samples have no pseudo-GT, e.g. {missing[:3]}")
     body = load_body_model(body_model, part="body") if isinstance(body_model, str) else body_model
     body.to(device)
     if "body_pose" not in body.param_specs or body.param_specs["body_pose"].shape[0] <= max(WRIST_SLOTS):
         raise ValueError(f"wrist refinement needs a body model with SMPL-ordered body_pose, not {body.name}")
-    done = read_parts(parts_dir) if parts_dir is not None else {}
-    if done:
-        log.info("wrist refinement: resuming, %d samples already done in %s", len(done), parts_dir)
-    out, t0 = [], time.perf_counter()
-    starts = range(0, len(samples), opt.batch_size)
-    writer = PartWriter(parts_dir, chunk_size=opt.batch_size) if parts_dir is not None else nullcontext()
-    with writer:
-        for i in tqdm(starts, desc="wrists", disable=not progress, leave=False):
-            batch = list(samples[i : i + opt.batch_size])
-            if all(s.id in done for s in batch):
-                out += [done[s.id] for s in batch]
-                continue
-            recs = _refine_records(body, batch, [by_id[s.id] for s in batch], opt)
-            out += recs
-            if parts_dir is not None:
-                for r in recs:
-                    writer.write(r)
-                writer.flush()
-    wall = time.perf_counter() - t0
-    refined = sum("wrist_refine" in r.quality for r in out)
-    summary = {"method": "wrist-refine", "samples": len(out), "refined": refined, "wall_s": wall,
-               "samples_per_s": len(out) / max(wall, 1e-9), **vars(opt)}  # fmt: skip
-    log.info("wrist refinement: %d / %d samples refined, %.1f s", refined, len(out), wall)
-    return out, summary
 
+    def batch_fn(batch, recs):
+        return _refine_records(body, batch, recs, opt)
 
-def refine_wrists_file(
-    samples: Sequence,
-    path: str | Path,
-    work_dir: str | Path,
-    body_model="anny",
-    options: WristRefineOptions | None = None,
-    progress: bool = False,
-    device: str = "cpu",
-) -> dict:
-    """Refine the wrists of the pseudo-GT file ``path`` in place (atomically; its metadata gains
-    ``wrist_refine``, the summary). Finished batches live in ``work_dir/wrists/<digest of the input
-    records and options>``, so an interrupted stage resumes. Returns the summary."""
-    opt = options or WristRefineOptions()
-    records, meta = read_pseudo_gt(path)
-    parts = Path(work_dir) / "wrists" / stage_digest(records, opt)
-    refined, summary = refine_wrists(samples, records, body_model, opt, progress, parts, device)
-    write_pseudo_gt(path, refined, {**meta, "wrist_refine": summary})
-    return summary
-
-
-def annotation_wrist_stage(
-    cfg, samples: Sequence, path: str | Path, run_dir: str | Path, device: str = "cpu", progress: bool = False
-) -> dict | None:
-    """The wrist stage at the end of annotation (``path``: the annotator's pseudo-GT file) where
-    ``cfg.refines_wrists``; under torchrun the main rank runs it while the others wait. Returns its
-    summary (None where it does not run, or on other ranks)."""
-    from torch import distributed as dist
-
-    from neuralannot.annotators.training import init_distributed
-
-    if not cfg.refines_wrists:
-        return None
-    info = init_distributed(device)
-    summary = None
-    if info.main:
-        summary = refine_wrists_file(samples, path, run_dir, cfg.body_model, None, progress, str(info.device))
-    if info.world > 1:
-        dist.barrier()
-    return summary
-
-
-def stage_digest(records: Sequence[PseudoGT], options: WristRefineOptions) -> str:
-    """Short hash of the input records' parameters and the options: names a stage's resume folder."""
-    digest = hashlib.sha1(repr(sorted(vars(options).items())).encode())
-    for r in sorted(records, key=lambda r: r.sample_id):
-        digest.update(r.sample_id.encode())
-        for k in sorted(r.params):
-            digest.update(k.encode() + np.ascontiguousarray(r.params[k], dtype=np.float32).tobytes())
-    return digest.hexdigest()[:16]
+    out, wall = run_batches(samples, records, batch_fn, opt.batch_size, "wrist_refine", progress, parts_dir)
+    return out, stage_summary("wrist_refine", out, wall, opt)
 
 
 def _refine_records(body, batch: list, recs: list[PseudoGT], opt: WristRefineOptions) -> list[PseudoGT]:
