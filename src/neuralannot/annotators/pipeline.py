@@ -10,9 +10,9 @@ from pathlib import Path
 
 from neuralannot.annotators import state
 from neuralannot.annotators.config import AnnotatorConfig
+from neuralannot.annotators.finish import annotation_stages
 from neuralannot.annotators.neural import build_annotator
 from neuralannot.annotators.predict import predict
-from neuralannot.annotators.stages import annotation_stages
 from neuralannot.annotators.training import train
 from neuralannot.bodies.parts import MODEL_PART
 from neuralannot.data.loading import load_samples

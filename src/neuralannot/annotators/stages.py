@@ -1,11 +1,12 @@
 """Per-sample stages after annotation (beyond the paper): the shared batch loop, resume folders and the
-dispatch that ends ``annotate``.
+in-place file rewrite.
 
 A stage takes one record per sample and returns them refined in batches of a fixed partition; with a
 ``parts_dir`` each finished batch is saved as a part file (:class:`~neuralannot.io.pseudo_gt.PartWriter`)
 and a rerun reuses it, so an interrupted stage resumes to the same records. The stages:
 :mod:`~neuralannot.annotators.wrist_refine` (MoCap bodies: the wrists to the person masks) and
-:mod:`~neuralannot.annotators.face_refine` (faces from 2D: size and rigid head to the landmarks).
+:mod:`~neuralannot.annotators.face_refine` (faces from 2D: size and rigid head to the landmarks);
+:mod:`~neuralannot.annotators.finish` picks those that end a config's annotation.
 """
 
 from __future__ import annotations
@@ -89,30 +90,3 @@ def refine_file(stage: Callable, options, samples: Sequence, path: str | Path, w
     key = summary["method"].replace("-", "_")
     write_pseudo_gt(path, refined, {**meta, key: summary})
     return summary
-
-
-def annotation_stages(
-    cfg, samples: Sequence, path: str | Path, run_dir: str | Path, device: str = "cpu", progress: bool = False
-) -> dict:
-    """The stages that end annotation of ``cfg`` on its pseudo-GT file ``path`` (``refines_wrists``:
-    the wrist stage; ``refines_face``: the face-size stage); under torchrun the main rank runs them
-    while the others wait. Returns ``{stage name: summary}`` (empty where none ran)."""
-    from torch import distributed as dist
-
-    from neuralannot.annotators.face_refine import FaceRefineOptions, refine_face_size
-    from neuralannot.annotators.training import init_distributed
-    from neuralannot.annotators.wrist_refine import WristRefineOptions, refine_wrists
-
-    todo = [(refine_wrists, WristRefineOptions(), "wrist_refine")] if cfg.refines_wrists else []
-    todo += [(refine_face_size, FaceRefineOptions(), "face_refine")] if cfg.refines_face else []
-    if not todo:
-        return {}
-    info = init_distributed(device)
-    out = {}
-    if info.main:
-        for stage, options, key in todo:
-            out[key] = refine_file(stage, options, samples, path, run_dir, cfg.body_model, progress,
-                                   str(info.device))  # fmt: skip
-    if info.world > 1:
-        dist.barrier()
-    return out

@@ -24,7 +24,7 @@ import torch
 
 from neuralannot.annotators import state
 from neuralannot.annotators.config import AnnotatorConfig
-from neuralannot.annotators.stages import annotation_stages
+from neuralannot.annotators.finish import annotation_stages
 from neuralannot.geometry import ray_rotation
 from neuralannot.io.pseudo_gt import PseudoGT, read_pseudo_gt
 from neuralannot.io.records import in_sample_camera, mirror_to_left
@@ -83,7 +83,7 @@ def train_and_annotate(
     feature_store: dict | None = None,
 ) -> tuple[list[PseudoGT], dict]:
     """Train a network of ``cfg`` on ``samples`` (with pseudo-GT targets when given) and annotate
-    them, ending with the stages of ``cfg`` (:func:`~neuralannot.annotators.stages.annotation_stages`);
+    them, ending with the stages of ``cfg`` (:func:`~neuralannot.annotators.finish.annotation_stages`);
     the run lives in ``work_dir/<tag><config digest>-<data digest>`` (resumable). Runs given the same
     ``feature_store`` dict compute frozen-backbone features once."""
     from neuralannot.annotators.neural import build_annotator
