@@ -74,6 +74,13 @@ def _stages(cfg: AnnotatorConfig, records, summary: dict, samples, work: Path, p
     return records, summary
 
 
+def _annotation_speed(annotate: dict, n: int) -> float:
+    """Samples/s of a network's annotation, the stages that end it included."""
+    stages = sum(annotate.get(k, {}).get("wall_s", 0.0) for k in ("wrist_refine", "face_refine"))
+    wall = annotate["wall_s"] + stages
+    return n / max(wall, 1e-9)
+
+
 def compare_direct(
     setting: str,
     samples,
@@ -110,11 +117,8 @@ def compare_direct(
     neural, info = train_and_annotate(cfg, samples, work / "runs", progress=progress, feature_store=store)
     neural_s = time.perf_counter() - t0
     recs["neuralannot"] = neural
-    ann = info["annotate"]
-    stages_s = sum(ann.get(k, {}).get("wall_s", 0.0) for k in ("wrist_refine", "face_refine"))
-    annotate_s = ann["wall_s"] + stages_s  # the stages are part of annotation
-    speed = {"samples_per_s": len(neural) / max(annotate_s, 1e-9), "train_s": info["train"]["wall_s"],
-             "pipeline_s": neural_s}  # fmt: skip
+    speed = {"samples_per_s": _annotation_speed(info["annotate"], len(neural)),
+             "train_s": info["train"]["wall_s"], "pipeline_s": neural_s}  # fmt: skip
     table["neuralannot"] = _score("neuralannot", neural, samples, cache, out_dir, speed)
     fits_wanted = [(baseline, FitOptions())] if "baseline" in methods else []
     if "baseline_vae" in methods and joints == "3d":  # the same VAE prior as reg.pose_prior
@@ -149,7 +153,8 @@ def compare_direct(
     if "two_stage" in methods:
         t, s = run_two_stage(cfg, samples, neural, work / "runs", progress=progress, feature_store=store)
         recs["two_stage"] = t
-        speed = {"samples_per_s": s["annotate"]["samples_per_s"], "pipeline_s": neural_s + s["wall_s"]}
+        speed = {"samples_per_s": _annotation_speed(s["annotate"], len(t)),
+                 "pipeline_s": neural_s + s["wall_s"]}  # fmt: skip
         table["two_stage"] = _score("two_stage", t, samples, cache, out_dir, speed)
     if "spin" in methods and spin_rounds > 0:
         p, s = run_spin_loop(cfg, samples, neural, work / "runs", spin_rounds,
