@@ -71,7 +71,8 @@ def part_configs(cfg: AnnotatorConfig) -> dict[str, AnnotatorConfig]:
                       root_hypotheses=cfg.root_hypotheses if hyp_given else None, body_model=models[p],
                       **per_part)
            for p, _ in PART_RUNS}  # fmt: skip
-    out["face"] = replace(out["face"], outputs="rotations")
+    # the face-size stage is measured on face sets only; the integration takes the body's shape anyway
+    out["face"] = replace(out["face"], outputs="rotations", face_stage=False)
     return out
 
 
