@@ -101,6 +101,7 @@ def test_face_stage_ends_faces_from_2d_only():
     assert AnnotatorConfig(mode="wild", part="face").refines_face
     assert not AnnotatorConfig(mode="mocap", part="face").refines_face
     assert not AnnotatorConfig(mode="wild").refines_face
+    assert not AnnotatorConfig(mode="wild", part="face", body_model="flame").refines_face  # Anny's phenotypes
     assert not AnnotatorConfig(mode="wild", part="face", face_stage=False).refines_face
     base = AnnotatorConfig(mode="wild", part="face")
     assert AnnotatorConfig(mode="wild", part="face", face_stage=False).digest() == base.digest()

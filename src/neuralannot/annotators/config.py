@@ -261,7 +261,7 @@ class AnnotatorConfig:
     # (``silhouette_weight`` > 0: MoCap bodies with the default head). Test seed 777: 31.2 → 27.8 mm
     wrist_stage: bool | None = None
     # the face-size stage after annotation (annotators/face_refine.py: phenotypes and the rigid head
-    # refitted to the 2D landmarks, which carry the size the network misses); None: faces in wild mode.
+    # refitted to the 2D landmarks, which carry the size the network misses); None: Anny faces, wild mode.
     # Face tuning set (seed 402, 200): surface error 4.20 → 3.53 mm (2D SMPLify-X 3.62)
     face_stage: bool | None = None
     w_params: float = 1.0  # two-stage: L1 on the target pseudo-GT's rotation matrices and shape (if given)
@@ -409,10 +409,10 @@ class AnnotatorConfig:
 
     @property
     def refines_face(self) -> bool:
-        """Whether annotation ends with the face-size stage: ``face_stage``, or where unset faces in
-        wild mode."""
+        """Whether annotation ends with the face-size stage: ``face_stage``, or where unset Anny faces in
+        wild mode (it moves Anny's phenotypes; FLAME's shape coefficients are not measured)."""
         if self.face_stage is None:
-            return self.part == "face" and self.mode == "wild"
+            return self.part == "face" and self.mode == "wild" and self.body_model == "anny"
         return self.face_stage
 
     @property
