@@ -263,6 +263,7 @@ def predict_cmd(
     allow_outside_root: bool = OUTSIDE,
 ) -> None:
     """Annotate a dataset with a trained checkpoint (its config must match the one given here)."""
+    from neuralannot.annotators.finish import annotation_stages
     from neuralannot.annotators.pipeline import build_annotator
     from neuralannot.annotators.predict import predict
     from neuralannot.annotators.training import load_trained
@@ -285,7 +286,11 @@ def predict_cmd(
         meta = {"data": str(data), "checkpoint": str(checkpoint)}
         ann = predict(model, samples, out, work_dir / cfg.digest(), batch_size, device, meta=meta,
                       chunk_size=chunk_size, resume=resume)  # fmt: skip
+        # the config's stages end it as they end `annotate` (wrist stage, face-size stage)
+        stages = annotation_stages(cfg, samples, out, work_dir / cfg.digest(), device, progress=True)
     except USER_ERRORS as err:
         fail(err)
     console.print(f"annotated {ann['annotated']} samples ({ann['skipped_done']} done before) → {ann['out']}")
+    for name, s in stages.items():
+        console.print(f"{name}: {s['refined']} of {s['samples']} records refined ({s['wall_s']:.1f} s)")
     _print_skips(report.as_dict())
