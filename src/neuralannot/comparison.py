@@ -23,6 +23,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from neuralannot.annotators.config import AnnotatorConfig
+from neuralannot.annotators.stages import STAGE_KEYS
 from neuralannot.evaluation import HAND_AUC, PART_MPVPE, SURFACE, ModelCache, evaluate
 from neuralannot.io import atomic_write_json
 from neuralannot.io.pseudo_gt import write_pseudo_gt
@@ -45,7 +46,7 @@ def _score(name: str, records, samples, cache, out_dir: Path | None, speed: dict
     _, m = evaluate(by_id, samples, cache, decompose=True)
     row = {k: m.get(k) for k in METRIC_KEYS} | {k: m[k] for k in OPTIONAL_KEYS if k in m}
     row |= {"n": m["n"], **speed}
-    for key, stage in (("wrists_refined", "wrist_refine"), ("faces_refined", "face_refine")):
+    for key, stage in zip(("wrists_refined", "faces_refined"), STAGE_KEYS, strict=True):
         row[key] = sum(stage in r.quality for r in records)
     if out_dir is not None:
         write_pseudo_gt(out_dir / f"{name}.npz", records, {"method": name, "summary": row})
@@ -59,24 +60,20 @@ def _stages(cfg: AnnotatorConfig, records, summary: dict, samples, work: Path, p
     annotator's own records got (like for like): the wrist stage (``refines_wrists``) on rows that
     read the masks (``masked``), the face-size stage (``refines_face``) on every row.
     ``summary["wall_s"]`` and ``samples_per_s`` include them."""
-    from neuralannot.annotators.face_refine import FaceRefineOptions, refine_face_size
-    from neuralannot.annotators.stages import stage_digest
-    from neuralannot.annotators.wrist_refine import WristRefineOptions, refine_wrists
+    from neuralannot.annotators.finish import config_stages
+    from neuralannot.annotators.stages import run_stage, stage_key
 
-    todo = [(refine_wrists, WristRefineOptions())] if cfg.refines_wrists and masked else []
-    todo += [(refine_face_size, FaceRefineOptions())] if cfg.refines_face else []
-    for stage, opt in todo:
-        parts = work / stage.__name__ / stage_digest(records, opt)
-        records, s = stage(samples, records, cfg.body_model, opt, progress, parts)
+    for stage, opt in config_stages(cfg, masked):
+        records, s = run_stage(stage, opt, samples, records, work, cfg.body_model, progress)
         wall = summary["wall_s"] + s["wall_s"]
         summary = {**summary, "wall_s": wall, "samples_per_s": len(records) / max(wall, 1e-9),
-                   s["method"].replace("-", "_"): s}  # fmt: skip
+                   stage_key(s): s}  # fmt: skip
     return records, summary
 
 
 def _annotation_speed(annotate: dict, n: int) -> float:
     """Samples/s of a network's annotation, the stages that end it included."""
-    stages = sum(annotate.get(k, {}).get("wall_s", 0.0) for k in ("wrist_refine", "face_refine"))
+    stages = sum(annotate.get(k, {}).get("wall_s", 0.0) for k in STAGE_KEYS)
     wall = annotate["wall_s"] + stages
     return n / max(wall, 1e-9)
 

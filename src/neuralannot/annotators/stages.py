@@ -25,6 +25,9 @@ from neuralannot.io.pseudo_gt import PartWriter, PseudoGT, read_parts, read_pseu
 
 log = logging.getLogger(__name__)
 
+#: the quality / summary names of the stages a config can end with (:mod:`~neuralannot.annotators.finish`)
+STAGE_KEYS = ("wrist_refine", "face_refine")
+
 
 def run_batches(
     samples: Sequence,
@@ -79,14 +82,33 @@ def stage_digest(records: Sequence[PseudoGT], options) -> str:
     return digest.hexdigest()[:16]
 
 
+def run_stage(
+    stage: Callable,
+    options,
+    samples: Sequence,
+    records: Sequence[PseudoGT],
+    work_dir: str | Path,
+    body_model="anny",
+    progress: bool = False,
+    device: str = "cpu",
+) -> tuple[list[PseudoGT], dict]:
+    """``stage`` (``refine_wrists`` or ``refine_face_size``) over ``records`` with its finished batches in
+    ``work_dir/<stage>/<digest of the input records and options>``, so an interrupted stage resumes and
+    another input never reuses them. Returns the stage's records and summary."""
+    parts = Path(work_dir) / stage.__name__ / stage_digest(records, options)
+    return stage(samples, records, body_model, options, progress, parts, device)
+
+
+def stage_key(summary: dict) -> str:
+    """The name a stage's summary and its records' quality entry go by (``wrist_refine``, ...)."""
+    return summary["method"].replace("-", "_")
+
+
 def refine_file(stage: Callable, options, samples: Sequence, path: str | Path, work_dir: str | Path,
                 body_model="anny", progress: bool = False, device: str = "cpu") -> dict:  # fmt: skip
-    """Run ``stage`` (``refine_wrists`` or ``refine_face_size``) on the pseudo-GT file ``path`` in place
-    (atomically; its metadata gains the summary under the stage's name). Finished batches live in
-    ``work_dir/<stage>/<digest of the input records and options>``, so an interrupted stage resumes."""
+    """:func:`run_stage` on the pseudo-GT file ``path`` in place (atomically; its metadata gains the
+    summary under :func:`stage_key`)."""
     records, meta = read_pseudo_gt(path)
-    parts = Path(work_dir) / stage.__name__ / stage_digest(records, options)
-    refined, summary = stage(samples, records, body_model, options, progress, parts, device)
-    key = summary["method"].replace("-", "_")
-    write_pseudo_gt(path, refined, {**meta, key: summary})
+    refined, summary = run_stage(stage, options, samples, records, work_dir, body_model, progress, device)
+    write_pseudo_gt(path, refined, {**meta, stage_key(summary): summary})
     return summary
