@@ -157,3 +157,75 @@ def test_2d_refinement_also_starts_from_the_turned_hand(anny_hand):
     # degrees depend on the CPU's float rounding (0.6-6.0 deg on one machine, all < 3 with 60)
     assert (errs["auto"] < 15).all(), errs
     assert errs["never"].max() > 90, errs  # from the given start alone one of them stays turned
+
+
+def test_keep_shape_holds_the_start_shape_while_the_pose_moves(anny_hand):
+    """``keep_shape``: the refinement moves root, articulation and translation, never the shape."""
+    from neuralannot.annotators.hybrid import REFINE_SCHEDULE
+    from neuralannot.annotators.optimize import FitOptions, smplifyx_2d
+    from test_optimize import hand_params
+
+    gt = hand_params(3, seed=22)
+    samples = make_samples(anny_hand, gt, "hand21", part="rhand")
+    j2d = torch.tensor(np.stack([s.joints_2d for s in samples]), dtype=torch.float32)
+    start = {**gt, "hand_pose": gt["hand_pose"] * 0.5, "phenotype": (gt["phenotype"] * 0.5 + 0.25)}
+    out = {}
+    for keep in (True, False):
+        opt = FitOptions(iterations=10, schedule=REFINE_SCHEDULE, keep_shape=keep, orientations="never")
+        res = smplifyx_2d(anny_hand, "hand21", j2d, torch.tensor(K_PX).float(), None, "default", opt, start)
+        assert (res.info["data"] < res.info["data0"]).all()  # the pose moved toward the joints
+        out[keep] = res.params["phenotype"]
+    assert torch.allclose(out[True], start["phenotype"], atol=1e-5)
+    assert (out[False] - start["phenotype"]).abs().max() > 1e-3
+
+
+def test_turned_hand_also_restarts_from_the_neutral_articulation(anny_hand, monkeypatch):
+    """Hands: the turned start is fitted twice, with the start's articulation and with the neutral one
+    (``neutral_turn``, on for hands); bodies: once."""
+    from neuralannot.annotators import optimize_fits
+    from neuralannot.annotators.hybrid import REFINE_SCHEDULE
+    from neuralannot.annotators.optimize import FitOptions, smplifyx_2d
+    from test_optimize import hand_params
+
+    rows = []
+    real = optimize_fits._run_stages
+
+    def spy(prob, data_term, x, src, opt, frozen):
+        rows.append((x.shape[0], x[:, prob.sl["pose"]].abs().sum(1)))
+        return real(prob, data_term, x, src, opt, frozen)
+
+    monkeypatch.setattr(optimize_fits, "_run_stages", spy)
+    gt = hand_params(2, seed=23)
+    samples = make_samples(anny_hand, gt, "hand21", part="rhand")
+    j2d = torch.tensor(np.stack([s.joints_2d for s in samples]), dtype=torch.float32)
+    for neutral, n in ((None, 6), (False, 4)):
+        opt = FitOptions(iterations=2, schedule=REFINE_SCHEDULE, neutral_turn=neutral)
+        smplifyx_2d(anny_hand, "hand21", j2d, torch.tensor(K_PX).float(), None, "default", opt, gt)
+        count, pose = rows[-1]
+        assert count == n
+    assert (rows[0][1][:4] > 0).all() and (rows[0][1][4:] == 0).all()  # the last two: neutral
+
+
+def test_hands_from_2d_keep_smplifyx_from_its_own_start_where_it_fits_better(anny_hand):
+    """A start far off (turned, curled the wrong way, at the wrong depth) the short refinement cannot
+    recover: SMPLify-X from its own start fits better and is kept (hands from 2D do both by default);
+    with ``scratch=False`` the refinement alone."""
+    from neuralannot.annotators.hybrid import SCRATCH_REASON
+    from test_optimize import hand_params
+
+    gt = hand_params(2, seed=24)
+    samples = make_samples(anny_hand, gt, "hand21", part="rhand")
+    bad = {**gt, "root_pose": -gt["root_pose"], "hand_pose": -gt["hand_pose"], "trans": gt["trans"] * 3}
+    init = [PseudoGT(s.id, "anny", "rhand", {k: v[i].numpy() for k, v in bad.items()},
+                     {"focal": [1500.0, 1500.0], "princpt": [500.0, 500.0]},
+                     {"joint_err_px": 500.0, "confidence": 0.01, "method": "neuralannot-wild"})
+            for i, s in enumerate(samples)]  # fmt: skip
+    opt = HybridOptions(iterations=5)
+    both, summary = refine_records(samples, init, "2d", anny_hand, options=opt)
+    alone, summary0 = refine_records(samples, init, "2d", anny_hand, options=replace(opt, scratch=False))
+    assert summary0["from_scratch"] == 0 and summary["from_scratch"] >= 1
+    err = [np.mean([r.quality["joint_err_px"] for r in recs]) for recs in (both, alone)]
+    assert err[0] < err[1]
+    picked = [r for r in both if r.quality["hybrid"]["reason"] == SCRATCH_REASON]
+    assert all(r.quality["method"] == "hybrid" and not r.quality["hybrid"]["refined"] for r in picked)
+    assert summary["kept_neural"] + summary["refined"] + summary["from_scratch"] == len(samples)

@@ -13,6 +13,7 @@ from torch import Tensor
 from neuralannot.annotators.optimize_losses import gmof, parse_schedule
 from neuralannot.annotators.optimize_problem import (
     INIT_JOINTS,
+    NEUTRAL_TURN,
     ORIENTATIONS,
     RHO_3D,
     SIDE_PAIR,
@@ -42,14 +43,16 @@ def _run_stages(prob: _Problem, data_term, x: Tensor, src: Tensor, opt: FitOptio
     """SMPLify-X's stages on rows ``x`` (R, D) of samples ``src`` (R,); ``data_term(params, idx)``
     returns the unweighted data loss (R',) of sample indices ``idx``."""
     loss, diverged, evals = x.new_full((x.shape[0],), float("nan")), frozen.clone(), 0
+    free = prob.free_indices(opt.keep_shape).to(x.device)
+    base = x.clone()  # the held coordinates (``keep_shape``) keep these values
     for stage in parse_schedule(opt.schedule):
 
-        def fn(xx, rows, stage=stage):
-            params, prior = prob.priors(xx, stage)
+        def fn(xc, rows, stage=stage):
+            params, prior = prob.priors(base[rows].index_copy(1, free, xc), stage)
             return stage.data**2 * data_term(params, src[rows]) + prior
 
-        res = _solve(fn, x, opt, opt.iterations, ~diverged)
-        x, loss, evals = res.x, res.loss, evals + res.evals
+        res = _solve(fn, x[:, free], opt, opt.iterations, ~diverged)
+        x, loss, evals = base.index_copy(1, free, res.x), res.loss, evals + res.evals
         diverged |= res.diverged
     return x, loss, diverged, evals
 
@@ -83,8 +86,9 @@ def _refine(
     pose prior before (of the given start) and after (what :mod:`.hybrid` compares).
 
     ``turn`` (B,) bool: those samples also start from their root turned 180° about the model's own +Y
-    (the body's up axis, the hand's wrist → fingers axis), as SMPLify-X's two facings; the start with
-    the lower final loss is kept."""
+    (the body's up axis, the hand's wrist → fingers axis), as SMPLify-X's two facings, and with
+    :attr:`FitOptions.neutral_turn` a third time, turned with the neutral articulation; the start
+    with the lower final loss is kept."""
     B = x.shape[0]
     src = torch.arange(B, device=x.device)
     frozen = ~torch.isfinite(x).all(1)
@@ -96,7 +100,13 @@ def _refine(
         half = roma.rotvec_to_rotmat(x.new_tensor([0.0, math.pi, 0.0]))
         root = prob.sl["root"]
         xt[:, root] = roma.rotmat_to_rotvec(roma.rotvec_to_rotmat(xt[:, root]) @ half)
-        x, src, frozen = torch.cat([x, xt]), torch.cat([src, extra]), torch.cat([frozen, frozen[extra]])
+        starts = [xt]
+        if NEUTRAL_TURN[prob.part] if opt.neutral_turn is None else opt.neutral_turn:
+            starts.append(xt.clone())
+            starts[-1][:, prob.sl["pose"]] = 0.0
+        x = torch.cat([x, *starts])
+        src = torch.cat([src, *(extra for _ in starts)])
+        frozen = torch.cat([frozen, *(frozen[extra] for _ in starts)])
     x, loss, diverged, evals = _run_stages(prob, data_term, x, src, opt, frozen)
     if x.shape[0] > B:
         best = _pick_best(src, loss, B)

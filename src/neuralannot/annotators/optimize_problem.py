@@ -45,6 +45,8 @@ RHO_3D = {"body": 0.5, "hand": 0.1, "face": 0.05}
 ITERATIONS = {"body": 30, "hand": 100, "face": 200}
 #: Default facing strategy per part (``orientations="auto"``).
 ORIENTATIONS = {"body": "side", "hand": "always", "face": "side"}
+#: :attr:`FitOptions.neutral_turn` where unset, per part
+NEUTRAL_TURN = {"body": False, "hand": True, "face": False}
 #: 3D SMPLify-X's silhouette weight (``FitOptions.w_silhouette``) where it is compared with an annotator
 #: that reads person masks (the ``baseline_vae_sil`` row). Validation (seed 101, 400 samples, VAE
 #: prior, the 224² / 384-point targets): MPVPE 36.06 mm without, 34.37 at 10, 33.81 at 30 (MPJPE
@@ -98,6 +100,14 @@ class FitOptions:
     #: the crop centre, as CLIFF, and its translation re-fitted) or "record" (the start's own camera,
     #: e.g. the wild annotator's near-orthographic virtual camera)
     init_camera: str = "sample"
+    #: refinement (a start given): hold the shape at the start's while the rest is refitted (a
+    #: network's shape, read across the whole set, is kept; the wild hand stage)
+    keep_shape: bool = False
+    #: refinement: the start turned 180° (``orientations``) also restarts from the neutral
+    #: articulation, since the start's articulation was fitted for the other side; ``None``: hands
+    #: only (hand tuning set, seed 301, 200, hybrid from the wild annotator, which turned 15 hands palm
+    #: for back: 5 stayed turned without, 3 with; MPVPE 19.2 → 17.6 mm)
+    neutral_turn: bool | None = None
 
     def for_part(self, part: str) -> FitOptions:
         """These options with ``iterations`` resolved for ``part`` (body | hand | face)."""
@@ -263,6 +273,11 @@ class _Problem:
         if self.expr and "expression" in params:
             x[:, self.sl["expr"]] = get("expression", (-1,))
         return x
+
+    def free_indices(self, keep_shape: bool = False) -> Tensor:
+        """Indices of the optimised coordinates of ``x``: all, or all but the shape's."""
+        held = range(self.sl["shape"].start, self.sl["shape"].stop) if keep_shape else range(0)
+        return torch.tensor([i for i in range(self.dim) if i not in held], dtype=torch.long)
 
     def terms(self, x: Tensor, data_term, src: Tensor) -> tuple[Tensor, Tensor]:
         """Per row: the unweighted data term and the pose prior (``|z|²`` or ``|θ|²``), no grad."""
