@@ -229,3 +229,30 @@ def test_hands_from_2d_keep_smplifyx_from_its_own_start_where_it_fits_better(ann
     picked = [r for r in both if r.quality["hybrid"]["reason"] == SCRATCH_REASON]
     assert all(r.quality["method"] == "hybrid" and not r.quality["hybrid"]["refined"] for r in picked)
     assert summary["kept_neural"] + summary["refined"] + summary["from_scratch"] == len(samples)
+
+
+def test_scratch_fits_given_are_reused_not_fitted_again(anny_hand, monkeypatch):
+    """``scratch_records`` (e.g. the comparison's own SMPLify-X row) replace the second fit."""
+    from neuralannot.annotators import hybrid
+    from neuralannot.annotators.optimize import fit_dataset
+    from test_optimize import hand_params
+
+    gt = hand_params(2, seed=25)
+    samples = make_samples(anny_hand, gt, "hand21", part="rhand")
+    init = [PseudoGT(s.id, "anny", "rhand", {k: v[i].numpy() for k, v in gt.items()},
+                     {"focal": [1500.0, 1500.0], "princpt": [500.0, 500.0]},
+                     {"joint_err_px": 500.0, "confidence": 0.01, "method": "neuralannot-wild"})
+            for i, s in enumerate(samples)]  # fmt: skip
+    own, _ = fit_dataset(samples, "2d", anny_hand, iterations=2)
+    calls = []
+    def counted(*a, **k):
+        calls.append(k.get("init"))
+        return fit_dataset(*a, **k)
+
+    monkeypatch.setattr(hybrid, "fit_dataset", counted)
+    out, _ = refine_records(samples, init, "2d", anny_hand, options=HybridOptions(iterations=2),
+                            scratch_records=own[::-1])  # any order: matched by sample id
+    assert len(calls) == 1 and calls[0] is not None  # the refinement only
+    for r in out:
+        if r.quality["hybrid"]["refined"] is False and "joint_err_px_start" in r.quality["hybrid"]:
+            assert r.params is next(o for o in own if o.sample_id == r.sample_id).params

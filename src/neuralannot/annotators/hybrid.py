@@ -5,7 +5,7 @@ optimisation from it fixes what the network gets slightly wrong on each sample. 
 refinement is **kept only where it lowers the data term** (same robust 2D/3D term, same camera) **and
 does not break the prior**: the pose prior (``|z|²`` of the embedding, or ``|θ|²``) may grow to at
 most ``(1 + prior_tolerance) · prior₀ + prior_slack``. Otherwise the neural pseudo-GT stays.
-Hands from 2D (:data:`SCRATCH_START`) also fit SMPLify-X from its own start and keep, per sample,
+Bodies and hands from 2D (:data:`SCRATCH_START`) also fit SMPLify-X from its own start and keep, per sample,
 whichever of the two fits the joints better: the network's output is one more start of SMPLify-X.
 
 Every record gets ``quality["hybrid"]`` (refined or not, why, the terms) and its confidence;
@@ -53,8 +53,9 @@ PRIOR_TOLERANCE = {"3d": 1.0, "2d": 4.0}
 #: :attr:`HybridOptions.scratch` where unset, per (part, joints). Hands from 2D: the wild hand
 #: annotator turns 7.5 % of hands palm for back, and a refinement from there stays in the wrong basin
 #: for some (tuning set seed 301, 200: MPVPE 17.6 mm refined, 16.2 SMPLify-X alone, 14.9 with both
-#: starts; BENCHMARKS.md, sixteenth session). Not measured for the others.
-SCRATCH_START = {("hand", "2d"): True}
+#: starts). Bodies from 2D (validation seed 201, 200): 177.7 refined, 201.6 alone, 158.1 with both
+#: (facing > 90° 2.5 % → 0.5 %). BENCHMARKS.md, sixteenth session. Not measured from 3D, nor for faces.
+SCRATCH_START = {("hand", "2d"): True, ("body", "2d"): True}
 SCRATCH_REASON = "SMPLify-X's own start fitted better"
 
 
@@ -165,9 +166,12 @@ def refine_records(
     device: str = "cpu",
     options: HybridOptions | None = None,
     progress: bool = False,
+    scratch_records: Sequence[PseudoGT] | None = None,
 ) -> tuple[list[PseudoGT], dict]:
     """Refine the neural pseudo-GTs ``init`` (one per sample, same order) with SMPLify-X from GT
-    ``method`` joints (``3d`` or ``2d``); returns the hybrid records and a summary."""
+    ``method`` joints (``3d`` or ``2d``); returns the hybrid records and a summary.
+    ``scratch_records``: SMPLify-X's own fits of the same samples (default options), reused where the
+    scratch start is on instead of fitted again."""
     opt = options or HybridOptions()
     by_id = {r.sample_id: r for r in init}
     missing = [s.id for s in samples if s.id not in by_id]
@@ -194,10 +198,12 @@ def refine_records(
     )
     out = [_decide(a, b, opt)[0] for a, b in zip(start, refined, strict=True)]
     if SCRATCH_START.get((part, "3d" if from_3d else "2d"), False) if opt.scratch is None else opt.scratch:
-        fit_opt = FitOptions(optimizer=opt.optimizer, prior_3d=prior, w_silhouette=opt.w_silhouette)
-        scratch, _ = fit_dataset(samples, method, body_model, None, batch_size, device, options=fit_opt,
-                                 progress=progress)  # fmt: skip
-        out = [_better_fit(a, b) for a, b in zip(out, scratch, strict=True)]
+        if scratch_records is None:
+            fit_opt = FitOptions(optimizer=opt.optimizer, prior_3d=prior, w_silhouette=opt.w_silhouette)
+            scratch_records, _ = fit_dataset(samples, method, body_model, None, batch_size, device,
+                                             options=fit_opt, progress=progress)  # fmt: skip
+        scratch = {r.sample_id: r for r in scratch_records}
+        out = [_better_fit(a, scratch[a.sample_id]) if a.sample_id in scratch else a for a in out]
     reasons = {}
     for r in out:
         reasons[r.quality["hybrid"]["reason"]] = reasons.get(r.quality["hybrid"]["reason"], 0) + 1
