@@ -54,7 +54,8 @@ PRIOR_TOLERANCE = {"3d": 1.0, "2d": 4.0}
 #: annotator turns 7.5 % of hands palm for back, and a refinement from there stays in the wrong basin
 #: for some (tuning set seed 301, 200: MPVPE 17.6 mm refined, 16.2 SMPLify-X alone, 14.9 with both
 #: starts). Bodies from 2D (validation seed 201, 200): 177.7 refined, 201.6 alone, 158.1 with both
-#: (facing > 90° 2.5 % → 0.5 %). BENCHMARKS.md, sixteenth session. Not measured from 3D, nor for faces.
+#: (facing > 90° 2.5 % → 0.5 %). Faces from 2D (tuning seed 402, with the face stage after): surface
+#: 3.323 → 3.320 mm, not worth a second fit. Not measured from 3D. BENCHMARKS.md, sixteenth session.
 SCRATCH_START = {("hand", "2d"): True, ("body", "2d"): True}
 SCRATCH_REASON = "SMPLify-X's own start fitted better"
 
