@@ -256,3 +256,23 @@ def test_scratch_fits_given_are_reused_not_fitted_again(anny_hand, monkeypatch):
     for r in out:
         if r.quality["hybrid"]["refined"] is False and "joint_err_px_start" in r.quality["hybrid"]:
             assert r.params is next(o for o in own if o.sample_id == r.sample_id).params
+
+
+def test_scratch_fit_replaces_a_pick_only_when_its_error_is_lower_in_the_same_camera():
+    from neuralannot.annotators.hybrid import SCRATCH_REASON, _better_fit
+
+    cam, crop = {"focal": [1500.0, 1500.0], "princpt": [500.0, 500.0]}, {"focal": [5000.0, 5000.0],
+                                                                         "princpt": [112.0, 112.0]}
+    p = {"root_pose": np.zeros(3, np.float32), "hand_pose": np.zeros((15, 3), np.float32),
+         "phenotype": np.full(6, 0.5, np.float32), "trans": np.zeros(3, np.float32)}
+
+    def rec(err, camera, method="hybrid"):
+        return PseudoGT("s0", "anny", "rhand", p, camera, {"joint_err_px": err, "method": method})
+
+    scratch = rec(3.0, cam, "smplifyx-2d")
+    picked = _better_fit(rec(9.0, cam), scratch)
+    assert picked.quality["hybrid"]["reason"] == SCRATCH_REASON and picked.quality["method"] == "hybrid"
+    assert _better_fit(rec(2.0, cam), scratch).quality["joint_err_px"] == 2.0  # the lower error stays
+    assert _better_fit(rec(9.0, crop), scratch).camera == crop  # px of another camera: not compared
+    diverged = PseudoGT("s0", "anny", "rhand", p, cam, {"joint_err_px": 1.0, "flags": ["diverged"]})
+    assert _better_fit(rec(9.0, cam), diverged).quality["joint_err_px"] == 9.0

@@ -143,13 +143,22 @@ def _decide(init: PseudoGT, refined: PseudoGT, opt: HybridOptions) -> tuple[Pseu
 
 def _better_fit(chosen: PseudoGT, scratch: PseudoGT) -> PseudoGT:
     """``scratch`` (SMPLify-X from its own start) where its mean joint error is below ``chosen``'s (the
-    hybrid's pick so far), as a hybrid record; else ``chosen``."""
+    hybrid's pick so far), as a hybrid record; else ``chosen``. 2D errors are compared only in the same
+    camera (a record kept neural in its crop camera is not compared)."""
     key = "joint_err_mm" if "joint_err_mm" in chosen.quality else "joint_err_px"
     e0, e1 = chosen.quality.get(key), scratch.quality.get(key)
     if e0 is None or e1 is None or not e1 < e0 or "diverged" in scratch.quality.get("flags", []):
         return chosen
+    if key == "joint_err_px" and not _same_camera(chosen.camera, scratch.camera):
+        return chosen
     info = {"refined": False, "reason": SCRATCH_REASON, f"{key}_start": e0}
     return replace(scratch, quality={**scratch.quality, "method": "hybrid", "hybrid": info})
+
+
+def _same_camera(a: dict | None, b: dict | None) -> bool:
+    if a is None or b is None:
+        return a is b
+    return all(np.allclose(a[k], b[k], rtol=1e-6, atol=1e-6) for k in ("focal", "princpt"))
 
 
 def _has_vae(body_model, samples: Sequence) -> bool:
@@ -198,7 +207,10 @@ def refine_records(
         samples, method, body_model, None, batch_size, device, options=fit_opt, progress=progress, init=start
     )
     out = [_decide(a, b, opt)[0] for a, b in zip(start, refined, strict=True)]
-    if SCRATCH_START.get((part, "3d" if from_3d else "2d"), False) if opt.scratch is None else opt.scratch:
+    scratch_on = opt.scratch
+    if scratch_on is None:
+        scratch_on = SCRATCH_START.get((part, "3d" if from_3d else "2d"), False)
+    if scratch_on:
         if scratch_records is None:
             fit_opt = FitOptions(optimizer=opt.optimizer, prior_3d=prior, w_silhouette=opt.w_silhouette)
             scratch_records, _ = fit_dataset(samples, method, body_model, None, batch_size, device,
@@ -214,8 +226,8 @@ def refine_records(
     n_scratch = reasons.get(SCRATCH_REASON, 0)
     summary = {
         "method": f"hybrid-{fit_summary['method']}", "samples": len(out), "refined": n_ref,
-        "from_scratch": n_scratch, "kept_neural": len(out) - n_ref - n_scratch, "reasons": reasons,
-        "outliers": outliers, "wall_s": wall,
+        "scratch": bool(scratch_on), "from_scratch": n_scratch, "kept_neural": len(out) - n_ref - n_scratch,
+        "reasons": reasons, "outliers": outliers, "wall_s": wall,
         "samples_per_s": len(out) / max(wall, 1e-9), "iterations": opt.iterations,
         "prior_tolerance": opt.prior_tolerance, "w_silhouette": opt.w_silhouette,
     }  # fmt: skip
