@@ -151,7 +151,8 @@ def compare_direct(
         recs["hybrid"] = h
         reused = own_s if s["scratch"] and own is not None else 0.0  # the reused fit counts in its time
         speed = {"samples_per_s": s["samples_per_s"], "pipeline_s": neural_s + s["wall_s"] + reused,
-                 "refined": s["refined"], "outliers": s["outliers"]}  # fmt: skip
+                 "refined": s["refined"], "from_scratch": s["from_scratch"],
+                 "outliers": s["outliers"]}  # fmt: skip
         table["hybrid"] = _score("hybrid", h, samples, cache, out_dir, speed)
     if "two_stage" in methods:
         t, s = run_two_stage(cfg, samples, neural, work / "runs", progress=progress, feature_store=store)
