@@ -65,7 +65,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=400, help="samples per annotated synthetic set")
     ap.add_argument("--n-test", type=int, default=200, help="held-out samples of the indirect test (0: skip)")
     ap.add_argument("--settings", default="from3d,from2d")
-    ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument("--methods", default=",".join(METHODS),
+                    help="comma-separated; also two_stage_hybrid (second stage on the hybrid's pseudo-GTs)")
     ap.add_argument("--min-steps", type=int, default=1500, help="annotator training steps")
     ap.add_argument("--regressor-steps", type=int, default=1000, help="indirect regressor training steps")
     ap.add_argument("--fit-iterations", type=int, default=30, help="SMPLify-X L-BFGS iterations per stage")
