@@ -4,8 +4,10 @@
 - ``eft``: the trained annotator fine-tuned on each sample's own joints (``--checkpoint``, else one
   is trained on the set first).
 - ``hybrid``: the neural pseudo-GT (``--init``, else train + annotate first) refined by a short
-  SMPLify-X, kept per sample only where it lowers the data term without breaking the prior.
-- ``two-stage`` / ``spin``: a second network trained on the one-stage pseudo-GTs (Table 7) / SPIN-style.
+  SMPLify-X, kept per sample only where it lowers the data term without breaking the prior; from 2D
+  joints (bodies, hands) SMPLify-X also runs from its own start and the better fit is kept.
+- ``two-stage`` / ``spin``: a second network trained on the one-stage pseudo-GTs (Table 7) / SPIN-style;
+  ``--init`` may be any pseudo-GT file, e.g. the hybrid's (a network distilled from it).
 - ``wrists``: any body pseudo-GT (``--init``: the annotator's, the hybrid's, SMPLify-X's; else the
   annotator is trained first) with only its wrists refined to the person masks
   (``annotators/wrist_refine.py``); ``--iterations`` sets the Adam steps.
