@@ -1,4 +1,7 @@
-"""comparison.py: the indirect evaluation's regressor config."""
+"""comparison.py: the indirect evaluation's regressor config, method checks, a tiny from-2D run."""
+
+import numpy as np
+import pytest
 
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.comparison import regressor_config
@@ -13,9 +16,6 @@ def test_indirect_regressor_is_supervised_by_labels_only():
 
 
 def test_compare_direct_refuses_unknown_methods_before_any_work(tmp_path):
-    import pytest
-
-    from neuralannot.annotators.config import AnnotatorConfig
     from neuralannot.comparison import compare_direct
 
     cfg = AnnotatorConfig()
@@ -24,3 +24,29 @@ def test_compare_direct_refuses_unknown_methods_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="add 'hybrid'"):
         compare_direct("from2d", [], cfg, tmp_path, ("neuralannot", "two_stage_hybrid"))
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.anny
+def test_from_2d_comparison_reuses_its_smplifyx_row_and_distils_the_hybrid(tmp_path_factory, tmp_path):
+    """From 2D joints the hybrid keeps SMPLify-X's own fit where it matches the joints better, reusing
+    the comparison's SMPLify-X row (its time counted), and ``two_stage_hybrid`` trains on the hybrid."""
+    from conftest import TINY, synth_set
+    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.comparison import compare_direct
+
+    data = synth_set(tmp_path_factory, "wild", 4, seed=11)
+    samples, _ = load_samples(data, "body")
+    cfg = AnnotatorConfig(mode="wild", **dict(TINY, epochs=1))
+    methods = ("neuralannot", "baseline", "hybrid", "two_stage_hybrid")
+    table, recs = compare_direct("from2d", samples, cfg, tmp_path, methods, hybrid_iterations=2,
+                                 progress=False)  # fmt: skip
+    assert set(table) == set(methods) - {"baseline"} | {"smplifyx"}
+    hybrid = table["hybrid"]
+    assert hybrid["refined"] + hybrid["from_scratch"] <= len(samples)
+    own = {r.sample_id: r for r in recs["smplifyx"]}
+    for r in recs["hybrid"]:  # a record taken from the scratch start is the SMPLify-X row's own fit
+        if r.quality["hybrid"]["reason"] == "SMPLify-X's own start fitted better":
+            assert all(np.array_equal(v, own[r.sample_id].params[k]) for k, v in r.params.items())
+    assert hybrid["pipeline_s"] >= table["smplifyx"]["pipeline_s"]
+    assert [r.sample_id for r in recs["two_stage_hybrid"]] == [s.id for s in samples]
+    assert all("two-stage" in r.quality["method"] for r in recs["two_stage_hybrid"])
