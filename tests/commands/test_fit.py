@@ -35,6 +35,10 @@ def test_fit_methods_chain(mocap_set, tiny_config, tmp_path):  # noqa: F811
     hybrid, meta = read_pseudo_gt(tmp_path / "hy.json")
     assert len(hybrid) == n and meta["method"] == "hybrid"
     assert all(r.quality["method"] == "hybrid" and "hybrid" in r.quality for r in hybrid)
+    assert meta["summary"]["scratch"] is False  # from 3D joints the hybrid refines only
+    res = _fit("--method", "hybrid", "--out", tmp_path / "hs.json", "--iterations", 2, "--scratch", *common)
+    _, meta = read_pseudo_gt(tmp_path / "hs.json")
+    assert meta["summary"]["scratch"] is True and "own fit kept for" in res.output
     # the same one-stage network again from its pseudo-GT (--init) and its checkpoint (eft)
     run = next((tmp_path / "work").glob("*/checkpoint.pt"))
     _fit("--method", "eft", "--out", tmp_path / "eft.npz", "--checkpoint", run, "--iterations", 2, *common)
@@ -67,6 +71,9 @@ def test_fit_rejects_unknown_method_and_missing_init(mocap_set, tmp_path):  # no
     res = CliRunner().invoke(app, ["fit", "--method", "hybrid", "--data", str(mocap_set), "--out",
                                    str(tmp_path / "o.npz"), "--init", str(bad)])  # fmt: skip
     assert res.exit_code == 2 and "none.json" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(app, ["fit", "--method", "smplifyx", "--data", str(mocap_set), "--out",
+                                   str(tmp_path / "o.npz"), "--no-scratch"])  # fmt: skip
+    assert res.exit_code == 2 and "belongs to the hybrid" in res.output
     # the mask term belongs to the 3D fits: SMPLify-X from 3D joints and the hybrid
     res = CliRunner().invoke(app, ["fit", "--method", "smplifyx", "--data", str(mocap_set), "--out",
                                    str(tmp_path / "o.npz"), "--silhouette", "10"])  # fmt: skip

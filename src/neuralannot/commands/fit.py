@@ -78,7 +78,8 @@ def _checkpoint_config(checkpoint: Path):
     return cfg
 
 
-def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations, device, silhouette=None):
+def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations, device, silhouette=None,
+                   scratch=None):  # fmt: skip
     from neuralannot.annotators.hybrid import HybridOptions, refine_records
     from neuralannot.annotators.two_stage import run_spin_loop, run_two_stage
 
@@ -97,7 +98,8 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
     stage1, _ = _stage1(samples, cfg, work_dir, init, device)
     if method == "hybrid":
         joints = "3d" if cfg.mode == "mocap" else "2d"
-        opt = HybridOptions(iterations=iterations or HybridOptions.iterations, w_silhouette=silhouette)
+        opt = HybridOptions(iterations=iterations or HybridOptions.iterations, w_silhouette=silhouette,
+                            scratch=scratch)  # fmt: skip
         return refine_records(
             samples, stage1, joints, cfg.body_model, device=device, options=opt, progress=True
         )
@@ -141,6 +143,12 @@ def fit_cmd(
         help="3D SMPLify-X and the 3D hybrid: weight of the person-mask term where samples have masks "
         "(default: 0 for SMPLify-X, the paper's; HYBRID_SILHOUETTE = 10 for the hybrid).",
     ),
+    scratch: bool | None = typer.Option(
+        None,
+        "--scratch/--no-scratch",
+        help="hybrid: also fit SMPLify-X from its own start and keep, per sample, the fit with the lower "
+        "joint error (default: on for bodies and hands from 2D joints).",
+    ),
     batch_size: int = typer.Option(64, "--batch-size", help="Samples optimised together."),
     threads: int = typer.Option(0, help="torch threads (0 = keep torch's default; use 1 on a shared CPU)."),
     device: str = typer.Option("cpu"),
@@ -166,6 +174,8 @@ def fit_cmd(
     takes_masks = METHOD_NAMES.get(method, method) in ("3d", "hybrid")
     if silhouette is not None and (silhouette < 0 or (silhouette and not takes_masks)):
         fail(f"--silhouette must be >= 0 and needs 3D SMPLify-X or the hybrid: {silhouette} with {method}")
+    if scratch is not None and method != "hybrid":
+        fail(f"--scratch/--no-scratch belongs to the hybrid, not {method}")
     check_device(device)
     check_outputs(
         {"--out": out}, {"--work-dir": work_dir if method in NEURAL_METHODS else None}, batch_size=batch_size
@@ -193,7 +203,7 @@ def fit_cmd(
             cfg = _config(config, mode, part, body_model, min_steps=min_steps)
             samples, report = _samples(data, cfg, skip_bad, joint_map, allow_outside_root)
             records, summary = _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
-                                              device, silhouette)  # fmt: skip
+                                              device, silhouette, scratch)  # fmt: skip
         summary = {k: v for k, v in summary.items() if k not in ("train", "annotate")}
         write_pseudo_gt(out, records, {"method": method, "data": str(data), "summary": summary})
     except USER_ERRORS as err:
@@ -203,6 +213,7 @@ def fit_cmd(
         f"({summary.get('samples_per_s', float('nan')):.2f} samples/s) → {out}"
     )
     if method == "hybrid":
-        console.print(f"refined {summary['refined']} / {len(records)} ({summary['reasons']}); "
+        console.print(f"refined {summary['refined']} / {len(records)}, SMPLify-X's own fit kept for "
+                      f"{summary['from_scratch']} ({summary['reasons']}); "
                       f"outliers flagged: {summary['outliers']}")  # fmt: skip
     _print_skips(report.as_dict())
