@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -27,6 +28,7 @@ from neuralannot.annotators.optimize import FitOptions, fit_dataset
 from neuralannot.annotators.optimize_problem import HYBRID_SILHOUETTE
 from neuralannot.bodies.parts import MODEL_PART
 from neuralannot.io.pseudo_gt import PseudoGT
+from neuralannot.io.records import same_camera
 
 log = logging.getLogger(__name__)
 
@@ -149,16 +151,10 @@ def _better_fit(chosen: PseudoGT, scratch: PseudoGT) -> PseudoGT:
     e0, e1 = chosen.quality.get(key), scratch.quality.get(key)
     if e0 is None or e1 is None or not e1 < e0 or "diverged" in scratch.quality.get("flags", []):
         return chosen
-    if key == "joint_err_px" and not _same_camera(chosen.camera, scratch.camera):
+    if key == "joint_err_px" and not same_camera(chosen.camera, scratch.camera):
         return chosen
     info = {"refined": False, "reason": SCRATCH_REASON, f"{key}_start": e0}
     return replace(scratch, quality={**scratch.quality, "method": "hybrid", "hybrid": info})
-
-
-def _same_camera(a: dict | None, b: dict | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return all(np.allclose(a[k], b[k], rtol=1e-6, atol=1e-6) for k in ("focal", "princpt"))
 
 
 def _has_vae(body_model, samples: Sequence) -> bool:
@@ -217,9 +213,7 @@ def refine_records(
                                              options=fit_opt, progress=progress)  # fmt: skip
         scratch = {r.sample_id: r for r in scratch_records}
         out = [_better_fit(a, scratch[a.sample_id]) if a.sample_id in scratch else a for a in out]
-    reasons = {}
-    for r in out:
-        reasons[r.quality["hybrid"]["reason"]] = reasons.get(r.quality["hybrid"]["reason"], 0) + 1
+    reasons = dict(Counter(r.quality["hybrid"]["reason"] for r in out))
     outliers = flag_outliers(out, opt.outlier_z)
     wall = time.perf_counter() - t0
     n_ref = sum(r.quality["hybrid"]["refined"] for r in out)

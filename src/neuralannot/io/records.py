@@ -45,14 +45,18 @@ def sample_camera(sample) -> dict[str, list[float]] | None:
     return {k: [float(x) for x in sample.intrinsics[k]] for k in ("focal", "princpt")}
 
 
+def same_camera(a: dict | None, b: dict | None) -> bool:
+    """Whether two pseudo-GT cameras (``focal``, ``princpt``) are the same intrinsics; False when
+    either is unknown."""
+    if a is None or b is None:
+        return False
+    return bool(np.allclose([*a["focal"], *a["princpt"]], [*b["focal"], *b["princpt"]], rtol=1e-6, atol=1e-6))
+
+
 def in_sample_camera(record: PseudoGT, sample) -> bool:
     """Whether the record's camera is the sample's own intrinsics (not e.g. a crop's virtual camera);
     False when either is unknown."""
-    own = sample_camera(sample)
-    if record.camera is None or own is None:
-        return False
-    cam = [*record.camera["focal"], *record.camera["princpt"]]
-    return bool(np.allclose(cam, [*own["focal"], *own["princpt"]], rtol=1e-6, atol=1e-6))
+    return same_camera(record.camera, sample_camera(sample))
 
 
 def error_quality(err: float, three_d: bool, bbox) -> dict:
