@@ -65,6 +65,11 @@ def weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
+def short_digest(text: str) -> str:
+    """8 hex of ``text``'s SHA-256 (a tag in a run folder's name)."""
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def run_dir(
     work_dir: str | Path, cfg, samples: Sequence, tag: str = "", targets: Mapping | None = None
 ) -> Path:

@@ -17,6 +17,7 @@ GradScaler, whose state is saved in the checkpoint so an AMP run resumes like an
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -29,6 +30,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from neuralannot.annotators.aux_mocap import AuxMocap
 from neuralannot.annotators.loader import crop_cache_dir, epoch_loader, loader_options
 from neuralannot.annotators.neural import NeuralAnnotator
 from neuralannot.annotators.state import samples_digest
@@ -236,18 +238,25 @@ def train(
     progress: bool = True,
     stop_after_steps: int | None = None,
     targets: dict[str, torch.Tensor] | None = None,
+    aux: AuxMocap | None = None,
 ) -> dict:
     """Train ``model`` on ``samples`` (the set it will annotate); returns the training summary.
 
     ``targets``: per-sample parameters ``{name: (N, ...)}`` (rotations as matrices, in the crop's
     orientation: left hands mirrored) supervising the output directly (the two-stage variant).
+    ``aux`` (wild mode): a MoCap set trained jointly, one batch of it per step with its 3D joint
+    loss (``annotators/aux_mocap.py``); it is not annotated.
 
     Checkpoints go to ``out_dir/checkpoint.pt`` every ``cfg.checkpoint_every`` steps and at each
     epoch end; an existing checkpoint of the same config is resumed. ``stop_after_steps`` ends the
     run early right after a checkpoint at that global step (simulates a kill, for tests).
     """
     cfg = model.cfg
+    if aux is not None and cfg.mode != "wild":
+        raise ValueError("an auxiliary MoCap set supervises wild-mode training only")
     info = init_distributed(device)
+    if aux is not None and info.world > 1:
+        raise NotImplementedError("an auxiliary MoCap set is not supported under torchrun yet")
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT
     torch.manual_seed(cfg.seed)
@@ -274,6 +283,8 @@ def train(
         "history": [],
     }
     data_digest = samples_digest(samples, cfg.uses_image, targets)  # a checkpoint belongs to one set
+    if aux is not None:
+        data_digest = hashlib.sha256(f"{data_digest}+{aux.digest(cfg.uses_image)}".encode()).hexdigest()[:16]
     if info.main and out_dir.exists():  # temp files of a checkpoint write killed half-way
         for tmp in out_dir.glob(f".{CHECKPOINT}.*.tmp"):
             tmp.unlink(missing_ok=True)
@@ -317,7 +328,13 @@ def train(
         if info.world > 1:
             dist.barrier()
 
+    if aux is not None:  # both sets' frozen features stay cached: the main set is annotated next
+        model._aux.setdefault("feature_store", {})
     dataset = make_dataset(model, samples, dev, work_dir=out_dir, progress=progress and info.main)
+    if aux is not None:
+        aux.prepare(model, dev, out_dir, progress and info.main)
+        log.info("auxiliary MoCap set: %d samples (%s), weight %g", len(aux.samples), aux.joint_set,
+                 aux.weight)  # fmt: skip
     if targets is not None:
         dataset = _WithTargets(dataset, targets)
     if cfg.silhouette_weight > 0 and model.silhouettes is not None:
@@ -352,6 +369,10 @@ def train(
             with torch.autocast(dev.type, dtype=amp_dtype, enabled=amp_dtype is not None):
                 pred = net(batch)
                 terms = model.losses(batch, pred)
+                if aux is not None:
+                    abatch = batch_to(aux.batch(state["global_step"], len(batch["index"]), cfg.seed), dev)
+                    extra = aux.losses(model, abatch, net(abatch))
+                    terms = {**terms, **extra, "loss": terms["loss"] + sum(extra.values())}
             opt.zero_grad(set_to_none=True)
             scaler.scale(terms["loss"]).backward()
             scaler.step(opt)

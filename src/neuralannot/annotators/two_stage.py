@@ -25,6 +25,7 @@ import torch
 from neuralannot.annotators import state
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.finish import annotation_stages
+from neuralannot.data.crop_cache import crop_centre
 from neuralannot.geometry import ray_rotation
 from neuralannot.io.pseudo_gt import PseudoGT, read_pseudo_gt
 from neuralannot.io.records import in_sample_camera, mirror_to_left
@@ -53,12 +54,8 @@ def pseudo_gt_targets(
         p = {k: np.asarray(v, np.float32) for k, v in r.params.items() if k in body.param_specs}
         p = mirror_to_left(p, body) if s.part == "lhand" else p
         if crop_frame and "root_pose" in p and in_sample_camera(r, s):
-            K = np.asarray(s.K, np.float64)
-            x0, y0, w, h = (float(v) for v in s.bbox)
-            centre = np.array([x0 + w / 2, y0 + h / 2])
-            if s.part == "lhand":  # the mirrored crop: its centre mirrored about the principal point
-                centre[0] = 2.0 * K[0, 2] - centre[0]
-            R = ray_rotation(torch.from_numpy(K), torch.from_numpy(centre)).float()
+            K = torch.as_tensor(np.asarray(s.K, np.float64))
+            R = ray_rotation(K, torch.from_numpy(crop_centre(s))).float()
             root = roma.rotvec_to_rotmat(torch.from_numpy(p["root_pose"]))
             p = {**p, "root_pose": roma.rotmat_to_rotvec(R.T @ root).numpy()}
         rows.append(p)

@@ -175,13 +175,16 @@ def annotate(
     joint_map: Path | None = JOINT_MAP,
     force: bool = FORCE,
     allow_outside_root: bool = OUTSIDE,
+    aux_data: Path | None = typer.Option(
+        None, "--aux-data", help="Wild mode: a MoCap set (3D joints) trained jointly, not annotated."),
+    aux_weight: float = typer.Option(1.0, "--aux-weight", help="Weight of the --aux-data set's losses."),
 ) -> None:
     """Train the neural annotator on a set and annotate the SAME set (one-stage NeuralAnnot)."""
     from neuralannot.annotators.pipeline import run_annotate
 
     check_device(device)
     check_outputs({"--out": out}, {"--work-dir": work_dir})
-    guard_output(out, data, config, joint_map, force=force)
+    guard_output(out, data, config, joint_map, aux_data, force=force)
     cfg = _config(
         config,
         mode,
@@ -195,7 +198,8 @@ def annotate(
     )
     try:
         summary = run_annotate(data, out, cfg, work_dir, skip_bad=skip_bad, device=device, resume=resume,
-                               joint_map=joint_map, allow_outside_root=allow_outside_root)  # fmt: skip
+                               joint_map=joint_map, allow_outside_root=allow_outside_root,
+                               aux_data=aux_data, aux_weight=aux_weight)  # fmt: skip
     except USER_ERRORS as err:
         fail(err)
     t, a = summary["train"], summary["annotate"]

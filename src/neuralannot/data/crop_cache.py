@@ -50,6 +50,17 @@ def sample_affine(s: Sample, size: int) -> np.ndarray:
     return crop_affine(s.bbox, (size, size), scale=CROP_SCALE, aspect=CROP_ASPECT)
 
 
+def crop_centre(s: Sample) -> np.ndarray:
+    """(2,) float64: the image pixel at the centre of ``s``'s crop (its box centre); for a left hand,
+    mirrored about the principal point, as its crop is (the crop's virtual camera looks along the ray
+    of this pixel: :func:`~neuralannot.geometry.ray_rotation`)."""
+    x0, y0, w, h = (float(v) for v in s.bbox)
+    centre = np.array([x0 + w / 2, y0 + h / 2])
+    if flips(s):
+        centre[0] = 2.0 * float(np.asarray(s.K)[0, 2]) - centre[0]
+    return centre
+
+
 def flips(s: Sample) -> bool:
     """Left hands are mirrored into right hands (the networks see right hands only)."""
     return s.part == "lhand"

@@ -1,0 +1,144 @@
+"""Auxiliary 3D supervision for wild-mode training: a MoCap set trained jointly.
+
+The wild annotator learns from 2D joints only, which leave depth and facing to the image. A MoCap
+set with GT 3D joints (H36M beside COCO, as the paper's two-stage variant trains on both; a
+synthetic ``synth --kind mocap`` set here) teaches the same network what 3D poses its image
+features mean: every training step adds one batch of that set, with the MoCap loss (L1 on its 3D
+joints after the best translation, Eq. 1) on top of the wild 2D loss (Eq. 2) of the same
+prediction. Only the main set is annotated; the auxiliary set may use another joint set (its
+keypoints come from that set's regressor) and has its own images.
+
+In the crop frame (wild mode with the virtual camera) the network's rotations live in the crop's
+camera, whose optical axis is the real ray through the crop centre, so the auxiliary 3D joints are
+turned into that frame before the loss (:func:`crop_frame_joints`).
+
+Batches are drawn per global step from a generator seeded by ``(seed, step)``: a resumed run draws
+the same auxiliary batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset, default_collate
+
+from neuralannot.annotators.neural import _masked_mean
+from neuralannot.annotators.state import samples_digest
+from neuralannot.bodies.joints import get_regressor, posed_keypoints
+from neuralannot.data.crop_cache import crop_centre
+from neuralannot.data.transforms import hflip_joints_3d
+from neuralannot.geometry import ray_rotation
+from neuralannot.geometry.alignment import translation_fit
+
+__all__ = ["AuxMocap", "check_aux_samples", "crop_frame_joints", "load_aux"]
+
+log = logging.getLogger(__name__)
+
+
+def load_aux(data, cfg, samples: Sequence, weight: float = 1.0, skip_bad: bool = False,
+             allow_outside_root: bool = False) -> AuxMocap:  # fmt: skip
+    """The auxiliary MoCap set at ``data`` for a wild-mode run of ``cfg`` on ``samples`` (checked)."""
+    from neuralannot.data.loading import load_samples
+
+    if cfg.mode != "wild" or cfg.part == "wholebody":
+        raise ValueError("--aux-data: an auxiliary MoCap set supervises wild-mode body, hand or face sets")
+    if not weight > 0:
+        raise ValueError(f"--aux-weight must be > 0, got {weight}")
+    aux, report = load_samples(data, cfg.part, skip_bad, needs_3d=True, images=cfg.uses_image, keep_gt=False,
+                               allow_outside_root=allow_outside_root)  # fmt: skip
+    check_aux_samples(aux, samples[0].part)
+    log.info("auxiliary MoCap set %s: %d samples (%s)", data, len(aux), report)
+    return AuxMocap(aux, weight)
+
+
+def check_aux_samples(samples: Sequence, main_part: str) -> None:
+    """Refuse an auxiliary set that cannot supervise: empty, without 3D joints, or another part."""
+    if not samples:
+        raise ValueError("the auxiliary MoCap set has no samples")
+    for s in samples:
+        if s.joints_3d is None:
+            raise ValueError(f"auxiliary MoCap sample {s.id!r} has no 3D joints")
+        if s.part != main_part and {s.part, main_part} - {"lhand", "rhand", "hand"}:
+            raise ValueError(f"auxiliary MoCap sample {s.id!r} is part {s.part!r}, the set is {main_part!r}")
+
+
+def crop_frame_joints(samples: Sequence) -> Tensor:
+    """(N, J, 4) float32: each sample's 3D joints turned from its camera into its crop's virtual
+    camera frame (the ray through the crop centre becomes the optical axis); validity kept, invalid
+    joints zero. Left hands: the mirrored crop's frame (x negated, as the crop dataset mirrors)."""
+    out = []
+    for s in samples:
+        j = np.array(s.joints_3d, dtype=np.float64)
+        if s.part == "lhand":
+            j = hflip_joints_3d(j, s.joint_set)
+        R = ray_rotation(torch.as_tensor(s.K, dtype=torch.float64), torch.from_numpy(crop_centre(s)))
+        j[:, :3] = j[:, :3] @ R.numpy()  # R^T p per row
+        j[j[:, 3] <= 0, :3] = 0.0
+        out.append(torch.from_numpy(j.astype(np.float32)))
+    return torch.stack(out)
+
+
+class _Override(Dataset):
+    def __init__(self, base: Dataset, joints_3d: Tensor):
+        self.base, self.joints_3d = base, joints_3d
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, index: int) -> dict:
+        return {**self.base[index], "joints_3d": self.joints_3d[index]}
+
+
+class AuxMocap:
+    """An auxiliary MoCap set for a wild-mode network: its dataset, batches and loss."""
+
+    def __init__(self, samples: Sequence, weight: float = 1.0):
+        if not samples:
+            raise ValueError("the auxiliary MoCap set has no samples")
+        joint_sets = {s.joint_set for s in samples}
+        if len(joint_sets) != 1:
+            raise ValueError(f"the auxiliary MoCap set mixes joint sets {sorted(joint_sets)}")
+        self.samples, self.weight = list(samples), float(weight)
+        self.joint_set = joint_sets.pop()
+        self.dataset: Dataset | None = None
+
+    def digest(self, images: bool) -> str:
+        return f"aux{self.weight:g}:{samples_digest(self.samples, images)}"
+
+    def prepare(self, model, device, work_dir, progress: bool) -> None:
+        """Build the dataset through the model's own pipeline (frozen features computed once)."""
+        from neuralannot.annotators.training import make_dataset
+
+        base = make_dataset(model, self.samples, device, work_dir=work_dir, progress=progress)
+        if model.cfg.crop_frame:
+            base = _Override(base, crop_frame_joints(self.samples))
+        self.dataset = base
+
+    def batch(self, step: int, batch_size: int, seed: int) -> dict:
+        """The auxiliary batch of global step ``step`` (deterministic, independent of resumes)."""
+        n = len(self.dataset)
+        g = torch.Generator().manual_seed(seed * 1_000_003 + step + 7)
+        idx = torch.randperm(n, generator=g)[: min(batch_size, n)].tolist()
+        return default_collate([self.dataset[i] for i in idx])
+
+    def losses(self, model, batch: dict[str, Tensor], pred: dict[str, Tensor]) -> dict[str, Tensor]:
+        """``aux_joints3d`` (Eq. 1's L1 after the best translation) and ``aux_joints2d`` (Eq. 2 with the
+        best root hypothesis), each weighted like the model's own terms times ``weight``."""
+        cfg = model.cfg
+        params = {k: v for k, v in pred.items() if k in model.body.param_specs and k != "trans"}
+        params["trans"] = params["root_pose"].new_zeros(len(params["root_pose"]), 3)
+        kp = posed_keypoints(model.body, get_regressor(model.body, self.joint_set), params)
+        kp, err2d = model.pick_root_hypothesis(batch, dict(pred), kp)
+        valid2 = batch["joints_2d"][..., 2] > 0
+        gt = batch["joints_3d"]
+        valid3 = gt[..., 3] > 0
+        t = translation_fit(kp.detach(), gt[..., :3], valid3)
+        err3 = (kp + t[:, None] - gt[..., :3]).abs().sum(-1)
+        return {
+            "aux_joints3d": self.weight * cfg.w_joints3d * _masked_mean(err3, valid3),
+            "aux_joints2d": self.weight * cfg.w_joints2d * _masked_mean(err2d, valid2),
+        }

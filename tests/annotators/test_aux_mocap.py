@@ -1,0 +1,109 @@
+"""Auxiliary MoCap set for wild-mode training: the crop-frame 3D targets, fixed batches per step,
+training and resuming with it, and the refusals."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TINY, synth_set
+from neuralannot.annotators.aux_mocap import AuxMocap, check_aux_samples, crop_frame_joints
+from neuralannot.annotators.config import AnnotatorConfig
+from neuralannot.annotators.pipeline import build_annotator, load_samples, run_annotate
+from neuralannot.annotators.training import batch_to, train
+from neuralannot.data.crop_cache import crop_centre
+
+pytestmark = pytest.mark.anny
+
+
+@pytest.fixture(scope="module")
+def wild_set(tmp_path_factory):
+    return synth_set(tmp_path_factory, "wild", 16, seed=4)
+
+
+def test_crop_frame_joints_put_the_crop_centre_ray_on_the_optical_axis(mocap_set):
+    samples, _ = load_samples(mocap_set, "body", needs_3d=True)
+    s = samples[0]
+    K = np.asarray(s.K, np.float64)
+    ray = np.linalg.solve(K, np.append(crop_centre(s), 1.0))
+    joints = np.array(s.joints_3d, np.float64)
+    joints[0, :3] = 3.0 * ray / np.linalg.norm(ray)  # a point 3 m along the crop centre's ray
+    joints[1, 3] = 0.0  # an invalid joint
+    moved = crop_frame_joints([dataclasses.replace(s, joints_3d=joints)])[0].double().numpy()
+    np.testing.assert_allclose(moved[0, :3], [0.0, 0.0, 3.0], atol=1e-5)
+    assert moved[1, 3] == 0 and not moved[1, :3].any()
+    # a rotation: distances between valid joints are kept, and the crop looks off-axis here
+    ok = joints[:, 3] > 0
+    d_before = np.linalg.norm(joints[ok, None, :3] - joints[None, ok, :3], axis=-1)
+    d_after = np.linalg.norm(moved[ok, None, :3] - moved[None, ok, :3], axis=-1)
+    np.testing.assert_allclose(d_after, d_before, atol=1e-5)
+    assert np.abs(moved[ok, :3] - joints[ok, :3]).max() > 1e-3
+
+
+def test_aux_set_refuses_samples_it_cannot_use(mocap_set, wild_set):
+    wild, _ = load_samples(wild_set, "body")
+    with pytest.raises(ValueError, match="has no 3D joints"):
+        check_aux_samples(wild, "body")
+    mocap, _ = load_samples(mocap_set, "body", needs_3d=True)
+    with pytest.raises(ValueError, match="is part 'body'"):
+        check_aux_samples(mocap, "face")
+    with pytest.raises(ValueError, match="no samples"):
+        AuxMocap([])
+    out = mocap_set.parent / "never.npz"
+    with pytest.raises(ValueError, match="wild-mode"):  # MoCap mode has its own 3D joints
+        run_annotate(mocap_set, out, AnnotatorConfig(mode="mocap", **TINY), mocap_set.parent / "w",
+                     aux_data=mocap_set, progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="aux-weight"):
+        run_annotate(wild_set, out, AnnotatorConfig(mode="wild", **TINY), mocap_set.parent / "w",
+                     aux_data=mocap_set, aux_weight=0.0, progress=False)  # fmt: skip
+    assert not out.exists()
+
+
+def test_wild_training_with_an_aux_mocap_set_learns_its_3d_joints(mocap_set, wild_set, tmp_path):
+    wild, _ = load_samples(wild_set, "body", images=True, keep_gt=False)
+    mocap, _ = load_samples(mocap_set, "body", needs_3d=True, images=True, keep_gt=False)
+    assert wild[0].joint_set != mocap[0].joint_set  # COCO beside H36M: each set's own keypoints
+    cfg = AnnotatorConfig(mode="wild", **dict(TINY, epochs=12, lr=3e-3))
+    aux = AuxMocap(mocap, weight=4.0)
+
+    def aux_3d_loss(model) -> float:
+        model.eval()
+        batch = batch_to(aux.batch(0, len(mocap), cfg.seed), torch.device("cpu"))
+        with torch.no_grad():
+            return float(aux.losses(model, batch, model(batch))["aux_joints3d"])
+
+    straight = build_annotator(cfg, wild[0].joint_set)
+    aux.prepare(straight, "cpu", tmp_path / "a", progress=False)
+    first = aux.batch(5, 8, cfg.seed)
+    assert torch.equal(first["index"], aux.batch(5, 8, cfg.seed)["index"])  # fixed per step
+    assert not torch.equal(first["index"], aux.batch(6, 8, cfg.seed)["index"])
+    before = aux_3d_loss(straight)
+    summary = train(straight, wild, tmp_path / "a", progress=False, aux=aux)
+    assert all(np.isfinite(h["loss"]) for h in summary["history"])
+    after = aux_3d_loss(straight)
+    assert after < 0.9 * before, (before, after)
+
+    plain = build_annotator(cfg, wild[0].joint_set)  # the same run without the auxiliary set
+    train(plain, wild, tmp_path / "plain", progress=False)
+    plain_loss = aux_3d_loss(plain)
+    assert plain_loss > after, (plain_loss, after)
+
+
+def test_wild_training_with_an_aux_mocap_set_resumes_identically(mocap_set, wild_set, tmp_path):
+    wild, _ = load_samples(wild_set, "body", images=True, keep_gt=False)
+    mocap, _ = load_samples(mocap_set, "body", needs_3d=True, images=True, keep_gt=False)
+    cfg = AnnotatorConfig(mode="wild", **TINY)  # 2 epochs of 2 steps
+    straight = build_annotator(cfg, wild[0].joint_set)
+    train(straight, wild, tmp_path / "a", progress=False, aux=AuxMocap(mocap, 4.0))
+    # killed after step 3, then the same command again: the same weights as the straight run
+    killed = build_annotator(cfg, wild[0].joint_set)
+    train(killed, wild, tmp_path / "b", progress=False, aux=AuxMocap(mocap, 4.0), stop_after_steps=3)
+    resumed = build_annotator(cfg, wild[0].joint_set)
+    train(resumed, wild, tmp_path / "b", progress=False, aux=AuxMocap(mocap, 4.0))
+    for k, v in straight.state_dict().items():
+        torch.testing.assert_close(v, resumed.state_dict()[k], rtol=0, atol=0, msg=k)
+    # a checkpoint of a run with the set is not resumed by a run without it (nor with another weight)
+    for aux in (None, AuxMocap(mocap, 1.0)):
+        with pytest.raises(ValueError, match="other samples"):
+            train(build_annotator(cfg, wild[0].joint_set), wild, tmp_path / "a", progress=False, aux=aux)
