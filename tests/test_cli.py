@@ -64,3 +64,14 @@ def test_unknown_device(tmp_path):
 def test_bad_counts(tmp_path, args, text):
     code, errors = _cli(*args, "--data", tmp_path / "no-data", "--out", tmp_path / "o.json")
     assert code == 2 and errors == [f"error: {text}"]
+
+
+@pytest.mark.parametrize("args, text", [
+    (["--mode", "mocap"], "--aux-data: an auxiliary MoCap set supervises wild-mode body, hand or face sets"),
+    (["--mode", "wild", "--part", "wholebody"], "--aux-data: an auxiliary MoCap set supervises wild-mode"),
+    (["--mode", "wild", "--aux-weight", "0"], "--aux-weight must be > 0, got 0.0"),
+])
+def test_aux_data_refused_before_any_work(tmp_path, args, text):
+    code, errors = _cli("annotate", "--data", tmp_path / "no-data", "--out", tmp_path / "o.json",
+                        "--aux-data", tmp_path / "no-aux", *args)  # fmt: skip
+    assert code == 2 and len(errors) == 1 and text in errors[0], errors

@@ -91,7 +91,7 @@ def models(
 
 @app.command()
 def synth(
-    kind: str = typer.Option(..., help="mocap | wild | hand | face | face3d | wholebody"),
+    kind: str = typer.Option(..., help="mocap | wild | wild3d | hand | face | face3d | wholebody"),
     n: int = typer.Option(..., "--n", help="Number of samples."),
     out: Path = typer.Option(..., help="Output folder (re-running the same command resumes it)."),
     seed: int = typer.Option(0, help="Dataset seed (same seed → identical files)."),

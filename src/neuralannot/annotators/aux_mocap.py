@@ -34,9 +34,18 @@ from neuralannot.data.transforms import hflip_joints_3d
 from neuralannot.geometry import ray_rotation
 from neuralannot.geometry.alignment import translation_fit
 
-__all__ = ["AuxMocap", "check_aux_samples", "crop_frame_joints", "load_aux"]
+__all__ = ["AuxMocap", "aux_problem", "check_aux_samples", "crop_frame_joints", "load_aux"]
 
 log = logging.getLogger(__name__)
+
+
+def aux_problem(cfg, weight: float) -> str | None:
+    """Why an auxiliary set cannot join a run of ``cfg`` with ``weight`` (None: it can)."""
+    if cfg.mode != "wild" or cfg.part == "wholebody":
+        return "--aux-data: an auxiliary MoCap set supervises wild-mode body, hand or face sets"
+    if not weight > 0:
+        return f"--aux-weight must be > 0, got {weight}"
+    return None
 
 
 def load_aux(data, cfg, samples: Sequence, weight: float = 1.0, skip_bad: bool = False,
@@ -44,10 +53,9 @@ def load_aux(data, cfg, samples: Sequence, weight: float = 1.0, skip_bad: bool =
     """The auxiliary MoCap set at ``data`` for a wild-mode run of ``cfg`` on ``samples`` (checked)."""
     from neuralannot.data.loading import load_samples
 
-    if cfg.mode != "wild" or cfg.part == "wholebody":
-        raise ValueError("--aux-data: an auxiliary MoCap set supervises wild-mode body, hand or face sets")
-    if not weight > 0:
-        raise ValueError(f"--aux-weight must be > 0, got {weight}")
+    problem = aux_problem(cfg, weight)
+    if problem:
+        raise ValueError(problem)
     aux, report = load_samples(data, cfg.part, skip_bad, needs_3d=True, images=cfg.uses_image, keep_gt=False,
                                allow_outside_root=allow_outside_root)  # fmt: skip
     check_aux_samples(aux, samples[0].part)
@@ -113,6 +121,10 @@ class AuxMocap:
         """Build the dataset through the model's own pipeline (frozen features computed once)."""
         from neuralannot.annotators.training import make_dataset
 
+        reads_joints = model.joint_encoder is not None or model.end_crops is not None
+        if reads_joints and self.joint_set != model.joint_set:
+            raise ValueError(f"the network reads the 2D joints ({model.joint_set}): the auxiliary set must "
+                             f"have the same joint set, it has {self.joint_set}")  # fmt: skip
         base = make_dataset(model, self.samples, device, work_dir=work_dir, progress=progress)
         if model.cfg.crop_frame:
             base = _Override(base, crop_frame_joints(self.samples))

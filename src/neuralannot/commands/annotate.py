@@ -196,6 +196,11 @@ def annotate(
         min_steps=min_steps,
         backbone_weights=backbone_weights,
     )
+    if aux_data is not None:
+        from neuralannot.annotators.aux_mocap import aux_problem
+
+        if problem := aux_problem(cfg, aux_weight):
+            fail(problem)
     try:
         summary = run_annotate(data, out, cfg, work_dir, skip_bad=skip_bad, device=device, resume=resume,
                                joint_map=joint_map, allow_outside_root=allow_outside_root,

@@ -133,7 +133,7 @@ def generate(
     """Write (or finish) a synthetic dataset; see the module docstring for the format.
 
     Args:
-        kind: ``mocap | wild | hand | face | face3d | wholebody``
+        kind: ``mocap | wild | wild3d | hand | face | face3d | wholebody``
             (:data:`~neuralannot.data.synthetic.scene.KINDS`).
         n: number of samples; out: output folder (created; re-running resumes it).
         seed: dataset seed; workers: processes (this one + ``workers - 1`` spawned ones, each with its

@@ -4,7 +4,7 @@ A :class:`KindSpec` fixes, for one ``neuralannot synth --kind``, the body-model 
 the appearance style, the camera and framing distributions and the noise model that turns the exact
 (GT) joints into the annotations the annotators see:
 
-- **3D kinds** (``mocap``, ``hand``, ``face3d``): 3D joints = GT + isotropic Gaussian noise
+- **3D kinds** (``mocap``, ``wild3d``, ``hand``, ``face3d``): 3D joints = GT + isotropic Gaussian noise
   (σ = ``noise_3d_m``), a fraction ``missing`` of joints dropped (confidence 0 in 3D and 2D); 2D =
   the projection of the noisy 3D joints, confidence 0 outside the image.
 - **2D kinds** (``wild``, ``face``, ``wholebody``): 2D only; GT projections + Gaussian noise with
@@ -63,6 +63,10 @@ KINDS: dict[str, KindSpec] = {
                       noise_3d_m=0.005, missing=0.05),
     "wild": KindSpec("wild", "body", "coco23", "wild", False, (30, 75), (0.4, 0.95), 8.0, (-20, 40),
                      truncation=0.15, occluders=0.35, noise_2d_box=(0.01, 0.03), swap=0.02),
+    # wild images (cameras, framing, occluders) with 3D joints, as 3DPW: an auxiliary 3D set for
+    # wild-mode training (annotate --aux-data)
+    "wild3d": KindSpec("wild3d", "body", "coco23", "wild", True, (30, 75), (0.4, 0.95), 8.0, (-20, 40),
+                       truncation=0.15, occluders=0.35, noise_3d_m=0.005),
     "hand": KindSpec("hand", "hand", "hand21", "wild", True, (25, 60), (0.5, 0.85), 0.0, (0, 0),
                      occluders=0.2, noise_3d_m=0.002, missing=0.03, left_hands=0.3, smooth=True),
     "face": KindSpec("face", "face", "face68", "wild", False, (25, 55), (0.45, 0.8), 10.0, (-10, 20),
