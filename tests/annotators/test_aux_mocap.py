@@ -11,7 +11,7 @@ from conftest import TINY, synth_set
 from neuralannot.annotators.aux_mocap import AuxMocap, check_aux_samples, crop_frame_joints
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import build_annotator, load_samples, run_annotate
-from neuralannot.annotators.training import batch_to, train
+from neuralannot.annotators.training import batch_to, feature_key, train
 from neuralannot.data.crop_cache import crop_centre
 
 pytestmark = pytest.mark.anny
@@ -107,3 +107,15 @@ def test_wild_training_with_an_aux_mocap_set_resumes_identically(mocap_set, wild
     for aux in (None, AuxMocap(mocap, 1.0)):
         with pytest.raises(ValueError, match="other samples"):
             train(build_annotator(cfg, wild[0].joint_set), wild, tmp_path / "a", progress=False, aux=aux)
+
+
+def test_feature_cache_key_tells_sets_with_the_same_ids_apart(wild_set, mocap_set):
+    """The frozen-feature cache is keyed by the crops' content: a second set whose samples carry the
+    same ids (a main and an auxiliary set exported with numeric ids) must not reuse the first's."""
+    wild, _ = load_samples(wild_set, "body")
+    mocap, _ = load_samples(mocap_set, "body", needs_3d=True)
+    model = build_annotator(AnnotatorConfig(mode="wild", **TINY), wild[0].joint_set)
+    renamed = [dataclasses.replace(m, id=w.id) for m, w in zip(mocap, wild, strict=False)]
+    assert [s.id for s in renamed] == [s.id for s in wild]
+    assert feature_key(model, renamed) != feature_key(model, wild)
+    assert feature_key(model, wild) == feature_key(model, list(wild))

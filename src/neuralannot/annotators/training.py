@@ -34,7 +34,7 @@ from neuralannot.annotators.aux_mocap import AuxMocap
 from neuralannot.annotators.loader import crop_cache_dir, epoch_loader, loader_options
 from neuralannot.annotators.neural import NeuralAnnotator
 from neuralannot.annotators.state import samples_digest
-from neuralannot.data.crop_cache import ensure_crop_cache
+from neuralannot.data.crop_cache import crop_key, ensure_crop_cache
 from neuralannot.data.crops import CropDataset
 from neuralannot.io.atomic import atomic_write
 from neuralannot.io.checkpoint import read_checkpoint
@@ -88,8 +88,9 @@ def make_scaler(amp: bool, dev: torch.device) -> torch.amp.GradScaler:
 
 
 def feature_key(model: NeuralAnnotator, samples) -> tuple:
-    """Identifies the samples whose frozen features ``model._aux["features"]`` holds."""
-    return (len(samples), samples[0].id, samples[-1].id, model.cfg.input_size)
+    """Identifies the samples whose frozen features ``model._aux["features"]`` holds: everything that
+    determines their crops (ids, images and their stamps, boxes; two sets with the same ids differ)."""
+    return (len(samples), crop_key(samples, model.cfg.input_size), model.cfg.input_size)
 
 
 def has_cached_features(model: NeuralAnnotator, samples) -> bool:
