@@ -23,23 +23,28 @@ def test_compare_direct_refuses_unknown_methods_before_any_work(tmp_path):
         compare_direct("from2d", [], cfg, tmp_path, ("neuralannot", "hybird"))
     with pytest.raises(ValueError, match="add 'hybrid'"):
         compare_direct("from2d", [], cfg, tmp_path, ("neuralannot", "two_stage_hybrid"))
+    with pytest.raises(ValueError, match="auxiliary 3D set"):
+        compare_direct("from2d", [], cfg, tmp_path, ("neuralannot", "neuralannot_aux"))
     assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.anny
 def test_from_2d_comparison_reuses_its_smplifyx_row_and_distils_the_hybrid(tmp_path_factory, tmp_path):
     """From 2D joints the hybrid keeps SMPLify-X's own fit where it matches the joints better, reusing
-    the comparison's SMPLify-X row (its time counted), and ``two_stage_hybrid`` trains on the hybrid."""
+    the comparison's SMPLify-X row (its time counted), ``two_stage_hybrid`` trains on the hybrid, and
+    the ``*_aux`` rows train with an auxiliary 3D set."""
     from conftest import TINY, synth_set
+    from neuralannot.annotators.aux_mocap import AuxMocap
     from neuralannot.annotators.pipeline import load_samples
     from neuralannot.comparison import compare_direct
 
     data = synth_set(tmp_path_factory, "wild", 4, seed=11)
     samples, _ = load_samples(data, "body")
+    aux, _ = load_samples(synth_set(tmp_path_factory, "wild3d", 4, seed=12), "body", needs_3d=True)
     cfg = AnnotatorConfig(mode="wild", **dict(TINY, epochs=1))
-    methods = ("neuralannot", "baseline", "hybrid", "two_stage_hybrid")
+    methods = ("neuralannot", "baseline", "hybrid", "two_stage_hybrid", "neuralannot_aux", "hybrid_aux")
     table, recs = compare_direct("from2d", samples, cfg, tmp_path, methods, hybrid_iterations=2,
-                                 progress=False)  # fmt: skip
+                                 progress=False, aux=AuxMocap(aux))  # fmt: skip
     assert set(table) == set(methods) - {"baseline"} | {"smplifyx"}
     hybrid = table["hybrid"]
     assert hybrid["refined"] + hybrid["from_scratch"] <= len(samples)
@@ -50,3 +55,8 @@ def test_from_2d_comparison_reuses_its_smplifyx_row_and_distils_the_hybrid(tmp_p
     assert hybrid["pipeline_s"] >= table["smplifyx"]["pipeline_s"]
     assert [r.sample_id for r in recs["two_stage_hybrid"]] == [s.id for s in samples]
     assert all("two-stage" in r.quality["method"] for r in recs["two_stage_hybrid"])
+    # the auxiliary set changes the network (its own run), and the hybrid starts from it
+    assert [r.sample_id for r in recs["neuralannot_aux"]] == [s.id for s in samples]
+    assert any(not np.array_equal(a.params["body_pose"], b.params["body_pose"])
+               for a, b in zip(recs["neuralannot"], recs["neuralannot_aux"], strict=True))  # fmt: skip
+    assert table["hybrid_aux"]["refined"] + table["hybrid_aux"]["from_scratch"] <= len(samples)

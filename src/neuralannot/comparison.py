@@ -34,8 +34,10 @@ SETTINGS = {"from3d": ("mocap", "3d", "smplifyx3d"), "from2d": ("wild", "2d", "s
 METHODS = (
     "neuralannot", "baseline", "baseline_vae", "baseline_vae_sil", "eft", "hybrid", "two_stage", "spin"
 )
-#: Beyond the paper, on request: the second stage trained on the hybrid's pseudo-GTs (needs "hybrid")
-EXTRA_METHODS = ("two_stage_hybrid",)
+#: Beyond the paper, on request: the second stage trained on the hybrid's pseudo-GTs (needs "hybrid");
+#: from 2D, the annotator trained jointly with an auxiliary 3D set and the hybrid from it (need ``aux``)
+EXTRA_METHODS = ("two_stage_hybrid", "neuralannot_aux", "hybrid_aux")
+AUX_METHODS = ("neuralannot_aux", "hybrid_aux")
 METRIC_KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pa_mpvpe_mm", "reproj_px", "mpvpe_pose_only_mm",
                "mpvpe_shape_only_mm", "shape_mae", "shape_mae_per_dim", "shape_mae_constant_guess",
                "root_err_deg", "root_err_median_deg", "root_flip_pct")
@@ -92,12 +94,17 @@ def compare_direct(
     eft_lr: float = 1e-4,
     spin_rounds: int = 1,
     progress: bool = True,
+    aux=None,
 ) -> tuple[dict, dict]:
     """Run ``methods`` of ``setting`` on ``samples``; returns (metrics per method, records per method).
 
     Speeds: ``samples_per_s`` is annotation after training for the networks (the paper's
     comparison), fitting for SMPLify-X, the method's own step for EFT/hybrid; ``pipeline_s`` is the
     whole wall time including training (and the stages it builds on).
+
+    ``aux`` (:class:`~neuralannot.annotators.aux_mocap.AuxMocap`, from 2D): a 3D set the rows
+    ``neuralannot_aux`` (the annotator trained jointly with it) and ``hybrid_aux`` (the hybrid from
+    that annotator) train on; it is not scored.
     """
     from neuralannot.annotators.eft import eft_records
     from neuralannot.annotators.hybrid import HYBRID_ITERATIONS, HybridOptions, refine_records
@@ -113,6 +120,8 @@ def compare_direct(
         raise ValueError(f"unknown methods {unknown}; known: {[*METHODS, *EXTRA_METHODS]}")
     if "two_stage_hybrid" in methods and "hybrid" not in methods:
         raise ValueError("two_stage_hybrid trains on the hybrid's pseudo-GTs: add 'hybrid' to methods")
+    if any(m in methods for m in AUX_METHODS) and (aux is None or mode != "wild"):
+        raise ValueError(f"{list(AUX_METHODS)}: from 2D joints with an auxiliary 3D set (aux) only")
     cfg = replace(cfg, mode=mode)
     work = Path(work_dir)
     out_dir = work / "pseudo_gt"
@@ -148,19 +157,33 @@ def compare_direct(
         recs["eft"] = e
         speed = {"samples_per_s": s["samples_per_s"], "pipeline_s": neural_s + s["wall_s"]}
         table["eft"] = _score("eft", e, samples, cache, out_dir, speed)
-    if "hybrid" in methods:
+    def hybrid(name: str, start, start_s: float) -> None:
         opt = HybridOptions(iterations=hybrid_iterations)
         reusable = joints == "2d" and fit_iterations is None  # the scratch start's options
         own, own_s = own_fits.get(baseline, (None, 0.0)) if reusable else (None, 0.0)
-        h, s = refine_records(samples, neural, joints, cfg.body_model, options=opt, progress=progress,
+        h, s = refine_records(samples, start, joints, cfg.body_model, options=opt, progress=progress,
                               scratch_records=own)  # fmt: skip
         h, s = _stages(cfg, h, s, samples, work, progress)
-        recs["hybrid"] = h
+        recs[name] = h
         reused = own_s if s["scratch"] and own is not None else 0.0  # the reused fit counts in its time
-        speed = {"samples_per_s": s["samples_per_s"], "pipeline_s": neural_s + s["wall_s"] + reused,
+        speed = {"samples_per_s": s["samples_per_s"], "pipeline_s": start_s + s["wall_s"] + reused,
                  "refined": s["refined"], "from_scratch": s["from_scratch"],
                  "outliers": s["outliers"]}  # fmt: skip
-        table["hybrid"] = _score("hybrid", h, samples, cache, out_dir, speed)
+        table[name] = _score(name, h, samples, cache, out_dir, speed)
+
+    if "hybrid" in methods:
+        hybrid("hybrid", neural, neural_s)
+    if any(m in methods for m in AUX_METHODS):
+        t1 = time.perf_counter()
+        neural_aux, info = train_and_annotate(cfg, samples, work / "runs", progress=progress,
+                                              feature_store=store, aux=aux)  # fmt: skip
+        aux_s = time.perf_counter() - t1
+        recs["neuralannot_aux"] = neural_aux
+        speed = {"samples_per_s": _annotation_speed(info["annotate"], len(neural_aux)),
+                 "train_s": info["train"]["wall_s"], "pipeline_s": aux_s}  # fmt: skip
+        table["neuralannot_aux"] = _score("neuralannot_aux", neural_aux, samples, cache, out_dir, speed)
+        if "hybrid_aux" in methods:
+            hybrid("hybrid_aux", neural_aux, aux_s)
     if "two_stage" in methods:
         t, s = run_two_stage(cfg, samples, neural, work / "runs", progress=progress, feature_store=store)
         recs["two_stage"] = t

@@ -78,11 +78,13 @@ def train_and_annotate(
     progress: bool = True,
     tag: str = "",
     feature_store: dict | None = None,
+    aux=None,
 ) -> tuple[list[PseudoGT], dict]:
     """Train a network of ``cfg`` on ``samples`` (with pseudo-GT targets when given) and annotate
     them, ending with the stages of ``cfg`` (:func:`~neuralannot.annotators.finish.annotation_stages`);
     the run lives in ``work_dir/<tag><config digest>-<data digest>`` (resumable). Runs given the same
-    ``feature_store`` dict compute frozen-backbone features once."""
+    ``feature_store`` dict compute frozen-backbone features once. ``aux``: an
+    :class:`~neuralannot.annotators.aux_mocap.AuxMocap` set trained jointly (wild mode)."""
     from neuralannot.annotators.neural import build_annotator
     from neuralannot.annotators.predict import predict
     from neuralannot.annotators.training import train
@@ -93,8 +95,10 @@ def train_and_annotate(
     targets = None
     if targets_from is not None:
         targets = pseudo_gt_targets(targets_from, samples, model.body, cfg.crop_frame)
+    if aux is not None:
+        tag = f"{tag}aux{state.short_digest(aux.digest(cfg.uses_image))}-"
     run_dir = state.run_dir(work_dir, cfg, samples, tag, targets)
-    fit = train(model, samples, run_dir, device=device, progress=progress, targets=targets)
+    fit = train(model, samples, run_dir, device=device, progress=progress, targets=targets, aux=aux)
     out = run_dir / "pseudo_gt.npz"
     ann = predict(model, samples, out, run_dir, batch_size=max(cfg.batch_size, 64), device=device,
                   progress=progress, meta={"stage": tag.rstrip("-") or "one-stage"})  # fmt: skip
