@@ -12,6 +12,11 @@ Tables 4–6 in shape).
 
     python bench/parts.py [--parts hand,face,wholebody] [--n-hand 200] [--n-face 200]
                           [--n-wholebody 100] [--min-steps 1500] [--seed 0] [--threads 1]
+                          [--settings from2d] [--aux-n 2000]
+
+``--aux-n N``: from 2D, also the annotator trained jointly with an auxiliary 3D set of N samples of
+the part's 3D kind (hand: ``hand``, face: ``face3d``; its own seed, set seed + 50) and the hybrid
+from it (rows ``neuralannot_aux``, ``hybrid_aux``; ``annotate --aux-data``).
 
 Writes ``bench/results/parts.json`` and prints one table per part and setting, with the MPVPE ratio to
 the SMPLify-X row of the same run.
@@ -27,9 +32,10 @@ from pathlib import Path
 import torch
 
 from common import machine_info
+from neuralannot.annotators.aux_mocap import AuxMocap
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import load_samples, run_annotate
-from neuralannot.comparison import SETTINGS, compare_direct
+from neuralannot.comparison import AUX_METHODS, SETTINGS, compare_direct
 from neuralannot.data.synthetic.generator import generate
 from neuralannot.evaluation import evaluate
 from neuralannot.io import atomic_write_json
@@ -43,16 +49,17 @@ COLUMNS = (("MPJPE", "mpjpe_mm"), ("PA-MPJPE", "pa_mpjpe_mm"), ("MPVPE", "mpvpe_
            ("R hand", "mpvpe_rhand_mm"), ("face", "mpvpe_face_mm"), ("ratio", "mpvpe_ratio_to_baseline"),
            ("total s", "pipeline_s"))  # fmt: skip
 METHODS = ("neuralannot", "baseline", "hybrid")
+AUX_KIND = {"hand": "hand", "face": "face3d"}  # the 3D kind an auxiliary set of the part comes from
 
 
 def print_table(title: str, table: dict) -> None:
     cols = [(c, k) for c, k in COLUMNS if any(r.get(k) is not None for r in table.values())]
     print(f"\n{title}")
-    print(f"  {'method':>12} " + " ".join(f"{c:>9}" for c, _ in cols))
+    print(f"  {'method':>15} " + " ".join(f"{c:>9}" for c, _ in cols))
     for name, r in table.items():
         cells = ("n/a" if r.get(k) is None else f"{r[k]:.3f}" if k.startswith("auc") else f"{r[k]:.1f}"
                  for _, k in cols)  # fmt: skip
-        print(f"  {name:>12} " + " ".join(f"{c:>9}" for c in cells))
+        print(f"  {name:>15} " + " ".join(f"{c:>9}" for c in cells))
 
 
 def run_part(args, part: str, settings: tuple[str, ...], n: int, seed: int, kinds: dict | None = None
@@ -61,6 +68,8 @@ def run_part(args, part: str, settings: tuple[str, ...], n: int, seed: int, kind
     the annotators in each setting on it."""
     out = {}
     for setting in settings:
+        if args.settings and setting not in args.settings.split(","):
+            continue
         kind = (kinds or {}).get(setting, part)
         data = args.data_dir / f"synth_{kind}_{n}_s{seed}"
         generate(kind, n, data, seed=seed, workers=args.workers)
@@ -70,14 +79,23 @@ def run_part(args, part: str, settings: tuple[str, ...], n: int, seed: int, kind
                                         seed=args.seed, **_epochs(args))  # fmt: skip
         t0 = time.perf_counter()
         work = args.data_dir / "parts" / f"{part}_{setting}_s{seed}"
+        methods, aux, aux_note = METHODS, None, None
+        if args.aux_n and mode == "wild" and part in AUX_KIND:
+            aux_data = args.data_dir / f"synth_{AUX_KIND[part]}_{args.aux_n}_s{seed + 50}"
+            generate(AUX_KIND[part], args.aux_n, aux_data, seed=seed + 50, workers=args.workers)
+            aux = AuxMocap(load_samples(aux_data, part, needs_3d=True)[0])
+            methods = (*METHODS, *AUX_METHODS)
+            aux_note = f"synth --kind {AUX_KIND[part]} --n {args.aux_n} --seed {seed + 50}"
         try:
-            table, _ = compare_direct(setting, samples, cfg, work, METHODS, progress=False)
+            table, _ = compare_direct(setting, samples, cfg, work, methods, progress=False, aux=aux)
         except ValueError as err:  # e.g. no SMPLify-X for this part: the annotator alone
             print(f"{part} {setting}: {err}; NeuralAnnot alone")
             table, _ = compare_direct(setting, samples, cfg, work, ("neuralannot",), progress=False)
             table["note"] = {"baseline": str(err)}
         out[setting] = {"n": len(samples), "seed": seed, "config": cfg.to_dict(), "methods": table,
                         "wall_s": time.perf_counter() - t0}  # fmt: skip
+        if aux_note:
+            out[setting]["aux"] = aux_note
         print_table(f"{part}, {setting} ({len(samples)} samples, seed {seed})",
                     {k: v for k, v in table.items() if k != "note"})  # fmt: skip
     return out
@@ -117,6 +135,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     ap.add_argument("--seed", type=int, default=0,
                     help="set seed (hand: seed + 300, face: + 400, whole body: + 500)")
+    ap.add_argument("--settings", default=None, help="only these settings (from3d,from2d; default all)")
+    ap.add_argument("--aux-n", type=int, default=0,
+                    help="from 2D: also train with an auxiliary 3D set of this many samples (0: off)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.threads:
