@@ -174,3 +174,12 @@ def test_out_must_be_empty_or_a_synth_folder_of_the_same_settings(tmp_path):
         generate("wild", 4, tmp_path / "shards", progress=False)
     with pytest.raises(SynthError, match="is a file"):
         generate("wild", 4, tmp_path / "300w.json", progress=False)
+
+
+def test_kind_seed_streams_are_fixed_ids_not_the_order_of_kinds():
+    """A set is a function of (seed, kind id, shard): the ids of the kinds whose sets BENCHMARKS.md
+    quotes must never move (inserting a kind into ``KINDS`` once regenerated every later kind's sets)."""
+    assert set(shard_maker.KIND_IDS) == set(KINDS)
+    assert len(set(shard_maker.KIND_IDS.values())) == len(KINDS)
+    historical = {"mocap": 0, "wild": 1, "hand": 2, "face": 3, "wholebody": 4, "face3d": 5}
+    assert {k: shard_maker.KIND_IDS[k] for k in historical} == historical

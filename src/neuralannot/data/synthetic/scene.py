@@ -63,10 +63,6 @@ KINDS: dict[str, KindSpec] = {
                       noise_3d_m=0.005, missing=0.05),
     "wild": KindSpec("wild", "body", "coco23", "wild", False, (30, 75), (0.4, 0.95), 8.0, (-20, 40),
                      truncation=0.15, occluders=0.35, noise_2d_box=(0.01, 0.03), swap=0.02),
-    # wild images (cameras, framing, occluders) with 3D joints, as 3DPW: an auxiliary 3D set for
-    # wild-mode training (annotate --aux-data)
-    "wild3d": KindSpec("wild3d", "body", "coco23", "wild", True, (30, 75), (0.4, 0.95), 8.0, (-20, 40),
-                       truncation=0.15, occluders=0.35, noise_3d_m=0.005),
     "hand": KindSpec("hand", "hand", "hand21", "wild", True, (25, 60), (0.5, 0.85), 0.0, (0, 0),
                      occluders=0.2, noise_3d_m=0.002, missing=0.03, left_hands=0.3, smooth=True),
     "face": KindSpec("face", "face", "face68", "wild", False, (25, 55), (0.45, 0.8), 10.0, (-10, 20),
@@ -77,6 +73,10 @@ KINDS: dict[str, KindSpec] = {
     # MoCap face (a face-capture rig's 3D landmarks, as the face kind's subjects): 1 mm 3D noise
     "face3d": KindSpec("face3d", "face", "face68", "studio", True, (25, 55), (0.45, 0.8), 10.0, (-10, 20),
                        noise_3d_m=0.001, missing=0.03, smooth=True),
+    # wild images (cameras, framing, occluders) with 3D joints, as 3DPW: an auxiliary 3D set for
+    # wild-mode training (annotate --aux-data)
+    "wild3d": KindSpec("wild3d", "body", "coco23", "wild", True, (30, 75), (0.4, 0.95), 8.0, (-20, 40),
+                       truncation=0.15, occluders=0.35, noise_3d_m=0.005),
 }  # fmt: skip
 
 

@@ -26,8 +26,11 @@ from neuralannot.utils.atomic import atomic_write, atomic_write_json
 
 __all__ = ["KIND_IDS", "ShardMaker", "sample_params"]
 
-#: Seed-stream id of each kind.
-KIND_IDS = {k: i for i, k in enumerate(KINDS)}
+#: Seed-stream id of each kind: fixed, never derived from the order of ``KINDS`` (a kind inserted
+#: there once changed every later kind's sets for the same seed). New kinds take the next free id.
+KIND_IDS = {"mocap": 0, "wild": 1, "hand": 2, "face": 3, "wholebody": 4, "face3d": 5, "wild3d": 6}
+if set(KIND_IDS) != set(KINDS) or len(set(KIND_IDS.values())) != len(KIND_IDS):
+    raise RuntimeError(f"KIND_IDS {KIND_IDS} must give each kind of KINDS {list(KINDS)} its own id")
 
 
 # --- samplers ----------------------------------------------------------------------------------------
