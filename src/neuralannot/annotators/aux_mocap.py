@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
 from neuralannot.annotators.neural import _masked_mean
-from neuralannot.annotators.state import samples_digest
+from neuralannot.annotators.state import samples_digest, short_digest
 from neuralannot.bodies.joints import get_regressor, posed_keypoints
 from neuralannot.data.crop_cache import crop_centre
 from neuralannot.data.transforms import hflip_joints_3d
@@ -116,6 +116,10 @@ class AuxMocap:
 
     def digest(self, images: bool) -> str:
         return f"aux{self.weight:g}:{samples_digest(self.samples, images)}"
+
+    def run_tag(self, images: bool) -> str:
+        """The prefix of a run folder trained with this set (``aux<8 hex>-``)."""
+        return f"aux{short_digest(self.digest(images))}-"
 
     def prepare(self, model, device, work_dir, progress: bool) -> None:
         """Build the dataset through the model's own pipeline (frozen features computed once)."""

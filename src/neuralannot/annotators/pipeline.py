@@ -55,8 +55,7 @@ def run_annotate(
     if cfg.part == "wholebody":
         return _run_wholebody(samples, report, data, out, cfg, work_dir, device, progress, skip_bad)
     model = build_annotator(cfg, samples[0].joint_set)
-    tag = "" if aux is None else f"aux{state.short_digest(aux.digest(cfg.uses_image))}-"
-    run_dir = state.run_dir(work_dir, cfg, samples, tag)
+    run_dir = state.run_dir(work_dir, cfg, samples, "" if aux is None else aux.run_tag(cfg.uses_image))
     fit = train(model, samples, run_dir, device=device, resume=resume, progress=progress, aux=aux)
     ann = predict(
         model,

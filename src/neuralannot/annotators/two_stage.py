@@ -96,7 +96,7 @@ def train_and_annotate(
     if targets_from is not None:
         targets = pseudo_gt_targets(targets_from, samples, model.body, cfg.crop_frame)
     if aux is not None:
-        tag = f"{tag}aux{state.short_digest(aux.digest(cfg.uses_image))}-"
+        tag += aux.run_tag(cfg.uses_image)
     run_dir = state.run_dir(work_dir, cfg, samples, tag, targets)
     fit = train(model, samples, run_dir, device=device, progress=progress, targets=targets, aux=aux)
     out = run_dir / "pseudo_gt.npz"
