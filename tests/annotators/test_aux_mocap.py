@@ -11,7 +11,7 @@ from conftest import TINY, synth_set
 from neuralannot.annotators.aux_mocap import AuxMocap, check_aux_samples, crop_frame_joints
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import build_annotator, load_samples, run_annotate
-from neuralannot.annotators.training import batch_to, feature_key, train
+from neuralannot.annotators.training import batch_to, feature_key, make_dataset, train
 from neuralannot.data.crop_cache import crop_centre
 
 pytestmark = pytest.mark.anny
@@ -74,7 +74,7 @@ def test_wild_training_with_an_aux_mocap_set_learns_its_3d_joints(mocap_set, wil
             return float(aux.losses(model, batch, model(batch))["aux_joints3d"])
 
     straight = build_annotator(cfg, wild[0].joint_set)
-    aux.prepare(straight, "cpu", tmp_path / "a", progress=False)
+    aux.prepare(straight, make_dataset(straight, mocap, "cpu", work_dir=tmp_path / "a", progress=False))
     first = aux.batch(5, 8, cfg.seed)
     assert torch.equal(first["index"], aux.batch(5, 8, cfg.seed)["index"])  # fixed per step
     assert not torch.equal(first["index"], aux.batch(6, 8, cfg.seed)["index"])

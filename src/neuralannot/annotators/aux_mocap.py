@@ -121,18 +121,17 @@ class AuxMocap:
         """The prefix of a run folder trained with this set (``aux<8 hex>-``)."""
         return f"aux{short_digest(self.digest(images))}-"
 
-    def prepare(self, model, device, work_dir, progress: bool) -> None:
-        """Build the dataset through the model's own pipeline (frozen features computed once)."""
-        from neuralannot.annotators.training import make_dataset
-
+    def prepare(self, model, base: Dataset) -> None:
+        """Take ``base``, this set's dataset built by the model's own pipeline
+        (``training.make_dataset``: frozen features computed once), with the 3D joints in the crop frame
+        where the network predicts in it."""
         reads_joints = model.joint_encoder is not None or model.end_crops is not None
         if reads_joints and self.joint_set != model.joint_set:
             raise ValueError(f"the network reads the 2D joints ({model.joint_set}): the auxiliary set must "
                              f"have the same joint set, it has {self.joint_set}")  # fmt: skip
-        base = make_dataset(model, self.samples, device, work_dir=work_dir, progress=progress)
-        if model.cfg.crop_frame:
-            base = _Override(base, crop_frame_joints(self.samples))
-        self.dataset = base
+        if len(base) != len(self.samples):
+            raise ValueError(f"auxiliary dataset of {len(base)} items for {len(self.samples)} samples")
+        self.dataset = _Override(base, crop_frame_joints(self.samples)) if model.cfg.crop_frame else base
 
     def batch(self, step: int, batch_size: int, seed: int) -> dict:
         """The auxiliary batch of global step ``step`` (deterministic, independent of resumes)."""

@@ -24,13 +24,13 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from neuralannot.annotators.aux_mocap import AuxMocap
 from neuralannot.annotators.loader import crop_cache_dir, epoch_loader, loader_options
 from neuralannot.annotators.neural import NeuralAnnotator
 from neuralannot.annotators.state import samples_digest
@@ -38,6 +38,9 @@ from neuralannot.data.crop_cache import crop_key, ensure_crop_cache
 from neuralannot.data.crops import CropDataset
 from neuralannot.io.atomic import atomic_write
 from neuralannot.io.checkpoint import read_checkpoint
+
+if TYPE_CHECKING:
+    from neuralannot.annotators.aux_mocap import AuxMocap
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "checkpoint.pt"
@@ -333,7 +336,7 @@ def train(
         model._aux.setdefault("feature_store", {})
     dataset = make_dataset(model, samples, dev, work_dir=out_dir, progress=progress and info.main)
     if aux is not None:
-        aux.prepare(model, dev, out_dir, progress and info.main)
+        aux.prepare(model, make_dataset(model, aux.samples, dev, out_dir, progress and info.main))
         log.info("auxiliary MoCap set: %d samples (%s), weight %g", len(aux.samples), aux.joint_set,
                  aux.weight)  # fmt: skip
     if targets is not None:
