@@ -81,6 +81,12 @@ def mocap_set(tmp_path_factory):
     return synth_set(tmp_path_factory, "mocap", 24, seed=3, shard_size=12)
 
 
+@pytest.fixture(scope="module")
+def wild_set(tmp_path_factory):
+    """A synthetic wild set of 16 samples with 96-px images (the wild-mode annotator tests)."""
+    return synth_set(tmp_path_factory, "wild", 16, seed=4)
+
+
 def synth_set(tmp_path_factory, kind: str, n: int, seed: int, shard_size: int | None = None):
     """A small synthetic set (96-px images, no masks) in a fresh temporary folder."""
     from neuralannot.data.synthetic.generator import generate

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import TINY, synth_set
+from conftest import TINY
 from neuralannot.annotators.aux_mocap import AuxMocap, check_aux_samples, crop_frame_joints
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import build_annotator, load_samples, run_annotate
@@ -15,11 +15,6 @@ from neuralannot.annotators.training import batch_to, feature_key, make_dataset,
 from neuralannot.data.crop_cache import crop_centre
 
 pytestmark = pytest.mark.anny
-
-
-@pytest.fixture(scope="module")
-def wild_set(tmp_path_factory):
-    return synth_set(tmp_path_factory, "wild", 16, seed=4)
 
 
 def test_crop_frame_joints_put_the_crop_centre_ray_on_the_optical_axis(mocap_set):

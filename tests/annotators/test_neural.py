@@ -12,7 +12,7 @@ import roma
 import torch
 from torch import Tensor
 
-from conftest import TINY, synth_set
+from conftest import TINY
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import build_annotator, load_samples, run_annotate
 from neuralannot.annotators.predict import predict
@@ -23,11 +23,6 @@ from neuralannot.geometry import project
 from neuralannot.io.pseudo_gt import read_pseudo_gt
 
 pytestmark = pytest.mark.anny
-
-
-@pytest.fixture(scope="module")
-def wild_set(tmp_path_factory):
-    return synth_set(tmp_path_factory, "wild", 16, seed=4)
 
 
 def test_config_defaults_and_errors(tmp_path):
