@@ -240,3 +240,23 @@ def test_twist_axes_follow_the_limbs(anny_body):
     assert (moved[0, ankle + 1] - rest[0, ankle + 1]).norm() < 1e-4
     angle = twist_angle(roma.rotvec_to_rotmat(pose[0, knee]), axes[knee]).item()
     assert angle == pytest.approx(0.8, abs=1e-5)
+
+
+def test_hand_twist_axes_follow_the_finger_bones(anny_hand):
+    """A twist of a finger slot about its axis leaves the next joint (the fingertip for the distal
+    slots) where it was, and moves the finger's vertices: the axis is the bone's, in the pose's axes."""
+    axes = anny_hand.twist_axes()
+    assert axes.shape == (15, 3) and torch.allclose(axes.norm(dim=-1), torch.ones(15), atol=1e-5)
+    params = anny_hand.default_params(batch_size=1)
+    rest = anny_hand(params)
+    for slot in (0, 4, 5, 14):  # thumb base, index middle and distal, pinky distal
+        pose = torch.zeros(1, 15, 3)
+        pose[0, slot] = 0.8 * axes[slot]
+        moved = anny_hand(dict(params, hand_pose=pose))
+        if slot % 3 < 2:  # the child joint
+            child = moved.joints[0, slot + 2] - rest.joints[0, slot + 2]
+        else:  # the fingertip (hand21: every fourth from thumb4)
+            tip = 4 + 4 * (slot // 3)
+            child = (anny_hand.keypoints(moved, "hand21") - anny_hand.keypoints(rest, "hand21"))[0, tip]
+        assert child.norm() < 1e-5, (slot, child)
+        assert (moved.vertices - rest.vertices).norm(dim=-1).max() > 2e-3, slot

@@ -21,7 +21,7 @@ HeadKind = Literal["paper", "swing"]
 RESULT_NEUTRAL = (
     "num_workers", "checkpoint_every", "log_every", "crop_cache",
     "output_camera", "shape_solve", "shape_damping", "root_solve", "wholebody_head", "wrist_stage",
-    "face_stage",
+    "face_stage", "joint_refit",
 )  # fmt: skip
 #: ``reg`` names besides the body models' parameter groups (``io.pseudo_gt.PARAM_SHAPES``).
 REG_EXTRA = ("twist", "latent", "pose_prior")
@@ -84,6 +84,10 @@ MOCAP_SILHOUETTE = 4.0
 #: carry the rest is better. Hand tuning set (seed 302, 200, 2 mm noise) MPVPE 3.85 mm at 1 → 3.68 at
 #: 0.75, 3.66 at 0.5, 3.64 at 0.3, 3.65 at 0.1 (BENCHMARKS.md)
 HAND_SWING_WEIGHT = 0.5
+#: MoCap hands' joint-refit steps where ``joint_refit`` is unset (annotators/joint_refit.py). Hand tuning
+#: set (seed 301, 200, 2 mm noise, with ``reg.twist`` on the fingers): MPVPE 3.57 mm without → 3.23 at
+#: 100, 3.24 at 200, 3.30 at 400, 3.37 at 1,000 steps (more steps fit the joints' noise)
+JOINT_REFIT_STEPS = 100
 #: Every other part's (bodies): validation seed 101 (400, 3,000 steps) MPVPE 29.01 mm at 1 → 28.57 at
 #: 0.75, MPJPE 12.22 → 12.12; seed 102 28.35 → 27.89, MPJPE 12.06 → 11.32; seed 103 29.84 → 29.30;
 #: the 2,000-sample test set (seed 777) 31.95 → 31.18, MPJPE 12.79 → 13.00 (BENCHMARKS.md)
@@ -195,6 +199,11 @@ class AnnotatorConfig:
     # a rigid (Kabsch) fit to all the 3D joints (None: on for hands, whose swing solve turns the root
     # toward the wrist and knuckles only: tuning seed 302, 4.07 → 3.85 mm; bodies keep theirs)
     root_solve: int | None = None
+    # MoCap, at annotation, after the root solve: every rotation, the shape and the translation refitted
+    # together to the given 3D joints (annotators/joint_refit.py), Adam steps from the network's
+    # prediction, kept per sample where the joint error drops; 0 = off. None: JOINT_REFIT_STEPS for
+    # hands in MoCap mode, else 0 (bodies: their joints miss the twists the network reads from the image)
+    joint_refit: int | None = None
     # swing head: how far each bone swings toward its given joint (1 = onto it); below 1 the targets
     # are shrunk toward the network's own keypoints, for noisy joints. None: HAND_SWING_WEIGHT for
     # hands, SWING_WEIGHT otherwise
@@ -337,6 +346,8 @@ class AnnotatorConfig:
             )
         if (self.root_solve or 0) < 0:
             raise ValueError(f"root_solve must be >= 0, got {self.root_solve}")
+        if self.joint_refit is not None and self.joint_refit < 0:
+            raise ValueError(f"joint_refit must be >= 0, got {self.joint_refit}")
         if self.swing_weight is not None and not 0.0 < self.swing_weight <= 1.0:
             raise ValueError(f"swing_weight must be in (0, 1], got {self.swing_weight}")
         if self.shape_solve and self.mode != "mocap":
@@ -389,6 +400,14 @@ class AnnotatorConfig:
                 return ROOT_SOLVE_STEPS
             return 1 if self.part in HAND_PARTS else 0
         return self.root_solve
+
+    @property
+    def joint_refit_steps(self) -> int:
+        """Joint-refit steps at annotation: ``joint_refit``, or where unset :data:`JOINT_REFIT_STEPS`
+        for hands in MoCap mode, else 0."""
+        if self.joint_refit is None:
+            return JOINT_REFIT_STEPS if self.mode == "mocap" and self.part in HAND_PARTS else 0
+        return self.joint_refit
 
     @property
     def silhouette_weight(self) -> float:
@@ -455,6 +474,8 @@ class AnnotatorConfig:
         d["w_silhouette"] = self.silhouette_weight  # the resolved weight: a changed default retrains
         # likewise, where a swing solve runs (wild mode has none: its weight changes nothing)
         d["swing_weight"] = self.swing_weight_resolved if self.swing_head else None
+        if self.mode == "mocap" and self.part in HAND_PARTS and self.reg.get("twist"):
+            d["finger_twist"] = True  # reg.twist reaches the fingers since: older hand runs retrain
         if self.silhouette_end_weight == 1.0:  # the term as before: older runs still resume
             d.pop("silhouette_end_weight")
         if not self.end_crops:  # its settings change nothing while the branch is off

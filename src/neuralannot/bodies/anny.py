@@ -359,6 +359,23 @@ class AnnyHand(_AnnyModel):
         self.side = side
         self.param_specs = {s.name: s for s in anny_hand_specs()}
 
+    def twist_axes(self) -> Tensor:
+        """Unit bone axis of each ``hand_pose`` slot (15, 3) in the axes its rotation acts in (Anny's
+        rest pose, native axes): toward the slot's child joint, for the distal slots toward the
+        fingertip (``hand21`` keypoint). Joint positions barely observe rotations about these, and
+        fingers barely twist about them."""
+        if getattr(self, "_twist_axes", None) is None:
+            with torch.no_grad():
+                out = self.forward(self.default_params(batch_size=1))
+                joints, tips = out.joints[0], self.keypoints(out, "hand21")[0, 4::4]
+            axes = torch.zeros(len(HAND_PARENTS) - 1, 3)
+            for slot in range(len(axes)):
+                children = [c for c, parent in enumerate(HAND_PARENTS) if parent == slot + 1]
+                d = (joints[children[0]] if children else tips[slot // 3]) - joints[slot + 1]
+                axes[slot] = d / d.norm()
+            self._twist_axes = axes @ self.native_frame.cpu()
+        return self._twist_axes
+
 
 class AnnyHead(_AnnyModel):
     """Anny head part model: ``root_pose`` (neck, 3), ``head_pose`` (3), optional ``eye_pose`` (2, 3),
