@@ -7,7 +7,8 @@ the hybrid (neural → short SMPLify-X), the two-stage annotator and a SPIN-styl
 against the GT meshes with :func:`~neuralannot.evaluation.evaluate`. Where the annotator's config ends
 with the wrist stage (``refines_wrists``), every row that reads the person masks ends with it too
 (``wrists_refined`` counts the records it changed); likewise every row of faces from 2D with the
-face-size stage (``refines_face``, ``faces_refined``).
+face-size stage (``refines_face``, ``faces_refined``) and every row of MoCap hands with the joint refit
+(``joint_refit_steps``, ``joints_refined``).
 
 Indirect evaluation (:func:`compare_indirect`, Tables 6–7): the same plain image → parameters
 regressor (the project's network, image input, rotations output, supervised ONLY by the
@@ -50,7 +51,7 @@ def _score(name: str, records, samples, cache, out_dir: Path | None, speed: dict
     _, m = evaluate(by_id, samples, cache, decompose=True)
     row = {k: m.get(k) for k in METRIC_KEYS} | {k: m[k] for k in OPTIONAL_KEYS if k in m}
     row |= {"n": m["n"], **speed}
-    for key, stage in zip(("wrists_refined", "faces_refined"), STAGE_KEYS, strict=True):
+    for key, stage in zip(("wrists_refined", "faces_refined", "joints_refined"), STAGE_KEYS, strict=True):
         row[key] = sum(stage in r.quality for r in records)
     if out_dir is not None:
         write_pseudo_gt(out_dir / f"{name}.npz", records, {"method": name, "summary": row})
@@ -62,7 +63,8 @@ def _stages(cfg: AnnotatorConfig, records, summary: dict, samples, work: Path, p
             masked: bool = True):  # fmt: skip
     """``records`` after the stages that end the annotator's config, so every row gets what the
     annotator's own records got (like for like): the wrist stage (``refines_wrists``) on rows that
-    read the masks (``masked``), the face-size stage (``refines_face``) on every row.
+    read the masks (``masked``), the face-size stage (``refines_face``) and the joint refit
+    (``joint_refit_steps``) on every row.
     ``summary["wall_s"]`` and ``samples_per_s`` include them."""
     from neuralannot.annotators.finish import config_stages
     from neuralannot.annotators.stages import run_stage, stage_key

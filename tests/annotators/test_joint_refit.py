@@ -10,7 +10,6 @@ from conftest import TINY, synth_set
 from neuralannot.annotators.config import JOINT_REFIT_STEPS, AnnotatorConfig
 from neuralannot.annotators.joint_refit import refit_joints_3d
 from neuralannot.annotators.pipeline import build_annotator, load_samples
-from neuralannot.annotators.state import prediction_key
 from neuralannot.bodies.joints import get_regressor, posed_keypoints
 from neuralannot.data.synthetic.poses import HandPoseSampler
 
@@ -76,20 +75,57 @@ def test_refit_fits_the_joints_and_keeps_an_exact_start(anny_hand):
     assert refit_joints_3d(model, {"joints_3d": joints}, pred, kp_out, steps=0) is kp_out
 
 
-def test_refit_defaults_to_mocap_hands_and_is_in_the_prediction_key_only(tmp_path_factory):
+def test_refit_ends_mocap_hand_annotation_only_and_keeps_the_trained_weights():
+    from neuralannot.annotators.finish import config_stages
+    from neuralannot.annotators.joint_refit import refine_joints_3d
+
     hand = AnnotatorConfig(mode="mocap", part="hand")
     assert hand.joint_refit_steps == JOINT_REFIT_STEPS
+    [(stage, options)] = config_stages(hand)
+    assert stage is refine_joints_3d and options.steps == JOINT_REFIT_STEPS
     assert AnnotatorConfig(mode="mocap").joint_refit_steps == 0  # bodies: twists the joints miss
     assert AnnotatorConfig(mode="wild", part="hand").joint_refit_steps == 0
+    assert config_stages(AnnotatorConfig(mode="mocap", part="hand", joint_refit=0)) == []
     assert dataclasses.replace(hand, joint_refit=0).digest() == hand.digest()  # same trained weights
     with pytest.raises(ValueError, match="joint_refit must be >= 0"):
         AnnotatorConfig(mode="mocap", part="hand", joint_refit=-1)
-    samples, _ = load_samples(synth_set(tmp_path_factory, "hand", 4, seed=6), "hand", needs_3d=True)
-    on = build_annotator(AnnotatorConfig(mode="mocap", part="hand", **TINY), samples[0].joint_set)
-    off_cfg = AnnotatorConfig(mode="mocap", part="hand", joint_refit=0, **TINY)
-    off = build_annotator(off_cfg, samples[0].joint_set)
-    off.load_state_dict(on.state_dict())
-    assert prediction_key(on, samples) != prediction_key(off, samples)
+
+
+def test_the_stage_refits_records_to_their_samples_joints(tmp_path_factory, anny_hand):
+    """Records at the GT with perturbed finger rotations (left hands on the left-hand model) come
+    closer to their samples' 3D joints, and a rerun resumes from the part files."""
+    import numpy as np
+    import roma
+
+    from neuralannot.annotators.joint_refit import JointRefitOptions, refine_joints_3d
+    from neuralannot.bodies.parts import record_model_part
+    from neuralannot.evaluation import ModelCache, gt_params
+    from neuralannot.io.pseudo_gt import PseudoGT
+
+    samples, _ = load_samples(synth_set(tmp_path_factory, "hand", 6, seed=7), "hand", needs_3d=True)
+    cache, g = ModelCache(), torch.Generator().manual_seed(2)
+    records = []
+    for i, s in enumerate(samples):
+        side = "left" if s.part == "lhand" else "right"
+        model = cache.get("anny", record_model_part(s.part, side))
+        p = {k: np.asarray(v, np.float32).copy() for k, v in gt_params(s.gt, model).items()}
+        if i:
+            turn = roma.rotvec_to_rotmat(0.1 * torch.randn(15, 3, generator=g))
+            hand = roma.rotvec_to_rotmat(torch.from_numpy(p["hand_pose"])) @ turn
+            p["hand_pose"] = roma.rotmat_to_rotvec(hand).numpy()
+        records.append(PseudoGT(s.id, "anny", "hand", p, None, {"method": "test"}, side=side))
+    parts = tmp_path_factory.mktemp("refit")
+    out, summary = refine_joints_3d(samples, records, "anny", JointRefitOptions(steps=100), parts_dir=parts)
+    assert [r.sample_id for r in out] == [s.id for s in samples]
+    refined = [i for i, r in enumerate(out) if "joint_refine" in r.quality]
+    assert summary["refined"] == len(refined) and set(range(1, 6)) <= set(refined)
+    for i in range(1, 6):
+        q = out[i].quality["joint_refine"]
+        assert q["err_mm"] < 0.7 * q["err0_mm"], q
+    again, _ = refine_joints_3d(samples, records, "anny", JointRefitOptions(steps=100), parts_dir=parts)
+    for a, b in zip(out, again, strict=True):  # resumed from the part files: the same records
+        for k in a.params:
+            np.testing.assert_array_equal(np.asarray(a.params[k]), np.asarray(b.params[k]))
 
 
 def test_finger_twist_regulariser_is_mocap_only(tmp_path_factory):

@@ -30,7 +30,6 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from neuralannot.annotators.joint_refit import refit_joints_3d
 from neuralannot.annotators.loader import loader_options
 from neuralannot.annotators.neural import NeuralAnnotator
 from neuralannot.annotators.root_solve import (
@@ -235,8 +234,6 @@ def predict(
                 pred["trans"] = translation_fit(kp, gt[..., :3], gt[..., 3] > 0)
                 if model.cfg.root_steps:
                     kp = align_root_3d(model, batch, pred, kp)
-                if model.cfg.joint_refit_steps:
-                    kp = refit_joints_3d(model, batch, pred, kp, model.cfg.joint_refit_steps)
             else:
                 kp, _ = model.pick_root_hypothesis(batch, pred, kp)
                 if model.cfg.root_steps:

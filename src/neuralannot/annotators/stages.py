@@ -5,7 +5,8 @@ A stage takes one record per sample and returns them refined in batches of a fix
 ``parts_dir`` each finished batch is saved as a part file (:class:`~neuralannot.io.pseudo_gt.PartWriter`)
 and a rerun reuses it, so an interrupted stage resumes to the same records. The stages:
 :mod:`~neuralannot.annotators.wrist_refine` (MoCap bodies: the wrists to the person masks) and
-:mod:`~neuralannot.annotators.face_refine` (faces from 2D: size and rigid head to the landmarks);
+:mod:`~neuralannot.annotators.face_refine` (faces from 2D: size and rigid head to the landmarks),
+:mod:`~neuralannot.annotators.joint_refit` (MoCap hands: every group to the 3D joints);
 :mod:`~neuralannot.annotators.finish` picks those that end a config's annotation.
 """
 
@@ -26,7 +27,7 @@ from neuralannot.io.pseudo_gt import PartWriter, PseudoGT, read_parts, read_pseu
 log = logging.getLogger(__name__)
 
 #: the quality / summary names of the stages a config can end with (:mod:`~neuralannot.annotators.finish`)
-STAGE_KEYS = ("wrist_refine", "face_refine")
+STAGE_KEYS = ("wrist_refine", "face_refine", "joint_refine")
 
 
 def run_batches(

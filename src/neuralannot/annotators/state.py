@@ -80,8 +80,8 @@ def run_dir(
 
 def prediction_key(model, samples: Sequence) -> str:
     """Partial predictions' key: the samples' content, the weights predicting them and how records are
-    written (``output_camera``, the shape and root solves, the joint refit; version 2: the wild records'
-    camera moved to the sample's; 3: moved about the keypoints' centroid and refitted there)."""
+    written (``output_camera``, the shape and root solves; version 2: the wild records' camera moved to
+    the sample's; 3: moved about the keypoints' centroid and refitted there)."""
     cfg = model.cfg
     text = f"{samples_digest(samples, cfg.uses_image)}:{weights_digest(model)}"
     text += f":v3:{cfg.output_camera}"
@@ -94,6 +94,4 @@ def prediction_key(model, samples: Sequence) -> str:
             text += ":rigid"
     if cfg.root_steps:
         text += f":root:{cfg.root_steps}"
-    if cfg.mode == "mocap" and cfg.joint_refit_steps:
-        text += f":refit:{cfg.joint_refit_steps}"
     return hashlib.sha256(text.encode()).hexdigest()[:12]
