@@ -40,6 +40,8 @@ def test_tiny_demo_runs_end_to_end(tmp_path):
     refined = {k: m["wrists_refined"] for k, m in result["metrics"].items()}
     assert refined["smplifyx3d"] == refined["smplifyx3d_vae"] == 0
     assert all(refined[k] > 0 for k in ("neuralannot", "smplifyx3d_vae_sil", "hybrid")), refined
+    # and every row (MoCap bodies) with the joint refit
+    assert all(m["joints_refined"] > 0 for m in result["metrics"].values()), result["metrics"]
 
 
 def test_verdict_uses_the_strongest_baseline():
@@ -49,3 +51,5 @@ def test_verdict_uses_the_strongest_baseline():
     assert "against smplifyx3d_vae)" in line and "MPVPE ratio 0.83" in line
     table["smplifyx3d_vae"]["wrists_refined"] = 3  # the masked rows end with the wrist stage: say so
     assert "against smplifyx3d_vae + wrist stage)" in verdict(table)
+    table["smplifyx3d_vae"]["joints_refined"] = 8  # and the joint refit
+    assert "against smplifyx3d_vae + joint refit + wrist stage)" in verdict(table)

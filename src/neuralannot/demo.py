@@ -176,7 +176,9 @@ def verdict(table: dict) -> str:
         )
     else:
         line = f"SMPLify-X wins: MPVPE ratio {ratio:.2f}, MPJPE {n['mpjpe_mm']:.1f} vs {b['mpjpe_mm']:.1f} mm"
-    line += f" (against {name}{' + wrist stage' if b.get('wrists_refined') else ''})"
+    stages = [label for key, label in (("joints_refined", "joint refit"), ("wrists_refined", "wrist stage"))
+              if b.get(key)]  # fmt: skip
+    line += f" (against {' + '.join([name, *stages])})"
     if "hybrid" in table:
         h = table["hybrid"]["mpvpe_mm"]
         better = h < min(n["mpvpe_mm"], b["mpvpe_mm"])

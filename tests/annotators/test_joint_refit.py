@@ -75,7 +75,7 @@ def test_refit_fits_the_joints_and_keeps_an_exact_start(anny_hand):
     assert refit_joints_3d(model, {"joints_3d": joints}, pred, kp_out, steps=0) is kp_out
 
 
-def test_refit_ends_mocap_hand_annotation_only_and_keeps_the_trained_weights():
+def test_refit_ends_mocap_body_and_hand_annotation_and_keeps_the_trained_weights():
     from neuralannot.annotators.finish import config_stages
     from neuralannot.annotators.joint_refit import refine_joints_3d
 
@@ -83,7 +83,8 @@ def test_refit_ends_mocap_hand_annotation_only_and_keeps_the_trained_weights():
     assert hand.joint_refit_steps == JOINT_REFIT_STEPS
     [(stage, options)] = config_stages(hand)
     assert stage is refine_joints_3d and options.steps == JOINT_REFIT_STEPS
-    assert AnnotatorConfig(mode="mocap").joint_refit_steps == 0  # bodies: twists the joints miss
+    assert AnnotatorConfig(mode="mocap").joint_refit_steps == JOINT_REFIT_STEPS  # bodies too
+    assert AnnotatorConfig(mode="mocap", part="face").joint_refit_steps == 0  # faces: not measured
     assert AnnotatorConfig(mode="wild", part="hand").joint_refit_steps == 0
     assert config_stages(AnnotatorConfig(mode="mocap", part="hand", joint_refit=0)) == []
     assert dataclasses.replace(hand, joint_refit=0).digest() == hand.digest()  # same trained weights

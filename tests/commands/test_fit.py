@@ -62,6 +62,14 @@ def test_fit_methods_chain(mocap_set, tiny_config, tmp_path):  # noqa: F811
     wrists, meta = read_pseudo_gt(tmp_path / "wr.json", as_dict=True)
     assert meta["method"] == "wrists" and meta["summary"]["refined"] == 0
     assert all((wrists[r.sample_id].params["body_pose"] == r.params["body_pose"]).all() for r in base)
+    # the joint refit over any pseudo-GT from 3D joints (SMPLify-X's here): closer to the joints
+    jr = tmp_path / "jr.json"
+    _fit("--method", "joints", "--out", jr, "--init", tmp_path / "sx.npz", "--iterations", 20, *common)
+    refit, meta = read_pseudo_gt(tmp_path / "jr.json")
+    assert meta["method"] == "joints" and meta["summary"]["refined"] > 0
+    for r in refit:
+        if "joint_refine" in r.quality:
+            assert r.quality["joint_refine"]["err_mm"] < r.quality["joint_refine"]["err0_mm"]
 
 
 def test_fit_rejects_unknown_method_and_missing_init(mocap_set, tmp_path):  # noqa: F811

@@ -84,9 +84,11 @@ MOCAP_SILHOUETTE = 4.0
 #: carry the rest is better. Hand tuning set (seed 302, 200, 2 mm noise) MPVPE 3.85 mm at 1 → 3.68 at
 #: 0.75, 3.66 at 0.5, 3.64 at 0.3, 3.65 at 0.1 (BENCHMARKS.md)
 HAND_SWING_WEIGHT = 0.5
-#: MoCap hands' joint-refit steps where ``joint_refit`` is unset (annotators/joint_refit.py). Hand tuning
-#: set (seed 301, 200, 2 mm noise, with ``reg.twist`` on the fingers): MPVPE 3.57 mm without → 3.23 at
-#: 100, 3.24 at 200, 3.30 at 400, 3.37 at 1,000 steps (more steps fit the joints' noise)
+#: MoCap joint-refit steps (bodies and hands) where ``joint_refit`` is unset (annotators/joint_refit.py).
+#: Hand tuning set (seed 301, 200, 2 mm noise, with ``reg.twist`` on the fingers): MPVPE 3.57 mm without
+#: → 3.23 at 100, 3.24 at 200, 3.30 at 400, 3.37 at 1,000 steps (more steps fit the joints' noise).
+#: Body validation set (seed 103, 400, after the wrist stage): 26.07 → 24.38 at 100, 24.29 at 200,
+#: 24.79 at 400 (MPJPE 11.9 → 9.6); 3D SMPLify-X's records gain alike (29.92 → 27.55 at 100)
 JOINT_REFIT_STEPS = 100
 #: Every other part's (bodies): validation seed 101 (400, 3,000 steps) MPVPE 29.01 mm at 1 → 28.57 at
 #: 0.75, MPJPE 12.22 → 12.12; seed 102 28.35 → 27.89, MPJPE 12.06 → 11.32; seed 103 29.84 → 29.30;
@@ -199,10 +201,10 @@ class AnnotatorConfig:
     # a rigid (Kabsch) fit to all the 3D joints (None: on for hands, whose swing solve turns the root
     # toward the wrist and knuckles only: tuning seed 302, 4.07 → 3.85 mm; bodies keep theirs)
     root_solve: int | None = None
-    # MoCap, at annotation, after the root solve: every rotation, the shape and the translation refitted
-    # together to the given 3D joints (annotators/joint_refit.py), Adam steps from the network's
-    # prediction, kept per sample where the joint error drops; 0 = off. None: JOINT_REFIT_STEPS for
-    # hands in MoCap mode, else 0 (bodies: their joints miss the twists the network reads from the image)
+    # MoCap, a stage after annotation: every rotation, the shape and the translation refitted together
+    # to the given 3D joints (annotators/joint_refit.py), Adam steps from the record, kept per sample
+    # where the joint error drops; 0 = off. None: JOINT_REFIT_STEPS for bodies and hands in MoCap mode,
+    # else 0 (faces: not measured)
     joint_refit: int | None = None
     # swing head: how far each bone swings toward its given joint (1 = onto it); below 1 the targets
     # are shrunk toward the network's own keypoints, for noisy joints. None: HAND_SWING_WEIGHT for
@@ -403,10 +405,11 @@ class AnnotatorConfig:
 
     @property
     def joint_refit_steps(self) -> int:
-        """Joint-refit steps at annotation: ``joint_refit``, or where unset :data:`JOINT_REFIT_STEPS`
-        for hands in MoCap mode, else 0."""
+        """Joint-refit steps after annotation: ``joint_refit``, or where unset :data:`JOINT_REFIT_STEPS`
+        for bodies and hands in MoCap mode, else 0."""
         if self.joint_refit is None:
-            return JOINT_REFIT_STEPS if self.mode == "mocap" and self.part in HAND_PARTS else 0
+            refits = self.mode == "mocap" and self.part in ("body", *HAND_PARTS)
+            return JOINT_REFIT_STEPS if refits else 0
         return self.joint_refit
 
     @property

@@ -11,6 +11,9 @@
 - ``wrists``: any body pseudo-GT (``--init``: the annotator's, the hybrid's, SMPLify-X's; else the
   annotator is trained first) with only its wrists refined to the person masks
   (``annotators/wrist_refine.py``); ``--iterations`` sets the Adam steps.
+- ``joints``: any pseudo-GT from 3D joints (``--init``; else the annotator is trained first) with every
+  rotation, its shape and translation refitted to the 3D joints (``annotators/joint_refit.py``, the
+  stage that ends MoCap annotation); ``--iterations`` sets the Adam steps.
 
 All write the same pseudo-GT format as ``annotate``.
 """
@@ -43,7 +46,7 @@ METHOD_NAMES = {"smplifyx": "2d", "smplifyx3d": "3d", "smplifyx3d-vae": "3d"}
 #: SMPLify-X variants' options: 3D with axis-angle poses scored by the body VAE (the prior the
 #: neural annotator's ``reg.pose_prior`` uses), for a like-for-like baseline
 METHOD_OPTIONS = {"smplifyx3d-vae": {"prior_3d": "vae"}}
-NEURAL_METHODS = ("eft", "hybrid", "two-stage", "spin", "wrists")
+NEURAL_METHODS = ("eft", "hybrid", "two-stage", "spin", "wrists", "joints")
 
 
 def _joints(samples, joints: str) -> str:
@@ -95,6 +98,8 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
             cfg = _checkpoint_config(checkpoint)
         model = load_trained(build_annotator(cfg, samples[0].joint_set), checkpoint)
         return eft_records(model, samples, iterations or EFT_ITERATIONS, device=device)
+    if method == "joints" and cfg.mode != "mocap":  # before any training
+        raise ValueError("--method joints refits to the 3D joints: the samples have none (or --joints 2d)")
     stage1, _ = _stage1(samples, cfg, work_dir, init, device)
     if method == "hybrid":
         joints = "3d" if cfg.mode == "mocap" else "2d"
@@ -108,6 +113,12 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
 
         opt = WristRefineOptions(steps=iterations or WristRefineOptions.steps)
         return refine_wrists(samples, stage1, cfg.body_model, opt, progress=True, device=device)
+    if method == "joints":
+        from neuralannot.annotators.config import JOINT_REFIT_STEPS
+        from neuralannot.annotators.joint_refit import JointRefitOptions, refine_joints_3d
+
+        opt = JointRefitOptions(steps=iterations or JOINT_REFIT_STEPS)
+        return refine_joints_3d(samples, stage1, cfg.body_model, opt, progress=True, device=device)
     if method == "two-stage":
         return run_two_stage(cfg, samples, stage1, work_dir, device)
     return run_spin_loop(cfg, samples, stage1, work_dir, fit_iterations=iterations or 15, device=device)
@@ -119,7 +130,7 @@ def fit_cmd(
     method: str = typer.Option(
         "smplifyx",
         "--method",
-        help="smplifyx | smplifyx3d | smplifyx3d-vae | eft | hybrid | two-stage | spin | wrists.",
+        help="smplifyx | smplifyx3d | smplifyx3d-vae | eft | hybrid | two-stage | spin | wrists | joints.",
     ),
     part: str = typer.Option("body", "--part", help="body | hand | face."),
     body_model: str = BODY,
