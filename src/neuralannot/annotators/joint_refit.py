@@ -50,11 +50,13 @@ def _mean_error(points: Tensor, target: Tensor, w: Tensor) -> Tensor:
 def refit_joints_3d(
     model, batch: dict[str, Tensor], pred: dict[str, Tensor], kp: Tensor, steps: int
 ) -> Tensor:
-    """Refit ``pred`` of a MoCap :class:`~neuralannot.annotators.neural.NeuralAnnotator` to the batch's
-    3D joints for ``steps`` Adam steps, in place, per sample where the mean joint error drops.
+    """Refit ``pred`` (rotations as matrices) to the batch's 3D joints for ``steps`` Adam steps, in
+    place, per sample where the mean joint error drops.
 
-    ``kp``: the model keypoints of ``pred`` without translation (B, J, 3). Returns the keypoints
-    (without translation) of the parameters kept.
+    ``model``: what poses ``pred``, with ``body`` and ``keypoints(pred)`` (a MoCap
+    :class:`~neuralannot.annotators.neural.NeuralAnnotator` or a :class:`PosedModel`); ``kp``: its
+    keypoints of ``pred`` without translation (B, J, 3). Returns the keypoints (without translation)
+    of the parameters kept.
     """
     gt = batch["joints_3d"]
     target, w = gt[..., :3], (gt[..., 3] > 0).to(kp.dtype)
