@@ -8,24 +8,11 @@ import torch
 
 from conftest import TINY, synth_set
 from neuralannot.annotators.config import JOINT_REFIT_STEPS, AnnotatorConfig
-from neuralannot.annotators.joint_refit import refit_joints_3d
+from neuralannot.annotators.joint_refit import PosedModel, refit_joints_3d
 from neuralannot.annotators.pipeline import build_annotator, load_samples
-from neuralannot.bodies.joints import get_regressor, posed_keypoints
 from neuralannot.data.synthetic.poses import HandPoseSampler
 
 pytestmark = pytest.mark.anny
-
-
-class _Posed:
-    """The part of a NeuralAnnotator the refit reads: its body model and its keypoints."""
-
-    def __init__(self, body):
-        self.body, self.regressor = body, get_regressor(body, "hand21")
-
-    def keypoints(self, pred):
-        params = {k: v for k, v in pred.items() if k in self.body.param_specs and k != "trans"}
-        params["trans"] = torch.zeros(params["root_pose"].shape[0], 3)
-        return posed_keypoints(self.body, self.regressor, params)
 
 
 def _hands(body, n=4, seed=0):
@@ -47,7 +34,7 @@ def test_refit_fits_the_joints_and_keeps_an_exact_start(anny_hand):
     error down several-fold, leaves sample 0 unchanged, and ignores invalid joints."""
     import roma
 
-    model = _Posed(anny_hand)
+    model = PosedModel(anny_hand, "hand21")
     gt = _hands(anny_hand)
     joints = model.keypoints(gt) + gt["trans"][:, None]
     joints = torch.cat([joints, torch.ones_like(joints[..., :1])], -1)
