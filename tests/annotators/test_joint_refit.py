@@ -52,14 +52,14 @@ def test_refit_fits_the_joints_and_keeps_an_exact_start(anny_hand):
         return ((points + trans[:, None] - joints[..., :3]).norm(dim=-1) * valid).sum(-1) / valid.sum(-1)
 
     before = error(kp, pred["trans"])
-    kp_out = refit_joints_3d(model, {"joints_3d": joints}, pred, kp, steps=150)
+    kp_out = refit_joints_3d(model, joints, pred, kp, steps=150)
     after = error(kp_out, pred["trans"])
     assert torch.allclose(kp_out, model.keypoints(pred), atol=1e-6)  # the keypoints of the params kept
     assert (after[1:] < 0.3 * before[1:]).all(), (before, after)
     for k in start:  # sample 0: nothing to gain, nothing changed
         assert torch.equal(pred[k][0], start[k][0]), k
     assert ((pred["phenotype"] >= 0) & (pred["phenotype"] <= 1)).all()
-    assert refit_joints_3d(model, {"joints_3d": joints}, pred, kp_out, steps=0) is kp_out
+    assert refit_joints_3d(model, joints, pred, kp_out, steps=0) is kp_out
 
 
 def test_refit_ends_mocap_body_and_hand_annotation_and_keeps_the_trained_weights():

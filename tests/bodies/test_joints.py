@@ -398,3 +398,15 @@ def test_posed_vertices_of_anny_and_smpl(anny_body, tmp_path):
             full = model(p).vertices
             torch.testing.assert_close(posed_vertices(model, p, ids), full[:, ids], atol=1e-5, rtol=0)
     assert anny_body.is_anny and not smpl.is_anny
+
+
+@pytest.mark.anny
+def test_untranslated_keypoints_drop_the_translation_and_foreign_keys(anny_hand):
+    from neuralannot.bodies.joints import get_regressor, posed_keypoints, untranslated_keypoints
+
+    reg = get_regressor(anny_hand, "hand21")
+    params = anny_hand.default_params(batch_size=2)
+    params["hand_pose"] = 0.2 * torch.ones(2, 15, 3)
+    at_origin = posed_keypoints(anny_hand, reg, {**params, "trans": torch.zeros(2, 3)})
+    moved = {**params, "trans": torch.tensor([[0.1, 0.2, 3.0], [0.0, 0.0, 1.0]]), "latent": torch.ones(2, 8)}
+    torch.testing.assert_close(untranslated_keypoints(anny_hand, reg, moved), at_origin)

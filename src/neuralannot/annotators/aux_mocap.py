@@ -28,7 +28,7 @@ from torch.utils.data import Dataset, default_collate
 
 from neuralannot.annotators.neural import _masked_mean
 from neuralannot.annotators.state import samples_digest, short_digest
-from neuralannot.bodies.joints import get_regressor, posed_keypoints
+from neuralannot.bodies.joints import get_regressor, untranslated_keypoints
 from neuralannot.data.crop_cache import crop_centre
 from neuralannot.data.transforms import hflip_joints_3d
 from neuralannot.geometry import ray_rotation
@@ -144,9 +144,7 @@ class AuxMocap:
         """``aux_joints3d`` (Eq. 1's L1 after the best translation) and ``aux_joints2d`` (Eq. 2 with the
         best root hypothesis), each weighted like the model's own terms times ``weight``."""
         cfg = model.cfg
-        params = {k: v for k, v in pred.items() if k in model.body.param_specs and k != "trans"}
-        params["trans"] = params["root_pose"].new_zeros(len(params["root_pose"]), 3)
-        kp = posed_keypoints(model.body, get_regressor(model.body, self.joint_set), params)
+        kp = untranslated_keypoints(model.body, get_regressor(model.body, self.joint_set), pred)
         kp, err2d = model.pick_root_hypothesis(batch, dict(pred), kp)
         valid2 = batch["joints_2d"][..., 2] > 0
         gt = batch["joints_3d"]

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from neuralannot.annotators.stages import run_batches, stage_summary
 from neuralannot.bodies import load_body_model
-from neuralannot.bodies.joints import get_regressor, posed_keypoints
+from neuralannot.bodies.joints import get_regressor, untranslated_keypoints
 from neuralannot.bodies.parts import record_model_part
 from neuralannot.io.pseudo_gt import PseudoGT
 from neuralannot.io.pseudo_gt.files import to_body_params
@@ -47,19 +47,16 @@ def _mean_error(points: Tensor, target: Tensor, w: Tensor) -> Tensor:
     return ((points - target).norm(dim=-1) * w).sum(-1) / w.sum(-1).clamp_min(1.0)
 
 
-def refit_joints_3d(
-    model, batch: dict[str, Tensor], pred: dict[str, Tensor], kp: Tensor, steps: int
-) -> Tensor:
-    """Refit ``pred`` (rotations as matrices) to the batch's 3D joints for ``steps`` Adam steps, in
-    place, per sample where the mean joint error drops.
+def refit_joints_3d(model, joints: Tensor, pred: dict[str, Tensor], kp: Tensor, steps: int) -> Tensor:
+    """Refit ``pred`` (rotations as matrices) to the 3D ``joints`` (B, J, 4: position, validity) for
+    ``steps`` Adam steps, in place, per sample where the mean joint error drops.
 
-    ``model``: what poses ``pred``, with ``body`` and ``keypoints(pred)`` (a MoCap
-    :class:`~neuralannot.annotators.neural.NeuralAnnotator` or a :class:`PosedModel`); ``kp``: its
-    keypoints of ``pred`` without translation (B, J, 3). Returns the keypoints (without translation)
-    of the parameters kept.
+    ``model``: what poses ``pred``, with ``body`` and ``keypoints(pred)`` (a :class:`PosedModel`, or
+    a MoCap :class:`~neuralannot.annotators.neural.NeuralAnnotator`); ``kp``: its keypoints of
+    ``pred`` without translation (B, J, 3). Returns the keypoints (without translation) of the
+    parameters kept.
     """
-    gt = batch["joints_3d"]
-    target, w = gt[..., :3], (gt[..., 3] > 0).to(kp.dtype)
+    target, w = joints[..., :3], (joints[..., 3] > 0).to(kp.dtype)
     if steps <= 0:
         return kp
     specs = model.body.param_specs
@@ -112,9 +109,7 @@ class PosedModel:
         self.body, self.regressor = body, get_regressor(body, joint_set)
 
     def keypoints(self, pred: dict[str, Tensor]) -> Tensor:
-        params = {k: v for k, v in pred.items() if k in self.body.param_specs and k != "trans"}
-        params["trans"] = params["root_pose"].new_zeros(params["root_pose"].shape[0], 3)
-        return posed_keypoints(self.body, self.regressor, params)
+        return untranslated_keypoints(self.body, self.regressor, pred)
 
 
 def refine_joints_3d(
@@ -165,7 +160,7 @@ def _refine(model: PosedModel, samples: list, recs: list[PseudoGT], opt: JointRe
     target, w = joints[..., :3], (joints[..., 3] > 0).float()
     kp = model.keypoints(pred)
     before = 1000 * _mean_error(kp + pred["trans"][:, None], target, w)
-    kp = refit_joints_3d(model, {"joints_3d": joints}, pred, kp, opt.steps)
+    kp = refit_joints_3d(model, joints, pred, kp, opt.steps)
     after = 1000 * _mean_error(kp + pred["trans"][:, None], target, w)
     moved = [k for k in pred if specs[k].kind in ("rotation", "shape") or k == "trans"]
     out = []

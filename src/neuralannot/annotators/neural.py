@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.bodies.base import BodyModel, BodyModelError
 from neuralannot.bodies.joint_names import root_indices
-from neuralannot.bodies.joints import get_regressor, posed_keypoints, posed_vertices
+from neuralannot.bodies.joints import get_regressor, posed_vertices, untranslated_keypoints
 from neuralannot.bodies.parts import (
     MODEL_PART,
     PART_EXTENT,  # sets the initial camera distance and translation scale
@@ -365,10 +365,7 @@ class NeuralAnnotator(nn.Module):
     def keypoints(self, pred: dict[str, Tensor]) -> Tensor:
         """Model keypoints of the dataset's joint set, (B, J, 3), WITHOUT the translation (callers add
         ``pred["trans"]``: fitted in MoCap mode, predicted camera translation in wild mode)."""
-        params = {k: v for k, v in pred.items() if k in self.body.param_specs and k != "trans"}
-        B = next(iter(params.values())).shape[0]
-        params["trans"] = params["root_pose"].new_zeros(B, 3)
-        return posed_keypoints(self.body, self.regressor, params)
+        return untranslated_keypoints(self.body, self.regressor, pred)
 
     def _silhouette_term(self, batch: dict[str, Tensor], pred: dict[str, Tensor]) -> Tensor:
         """Mean silhouette loss (data/silhouette.py) over the samples with a mask: the model's spread

@@ -256,6 +256,15 @@ def posed_keypoints(model: BodyModel, reg: JointRegressor, params: dict[str, Ten
     return reg(out)
 
 
+def untranslated_keypoints(model: BodyModel, reg: JointRegressor, params: dict[str, Tensor]) -> Tensor:
+    """:func:`posed_keypoints` of ``params`` at zero translation (B, K, 3); keys that are not ``model``'s
+    parameter groups (a prediction's ``latent``, ``camera``, ...) and ``trans`` are ignored."""
+    params = {k: v for k, v in params.items() if k in model.param_specs and k != "trans"}
+    first = next(iter(params.values()))
+    params["trans"] = first.new_zeros(first.shape[0], 3)
+    return posed_keypoints(model, reg, params)
+
+
 def posed_vertices(model: BodyModel, params: dict[str, Tensor], vertex_ids: Tensor) -> Tensor:
     """Posed vertices ``vertex_ids`` (B, S, 3): Anny skins only those; other models skin every vertex."""
     if getattr(model, "is_anny", False):
