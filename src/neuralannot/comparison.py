@@ -7,8 +7,8 @@ the hybrid (neural → short SMPLify-X), the two-stage annotator and a SPIN-styl
 against the GT meshes with :func:`~neuralannot.evaluation.evaluate`. Where the annotator's config ends
 with the wrist stage (``refines_wrists``), every row that reads the person masks ends with it too
 (``wrists_refined`` counts the records it changed); likewise every row of faces from 2D with the
-face-size stage (``refines_face``, ``faces_refined``) and every row from 3D joints (MoCap bodies and
-hands) with the joint refit (``joint_refit_steps``, ``joints_refined``).
+face-size stage (``refines_face``, ``faces_refined``) and every row from 3D joints (MoCap bodies,
+hands and faces) with the joint refit (``joint_refit_steps``, ``joints_refined``).
 
 Indirect evaluation (:func:`compare_indirect`, Tables 6–7): the same plain image → parameters
 regressor (the project's network, image input, rotations output, supervised ONLY by the

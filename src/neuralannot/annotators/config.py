@@ -90,6 +90,10 @@ HAND_SWING_WEIGHT = 0.5
 #: Body validation set (seed 103, 400, after the wrist stage): 26.07 → 24.38 at 100, 24.29 at 200,
 #: 24.79 at 400 (MPJPE 11.9 → 9.6); 3D SMPLify-X's records gain alike (29.92 → 27.55 at 100)
 JOINT_REFIT_STEPS = 100
+#: Faces' (MoCap: 3D landmarks, whose refit also moves the facial expression). Face tuning set (seed 401,
+#: 200): surface error 0.520 mm without → 0.466 at 100, 0.439 at 300, 0.400 at 1,000, 0.376 at 3,000
+#: steps (~0.5 s per face on one CPU thread at 1,000); 3D SMPLify-X's records 0.839 → 0.440 at 1,000
+FACE_REFIT_STEPS = 1000
 #: Every other part's (bodies): validation seed 101 (400, 3,000 steps) MPVPE 29.01 mm at 1 → 28.57 at
 #: 0.75, MPJPE 12.22 → 12.12; seed 102 28.35 → 27.89, MPJPE 12.06 → 11.32; seed 103 29.84 → 29.30;
 #: the 2,000-sample test set (seed 777) 31.95 → 31.18, MPJPE 12.79 → 13.00 (BENCHMARKS.md)
@@ -204,7 +208,7 @@ class AnnotatorConfig:
     # MoCap, a stage after annotation: every rotation, the shape and the translation refitted together
     # to the given 3D joints (annotators/joint_refit.py), Adam steps from the record, kept per sample
     # where the joint error drops; 0 = off. None: JOINT_REFIT_STEPS for bodies and hands in MoCap mode,
-    # else 0 (faces: not measured)
+    # FACE_REFIT_STEPS for faces in MoCap mode (their facial expression refitted too), else 0
     joint_refit: int | None = None
     # swing head: how far each bone swings toward its given joint (1 = onto it); below 1 the targets
     # are shrunk toward the network's own keypoints, for noisy joints. None: HAND_SWING_WEIGHT for
@@ -405,11 +409,14 @@ class AnnotatorConfig:
 
     @property
     def joint_refit_steps(self) -> int:
-        """Joint-refit steps after annotation: ``joint_refit``, or where unset :data:`JOINT_REFIT_STEPS`
-        for bodies and hands in MoCap mode, else 0."""
+        """Joint-refit steps after annotation: ``joint_refit``, or where unset (MoCap mode only)
+        :data:`JOINT_REFIT_STEPS` for bodies and hands, :data:`FACE_REFIT_STEPS` for faces, else 0."""
         if self.joint_refit is None:
-            refits = self.mode == "mocap" and self.part in ("body", *HAND_PARTS)
-            return JOINT_REFIT_STEPS if refits else 0
+            if self.mode != "mocap":
+                return 0
+            if self.part == "face":
+                return FACE_REFIT_STEPS
+            return JOINT_REFIT_STEPS if self.part in ("body", *HAND_PARTS) else 0
         return self.joint_refit
 
     @property

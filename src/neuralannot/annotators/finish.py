@@ -1,6 +1,6 @@
 """The stages that end a config's annotation (:mod:`~neuralannot.annotators.stages`): the joint refit
-for MoCap bodies and hands, the wrist stage for MoCap bodies that read the masks, the face-size stage
-for faces from 2D."""
+for MoCap bodies, hands and faces, the wrist stage for MoCap bodies that read the masks, the
+face-size stage for faces from 2D."""
 
 from __future__ import annotations
 

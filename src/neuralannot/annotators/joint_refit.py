@@ -1,5 +1,6 @@
-"""The joint-refit stage (beyond the paper; MoCap bodies and hands by default): every rotation, the
-shape and the translation of a pseudo-GT refitted to the sample's 3D joints by least squares.
+"""The joint-refit stage (beyond the paper; MoCap bodies, hands and faces by default): every rotation,
+the shape (a face's expression too) and the translation of a pseudo-GT refitted to the sample's 3D
+joints by least squares.
 
 The annotator's records have been swung half-way toward the joints, shape-solved and root-aligned
 (:mod:`~neuralannot.bodies.swing_ik`, :mod:`~neuralannot.bodies.shape_solve`,
@@ -15,7 +16,9 @@ Hand tuning set (seed 301, 200 MoCap hands, 2 mm joint noise): MPVPE 3.57 mm →
 3.37 at 1,000 (the joints' noise fitted); a proximal term on the rotation offsets (σ 2 mm against τ
 3° / 8°) at 1,000 steps gave 3.37 / 3.32, no better than stopping early. Body validation set (seed
 103, 400, after the wrist stage): 26.07 → 24.38 mm (MPJPE 11.9 → 9.6). Joints carry no end-bone
-rotation (a wrist slot moves no H36M joint), so those get no gradient and keep the record's.
+rotation (a wrist slot moves no H36M joint), so those get no gradient and keep the record's. Faces
+(3D landmarks, nearly noise-free here) keep gaining with more steps: face tuning set (seed 401, 200)
+surface error 0.520 mm → 0.466 at 100 steps, 0.400 at 1,000 (their default), 0.376 at 3,000.
 """
 
 from __future__ import annotations
@@ -38,8 +41,10 @@ from neuralannot.io.pseudo_gt.files import to_body_params
 
 __all__ = ["JointRefitOptions", "PosedModel", "refine_joints_3d", "refit_joints_3d"]
 
-#: Adam's step on the rotation offsets (rad), the shape values and the translation (m)
+#: Adam's step on the rotation offsets (rad), the shape and expression values and the translation (m)
 REFIT_LR = 2e-3
+#: parameter kinds refitted as values, clamped to their bounds: the shape, and a face's expression
+VALUE_KINDS = ("shape", "expression")
 
 
 def _mean_error(points: Tensor, target: Tensor, w: Tensor) -> Tensor:
@@ -61,7 +66,7 @@ def refit_joints_3d(model, joints: Tensor, pred: dict[str, Tensor], kp: Tensor, 
         return kp
     specs = model.body.param_specs
     rotations = [k for k in pred if k in specs and specs[k].kind == "rotation"]
-    shapes = [k for k in pred if k in specs and specs[k].kind == "shape"]
+    shapes = [k for k in pred if k in specs and specs[k].kind in VALUE_KINDS]
     with torch.enable_grad():
         offsets = {k: pred[k].new_zeros(*pred[k].shape[:-2], 3, requires_grad=True) for k in rotations}
         free = {k: pred[k].detach().clone().requires_grad_(True) for k in (*shapes, "trans")}
@@ -162,7 +167,7 @@ def _refine(model: PosedModel, samples: list, recs: list[PseudoGT], opt: JointRe
     before = 1000 * _mean_error(kp + pred["trans"][:, None], target, w)
     kp = refit_joints_3d(model, joints, pred, kp, opt.steps)
     after = 1000 * _mean_error(kp + pred["trans"][:, None], target, w)
-    moved = [k for k in pred if specs[k].kind in ("rotation", "shape") or k == "trans"]
+    moved = [k for k in pred if specs[k].kind in ("rotation", *VALUE_KINDS) or k == "trans"]
     out = []
     for j, r in enumerate(recs):
         if float(after[j]) < float(before[j]):

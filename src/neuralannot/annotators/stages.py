@@ -6,7 +6,7 @@ A stage takes one record per sample and returns them refined in batches of a fix
 and a rerun reuses it, so an interrupted stage resumes to the same records. The stages:
 :mod:`~neuralannot.annotators.wrist_refine` (MoCap bodies: the wrists to the person masks) and
 :mod:`~neuralannot.annotators.face_refine` (faces from 2D: size and rigid head to the landmarks),
-:mod:`~neuralannot.annotators.joint_refit` (MoCap bodies and hands: every group to the 3D joints);
+:mod:`~neuralannot.annotators.joint_refit` (MoCap bodies, hands and faces: every group to the 3D joints);
 :mod:`~neuralannot.annotators.finish` picks those that end a config's annotation.
 """
 

@@ -12,14 +12,16 @@
   annotator is trained first) with only its wrists refined to the person masks
   (``annotators/wrist_refine.py``); ``--iterations`` sets the Adam steps.
 - ``joints``: any pseudo-GT from 3D joints (``--init``; else the annotator is trained first) with every
-  rotation, its shape and translation refitted to the 3D joints (``annotators/joint_refit.py``, the
-  stage that ends MoCap annotation); ``--iterations`` sets the Adam steps.
+  rotation, its shape (a face's expression too) and translation refitted to the 3D joints
+  (``annotators/joint_refit.py``, the stage that ends MoCap annotation, run once); ``--iterations``
+  sets the Adam steps (default: the config's, as ``annotate``).
 
 All write the same pseudo-GT format as ``annotate``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import typer
@@ -100,7 +102,9 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
         return eft_records(model, samples, iterations or EFT_ITERATIONS, device=device)
     if method == "joints" and cfg.mode != "mocap":  # before any training
         raise ValueError("--method joints refits to the 3D joints: the samples have none (or --joints 2d)")
-    stage1, _ = _stage1(samples, cfg, work_dir, init, device)
+    # --method joints is the refit itself: the one-stage records it starts from end without it
+    stage1_cfg = dataclasses.replace(cfg, joint_refit=0) if method == "joints" else cfg
+    stage1, _ = _stage1(samples, stage1_cfg, work_dir, init, device)
     if method == "hybrid":
         joints = "3d" if cfg.mode == "mocap" else "2d"
         opt = HybridOptions(iterations=iterations or HybridOptions.iterations, w_silhouette=silhouette,
@@ -117,7 +121,7 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
         from neuralannot.annotators.config import JOINT_REFIT_STEPS
         from neuralannot.annotators.joint_refit import JointRefitOptions, refine_joints_3d
 
-        opt = JointRefitOptions(steps=iterations or JOINT_REFIT_STEPS)
+        opt = JointRefitOptions(steps=iterations or cfg.joint_refit_steps or JOINT_REFIT_STEPS)
         return refine_joints_3d(samples, stage1, cfg.body_model, opt, progress=True, device=device)
     if method == "two-stage":
         return run_two_stage(cfg, samples, stage1, work_dir, device)
