@@ -35,6 +35,8 @@ def test_face_annotates_with_the_default_outputs(tmp_path_factory, tmp_path, kin
     records, meta = read_pseudo_gt(tmp_path / "f.npz")
     # faces from 2D end with the face-size stage (phenotypes and rigid head to the landmarks)
     assert ("face_refine" in summary["annotate"]) == (mode == "wild") == ("face_refine" in meta)
+    # faces from 3D end with the joint refit (expression included)
+    assert ("joint_refine" in summary["annotate"]) == (mode == "mocap")
     for r in records:
         expr = np.asarray(r.params["expression"])
         assert expr.shape == (52,) and (expr >= 0).all() and (expr <= 1).all()
