@@ -96,6 +96,40 @@ def test_refit_moves_a_faces_expression_within_its_bounds(anny_head):
     assert (pred["expression"][:, active] - expr[:, active]).abs().mean() < 0.6 * expr[:, active].mean()
 
 
+def test_refit_moves_flame_expression_coefficients(tmp_path):
+    """FLAME (a user's file; here a tiny generated one, its contour landmarks made the same in every
+    yaw bin: random ones would jump between bins): the ``expr`` coefficients (kind expression,
+    unbounded) are refitted like Anny's facial actions, from zero toward the landmarks'."""
+    import numpy as np
+    import roma
+    import smplx_fixtures as fx
+
+    from neuralannot.bodies.smplx_family import load_smplx_family
+
+    path, _ = fx.write_flame(tmp_path)
+    contour = np.load(tmp_path / "flame_dynamic_embedding.npy", allow_pickle=True).item()
+    smooth = {k: np.repeat(v[:1], len(v), 0) for k, v in contour.items()}
+    np.save(tmp_path / "flame_dynamic_embedding.npy", np.array(smooth, dtype=object), allow_pickle=True)
+    flame = load_smplx_family("flame", path)
+    model = PosedModel(flame, "face68")
+    gt = flame.default_params(2)
+    gt["expr"] = 0.5 * torch.randn(2, gt["expr"].shape[1], generator=torch.Generator().manual_seed(0))
+    gt["trans"] = torch.tensor([[0.0, 0.0, 0.5]]).expand(2, 3).clone()
+    pred = {k: roma.rotvec_to_rotmat(v) if flame.param_specs[k].kind == "rotation" else v for k, v in gt.items()}
+    joints = model.keypoints(pred) + pred["trans"][:, None]
+    joints = torch.cat([joints, torch.ones_like(joints[..., :1])], -1)
+    pred["expr"] = torch.zeros_like(gt["expr"])
+    kp = model.keypoints(pred)
+
+    def error(points):
+        return (points + pred["trans"][:, None] - joints[..., :3]).norm(dim=-1).mean(-1)
+
+    before = error(kp)
+    after = error(refit_joints_3d(model, joints, pred, kp, steps=200))
+    assert (after < 0.5 * before).all(), (before, after)
+    assert (pred["expr"] - gt["expr"]).abs().mean() < 0.7 * gt["expr"].abs().mean()
+
+
 def test_refit_ends_mocap_body_and_hand_annotation_and_keeps_the_trained_weights():
     from neuralannot.annotators.finish import config_stages
     from neuralannot.annotators.joint_refit import refine_joints_3d
