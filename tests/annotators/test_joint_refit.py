@@ -102,8 +102,8 @@ def test_refit_moves_flame_expression_coefficients(tmp_path):
     unbounded) are refitted like Anny's facial actions, from zero toward the landmarks'."""
     import numpy as np
     import roma
-    import smplx_fixtures as fx
 
+    import smplx_fixtures as fx
     from neuralannot.bodies.smplx_family import load_smplx_family
 
     path, _ = fx.write_flame(tmp_path)
@@ -115,7 +115,8 @@ def test_refit_moves_flame_expression_coefficients(tmp_path):
     gt = flame.default_params(2)
     gt["expr"] = 0.5 * torch.randn(2, gt["expr"].shape[1], generator=torch.Generator().manual_seed(0))
     gt["trans"] = torch.tensor([[0.0, 0.0, 0.5]]).expand(2, 3).clone()
-    pred = {k: roma.rotvec_to_rotmat(v) if flame.param_specs[k].kind == "rotation" else v for k, v in gt.items()}
+    rotations = [k for k in gt if flame.param_specs[k].kind == "rotation"]
+    pred = {**gt, **{k: roma.rotvec_to_rotmat(gt[k]) for k in rotations}}
     joints = model.keypoints(pred) + pred["trans"][:, None]
     joints = torch.cat([joints, torch.ones_like(joints[..., :1])], -1)
     pred["expr"] = torch.zeros_like(gt["expr"])
