@@ -6,7 +6,11 @@ synthetic ``synth --kind mocap`` set here) teaches the same network what 3D pose
 features mean: every training step adds one batch of that set, with the MoCap loss (L1 on its 3D
 joints after the best translation, Eq. 1) on top of the wild 2D loss (Eq. 2) of the same
 prediction. Only the main set is annotated; the auxiliary set may use another joint set (its
-keypoints come from that set's regressor) and has its own images.
+keypoints come from that set's regressor) and has its own images. A network that reads the 2D joints
+(as coordinates, sampled image features or end-part crops; not heatmaps) reads the auxiliary
+samples' joints converted into the main set by name (:func:`~neuralannot.bodies.joint_names.
+convert_joints`: H36M's 17 joints give 12 of COCO's 23, shoulders to ankles; the rest read as
+missing), while its loss keeps the auxiliary set's own joints.
 
 In the crop frame (wild mode with the virtual camera) the network's rotations live in the crop's
 camera, whose optical axis is the real ray through the crop centre, so the auxiliary 3D joints are
@@ -28,6 +32,7 @@ from torch.utils.data import Dataset, default_collate
 
 from neuralannot.annotators.neural import _masked_mean
 from neuralannot.annotators.state import samples_digest, short_digest
+from neuralannot.bodies.joint_names import conversion_indices, convert_joints
 from neuralannot.bodies.joints import get_regressor, untranslated_keypoints
 from neuralannot.data.crop_cache import crop_centre
 from neuralannot.data.transforms import hflip_joints_3d
@@ -90,15 +95,30 @@ def crop_frame_joints(samples: Sequence) -> Tensor:
     return torch.stack(out)
 
 
+#: fewest joints an auxiliary set must share with the main set for a network that reads the 2D joints
+MIN_SHARED_JOINTS = 6
+
+
 class _Override(Dataset):
-    def __init__(self, base: Dataset, joints_3d: Tensor):
+    """``base``'s items with the 3D joints replaced (``joints_3d``: crop-frame targets, or None) and,
+    with ``input_set``, the 2D joints the network reads converted from ``own_set`` into ``input_set``
+    (the item's own kept as ``aux_joints_2d`` for the loss)."""
+
+    def __init__(self, base: Dataset, joints_3d: Tensor | None, own_set: str, input_set: str | None):
         self.base, self.joints_3d = base, joints_3d
+        self.own_set, self.input_set = own_set, input_set
 
     def __len__(self) -> int:
         return len(self.base)
 
     def __getitem__(self, index: int) -> dict:
-        return {**self.base[index], "joints_3d": self.joints_3d[index]}
+        item = dict(self.base[index])
+        if self.joints_3d is not None:
+            item["joints_3d"] = self.joints_3d[index]
+        if self.input_set is not None:
+            own = item["aux_joints_2d"] = item["joints_2d"]
+            item["joints_2d"] = convert_joints(own, self.own_set, self.input_set)[0]
+        return item
 
 
 class AuxMocap:
@@ -125,13 +145,29 @@ class AuxMocap:
         """Take ``base``, this set's dataset built by the model's own pipeline
         (``training.make_dataset``: frozen features computed once), with the 3D joints in the crop frame
         where the network predicts in it."""
-        reads_joints = model.joint_encoder is not None or model.end_crops is not None
-        if reads_joints and self.joint_set != model.joint_set:
-            raise ValueError(f"the network reads the 2D joints ({model.joint_set}): the auxiliary set must "
-                             f"have the same joint set, it has {self.joint_set}")  # fmt: skip
+        cfg = model.cfg
+        reads_joints = any(m is not None for m in (model.joint_encoder, model.end_crops, model.joint_sampler))
+        input_set = None
+        if self.joint_set != model.joint_set and (reads_joints or cfg.wild_heatmaps):
+            if cfg.wild_heatmaps:
+                raise ValueError(f"the network reads the 2D joints as heatmaps ({model.joint_set}): the "
+                                 f"auxiliary set must have the same joint set, it has {self.joint_set} "
+                                 f"(joint_input: coordinates reads other sets' shared joints)")  # fmt: skip
+            shared = sum(conversion_indices(self.joint_set, model.joint_set)[1])
+            if shared < MIN_SHARED_JOINTS:
+                raise ValueError(f"the network reads the 2D joints ({model.joint_set}): the auxiliary "
+                                 f"set's {self.joint_set} shares {shared} of them, fewer than "
+                                 f"{MIN_SHARED_JOINTS}")  # fmt: skip
+            log.info("auxiliary set: its %s joints read as %d of the network's %s", self.joint_set, shared,
+                     model.joint_set)  # fmt: skip
+            input_set = model.joint_set
         if len(base) != len(self.samples):
             raise ValueError(f"auxiliary dataset of {len(base)} items for {len(self.samples)} samples")
-        self.dataset = _Override(base, crop_frame_joints(self.samples)) if model.cfg.crop_frame else base
+        joints_3d = crop_frame_joints(self.samples) if cfg.crop_frame else None
+        if joints_3d is None and input_set is None:
+            self.dataset = base
+        else:
+            self.dataset = _Override(base, joints_3d, self.joint_set, input_set)
 
     def batch(self, step: int, batch_size: int, seed: int) -> dict:
         """The auxiliary batch of global step ``step`` (deterministic, independent of resumes)."""
@@ -144,6 +180,8 @@ class AuxMocap:
         """``aux_joints3d`` (Eq. 1's L1 after the best translation) and ``aux_joints2d`` (Eq. 2 with the
         best root hypothesis), each weighted like the model's own terms times ``weight``."""
         cfg = model.cfg
+        if "aux_joints_2d" in batch:  # the network read them converted into its own set
+            batch = {**batch, "joints_2d": batch["aux_joints_2d"]}
         kp = untranslated_keypoints(model.body, get_regressor(model.body, self.joint_set), pred)
         kp, err2d = model.pick_root_hypothesis(batch, dict(pred), kp)
         valid2 = batch["joints_2d"][..., 2] > 0
