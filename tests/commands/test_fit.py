@@ -70,6 +70,14 @@ def test_fit_methods_chain(mocap_set, tiny_config, tmp_path):  # noqa: F811
     for r in refit:
         if "joint_refine" in r.quality:
             assert r.quality["joint_refine"]["err_mm"] < r.quality["joint_refine"]["err0_mm"]
+    # without --init the annotator's records (its network reused here) are refitted once: the refit
+    # starts from the network's own joint error, not from records that already ended with it
+    _fit("--method", "joints", "--out", tmp_path / "jn.json", "--iterations", 20, *common)
+    own, meta = read_pseudo_gt(tmp_path / "jn.json")
+    assert meta["method"] == "joints" and len(own) == n and meta["summary"]["refined"] > 0
+    for r in own:
+        if "joint_refine" in r.quality:
+            assert r.quality["joint_refine"]["err0_mm"] == pytest.approx(r.quality["joint_err_mm"], rel=1e-3)
 
 
 def test_fit_rejects_unknown_method_and_missing_init(mocap_set, tmp_path):  # noqa: F811
