@@ -67,10 +67,10 @@ def refit_joints_3d(model, joints: Tensor, pred: dict[str, Tensor], kp: Tensor, 
         return kp
     specs = model.body.param_specs
     rotations = [k for k in pred if k in specs and specs[k].kind == "rotation"]
-    shapes = [k for k in pred if k in specs and specs[k].kind in VALUE_KINDS]
+    values = [k for k in pred if k in specs and specs[k].kind in VALUE_KINDS]
     with torch.enable_grad():
         offsets = {k: pred[k].new_zeros(*pred[k].shape[:-2], 3, requires_grad=True) for k in rotations}
-        free = {k: pred[k].detach().clone().requires_grad_(True) for k in (*shapes, "trans")}
+        free = {k: pred[k].detach().clone().requires_grad_(True) for k in (*values, "trans")}
         opt = torch.optim.Adam([*offsets.values(), *free.values()], lr=REFIT_LR)
 
         def current() -> dict[str, Tensor]:
@@ -85,7 +85,7 @@ def refit_joints_3d(model, joints: Tensor, pred: dict[str, Tensor], kp: Tensor, 
             (1e4 * loss.sum()).backward()
             opt.step()
             with torch.no_grad():
-                for k in shapes:
+                for k in values:
                     if specs[k].bounds is not None:
                         free[k].clamp_(*specs[k].bounds)
     with torch.no_grad():
@@ -94,7 +94,7 @@ def refit_joints_3d(model, joints: Tensor, pred: dict[str, Tensor], kp: Tensor, 
         better = _mean_error(kp_new + refit["trans"][:, None], target, w) < _mean_error(
             kp + pred["trans"][:, None], target, w
         )
-        for k in (*rotations, *shapes, "trans"):
+        for k in (*rotations, *values, "trans"):
             pred[k] = torch.where(better.view((-1,) + (1,) * (pred[k].dim() - 1)), refit[k], pred[k])
         return torch.where(better[:, None, None], kp_new, kp)
 

@@ -256,13 +256,19 @@ def posed_keypoints(model: BodyModel, reg: JointRegressor, params: dict[str, Ten
     return reg(out)
 
 
-def untranslated_keypoints(model: BodyModel, reg: JointRegressor, params: dict[str, Tensor]) -> Tensor:
-    """:func:`posed_keypoints` of ``params`` at zero translation (B, K, 3); keys that are not ``model``'s
-    parameter groups (a prediction's ``latent``, ``camera``, ...) and ``trans`` are ignored."""
+def untranslated_params(model: BodyModel, params: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``params`` reduced to ``model``'s parameter groups (a prediction's ``latent``, ``camera``, ...
+    dropped) with a zero translation."""
     params = {k: v for k, v in params.items() if k in model.param_specs and k != "trans"}
     first = next(iter(params.values()))
     params["trans"] = first.new_zeros(first.shape[0], 3)
-    return posed_keypoints(model, reg, params)
+    return params
+
+
+def untranslated_keypoints(model: BodyModel, reg: JointRegressor, params: dict[str, Tensor]) -> Tensor:
+    """:func:`posed_keypoints` of ``params`` at zero translation (B, K, 3); keys that are not ``model``'s
+    parameter groups and ``trans`` are ignored (:func:`untranslated_params`)."""
+    return posed_keypoints(model, reg, untranslated_params(model, params))
 
 
 def posed_vertices(model: BodyModel, params: dict[str, Tensor], vertex_ids: Tensor) -> Tensor:

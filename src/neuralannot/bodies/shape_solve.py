@@ -26,7 +26,7 @@ from torch import Tensor
 
 from neuralannot.bodies.base import BodyModel, BodyModelError, as_rotmat
 from neuralannot.bodies.fast_keypoints import AnnyKeypoints
-from neuralannot.bodies.joints import posed_keypoints
+from neuralannot.bodies.joints import posed_keypoints, untranslated_params
 from neuralannot.geometry.alignment import rigid_align
 
 __all__ = ["ShapeSolver", "solve_groups"]
@@ -95,9 +95,7 @@ class ShapeSolver:
 
     def keypoints(self, params: dict[str, Tensor]) -> Tensor:
         """Model keypoints (B, K, 3) of ``params`` without translation."""
-        params = {k: v for k, v in params.items() if k in self.body.param_specs and k != "trans"}
-        B = params[self.group].shape[0]
-        params["trans"] = params[self.group].new_zeros(B, 3)
+        params = untranslated_params(self.body, params)
         if self.fast is not None:
             return self.fast(params)
         return posed_keypoints(self.body, self.reg, params)
