@@ -169,12 +169,16 @@ class AuxMocap:
         else:
             self.dataset = _Override(base, joints_3d, self.joint_set, input_set)
 
-    def batch(self, step: int, batch_size: int, seed: int) -> dict:
-        """The auxiliary batch of global step ``step`` (deterministic, independent of resumes)."""
+    def batch(self, step: int, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> dict:
+        """The auxiliary batch of global step ``step`` (deterministic, independent of resumes); under
+        torchrun ``batch_size`` is the global batch and rank ``rank`` of ``world`` takes every
+        ``world``-th of its samples, so the ranks together draw the single-process batch."""
         n = len(self.dataset)
+        if n < world:
+            raise ValueError(f"the auxiliary MoCap set has {n} samples, fewer than the {world} ranks")
         g = torch.Generator().manual_seed(seed * 1_000_003 + step + 7)
         idx = torch.randperm(n, generator=g)[: min(batch_size, n)].tolist()
-        return default_collate([self.dataset[i] for i in idx])
+        return default_collate([self.dataset[i] for i in idx[rank::world]])
 
     def losses(self, model, batch: dict[str, Tensor], pred: dict[str, Tensor]) -> dict[str, Tensor]:
         """``aux_joints3d`` (Eq. 1's L1 after the best translation) and ``aux_joints2d`` (Eq. 2 with the

@@ -8,7 +8,8 @@ continues from its last checkpoint to the same final weights as an uninterrupted
 
 Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) each rank takes every ``world``-th index of the
 epoch permutation (``batch_size`` is the global batch: ``batch_size / world`` per rank), gradients
-are averaged by DistributedDataParallel and rank 0 writes checkpoints. The backend follows the
+are averaged by DistributedDataParallel and rank 0 writes checkpoints; an auxiliary MoCap set's batch
+of each step is split across the ranks the same way (``AuxMocap.batch``). The backend follows the
 requested device (nccl for ``cuda``, gloo otherwise); on CUDA each rank uses GPU ``LOCAL_RANK``.
 
 AMP (``amp: true``, CUDA only): bfloat16 autocast where the GPU supports it, else float16 with a
@@ -259,8 +260,6 @@ def train(
     if aux is not None and cfg.mode != "wild":
         raise ValueError("an auxiliary MoCap set supervises wild-mode training only")
     info = init_distributed(device)
-    if aux is not None and info.world > 1:
-        raise NotImplementedError("an auxiliary MoCap set is not supported under torchrun yet")
     out_dir = Path(out_dir)
     ckpt_path = out_dir / CHECKPOINT
     torch.manual_seed(cfg.seed)
@@ -374,7 +373,9 @@ def train(
                 pred = net(batch)
                 terms = model.losses(batch, pred)
                 if aux is not None:
-                    abatch = batch_to(aux.batch(state["global_step"], len(batch["index"]), cfg.seed), dev)
+                    size = len(batch["index"]) * info.world  # the step's global batch
+                    abatch = aux.batch(state["global_step"], size, cfg.seed, info.rank, info.world)
+                    abatch = batch_to(abatch, dev)
                     extra = aux.losses(model, abatch, net(abatch))
                     terms = {**terms, **extra, "loss": terms["loss"] + sum(extra.values())}
             opt.zero_grad(set_to_none=True)
