@@ -172,11 +172,11 @@ def _refine(model: PosedModel, samples: list, recs: list[PseudoGT], opt: JointRe
     out = []
     for j, r in enumerate(recs):
         if float(after[j]) < float(before[j]):
-            new = {
-                k: (roma.rotmat_to_rotvec(pred[k][j]) if specs[k].kind == "rotation" else pred[k][j])
-                .cpu().numpy().astype(np.float32)
+            stored = {
+                k: roma.rotmat_to_rotvec(pred[k][j]) if specs[k].kind == "rotation" else pred[k][j]
                 for k in moved
             }
+            new = {k: v.cpu().numpy().astype(np.float32) for k, v in stored.items()}
             info = {"err0_mm": float(before[j]), "err_mm": float(after[j])}
             r = replace(r, params={**r.params, **new}, quality={**r.quality, "joint_refine": info})
         out.append(r)
