@@ -454,3 +454,28 @@ def test_start_moved_onto_the_real_ray_through_the_crop_centre():
     assert torch.allclose(got[0], want, atol=1e-6)
     assert torch.allclose(got[1], want.T, atol=1e-6)  # mirrored: the centre is left of the principal point
     assert torch.equal(start["root_pose"][2], torch.zeros(3))  # not moved
+
+
+def test_fit_dataset_resumes_its_finished_batches(anny_body, tmp_path, monkeypatch):
+    """Every finished batch is saved in ``parts_dir``; run again, those are read back, not fitted."""
+    from neuralannot.annotators import optimize
+    from neuralannot.annotators.optimize import fit_digest
+
+    samples = make_samples(anny_body, body_params(5, seed=6), "h36m17")
+    opt, parts = FitOptions(iterations=3), tmp_path / "fits"
+    first, _ = fit_dataset(samples[:4], "3d", anny_body, batch_size=2, options=opt, parts_dir=parts)
+    fitted, real = [], optimize.smplifyx_3d
+    monkeypatch.setattr(optimize, "smplifyx_3d", lambda *a, **k: fitted.append(len(a[2])) or real(*a, **k))
+    again, summary = fit_dataset(samples, "3d", anny_body, batch_size=2, options=opt, parts_dir=parts)
+    assert fitted == [1] and summary["samples"] == 5  # only the fifth sample's batch was fitted
+    for a, b in zip(first, again[:4], strict=True):
+        assert a.sample_id == b.sample_id
+        for k in a.params:
+            np.testing.assert_allclose(b.params[k], a.params[k], rtol=0, atol=1e-6, err_msg=k)
+    # the folder's name: the samples' content, the options and the arguments that change the fits
+    key = fit_digest(samples, "3d", opt, batch_size=2)
+    assert key == fit_digest(samples, "3d", FitOptions(iterations=3), batch_size=2)
+    assert key != fit_digest(samples, "3d", FitOptions(iterations=4), batch_size=2)
+    assert key != fit_digest(samples[:4], "3d", opt, batch_size=2)
+    assert key != fit_digest(samples, "3d", opt, batch_size=3)
+    assert key != fit_digest(samples, "3d", opt, init=first + again[4:], batch_size=2)

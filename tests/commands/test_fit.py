@@ -1,6 +1,7 @@
 """`neuralannot fit` end to end: SMPLify-X, EFT, hybrid, two-stage, SPIN and the wrist stage write readable
 pseudo-GTs."""
 
+import numpy as np
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -27,9 +28,18 @@ def _fit(*args):
 
 def test_fit_methods_chain(mocap_set, tiny_config, tmp_path):  # noqa: F811
     common = ["--data", mocap_set, "--config", tiny_config, "--work-dir", tmp_path / "work", "--threads", 1]
-    _fit("--method", "smplifyx3d", "--data", mocap_set, "--out", tmp_path / "sx.npz", "--iterations", 2)
+    sx = ["--method", "smplifyx3d", "--data", mocap_set, "--iterations", 2, "--work-dir", tmp_path / "w"]
+    _fit(*sx, "--out", tmp_path / "sx.npz")
     base, _ = read_pseudo_gt(tmp_path / "sx.npz")
     n = len(base)
+    # the same command again reads the saved batches back (fits/ under --work-dir), fitting nothing
+    (saved,) = (tmp_path / "w" / "fits").iterdir()
+    assert saved.name.startswith("smplifyx3d-") and sorted(saved.glob("part-*.jsonl"))
+    _fit(*sx, "--out", tmp_path / "sx2.npz")
+    again, _ = read_pseudo_gt(tmp_path / "sx2.npz")
+    assert [r.sample_id for r in again] == [r.sample_id for r in base]
+    for a, b in zip(base, again, strict=True):
+        assert all(np.allclose(a.params[k], b.params[k], atol=1e-6) for k in a.params), a.sample_id
     res = _fit("--method", "hybrid", "--out", tmp_path / "hy.json", "--iterations", 2, *common)
     assert "refined" in res.output
     hybrid, meta = read_pseudo_gt(tmp_path / "hy.json")

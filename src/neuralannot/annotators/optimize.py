@@ -58,11 +58,13 @@ are mirrored to right hands for the fit and the parameters mirrored back, as in 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -80,14 +82,15 @@ from neuralannot.annotators.optimize_problem import (
 )
 from neuralannot.bodies.base import BodyModel
 from neuralannot.bodies.fast_keypoints import AnnyKeypoints
-from neuralannot.data.silhouette import silhouette_batch
+from neuralannot.data.silhouette import mask_path, silhouette_batch
 from neuralannot.geometry import ray_rotation
+from neuralannot.io.pseudo_gt.parts import PartWriter, read_parts
 from neuralannot.io.records import in_sample_camera
 
 log = logging.getLogger(__name__)
 
-__all__ = ["AnnyKeypoints", "FitOptions", "FitResult", "METHODS", "fit_dataset", "resolve_embedding",
-           "smplifyx_2d", "smplifyx_3d"]  # fmt: skip
+__all__ = ["AnnyKeypoints", "FitOptions", "FitResult", "METHODS", "fit_dataset", "fit_digest",
+           "resolve_embedding", "smplifyx_2d", "smplifyx_3d"]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------
@@ -192,6 +195,21 @@ def _records(batch, res: FitResult, body: BodyModel, method: str, flips: list[bo
     return out
 
 
+def fit_digest(
+    samples: Sequence, method: str, options: FitOptions | None = None, init: Sequence | None = None, **args
+) -> str:
+    """Short hash (16 hex) naming a :func:`fit_dataset` resume folder: the samples' content, the method,
+    the options, any other arguments that change the fits (``args``) and the start records."""
+    from neuralannot.annotators.stages import stage_digest
+    from neuralannot.annotators.state import samples_digest
+
+    key = f"{method}|{options or FitOptions()!r}|{sorted(args.items())!r}|{samples_digest(samples, False)}"
+    h = hashlib.sha1(key.encode())
+    if init is not None:
+        h.update(stage_digest(init, options or FitOptions()).encode())
+    return h.hexdigest()[:16]
+
+
 def fit_dataset(
     samples: Sequence,
     method: str = "2d",
@@ -205,12 +223,16 @@ def fit_dataset(
     options: FitOptions | None = None,
     progress: bool = False,
     init: Sequence | None = None,
+    parts_dir: str | Path | None = None,
 ) -> tuple[list, dict]:
     """Fit every sample with SMPLify-X (``method`` ``2d``/``wild`` or ``3d``/``mocap``), in batches.
 
     ``iterations`` / ``optimizer`` override ``options``. ``init``: one :class:`PseudoGT` per sample
     (same order) to start from instead of SMPLify-X's initialisation (2D: in its camera); the
     records then carry ``quality["refine"]`` (data term and pose prior before and after).
+    ``parts_dir``: resume folder; every finished batch is saved there, and a batch whose samples are
+    all saved is read back instead of fitted again (the folder must belong to this call's samples and
+    arguments: :func:`fit_digest` names one).
 
     Returns the :class:`PseudoGT` records (input order) and a summary (wall time, samples/s,
     diverged count, mean joint error). Raises
@@ -254,8 +276,18 @@ def fit_dataset(
     t0 = time.perf_counter()
     if init is not None and len(init) != len(samples):
         raise ValueError(f"init: {len(init)} pseudo-GTs for {len(samples)} samples")
+    done = read_parts(parts_dir) if parts_dir is not None else {}
+    if done:
+        log.info("smplifyx-%s: resuming, %d samples already fitted in %s", method, len(done), parts_dir)
+    writer = PartWriter(parts_dir, chunk_size=batch_size) if parts_dir is not None else None
     for ids in tqdm(batches, disable=not progress, desc=f"smplifyx-{method}", leave=False):
         batch = [samples[i] for i in ids]
+        if all(s.id in done for s in batch):
+            for i, s in zip(ids, batch, strict=True):
+                records[i] = done[s.id]
+            if method == "3d" and opt.w_silhouette > 0 and part == "body":  # as silhouette_batch counts
+                masked += sum(mask_path(s) is not None for s in batch)
+            continue
         js = _model_joint_set(body, batch[0].joint_set)
         flips = [s.part == "lhand" for s in batch]
         start = None if init is None else _init_params(batch, [init[i] for i in ids], flips, body)
@@ -284,6 +316,10 @@ def fit_dataset(
                               torch.from_numpy(moved).to(device))  # fmt: skip
         for i, r in zip(ids, _records(batch, res, body, method, flips, opt), strict=True):
             records[i] = r
+            if writer is not None:
+                writer.write(r)
+        if writer is not None:
+            writer.flush()
     wall = time.perf_counter() - t0
     key = "joint_err_mm" if method == "3d" else "joint_err_px"
     errs = [r.quality[key] for r in records if key in r.quality]

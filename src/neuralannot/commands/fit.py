@@ -1,6 +1,8 @@
 """`neuralannot fit`: the per-sample baselines and the annotators built on the one-stage network.
 
-- ``smplifyx`` (GT 2D joints) / ``smplifyx3d`` (GT 3D joints): SMPLify-X, batched.
+- ``smplifyx`` (GT 2D joints) / ``smplifyx3d`` (GT 3D joints): SMPLify-X, batched; finished batches are
+  saved under ``<--work-dir>/fits/<method>-<digest>/`` (``optimize.fit_digest``: the samples, options
+  and arguments), so an interrupted fit run again resumes.
 - ``eft``: the trained annotator fine-tuned on each sample's own joints (``--checkpoint``, else one
   is trained on the set first).
 - ``hybrid``: the neural pseudo-GT (``--init``, else train + annotate first) refined by a short
@@ -56,6 +58,15 @@ def _joints(samples, joints: str) -> str:
     if joints != "auto":
         return joints
     return "3d" if all(s.joints_3d is not None and s.valid_3d.any() for s in samples) else "2d"
+
+
+def _model_stamp(body_model: str) -> str:
+    """The body model as a resume key: a model file or folder with its size and modification time."""
+    path = Path(body_model)
+    if not path.exists():
+        return body_model
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
 
 
 def _stage1(samples, cfg, work_dir: Path, init: Path | None, device: str):
@@ -175,7 +186,7 @@ def fit_cmd(
     """Fit or refine every sample and write the same pseudo-GT format as `annotate`."""
     import torch
 
-    from neuralannot.annotators.optimize import FitOptions, fit_dataset
+    from neuralannot.annotators.optimize import FitOptions, fit_dataset, fit_digest
     from neuralannot.commands.annotate import _samples
     from neuralannot.data.loading import load_samples
     from neuralannot.io.pseudo_gt import write_pseudo_gt
@@ -193,7 +204,7 @@ def fit_cmd(
         fail(f"--scratch/--no-scratch belongs to the hybrid, not {method}")
     check_device(device)
     check_outputs(
-        {"--out": out}, {"--work-dir": work_dir if method in NEURAL_METHODS else None}, batch_size=batch_size
+        {"--out": out}, {"--work-dir": work_dir}, batch_size=batch_size
     )
     guard_output(out, data, init, checkpoint, config, joint_map, force=force)
     if threads:
@@ -206,9 +217,12 @@ def fit_cmd(
                                            joint_map=joint_map,
                                            allow_outside_root=allow_outside_root)  # fmt: skip
             options = FitOptions(**METHOD_OPTIONS.get(method, {}), w_silhouette=silhouette or 0.0)
+            key = fit_digest(samples, METHOD_NAMES[method], options, body_model=_model_stamp(body_model),
+                             part=part, batch_size=batch_size, iterations=iterations,
+                             optimizer=optimizer)  # fmt: skip
             records, summary = fit_dataset(samples, METHOD_NAMES[method], body_model, part, batch_size,
-                                           device, iterations, optimizer, options=options,
-                                           progress=True)  # fmt: skip
+                                           device, iterations, optimizer, options=options, progress=True,
+                                           parts_dir=work_dir / "fits" / f"{method}-{key}")  # fmt: skip
         else:
             probe, _ = load_samples(data, part, skip_bad, joint_map=joint_map,
                                     allow_outside_root=allow_outside_root)  # fmt: skip
