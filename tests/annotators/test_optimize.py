@@ -467,7 +467,7 @@ def test_fit_dataset_resumes_its_finished_batches(anny_body, tmp_path, monkeypat
     fitted, real = [], optimize.smplifyx_3d
     monkeypatch.setattr(optimize, "smplifyx_3d", lambda *a, **k: fitted.append(len(a[2])) or real(*a, **k))
     again, summary = fit_dataset(samples, "3d", anny_body, batch_size=2, options=opt, parts_dir=parts)
-    assert fitted == [1] and summary["samples"] == 5  # only the fifth sample's batch was fitted
+    assert fitted == [1] and summary["resumed"] == 4  # only the fifth sample's batch was fitted
     for a, b in zip(first, again[:4], strict=True):
         assert a.sample_id == b.sample_id
         for k in a.params:

@@ -280,11 +280,13 @@ def fit_dataset(
     if done:
         log.info("smplifyx-%s: resuming, %d samples already fitted in %s", method, len(done), parts_dir)
     writer = PartWriter(parts_dir, chunk_size=batch_size) if parts_dir is not None else None
+    resumed = 0  # samples read back: the wall time and speed count the others only
     for ids in tqdm(batches, disable=not progress, desc=f"smplifyx-{method}", leave=False):
         batch = [samples[i] for i in ids]
         if all(s.id in done for s in batch):
             for i, s in zip(ids, batch, strict=True):
                 records[i] = done[s.id]
+            resumed += len(batch)
             if method == "3d" and opt.w_silhouette > 0 and part == "body":  # as silhouette_batch counts
                 masked += sum(mask_path(s) is not None for s in batch)
             continue
@@ -330,6 +332,7 @@ def fit_dataset(
         "stages": len(parse_schedule(opt.schedule)), "samples": len(samples), "batch_size": batch_size,
         "device": str(device), "wall_s": wall, "samples_per_s": len(samples) / max(wall, 1e-9),
         "diverged": sum("diverged" in r.quality.get("flags", []) for r in records), "masked": masked,
+        "resumed": resumed,
         f"mean_{key}": float(np.mean(errs)) if errs else None,
     }  # fmt: skip
     log.info("%s: %d samples in %.1f s (%.2f samples/s)", summary["method"], len(samples), wall,
