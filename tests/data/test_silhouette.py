@@ -119,9 +119,12 @@ def test_3d_fit_takes_a_silhouette_term(tmp_path):
     generate("mocap", 2, data, seed=6, workers=1, shard_size=2, image_size=96, masks=True, progress=False)
     samples, _ = load_samples(data, "body", needs_3d=True)
     opt = FitOptions(iterations=2, w_silhouette=10.0)
-    records, summary = fit_dataset(samples, "3d", "anny", options=opt)
+    records, summary = fit_dataset(samples, "3d", "anny", options=opt, parts_dir=tmp_path / "fits")
     assert summary["method"] == "smplifyx-3d-silhouette" and len(records) == 2
     assert all(np.isfinite(r.quality["joint_err_mm"]) for r in records) and summary["masked"] == 2
+    _, resumed = fit_dataset(samples, "3d", "anny", options=opt, parts_dir=tmp_path / "fits")
+    assert resumed["resumed"] == 2 and resumed["masked"] == 2  # read back, still counted as masked
+    assert resumed["method"] == summary["method"]
     with pytest.raises(ValueError, match="w_silhouette"):
         FitOptions(w_silhouette=-1.0)
     # samples without masks: the weight is set but no term is added, and the name says so

@@ -82,7 +82,7 @@ from neuralannot.annotators.optimize_problem import (
 )
 from neuralannot.bodies.base import BodyModel
 from neuralannot.bodies.fast_keypoints import AnnyKeypoints
-from neuralannot.data.silhouette import mask_path, silhouette_batch
+from neuralannot.data.silhouette import silhouette_batch
 from neuralannot.geometry import ray_rotation
 from neuralannot.io.pseudo_gt.parts import PartWriter, read_parts
 from neuralannot.io.records import in_sample_camera
@@ -164,7 +164,9 @@ def _onto_ray(start: dict[str, Tensor], init: Sequence, cams: list, flips: list[
         start["root_pose"][b] = roma.rotmat_to_rotvec(R.to(root) @ root)
 
 
-def _records(batch, res: FitResult, body: BodyModel, method: str, flips: list[bool], opt: FitOptions):
+def _records(batch, res: FitResult, body: BodyModel, method: str, flips: list[bool], opt: FitOptions,
+             masked=None):  # fmt: skip
+    """``masked``: per sample, whether its fit read a person mask (``quality["silhouette"]``)."""
     from neuralannot.io.records import build_record, sample_camera
 
     params = {k: v.cpu().numpy().astype(np.float32) for k, v in res.params.items()}
@@ -185,6 +187,8 @@ def _records(batch, res: FitResult, body: BodyModel, method: str, flips: list[bo
             quality["refine"] = {k: _finite(res.info[k][b]) for k in ("data0", "data", "prior0", "prior")}
         if bool(res.diverged[b]):
             quality["flags"] = ["diverged"]
+        if masked is not None and bool(masked[b]):
+            quality["silhouette"] = True
         unmeasured = None
         if n_valid == 0 or not math.isfinite(e):
             unmeasured = "no_valid_joints" if n_valid == 0 else "nonfinite_error"
@@ -203,10 +207,11 @@ def fit_digest(
     from neuralannot.annotators.stages import stage_digest
     from neuralannot.annotators.state import samples_digest
 
-    key = f"{method}|{options or FitOptions()!r}|{sorted(args.items())!r}|{samples_digest(samples, False)}"
+    options = options or FitOptions()
+    key = f"{method}|{options!r}|{sorted(args.items())!r}|{samples_digest(samples, False)}"
     h = hashlib.sha1(key.encode())
     if init is not None:
-        h.update(stage_digest(init, options or FitOptions()).encode())
+        h.update(stage_digest(init, options).encode())
     return h.hexdigest()[:16]
 
 
@@ -272,7 +277,6 @@ def fit_dataset(
         groups.setdefault(s.joint_set, []).append(i)
     batches = [ids[i : i + batch_size] for ids in groups.values() for i in range(0, len(ids), batch_size)]
     records: list = [None] * len(samples)
-    masked = 0  # samples whose batch had mask targets
     t0 = time.perf_counter()
     if init is not None and len(init) != len(samples):
         raise ValueError(f"init: {len(init)} pseudo-GTs for {len(samples)} samples")
@@ -287,17 +291,14 @@ def fit_dataset(
             for i, s in zip(ids, batch, strict=True):
                 records[i] = done[s.id]
             resumed += len(batch)
-            if method == "3d" and opt.w_silhouette > 0 and part == "body":  # as silhouette_batch counts
-                masked += sum(mask_path(s) is not None for s in batch)
             continue
         js = _model_joint_set(body, batch[0].joint_set)
-        flips = [s.part == "lhand" for s in batch]
+        flips, sil = [s.part == "lhand" for s in batch], None
         start = None if init is None else _init_params(batch, [init[i] for i in ids], flips, body)
         if method == "3d":
             j3d = np.stack([s.joints_3d for s in batch]).astype(np.float32)
             j3d[flips, :, 0] *= -1.0
             sil = silhouette_batch(body, batch) if opt.w_silhouette > 0 and part == "body" else None
-            masked += 0 if sil is None else int(sil["sil_valid"].sum())
             res = smplifyx_3d(body, js, torch.from_numpy(j3d).to(device), opt, start, emb, sil)
         else:
             cams = [_camera_2d(s, opt.focal) for s in batch]
@@ -316,13 +317,15 @@ def fit_dataset(
             j2d = torch.from_numpy(j2d).to(device=device, dtype=body.dtype)
             res = smplifyx_2d(body, js, j2d, K.to(device), H.to(device), emb, opt, start,
                               torch.from_numpy(moved).to(device))  # fmt: skip
-        for i, r in zip(ids, _records(batch, res, body, method, flips, opt), strict=True):
+        used = None if sil is None else sil["sil_valid"]
+        for i, r in zip(ids, _records(batch, res, body, method, flips, opt, used), strict=True):
             records[i] = r
             if writer is not None:
                 writer.write(r)
         if writer is not None:
             writer.flush()
     wall = time.perf_counter() - t0
+    masked = sum(bool(r.quality.get("silhouette")) for r in records)  # samples whose fit read a mask
     key = "joint_err_mm" if method == "3d" else "joint_err_px"
     errs = [r.quality[key] for r in records if key in r.quality]
     name = f"smplifyx-{method}" + (f"-{opt.prior_3d}" if method == "3d" and opt.prior_3d != "l2" else "")
