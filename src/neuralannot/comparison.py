@@ -165,7 +165,7 @@ def compare_direct(
         reusable = joints == "2d" and fit_iterations is None  # the scratch start's options
         own, own_s = own_fits.get(baseline, (None, 0.0)) if reusable else (None, 0.0)
         h, s = refine_records(samples, start, joints, cfg.body_model, options=opt, progress=progress,
-                              scratch_records=own)  # fmt: skip
+                              scratch_records=own, parts_dir=work / "hybrid")  # fmt: skip
         h, s = _stages(cfg, h, s, samples, work, progress)
         recs[name] = h
         reused = own_s if s["scratch"] and own is not None else 0.0  # the reused fit counts in its time

@@ -276,3 +276,28 @@ def test_scratch_fit_replaces_a_pick_only_when_its_error_is_lower_in_the_same_ca
     assert _better_fit(rec(9.0, crop), scratch).camera == crop  # px of another camera: not compared
     diverged = PseudoGT("s0", "anny", "rhand", p, cam, {"joint_err_px": 1.0, "flags": ["diverged"]})
     assert _better_fit(rec(9.0, cam), diverged).quality["joint_err_px"] == 9.0
+
+
+def test_a_rerun_reads_the_refinement_and_the_scratch_fit_back(anny_hand, tmp_path, monkeypatch):
+    """With ``parts_dir`` both fits (the refinement from the start, SMPLify-X from its own) are kept in
+    folders named by their inputs: a rerun fits nothing and returns the same records; another start
+    names another refinement folder and reuses the scratch fit."""
+    from neuralannot.annotators import optimize
+    from test_optimize import hand_params
+
+    gt = hand_params(2, seed=26)
+    samples = make_samples(anny_hand, gt, "hand21", part="rhand")
+    init = [PseudoGT(s.id, "anny", "rhand", {k: v[i].numpy() for k, v in gt.items()},
+                     {"focal": [1500.0, 1500.0], "princpt": [500.0, 500.0]},
+                     {"joint_err_px": 500.0, "confidence": 0.01, "method": "neuralannot-wild"})
+            for i, s in enumerate(samples)]  # fmt: skip
+    opt, parts = HybridOptions(iterations=2), tmp_path / "hybrid"
+    first, summary = refine_records(samples, init, "2d", anny_hand, options=opt, parts_dir=parts)
+    assert summary["scratch"] and sorted(p.name.split("-")[0] for p in parts.iterdir()) == ["refine", "scratch"]
+    fitted, real = [], optimize.smplifyx_2d
+    monkeypatch.setattr(optimize, "smplifyx_2d", lambda *a, **k: fitted.append(1) or real(*a, **k))
+    again, _ = refine_records(samples, init, "2d", anny_hand, options=opt, parts_dir=parts)
+    assert fitted == [] and [r.to_dict() for r in again] == [r.to_dict() for r in first]
+    moved = [replace(r, params={**r.params, "trans": r.params["trans"] + 0.01}) for r in init]
+    refine_records(samples, moved, "2d", anny_hand, options=opt, parts_dir=parts)
+    assert len(fitted) == 1 and len(list(parts.glob("refine-*"))) == 2  # the refinement only

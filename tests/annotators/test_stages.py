@@ -5,7 +5,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 
-from neuralannot.annotators.stages import refine_file, run_batches, stage_digest, stage_summary
+from neuralannot.annotators.stages import (
+    refine_file,
+    resumable_batches,
+    run_batches,
+    stage_digest,
+    stage_summary,
+)
 from neuralannot.io.pseudo_gt import PseudoGT, read_pseudo_gt, write_pseudo_gt
 
 
@@ -54,6 +60,30 @@ def test_batches_keep_sample_order_and_resume_from_finished_parts(tmp_path):
     assert summary["refined"] == 5 and summary["samples"] == 5 and summary["batch_size"] == 2
     with pytest.raises(ValueError, match="shift: 1 samples have no pseudo-GT"):
         run_batches(samples, _records(4), _shift([]), 2, "shift")
+
+
+def test_given_index_batches_fill_sample_order_and_count_what_is_read_back(tmp_path):
+    """The loop under every stage and SMPLify-X fit: batches of any indices (e.g. grouped by joint
+    set), records placed by index, finished batches read back and counted."""
+    samples = [_Sample(f"s{i}") for i in range(5)]
+    recs, calls = _records(5), []
+
+    def compute(ids):
+        calls.append(ids)
+        return _shift([])([samples[i] for i in ids], [recs[i] for i in ids])
+
+    batches = [[0, 3], [1, 4], [2]]
+    out, resumed, _ = resumable_batches(samples, batches, compute, "shift", parts_dir=tmp_path / "p")
+    assert calls == batches and resumed == 0
+    assert [r.sample_id for r in out] == [s.id for s in samples]
+    np.testing.assert_array_equal(out[3].params["trans"], np.full(3, 4.0))
+    calls.clear()
+    again, resumed, _ = resumable_batches(samples, [*batches, [0, 2]], compute, "shift",
+                                          parts_dir=tmp_path / "p")  # fmt: skip
+    assert calls == [] and resumed == 7  # [0, 2] is made of saved samples too
+    assert [r.to_dict() for r in again] == [r.to_dict() for r in out]
+    partial, _, _ = resumable_batches(samples, [[1]], compute, "shift")
+    assert partial[1] is not None and partial.count(None) == 4  # no batch, no record
 
 
 def test_refine_file_rewrites_in_place_and_names_its_resume_folder(tmp_path):

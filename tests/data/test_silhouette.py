@@ -1,5 +1,6 @@
 """Silhouette targets and loss (data/silhouette.py): mask crops, GT mesh at the minimum, wiring."""
 
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -125,6 +126,15 @@ def test_3d_fit_takes_a_silhouette_term(tmp_path):
     _, resumed = fit_dataset(samples, "3d", "anny", options=opt, parts_dir=tmp_path / "fits")
     assert resumed["resumed"] == 2 and resumed["masked"] == 2  # read back, still counted as masked
     assert resumed["method"] == summary["method"]
+    # the resume folder's name follows the mask files: a mask rewritten in place names a new folder
+    from neuralannot.annotators.optimize import fit_digest
+    from neuralannot.data.silhouette import mask_path
+
+    key, no_masks = fit_digest(samples, "3d", opt), fit_digest(samples, "3d", FitOptions(iterations=2))
+    mask = mask_path(samples[0])
+    os.utime(mask, ns=(mask.stat().st_atime_ns, mask.stat().st_mtime_ns + 10**9))
+    assert fit_digest(samples, "3d", opt) != key
+    assert fit_digest(samples, "3d", FitOptions(iterations=2)) == no_masks  # an unmasked fit reads none
     with pytest.raises(ValueError, match="w_silhouette"):
         FitOptions(w_silhouette=-1.0)
     # samples without masks: the weight is set but no term is added, and the name says so

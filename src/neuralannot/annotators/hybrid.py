@@ -21,10 +21,11 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
-from neuralannot.annotators.optimize import FitOptions, fit_dataset
+from neuralannot.annotators.optimize import FitOptions, fit_dataset, fit_digest, model_stamp
 from neuralannot.annotators.optimize_problem import HYBRID_SILHOUETTE
 from neuralannot.bodies.parts import MODEL_PART
 from neuralannot.io.pseudo_gt import PseudoGT
@@ -173,11 +174,14 @@ def refine_records(
     options: HybridOptions | None = None,
     progress: bool = False,
     scratch_records: Sequence[PseudoGT] | None = None,
+    parts_dir: str | Path | None = None,
 ) -> tuple[list[PseudoGT], dict]:
     """Refine the neural pseudo-GTs ``init`` (one per sample, same order) with SMPLify-X from GT
     ``method`` joints (``3d`` or ``2d``); returns the hybrid records and a summary.
     ``scratch_records``: SMPLify-X's own fits of the same samples (default options), reused where the
-    scratch start is on instead of fitted again."""
+    scratch start is on instead of fitted again. ``parts_dir``: resume folder; the refinement's and
+    the scratch fit's finished batches are kept in sub-folders named by :func:`fit_digest` (inputs,
+    options, start records, body model), so a rerun fits only the unfinished batches."""
     opt = options or HybridOptions()
     by_id = {r.sample_id: r for r in init}
     missing = [s.id for s in samples if s.id not in by_id]
@@ -199,9 +203,17 @@ def refine_records(
         init_camera=opt.init_camera, w_silhouette=opt.w_silhouette, keep_shape=opt.keep_shape,
         neutral_turn=opt.neutral_turn,
     )
-    refined, fit_summary = fit_dataset(
-        samples, method, body_model, None, batch_size, device, options=fit_opt, progress=progress, init=start
-    )
+
+    def resume(kind: str, options: FitOptions, start_records=None) -> Path | None:
+        if parts_dir is None:
+            return None
+        key = fit_digest(samples, method, options, start_records, body_model=model_stamp(body_model),
+                         batch_size=batch_size)  # fmt: skip
+        return Path(parts_dir) / f"{kind}-{key}"
+
+    refined, fit_summary = fit_dataset(samples, method, body_model, None, batch_size, device, options=fit_opt,
+                                       progress=progress, init=start,
+                                       parts_dir=resume("refine", fit_opt, start))  # fmt: skip
     out = [_decide(a, b, opt)[0] for a, b in zip(start, refined, strict=True)]
     scratch_on = opt.scratch
     if scratch_on is None:
@@ -210,7 +222,8 @@ def refine_records(
         if scratch_records is None:
             fit_opt = FitOptions(optimizer=opt.optimizer, prior_3d=prior, w_silhouette=opt.w_silhouette)
             scratch_records, _ = fit_dataset(samples, method, body_model, None, batch_size, device,
-                                             options=fit_opt, progress=progress)  # fmt: skip
+                                             options=fit_opt, progress=progress,
+                                             parts_dir=resume("scratch", fit_opt))  # fmt: skip
         scratch = {r.sample_id: r for r in scratch_records}
         out = [_better_fit(a, scratch[a.sample_id]) if a.sample_id in scratch else a for a in out]
     reasons = dict(Counter(r.quality["hybrid"]["reason"] for r in out))

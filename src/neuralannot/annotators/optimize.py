@@ -61,7 +61,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -80,17 +79,17 @@ from neuralannot.annotators.optimize_problem import (
     _model_joint_set,
     resolve_embedding,
 )
+from neuralannot.annotators.stages import resumable_batches, stage_digest
 from neuralannot.bodies.base import BodyModel
 from neuralannot.bodies.fast_keypoints import AnnyKeypoints
-from neuralannot.data.silhouette import silhouette_batch
+from neuralannot.data.silhouette import mask_path, silhouette_batch
 from neuralannot.geometry import ray_rotation
-from neuralannot.io.pseudo_gt.parts import PartWriter, read_parts
 from neuralannot.io.records import in_sample_camera
 
 log = logging.getLogger(__name__)
 
 __all__ = ["AnnyKeypoints", "FitOptions", "FitResult", "METHODS", "fit_dataset", "fit_digest",
-           "resolve_embedding", "smplifyx_2d", "smplifyx_3d"]  # fmt: skip
+           "model_stamp", "resolve_embedding", "smplifyx_2d", "smplifyx_3d"]  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------
@@ -199,17 +198,43 @@ def _records(batch, res: FitResult, body: BodyModel, method: str, flips: list[bo
     return out
 
 
+def model_stamp(body_model: str | BodyModel) -> str:
+    """The body model as a resume key: a model file or folder with its size and modification time, a
+    built-in name as is, a model object by its name."""
+    if not isinstance(body_model, str):
+        return str(getattr(body_model, "name", type(body_model).__name__))
+    path = Path(body_model)
+    if not path.exists():
+        return body_model
+    st = path.stat()
+    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def _file_stamp(path: Path | None) -> str:
+    if path is None:
+        return "-"
+    try:
+        st = path.stat()
+    except OSError:
+        return "missing"
+    return f"{st.st_size}:{st.st_mtime_ns}"
+
+
 def fit_digest(
     samples: Sequence, method: str, options: FitOptions | None = None, init: Sequence | None = None, **args
 ) -> str:
-    """Short hash (16 hex) naming a :func:`fit_dataset` resume folder: the samples' content, the method,
-    the options, any other arguments that change the fits (``args``) and the start records."""
-    from neuralannot.annotators.stages import stage_digest
+    """Short hash (16 hex) naming a :func:`fit_dataset` resume folder: the samples' content (their mask
+    files' size and modification time too where the fit reads masks), the method, the options, any
+    other arguments that change the fits (``args``; pass the body model through :func:`model_stamp`)
+    and the start records."""
     from neuralannot.annotators.state import samples_digest
 
     options = options or FitOptions()
     key = f"{method}|{options!r}|{sorted(args.items())!r}|{samples_digest(samples, False)}"
     h = hashlib.sha1(key.encode())
+    if options.w_silhouette > 0:
+        for s in samples:
+            h.update(f"{s.id}:{_file_stamp(mask_path(s))}".encode())
     if init is not None:
         h.update(stage_digest(init, options).encode())
     return h.hexdigest()[:16]
@@ -244,8 +269,6 @@ def fit_dataset(
     :class:`~neuralannot.data.sample.SampleError` for an invalid sample (e.g. NaN coordinates of a
     joint marked valid, or no 3D joints for the 3D variant) before any fitting.
     """
-    from tqdm import tqdm
-
     from neuralannot.bodies import load_body_model
     from neuralannot.bodies.parts import MODEL_PART
     from neuralannot.data.sample import SampleError
@@ -276,22 +299,11 @@ def fit_dataset(
     for i, s in enumerate(samples):
         groups.setdefault(s.joint_set, []).append(i)
     batches = [ids[i : i + batch_size] for ids in groups.values() for i in range(0, len(ids), batch_size)]
-    records: list = [None] * len(samples)
-    t0 = time.perf_counter()
     if init is not None and len(init) != len(samples):
         raise ValueError(f"init: {len(init)} pseudo-GTs for {len(samples)} samples")
-    done = read_parts(parts_dir) if parts_dir is not None else {}
-    if done:
-        log.info("smplifyx-%s: resuming, %d samples already fitted in %s", method, len(done), parts_dir)
-    writer = PartWriter(parts_dir, chunk_size=batch_size) if parts_dir is not None else None
-    resumed = 0  # samples read back: the wall time and speed count the others only
-    for ids in tqdm(batches, disable=not progress, desc=f"smplifyx-{method}", leave=False):
+
+    def fit_batch(ids: list[int]) -> list:
         batch = [samples[i] for i in ids]
-        if all(s.id in done for s in batch):
-            for i, s in zip(ids, batch, strict=True):
-                records[i] = done[s.id]
-            resumed += len(batch)
-            continue
         js = _model_joint_set(body, batch[0].joint_set)
         flips, sil = [s.part == "lhand" for s in batch], None
         start = None if init is None else _init_params(batch, [init[i] for i in ids], flips, body)
@@ -318,13 +330,11 @@ def fit_dataset(
             res = smplifyx_2d(body, js, j2d, K.to(device), H.to(device), emb, opt, start,
                               torch.from_numpy(moved).to(device))  # fmt: skip
         used = None if sil is None else sil["sil_valid"]
-        for i, r in zip(ids, _records(batch, res, body, method, flips, opt, used), strict=True):
-            records[i] = r
-            if writer is not None:
-                writer.write(r)
-        if writer is not None:
-            writer.flush()
-    wall = time.perf_counter() - t0
+        return _records(batch, res, body, method, flips, opt, used)
+
+    # resumed: samples read back; the wall time and speed count the others only
+    records, resumed, wall = resumable_batches(samples, batches, fit_batch, f"smplifyx-{method}", progress,
+                                               parts_dir)  # fmt: skip
     masked = sum(bool(r.quality.get("silhouette")) for r in records)  # samples whose fit read a mask
     key = "joint_err_mm" if method == "3d" else "joint_err_px"
     errs = [r.quality[key] for r in records if key in r.quality]
@@ -333,7 +343,7 @@ def fit_dataset(
     summary = {
         "method": name, "optimizer": opt.optimizer, "iterations": opt.iterations,
         "stages": len(parse_schedule(opt.schedule)), "samples": len(samples), "batch_size": batch_size,
-        "device": str(device), "wall_s": wall, "samples_per_s": len(samples) / max(wall, 1e-9),
+        "device": str(device), "wall_s": wall, "samples_per_s": (len(samples) - resumed) / max(wall, 1e-9),
         "diverged": sum("diverged" in r.quality.get("flags", []) for r in records), "masked": masked,
         "resumed": resumed,
         f"mean_{key}": float(np.mean(errs)) if errs else None,

@@ -30,6 +30,44 @@ log = logging.getLogger(__name__)
 STAGE_KEYS = ("wrist_refine", "face_refine", "joint_refine")
 
 
+def resumable_batches(
+    samples: Sequence,
+    batches: Sequence[Sequence[int]],
+    compute: Callable[[list[int]], list[PseudoGT]],
+    name: str,
+    progress: bool = False,
+    parts_dir: str | Path | None = None,
+) -> tuple[list[PseudoGT | None], int, float]:
+    """``compute(ids)`` (one record per index of ``samples``, in order) over ``batches`` of indices.
+
+    With ``parts_dir`` each computed batch is saved as a part file and a batch whose samples are all
+    saved there is read back instead (the folder must belong to this call's inputs). Returns the
+    records in sample order (None where no batch covers a sample), how many were read back, and the
+    wall time."""
+    done = read_parts(parts_dir) if parts_dir is not None else {}
+    if done:
+        log.info("%s: resuming, %d samples already done in %s", name, len(done), parts_dir)
+    out: list[PseudoGT | None] = [None] * len(samples)
+    resumed, t0 = 0, time.perf_counter()
+    writer = PartWriter(parts_dir, chunk_size=max(map(len, batches), default=1)) if parts_dir else None
+    with writer or nullcontext():
+        for ids in tqdm(batches, desc=name, disable=not progress, leave=False):
+            ids = list(ids)
+            if all(samples[i].id in done for i in ids):
+                for i in ids:
+                    out[i] = done[samples[i].id]
+                resumed += len(ids)
+                continue
+            recs = compute(ids)
+            for i, r in zip(ids, recs, strict=True):
+                out[i] = r
+                if writer is not None:
+                    writer.write(r)
+            if writer is not None:
+                writer.flush()
+    return out, resumed, time.perf_counter() - t0
+
+
 def run_batches(
     samples: Sequence,
     records: Sequence[PseudoGT],
@@ -39,30 +77,21 @@ def run_batches(
     progress: bool = False,
     parts_dir: str | Path | None = None,
 ) -> tuple[list[PseudoGT], float]:
-    """``refine_batch(samples, records)`` over fixed batches of ``samples``; returns the records in
-    sample order and the wall time. Every sample needs a record (ValueError naming them otherwise)."""
+    """``refine_batch(samples, records)`` over fixed batches of ``samples`` (resumable as
+    :func:`resumable_batches`); returns the records in sample order and the wall time. Every sample
+    needs a record (ValueError naming them otherwise)."""
     by_id = {r.sample_id: r for r in records}
     missing = [s.id for s in samples if s.id not in by_id]
     if missing:
         raise ValueError(f"{name}: {len(missing)} samples have no pseudo-GT, e.g. {missing[:3]}")
-    done = read_parts(parts_dir) if parts_dir is not None else {}
-    if done:
-        log.info("%s: resuming, %d samples already done in %s", name, len(done), parts_dir)
-    out, t0 = [], time.perf_counter()
-    writer = PartWriter(parts_dir, chunk_size=batch_size) if parts_dir is not None else nullcontext()
-    with writer:
-        for i in tqdm(range(0, len(samples), batch_size), desc=name, disable=not progress, leave=False):
-            batch = list(samples[i : i + batch_size])
-            if all(s.id in done for s in batch):
-                out += [done[s.id] for s in batch]
-                continue
-            recs = refine_batch(batch, [by_id[s.id] for s in batch])
-            out += recs
-            if parts_dir is not None:
-                for r in recs:
-                    writer.write(r)
-                writer.flush()
-    return out, time.perf_counter() - t0
+    batches = [range(i, min(i + batch_size, len(samples))) for i in range(0, len(samples), batch_size)]
+
+    def compute(ids: list[int]) -> list[PseudoGT]:
+        batch = [samples[i] for i in ids]
+        return refine_batch(batch, [by_id[s.id] for s in batch])
+
+    out, _, wall = resumable_batches(samples, batches, compute, name, progress, parts_dir)
+    return out, wall
 
 
 def stage_summary(name: str, out: list[PseudoGT], wall: float, options) -> dict:

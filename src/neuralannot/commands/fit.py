@@ -60,15 +60,6 @@ def _joints(samples, joints: str) -> str:
     return "3d" if all(s.joints_3d is not None and s.valid_3d.any() for s in samples) else "2d"
 
 
-def _model_stamp(body_model: str) -> str:
-    """The body model as a resume key: a model file or folder with its size and modification time."""
-    path = Path(body_model)
-    if not path.exists():
-        return body_model
-    st = path.stat()
-    return f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}"
-
-
 def _stage1(samples, cfg, work_dir: Path, init: Path | None, device: str):
     """One-stage pseudo-GTs in sample order: read from ``init`` or trained + annotated now."""
     from neuralannot.annotators.two_stage import train_and_annotate
@@ -120,9 +111,8 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
         joints = "3d" if cfg.mode == "mocap" else "2d"
         opt = HybridOptions(iterations=iterations or HybridOptions.iterations, w_silhouette=silhouette,
                             scratch=scratch)  # fmt: skip
-        return refine_records(
-            samples, stage1, joints, cfg.body_model, device=device, options=opt, progress=True
-        )
+        return refine_records(samples, stage1, joints, cfg.body_model, device=device, options=opt,
+                              progress=True, parts_dir=Path(work_dir) / "fits")  # fmt: skip
     if method == "wrists":
         from neuralannot.annotators.wrist_refine import WristRefineOptions, refine_wrists
 
@@ -186,7 +176,7 @@ def fit_cmd(
     """Fit or refine every sample and write the same pseudo-GT format as `annotate`."""
     import torch
 
-    from neuralannot.annotators.optimize import FitOptions, fit_dataset, fit_digest
+    from neuralannot.annotators.optimize import FitOptions, fit_dataset, fit_digest, model_stamp
     from neuralannot.commands.annotate import _samples
     from neuralannot.data.loading import load_samples
     from neuralannot.io.pseudo_gt import write_pseudo_gt
@@ -217,7 +207,7 @@ def fit_cmd(
                                            joint_map=joint_map,
                                            allow_outside_root=allow_outside_root)  # fmt: skip
             options = FitOptions(**METHOD_OPTIONS.get(method, {}), w_silhouette=silhouette or 0.0)
-            key = fit_digest(samples, METHOD_NAMES[method], options, body_model=_model_stamp(body_model),
+            key = fit_digest(samples, METHOD_NAMES[method], options, body_model=model_stamp(body_model),
                              part=part, batch_size=batch_size, iterations=iterations,
                              optimizer=optimizer)  # fmt: skip
             records, summary = fit_dataset(samples, METHOD_NAMES[method], body_model, part, batch_size,
