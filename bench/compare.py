@@ -29,6 +29,7 @@ from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import load_samples
 from neuralannot.comparison import METHODS, SETTINGS, compare_direct, compare_indirect
 from neuralannot.data.synthetic.generator import generate
+from neuralannot.demo import verdict
 from neuralannot.io import atomic_write_json
 
 RESULTS = Path(__file__).parent / "results" / "compare.json"
@@ -40,14 +41,19 @@ def _fmt(v, w: int = 7, p: int = 1) -> str:
 
 def print_direct(setting: str, table: dict) -> None:
     print(f"\n{setting}: direct error on the annotated set (GT meshes), same samples")
-    cols = ("MPJPE", "MPVPE", "PA-MPVPE", "pose-only", "shape-only", "shape MAE", "ratio", "samples/s",
-            "total s")  # fmt: skip
+    cols = ("MPJPE", "MPVPE", "PA-MPVPE", "pose-only", "shape-only", "shape MAE", "ratio", "to best",
+            "samples/s", "total s")  # fmt: skip
     print(f"  {'method':>12} " + " ".join(f"{c:>{max(len(c), 7)}}" for c in cols))
     for name, r in table.items():
         print(f"  {name:>12} {_fmt(r['mpjpe_mm'])} {_fmt(r['mpvpe_mm'])} {_fmt(r['pa_mpvpe_mm'], 8)} "
               f"{_fmt(r.get('mpvpe_pose_only_mm'), 9)} {_fmt(r.get('mpvpe_shape_only_mm'), 10)} "
               f"{_fmt(r.get('shape_mae'), 9, 3)} {_fmt(r['mpvpe_ratio_to_baseline'], 7, 2)} "
+              f"{_fmt(r.get('mpvpe_ratio_to_best_baseline'), 7, 2)} "
               f"{_fmt(r.get('samples_per_s'), 9)} {_fmt(r.get('pipeline_s'), 7, 0)}")  # fmt: skip
+    best = next((r.get("best_baseline") for r in table.values()), None)
+    print(f"  ratio: to the setting's SMPLify-X row; to best: to the strongest SMPLify-X row ({best})")
+    if "neuralannot" in table and best:
+        print(f"  verdict: {verdict(table)}")
     const = [r["shape_mae_constant_guess"] for r in table.values() if r.get("shape_mae_constant_guess")]
     if const:
         print(f"  shape MAE of the best constant guess (GT median): {const[0]:.3f}")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from neuralannot.annotators.config import AnnotatorConfig
-from neuralannot.comparison import regressor_config
+from neuralannot.comparison import best_baseline, regressor_config
 
 
 def test_indirect_regressor_is_supervised_by_labels_only():
@@ -13,6 +13,14 @@ def test_indirect_regressor_is_supervised_by_labels_only():
     assert cfg.w_joints2d == cfg.w_joints3d == 0.0 and cfg.w_params == 1.0 and cfg.min_steps == 7
     # no learned pose prior: the regressors of different annotators differ by their labels only
     assert cfg.reg["pose_prior"] == 0.0 and cfg.reg["body_pose"] == AnnotatorConfig().reg["body_pose"]
+
+
+def test_the_best_baseline_is_the_lowest_smplifyx_row():
+    table = {"neuralannot": {"mpvpe_mm": 20.0}, "hybrid": {"mpvpe_mm": 19.0},
+             "smplifyx3d": {"mpvpe_mm": 40.0}, "smplifyx3d_vae_sil": {"mpvpe_mm": 30.0},
+             "smplifyx3d_vae": {"mpvpe_mm": None}}  # fmt: skip
+    assert best_baseline(table) == "smplifyx3d_vae_sil"  # networks and unscored rows never count
+    assert best_baseline({"neuralannot": {"mpvpe_mm": 20.0}}) is None
 
 
 def test_compare_direct_refuses_unknown_methods_before_any_work(tmp_path):

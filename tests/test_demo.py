@@ -42,6 +42,12 @@ def test_tiny_demo_runs_end_to_end(tmp_path):
     assert all(refined[k] > 0 for k in ("neuralannot", "smplifyx3d_vae_sil", "hybrid")), refined
     # and every row (MoCap bodies) with the joint refit
     assert all(m["joints_refined"] > 0 for m in result["metrics"].values()), result["metrics"]
+    # the printed ratio is the verdict's: to the strongest SMPLify-X row
+    sx = {k: result["metrics"][k]["mpvpe_mm"] for k in ("smplifyx3d", "smplifyx3d_vae", "smplifyx3d_vae_sil")}
+    assert result["best_baseline"] == min(sx, key=sx.get)
+    na = result["metrics"]["neuralannot"]["mpvpe_mm"]
+    assert result["mpvpe_ratio"] == pytest.approx(na / min(sx.values()))
+    assert f"against {result['best_baseline']}" in result["verdict"]
 
 
 def test_verdict_uses_the_strongest_baseline():
@@ -53,3 +59,8 @@ def test_verdict_uses_the_strongest_baseline():
     assert "against smplifyx3d_vae + wrist stage)" in verdict(table)
     table["smplifyx3d_vae"]["joints_refined"] = 8  # and the joint refit
     assert "against smplifyx3d_vae + joint refit + wrist stage)" in verdict(table)
+
+
+def test_verdict_needs_a_baseline_row():
+    with pytest.raises(ValueError, match="no SMPLify-X row"):
+        verdict({"neuralannot": _row(10.0, 30.0), "hybrid": _row(9.0, 28.0)})

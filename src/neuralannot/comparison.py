@@ -42,6 +42,9 @@ AUX_METHODS = ("neuralannot_aux", "hybrid_aux")
 METRIC_KEYS = ("mpjpe_mm", "pa_mpjpe_mm", "mpvpe_mm", "pa_mpvpe_mm", "reproj_px", "mpvpe_pose_only_mm",
                "mpvpe_shape_only_mm", "shape_mae", "shape_mae_per_dim", "shape_mae_constant_guess",
                "root_err_deg", "root_err_median_deg", "root_flip_pct")
+#: The SMPLify-X rows of a comparison table (``"baseline"``: a table keyed by role); the strongest
+#: (lowest MPVPE) is what a verdict and ``mpvpe_ratio_to_best_baseline`` compare with.
+BASELINE_ROWS = ("smplifyx3d", "smplifyx3d_vae", "smplifyx3d_vae_sil", "smplifyx", "baseline")
 #: Reported only where ``evaluate`` measures them: hand AUCs, whole-body per-part MPVPE, face surface.
 OPTIONAL_KEYS = HAND_AUC + PART_MPVPE + SURFACE
 
@@ -207,10 +210,21 @@ def compare_direct(
         recs["spin"] = p
         table["spin"] = _score("spin", p, samples, cache, out_dir, {"pipeline_s": neural_s + s["wall_s"]})
     base = table.get(baseline, {}).get("mpvpe_mm")
+    best = best_baseline(table)
+    best_mm = table[best]["mpvpe_mm"] if best else None
     for row in table.values():
-        row["mpvpe_ratio_to_baseline"] = row["mpvpe_mm"] / base if base and row.get("mpvpe_mm") else None
+        mm = row.get("mpvpe_mm")
+        row["mpvpe_ratio_to_baseline"] = mm / base if base and mm else None
+        row["mpvpe_ratio_to_best_baseline"] = mm / best_mm if best_mm and mm else None
+        row["best_baseline"] = best
     atomic_write_json(work / "direct.json", table)
     return table, recs
+
+
+def best_baseline(table: dict) -> str | None:
+    """The strongest SMPLify-X row of ``table`` (:data:`BASELINE_ROWS`, lowest MPVPE), None if none."""
+    rows = [k for k in BASELINE_ROWS if (table.get(k) or {}).get("mpvpe_mm") is not None]
+    return min(rows, key=lambda k: table[k]["mpvpe_mm"]) if rows else None
 
 
 def regressor_config(cfg: AnnotatorConfig, min_steps: int | None = None) -> AnnotatorConfig:

@@ -293,7 +293,8 @@ def test_a_rerun_reads_the_refinement_and_the_scratch_fit_back(anny_hand, tmp_pa
             for i, s in enumerate(samples)]  # fmt: skip
     opt, parts = HybridOptions(iterations=2), tmp_path / "hybrid"
     first, summary = refine_records(samples, init, "2d", anny_hand, options=opt, parts_dir=parts)
-    assert summary["scratch"] and sorted(p.name.split("-")[0] for p in parts.iterdir()) == ["refine", "scratch"]
+    assert summary["scratch"]
+    assert sorted(p.name.split("-")[0] for p in parts.iterdir()) == ["refine", "scratch"]
     fitted, real = [], optimize.smplifyx_2d
     monkeypatch.setattr(optimize, "smplifyx_2d", lambda *a, **k: fitted.append(1) or real(*a, **k))
     again, _ = refine_records(samples, init, "2d", anny_hand, options=opt, parts_dir=parts)
