@@ -26,6 +26,14 @@ def _records(params: dict, samples, camera=None, noise: float = 0.0, seed: int =
     return out
 
 
+def _wild_hand_starts(params: dict, samples) -> list[PseudoGT]:
+    """Wild-hand annotator records holding ``params`` in a 1,500 px crop camera, badly scored."""
+    return [PseudoGT(s.id, "anny", "rhand", {k: v[i].numpy() for k, v in params.items()},
+                     {"focal": [1500.0, 1500.0], "princpt": [500.0, 500.0]},
+                     {"joint_err_px": 500.0, "confidence": 0.01, "method": "neuralannot-wild"})
+            for i, s in enumerate(samples)]  # fmt: skip
+
+
 def test_pack_inverts_unpack(anny_body):
     prob = _Problem(anny_body, "h36m17", None)
     x = prob.zeros(3)
@@ -216,10 +224,7 @@ def test_hands_from_2d_keep_smplifyx_from_its_own_start_where_it_fits_better(ann
     gt = hand_params(2, seed=24)
     samples = make_samples(anny_hand, gt, "hand21", part="rhand")
     bad = {**gt, "root_pose": -gt["root_pose"], "hand_pose": -gt["hand_pose"], "trans": gt["trans"] * 3}
-    init = [PseudoGT(s.id, "anny", "rhand", {k: v[i].numpy() for k, v in bad.items()},
-                     {"focal": [1500.0, 1500.0], "princpt": [500.0, 500.0]},
-                     {"joint_err_px": 500.0, "confidence": 0.01, "method": "neuralannot-wild"})
-            for i, s in enumerate(samples)]  # fmt: skip
+    init = _wild_hand_starts(bad, samples)
     opt = HybridOptions(iterations=5)
     both, summary = refine_records(samples, init, "2d", anny_hand, options=opt)
     alone, summary0 = refine_records(samples, init, "2d", anny_hand, options=replace(opt, scratch=False))
@@ -239,10 +244,7 @@ def test_scratch_fits_given_are_reused_not_fitted_again(anny_hand, monkeypatch):
 
     gt = hand_params(2, seed=25)
     samples = make_samples(anny_hand, gt, "hand21", part="rhand")
-    init = [PseudoGT(s.id, "anny", "rhand", {k: v[i].numpy() for k, v in gt.items()},
-                     {"focal": [1500.0, 1500.0], "princpt": [500.0, 500.0]},
-                     {"joint_err_px": 500.0, "confidence": 0.01, "method": "neuralannot-wild"})
-            for i, s in enumerate(samples)]  # fmt: skip
+    init = _wild_hand_starts(gt, samples)
     own, _ = fit_dataset(samples, "2d", anny_hand, iterations=2)
     calls = []
     def counted(*a, **k):
@@ -287,10 +289,7 @@ def test_a_rerun_reads_the_refinement_and_the_scratch_fit_back(anny_hand, tmp_pa
 
     gt = hand_params(2, seed=26)
     samples = make_samples(anny_hand, gt, "hand21", part="rhand")
-    init = [PseudoGT(s.id, "anny", "rhand", {k: v[i].numpy() for k, v in gt.items()},
-                     {"focal": [1500.0, 1500.0], "princpt": [500.0, 500.0]},
-                     {"joint_err_px": 500.0, "confidence": 0.01, "method": "neuralannot-wild"})
-            for i, s in enumerate(samples)]  # fmt: skip
+    init = _wild_hand_starts(gt, samples)
     opt, parts = HybridOptions(iterations=2), tmp_path / "hybrid"
     first, summary = refine_records(samples, init, "2d", anny_hand, options=opt, parts_dir=parts)
     assert summary["scratch"]
