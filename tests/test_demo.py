@@ -64,3 +64,23 @@ def test_verdict_uses_the_strongest_baseline():
 def test_verdict_needs_a_baseline_row():
     with pytest.raises(ValueError, match="no SMPLify-X row"):
         verdict({"neuralannot": _row(10.0, 30.0), "hybrid": _row(9.0, 28.0)})
+
+
+def test_the_demo_command_prints_the_verdicts_ratio(monkeypatch, tmp_path):
+    """The printed table's ratio column is the verdict's (to the strongest SMPLify-X row), named."""
+    from typer.testing import CliRunner
+
+    from neuralannot import demo
+    from neuralannot.cli import app
+
+    rows = {"neuralannot": (9.0, 21.0), "smplifyx3d": (12.0, 36.0), "smplifyx3d_vae_sil": (11.0, 28.0)}
+    metrics = {k: {"mpjpe_mm": j, "pa_mpjpe_mm": j, "mpvpe_mm": v, "pa_mpvpe_mm": v, "samples_per_s": 1.0,
+                   "mpvpe_ratio_to_best_baseline": v / 28.0} for k, (j, v) in rows.items()}  # fmt: skip
+    summary = {"vertices": 1, "joints": 1, "people": [], "files": {"meshes": "m", "overlay": "o"}}
+    monkeypatch.setattr(demo, "run_demo", lambda out: summary)
+    result = {"n": 3, "metrics": metrics, "best_baseline": "smplifyx3d_vae_sil", "best": "neuralannot",
+              "verdict": verdict({k: _row(*v) for k, v in rows.items()})}  # fmt: skip
+    monkeypatch.setattr(demo, "run_annotation_demo", lambda out, n, min_steps: result)
+    out = CliRunner().invoke(app, ["demo", "--out", str(tmp_path)], terminal_width=200).output
+    assert "ratio: MPVPE over smplifyx3d_vae_sil's" in out and "MPVPE ratio 0.75" in out, out
+    assert " 0.75 " in out and " 1.29 " in out  # the annotator's and the L2 fit's, to the masked fit
