@@ -11,6 +11,19 @@ from typing import Literal
 
 import yaml
 
+from neuralannot.annotators.config_defaults import (  # noqa: F401 (re-exported)
+    FACE_REFIT_STEPS,
+    FACE_SOLVE_DAMPING,
+    FACE_SOLVE_STEPS,
+    HAND_SWING_WEIGHT,
+    JOINT_REFIT_STEPS,
+    MOCAP_SILHOUETTE,
+    ROOT_HYPOTHESES,
+    ROOT_SOLVE_STEPS,
+    SHAPE_SOLVE_DAMPING,
+    SWING_WEIGHT,
+)
+
 Mode = Literal["mocap", "wild"]
 InputKind = Literal["image", "joints", "image+joints"]
 OutputKind = Literal["rotations", "embedding"]
@@ -66,48 +79,6 @@ def _merge_nested(cls, d: dict) -> dict:
                 raise ValueError(f"{f.name}.{k} must be a number, got {v!r}")
         out[f.name] = {**default, **given}
     return out
-
-
-#: Default wild-mode root hypotheses per part (``AnnotatorConfig.root_hypotheses``). Bodies: 4 facings.
-#: Hands: palm or back (2); on a hand tuning set (seed 301, 200 samples, 1,500 steps) MPVPE 34.6 mm with
-#: 1, 32.2 with 2, 55.6 with 4 (quarter turns about the finger axis fit the 2D joints badly and
-#: trap the min-of-H loss; BENCHMARKS.md). Faces: 1.
-ROOT_HYPOTHESES = {"body": 4, "wholebody": 4, "hand": 2, "lhand": 2, "rhand": 2}
-#: Silhouette weight where ``w_silhouette`` is unset: bodies in MoCap mode (see ``silhouette_weight``);
-#: validation (seed 101, 400 samples) MPVPE 34.1 mm without, 32.3 at 1, 30.3 at 4, 29.8 at 8 (MPJPE
-#: 13.2, 12.9, 12.9, 13.3; 112² grid, 96 outline points; 29.0 / 12.2 at 4 with the current 224² / 384)
-MOCAP_SILHOUETTE = 4.0
-
-
-#: MoCap hands' swing weight where ``swing_weight`` is unset: finger bones are 2–4 cm, so a few mm of
-#: joint noise turn them by several degrees; swinging half-way to the joints and letting the network
-#: carry the rest is better. Hand tuning set (seed 302, 200, 2 mm noise) MPVPE 3.85 mm at 1 → 3.68 at
-#: 0.75, 3.66 at 0.5, 3.64 at 0.3, 3.65 at 0.1 (BENCHMARKS.md)
-HAND_SWING_WEIGHT = 0.5
-#: MoCap joint-refit steps (bodies and hands) where ``joint_refit`` is unset (annotators/joint_refit.py).
-#: Hand tuning set (seed 301, 200, 2 mm noise, with ``reg.twist`` on the fingers): MPVPE 3.57 mm without
-#: → 3.23 at 100, 3.24 at 200, 3.30 at 400, 3.37 at 1,000 steps (more steps fit the joints' noise).
-#: Body validation set (seed 103, 400, after the wrist stage): 26.07 → 24.38 at 100, 24.29 at 200,
-#: 24.79 at 400 (MPJPE 11.9 → 9.6); 3D SMPLify-X's records gain alike (29.92 → 27.55 at 100)
-JOINT_REFIT_STEPS = 100
-#: Faces' (MoCap: 3D landmarks, whose refit also moves the facial expression). Face tuning set (seed 401,
-#: 200): surface error 0.520 mm without → 0.466 at 100, 0.439 at 300, 0.400 at 1,000, 0.376 at 3,000
-#: steps (~0.5 s per face on one CPU thread at 1,000); 3D SMPLify-X's records 0.839 → 0.440 at 1,000
-FACE_REFIT_STEPS = 1000
-#: Every other part's (bodies): validation seed 101 (400, 3,000 steps) MPVPE 29.01 mm at 1 → 28.57 at
-#: 0.75, MPJPE 12.22 → 12.12; seed 102 28.35 → 27.89, MPJPE 12.06 → 11.32; seed 103 29.84 → 29.30;
-#: the 2,000-sample test set (seed 777) 31.95 → 31.18, MPJPE 12.79 → 13.00 (BENCHMARKS.md)
-SWING_WEIGHT = 0.75
-#: Root-solve steps at annotation in wild mode where ``root_solve`` is unset (see the BENCHMARKS.md
-#: wild tables)
-ROOT_SOLVE_STEPS = 10
-
-
-#: Shape-solve damping (m² per squared unit of shape; 5 mm noise over a 0.2 phenotype error) and the
-#: faces' (shape + facial expression, tuned on a face set: see ``shape_solve``) with their step count.
-SHAPE_SOLVE_DAMPING = 6e-4
-FACE_SOLVE_DAMPING = 1e-4
-FACE_SOLVE_STEPS = 3
 
 
 #: Sample parts whose wild-mode default output is the pose embedding (hand PCA, as the paper).
