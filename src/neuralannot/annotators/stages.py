@@ -49,8 +49,9 @@ def resumable_batches(
         log.info("%s: resuming, %d samples already done in %s", name, len(done), parts_dir)
     out: list[PseudoGT | None] = [None] * len(samples)
     resumed, t0 = 0, time.perf_counter()
-    writer = PartWriter(parts_dir, chunk_size=max(map(len, batches), default=1)) if parts_dir else None
-    with writer or nullcontext():
+    chunk = max(map(len, batches), default=1)
+    writer = PartWriter(parts_dir, chunk_size=chunk) if parts_dir is not None else None
+    with writer if writer is not None else nullcontext():
         for ids in tqdm(batches, desc=name, disable=not progress, leave=False):
             ids = list(ids)
             if all(samples[i].id in done for i in ids):
