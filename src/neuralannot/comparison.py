@@ -113,7 +113,7 @@ def compare_direct(
     """
     from neuralannot.annotators.eft import eft_records
     from neuralannot.annotators.hybrid import HYBRID_ITERATIONS, HybridOptions, refine_records
-    from neuralannot.annotators.optimize import FitOptions, fit_dataset, fit_digest
+    from neuralannot.annotators.optimize import FitOptions, fit_dataset, fit_digest, model_stamp
     from neuralannot.annotators.optimize_problem import FIT_SILHOUETTE
     from neuralannot.annotators.pipeline import build_annotator
     from neuralannot.annotators.training import load_trained
@@ -146,7 +146,8 @@ def compare_direct(
         fits_wanted.append(("smplifyx3d_vae_sil", sil))
     own_fits = {}  # before any stage, with their wall time: the hybrid's scratch start reuses them
     for name, options in fits_wanted:
-        key = fit_digest(samples, joints, options, iterations=fit_iterations, body_model=str(cfg.body_model))
+        key = fit_digest(samples, joints, options, iterations=fit_iterations,
+                         body_model=model_stamp(cfg.body_model))  # fmt: skip
         fits, s = fit_dataset(samples, joints, cfg.body_model, iterations=fit_iterations, progress=progress,
                               options=options, parts_dir=work / "fits" / f"{name}-{key}")  # fmt: skip
         own_fits[name] = fits, s["wall_s"]
