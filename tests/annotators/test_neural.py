@@ -128,6 +128,18 @@ def test_wild_heatmap_and_embedding_ablations_run(wild_set, tmp_path):
         )
 
 
+def test_step_budget_is_the_larger_of_epochs_and_min_steps_and_is_logged(mocap_set, tmp_path, caplog):
+    samples, _ = load_samples(mocap_set, "body", needs_3d=True)
+    per_epoch = len(epoch_batches(len(samples), TINY["batch_size"], 0, 0, DistInfo()))
+    for epochs, min_steps, want in ((2, 0, 2), (1, 2 * per_epoch + 1, 3)):
+        cfg = AnnotatorConfig(mode="mocap", **{**TINY, "epochs": epochs, "min_steps": min_steps})
+        with caplog.at_level("INFO", logger="neuralannot.annotators.training"):
+            model = build_annotator(cfg, samples[0].joint_set)
+            s = train(model, samples, tmp_path / str(want), progress=False)
+        assert (s["epochs"], s["steps"]) == (want, want * per_epoch)
+        assert f"step budget: {want} epochs of {per_epoch} steps = {want * per_epoch} steps" in caplog.text
+
+
 def test_mocap_needs_3d_joints(wild_set):
     from neuralannot.data.sample import SampleError
 

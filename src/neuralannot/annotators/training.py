@@ -353,6 +353,10 @@ def train(
     model.train()
     steps_per_epoch = len(epoch_batches(len(dataset), cfg.batch_size, cfg.seed, 0, info))
     num_epochs = max(cfg.epochs, math.ceil(cfg.min_steps / max(steps_per_epoch, 1)))
+    log.info(
+        "step budget: %d epochs of %d steps = %d steps (config: epochs %d, min_steps %d)",
+        num_epochs, steps_per_epoch, num_epochs * steps_per_epoch, cfg.epochs, cfg.min_steps,
+    )  # fmt: skip
     bar = tqdm(
         total=num_epochs * steps_per_epoch,
         initial=state["global_step"],
@@ -435,6 +439,8 @@ def train(
     wall = time.perf_counter() - t_start
     return {
         "history": state["history"],
+        "epochs": num_epochs,
+        "steps": state["global_step"],
         "wall_s": wall,
         "samples_seen": seen * info.world,
         "samples_per_s": seen * info.world / max(wall, 1e-9),
