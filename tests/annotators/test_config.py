@@ -107,3 +107,28 @@ def test_face_stage_ends_faces_from_2d_only():
     assert AnnotatorConfig(mode="wild", part="face", face_stage=False).digest() == base.digest()
     with pytest.raises(ValueError, match="part face only"):
         AnnotatorConfig(mode="wild", face_stage=True)
+
+
+def test_body_mocap_epochs_trains_mocap_bodies_only_and_an_epochs_override_replaces_it(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("epochs: 200\nbody_mocap_epochs: 480\n")
+    body = AnnotatorConfig.from_yaml(path, mode="mocap")
+    assert body.epochs_resolved == 480
+    for other in (dict(mode="wild"), dict(mode="mocap", part="hand"), dict(mode="mocap", part="face")):
+        assert AnnotatorConfig.from_yaml(path, **other).epochs_resolved == 200, other
+    # the digest names what trains: the same run as epochs 480 spelled directly
+    assert body.digest() == AnnotatorConfig(mode="mocap", epochs=480).digest()
+    wild = AnnotatorConfig.from_yaml(path, mode="wild")
+    assert wild.digest() == AnnotatorConfig(mode="wild", epochs=200).digest()
+    # --epochs N (a smoke run, the demo) is what every part and mode trains
+    assert AnnotatorConfig.from_yaml(path, mode="mocap", epochs=1).epochs_resolved == 1
+    with pytest.raises(ValueError, match="body_mocap_epochs must be >= 1"):
+        AnnotatorConfig(mode="mocap", body_mocap_epochs=0)
+
+
+def test_the_cpu_config_trains_mocap_bodies_longer_than_the_rest():
+    from pathlib import Path
+
+    cpu = Path(__file__).resolve().parents[2] / "configs" / "cpu.yaml"
+    body, wild = (AnnotatorConfig.from_yaml(cpu, mode=m) for m in ("mocap", "wild"))
+    assert body.epochs_resolved > wild.epochs_resolved == wild.epochs

@@ -218,6 +218,8 @@ class AnnotatorConfig:
     batch_size: int = 192
     lr: float = 1e-4
     epochs: int = 10
+    # MoCap bodies' epochs where set (None: epochs); an epochs override (from_yaml, --epochs) drops it
+    body_mocap_epochs: int | None = None
     min_steps: int = 0  # small sets: train for more epochs until at least this many steps
     plateau_patience: int = 2  # in plateau periods
     plateau_factor: float = 0.1
@@ -323,6 +325,8 @@ class AnnotatorConfig:
             )
         if (self.root_solve or 0) < 0:
             raise ValueError(f"root_solve must be >= 0, got {self.root_solve}")
+        if self.body_mocap_epochs is not None and self.body_mocap_epochs < 1:
+            raise ValueError(f"body_mocap_epochs must be >= 1, got {self.body_mocap_epochs}")
         if self.joint_refit is not None and self.joint_refit < 0:
             raise ValueError(f"joint_refit must be >= 0, got {self.joint_refit}")
         if self.swing_weight is not None and not 0.0 < self.swing_weight <= 1.0:
@@ -360,6 +364,13 @@ class AnnotatorConfig:
         if self.swing_weight is None:
             return HAND_SWING_WEIGHT if self.part in HAND_PARTS else SWING_WEIGHT
         return float(self.swing_weight)
+
+    @property
+    def epochs_resolved(self) -> int:
+        """Epochs to train before the min_steps floor: body_mocap_epochs for MoCap bodies, or epochs."""
+        if self.body_mocap_epochs is not None and self.mode == "mocap" and self.part == "body":
+            return self.body_mocap_epochs
+        return self.epochs
 
     @property
     def shape_lambda(self) -> float:
@@ -453,6 +464,8 @@ class AnnotatorConfig:
         """
         d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL}
         d["w_silhouette"] = self.silhouette_weight  # the resolved weight: a changed default retrains
+        d["epochs"] = self.epochs_resolved  # what trains: the same run however the file spells it
+        d.pop("body_mocap_epochs")
         # likewise, where a swing solve runs (wild mode has none: its weight changes nothing)
         d["swing_weight"] = self.swing_weight_resolved if self.swing_head else None
         if self.mode == "mocap" and self.part in HAND_PARTS and self.reg.get("twist"):
@@ -480,5 +493,8 @@ class AnnotatorConfig:
             raise ValueError(f"cannot read config {path}: {err}") from err
         if not isinstance(data, dict):
             raise ValueError(f"config {path} must be a mapping, got {type(data).__name__}")
-        data.update({k: v for k, v in overrides.items() if v is not None})
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if "epochs" in overrides:  # an epochs override is the number every part and mode trains
+            data.pop("body_mocap_epochs", None)
+        data.update(overrides)
         return cls.from_dict(data)

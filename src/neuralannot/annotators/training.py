@@ -352,10 +352,10 @@ def train(
     t_start, seen = time.perf_counter(), 0
     model.train()
     steps_per_epoch = len(epoch_batches(len(dataset), cfg.batch_size, cfg.seed, 0, info))
-    num_epochs = max(cfg.epochs, math.ceil(cfg.min_steps / max(steps_per_epoch, 1)))
+    num_epochs = max(cfg.epochs_resolved, math.ceil(cfg.min_steps / max(steps_per_epoch, 1)))
     log.info(
         "step budget: %d epochs of %d steps = %d steps (config: epochs %d, min_steps %d)",
-        num_epochs, steps_per_epoch, num_epochs * steps_per_epoch, cfg.epochs, cfg.min_steps,
+        num_epochs, steps_per_epoch, num_epochs * steps_per_epoch, cfg.epochs_resolved, cfg.min_steps,
     )  # fmt: skip
     bar = tqdm(
         total=num_epochs * steps_per_epoch,
