@@ -48,6 +48,8 @@ RUNS = [
                                       "amp": True}),  # fmt: skip
     ("wild_frozen", "wild", {}),
 ]
+#: SMPLify-X runs (``smplifyx_<method>``) and the set each fits
+FITS = [("3d", "mocap"), ("2d", "wild")]
 #: --small: a tiny network that needs no weights file
 SMALL = {"backbone": "resnet18", "backbone_weights": "none", "input_size": 64, "batch_size": 4,
          "head_hidden": [32]}  # fmt: skip
@@ -60,6 +62,8 @@ def _round(v, nd=1):
 def train_run(name: str, kind: str, data: Path, work: Path, overrides: dict, args) -> dict:
     if overrides.get("amp") and torch.device(args.device).type != "cuda":
         return {"run": name, "skipped": "AMP runs on CUDA only"}
+    if args.num_workers is not None:  # DataLoader processes: no effect on the results
+        overrides = {"num_workers": args.num_workers, **overrides}
     cfg = AnnotatorConfig.from_yaml(ROOT / "configs" / "cpu.yaml", mode=kind, min_steps=args.steps, epochs=1,
                                     checkpoint_every=10**6, **overrides)  # fmt: skip
     if args.small:
@@ -103,9 +107,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--fit-n", type=int, default=None, help="SMPLify-X samples per set (500; small: 4)")
     ap.add_argument("--fit-iterations", type=int, default=None, help="per stage (30; small: 2)")
     ap.add_argument("--fit-batch", type=int, default=None, help="SMPLify-X batch (256; small: 4)")
-    ap.add_argument("--runs", default=",".join([r[0] for r in RUNS] + ["smplifyx_3d", "smplifyx_2d"]))
+    ap.add_argument("--runs", default=",".join([r[0] for r in RUNS] + [f"smplifyx_{m}" for m, _ in FITS]))
     ap.add_argument("--data-dir", type=Path, default=Path("out/bench/gpu"))
     ap.add_argument("--workers", type=int, default=2, help="synthetic-data generation processes")
+    ap.add_argument("--num-workers", type=int, default=None, help="training DataLoader processes (config's)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     small = {"n": 8, "steps": 3, "fit_n": 4, "fit_iterations": 2, "fit_batch": 4}
@@ -115,28 +120,36 @@ def main(argv: list[str] | None = None) -> dict:
             setattr(args, k, v)
     wanted = args.runs.split(",")
     size = 96 if args.small else 256
+    unknown = set(wanted) - {r[0] for r in RUNS} - {f"smplifyx_{m}" for m, _ in FITS}
+    if unknown:
+        ap.error(f"unknown --runs {sorted(unknown)}")
+    needed = {k for name, k, _ in RUNS if name in wanted} | {k for m, k in FITS if f"smplifyx_{m}" in wanted}
     sets = {}
-    for seed, kind in enumerate(("mocap", "wild")):
+    for seed, kind in enumerate(("mocap", "wild")):  # only the sets a wanted run reads
         sets[kind] = args.data_dir / f"synth_{kind}_{args.n}_{size}px"
-        generate(kind, args.n, sets[kind], seed=seed, workers=args.workers, image_size=size, masks=False,
-                 progress=not args.small)  # fmt: skip
+        if kind in needed:  # a finished set is read back as it is (no renderer needed)
+            generate(kind, args.n, sets[kind], seed=seed, workers=args.workers, image_size=size, masks=False,
+                     progress=not args.small)  # fmt: skip
     work = args.data_dir / ("work_small" if args.small else "work")
-    rows = []
-    for name, kind, overrides in RUNS:
-        if name in wanted:
-            rows.append(train_run(name, kind, sets[kind], work, overrides, args))
-            print(json.dumps(rows[-1]), flush=True)
-    for method, kind in (("3d", "mocap"), ("2d", "wild")):
-        if f"smplifyx_{method}" in wanted:
-            rows.append(fit_run(method, sets[kind], args))
-            print(json.dumps(rows[-1]), flush=True)
     dev = torch.device(args.device)
     machine = machine_info()
     if dev.type == "cuda":
         machine["gpu"] = torch.cuda.get_device_name(dev)
+    rows = []
     result = {"machine": machine, "device": args.device, "small": args.small,
               "args": {k: str(v) for k, v in vars(args).items()}, "runs": rows}  # fmt: skip
-    atomic_write_json(args.out, result)
+
+    def done(row: dict) -> None:  # every finished run is on disk (a run killed by a time limit keeps them)
+        rows.append(row)
+        print(json.dumps(row), flush=True)
+        atomic_write_json(args.out, result)
+
+    for name, kind, overrides in RUNS:
+        if name in wanted:
+            done(train_run(name, kind, sets[kind], work, overrides, args))
+    for method, kind in FITS:
+        if f"smplifyx_{method}" in wanted:
+            done(fit_run(method, sets[kind], args))
     print(f"\n{'run':>22} {'train/s':>9} {'annotate/s':>10} {'fit/s':>8} {'MPVPE mm':>9}")
     for r in rows:
         if "skipped" in r:

@@ -131,6 +131,20 @@ def test_resume_regenerates_incomplete_shard(datasets, tmp_path):
         generate("wild", N, out, seed=7, shard_size=SHARD, progress=False)
 
 
+def test_complete_set_needs_no_renderer(datasets, tmp_path, monkeypatch):
+    """Re-running a finished set builds no model or GL context (a host without a renderer reads it)."""
+    out = tmp_path / "done"
+    shutil.copytree(datasets["wild"][0], out)
+
+    def no_maker(*args):
+        raise AssertionError("a complete set built a shard maker")
+
+    monkeypatch.setattr(generator, "_maker", no_maker)
+    summary = generate("wild", N, out, seed=5, shard_size=SHARD, progress=False)
+    assert summary["generated"] == 0 and summary["shards_skipped"] == 2
+    assert files(out) == files(datasets["wild"][0])
+
+
 def test_crash_leaves_no_partial_shard(datasets, tmp_path, monkeypatch):
     """A failure while writing shard 1 leaves shard 0 complete and shard 1 invisible; a rerun finishes."""
     out = tmp_path / "crash"

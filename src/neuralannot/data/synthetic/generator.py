@@ -184,7 +184,9 @@ def generate(
         bar.update(k)
 
     try:
-        if workers == 1 or len(todo) <= 1:
+        if not todo:  # a complete set: no model or GL context needed (a host without a renderer reads it)
+            pass
+        elif workers == 1 or len(todo) <= 1:
             _run_here(config, out, todo, update, itertools.count().__next__)
         else:
             _run_parallel(config, out, todo, workers, update)
