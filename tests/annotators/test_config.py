@@ -132,3 +132,12 @@ def test_the_cpu_config_trains_mocap_bodies_longer_than_the_rest():
     cpu = Path(__file__).resolve().parents[2] / "configs" / "cpu.yaml"
     body, wild = (AnnotatorConfig.from_yaml(cpu, mode=m) for m in ("mocap", "wild"))
     assert body.epochs_resolved > wild.epochs_resolved == wild.epochs
+
+
+def test_backbone_lr_enters_the_digest_only_for_a_fine_tuned_backbone():
+    base = AnnotatorConfig(mode="mocap")
+    assert AnnotatorConfig(mode="mocap", backbone_lr=1e-5).digest() != base.digest()
+    frozen = AnnotatorConfig(mode="mocap", freeze_backbone=True)
+    assert AnnotatorConfig(mode="mocap", freeze_backbone=True, backbone_lr=1e-5).digest() == frozen.digest()
+    with pytest.raises(ValueError, match="backbone_lr"):
+        AnnotatorConfig(mode="mocap", backbone_lr=0.0)

@@ -17,7 +17,7 @@ from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import build_annotator, load_samples, run_annotate
 from neuralannot.annotators.predict import predict
 from neuralannot.annotators.state import prediction_key
-from neuralannot.annotators.training import DistInfo, epoch_batches, make_dataset, train
+from neuralannot.annotators.training import DistInfo, epoch_batches, make_dataset, param_groups, train
 from neuralannot.evaluation import evaluate
 from neuralannot.geometry import project
 from neuralannot.io.pseudo_gt import read_pseudo_gt
@@ -138,6 +138,26 @@ def test_step_budget_is_the_larger_of_epochs_and_min_steps_and_is_logged(mocap_s
             s = train(model, samples, tmp_path / str(want), progress=False)
         assert (s["epochs"], s["steps"]) == (want, want * per_epoch)
         assert f"step budget: {want} epochs of {per_epoch} steps = {want * per_epoch} steps" in caplog.text
+
+
+def test_a_fine_tuned_backbone_trains_at_its_own_learning_rate(mocap_set, tmp_path):
+    samples, _ = load_samples(mocap_set, "body", needs_3d=True)
+    one_rate = build_annotator(AnnotatorConfig(mode="mocap", **TINY), samples[0].joint_set)
+    assert [g["lr"] for g in param_groups(one_rate)] == [TINY["lr"]]
+    cfg = AnnotatorConfig(mode="mocap", **{**TINY, "epochs": 1}, backbone_lr=1e-9)
+    model = build_annotator(cfg, samples[0].joint_set)
+    groups = param_groups(model)
+    assert [g["lr"] for g in groups] == [1e-9, TINY["lr"]]
+    backbone = {id(p) for p in model.backbone.parameters()}
+    assert {id(p) for p in groups[0]["params"]} == backbone
+    trainable = {id(p) for p in model.parameters() if p.requires_grad}
+    assert {id(p) for g in groups for p in g["params"]} == trainable
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    summary = train(model, samples, tmp_path / "run", progress=False)
+    moved = {n: float((p.detach() - before[n]).abs().max()) for n, p in model.named_parameters()}
+    assert max(v for n, v in moved.items() if n.startswith("backbone.")) < 1e-7  # Adam: ~lr per step
+    assert max(v for n, v in moved.items() if not n.startswith("backbone.")) > 1e-4
+    assert summary["history"][-1]["lr"] == TINY["lr"]  # the heads' rate is the one logged
 
 
 def test_mocap_needs_3d_joints(wild_set):

@@ -12,9 +12,11 @@ from typing import Literal
 import yaml
 
 from neuralannot.annotators.config_defaults import (  # noqa: F401 (re-exported)
+    EMBEDDING_DEFAULT_PARTS,
     FACE_REFIT_STEPS,
     FACE_SOLVE_DAMPING,
     FACE_SOLVE_STEPS,
+    HAND_PARTS,
     HAND_SWING_WEIGHT,
     JOINT_REFIT_STEPS,
     MOCAP_SILHOUETTE,
@@ -22,6 +24,8 @@ from neuralannot.annotators.config_defaults import (  # noqa: F401 (re-exported)
     ROOT_SOLVE_STEPS,
     SHAPE_SOLVE_DAMPING,
     SWING_WEIGHT,
+    default_inputs,
+    default_outputs,
 )
 
 Mode = Literal["mocap", "wild"]
@@ -81,36 +85,6 @@ def _merge_nested(cls, d: dict) -> dict:
     return out
 
 
-#: Sample parts whose wild-mode default output is the pose embedding (hand PCA, as the paper).
-HAND_PARTS = ("hand", "lhand", "rhand")
-EMBEDDING_DEFAULT_PARTS = HAND_PARTS
-
-
-def default_inputs(mode: str, part: str) -> str:
-    """The ``inputs`` a config gets when none is given: image + GT 3D joints in MoCap mode (the paper);
-    in wild mode the image alone (the paper) except for hands, which also read their 2D joints as
-    coordinates (``joint_input``): on a hand tuning set (seed 301, 200 samples, 1,500 steps) MPVPE
-    32.2 → 28.6 mm, root error 19.6° → 15.7° (heatmaps: 28.9, 15× slower to train on CPUs). For bodies
-    the coordinates did not help (wild validation seed 201: 254.6 against 244.9 mm; BENCHMARKS.md)."""
-    if mode == "mocap":
-        return "image+joints"
-    return "image+joints" if part in HAND_PARTS else "image"
-
-
-def default_outputs(mode: str, part: str) -> str:
-    """The ``outputs`` a config gets when none is given.
-
-    MoCap: rotations (the paper). Wild: the hand-PCA embedding for hands (the paper), but rotations
-    (6D, scored by the body VAE's pose prior) for bodies and faces. The paper regresses the body's
-    VPoser latent in wild mode; here rotations beat the embedding in every seed of the 3-seed ablation
-    (MPVPE 254 vs 312 mm) and on the wild validation set (seed 201, 200 samples: 242 vs 287 mm,
-    facing flipped in 5.5 % vs 14.5 % of samples; BENCHMARKS.md). ``outputs: embedding`` restores it.
-    """
-    if mode == "mocap":
-        return "rotations"
-    return "embedding" if part in EMBEDDING_DEFAULT_PARTS else "rotations"
-
-
 @dataclass
 class AnnotatorConfig:
     """Everything that defines a training run; the hash of this record names its checkpoints.
@@ -138,6 +112,9 @@ class AnnotatorConfig:
     backbone: str = "efficientnet_lite0"
     backbone_weights: str = "imagenet"  # "imagenet" | "none" | path to a torchvision state dict
     freeze_backbone: bool = False  # CPU path: frozen ImageNet features computed once and cached
+    # Adam learning rate of a fine-tuned backbone (None: ``lr``, as the heads); pretrained features
+    # are usually fine-tuned slower than freshly initialised heads
+    backbone_lr: float | None = None
     input_size: int = 256
     head_hidden: list[int] = field(default_factory=list)  # [] = one FC layer, as in the paper
     # image evidence for the head: "global" (the paper: the pooled backbone feature) or "joints"
@@ -317,6 +294,8 @@ class AnnotatorConfig:
             raise ValueError(f"face_stage refines face pseudo-GTs: part face only, not {self.part!r}")
         if self.wrist_stage and self.part != "body":
             raise ValueError(f"wrist_stage refines body pseudo-GTs: part body only, not {self.part!r}")
+        if self.backbone_lr is not None and not self.backbone_lr > 0:
+            raise ValueError(f"backbone_lr must be > 0, got {self.backbone_lr}")
         if (self.w_silhouette or 0) < 0:
             raise ValueError(f"w_silhouette must be >= 0, got {self.w_silhouette}")
         if (self.shape_solve or 0) < 0 or (self.shape_damping is not None and self.shape_damping <= 0):
@@ -466,6 +445,8 @@ class AnnotatorConfig:
         d["w_silhouette"] = self.silhouette_weight  # the resolved weight: a changed default retrains
         d["epochs"] = self.epochs_resolved  # what trains: the same run however the file spells it
         d.pop("body_mocap_epochs")
+        if self.backbone_lr is None or self.freeze_backbone:  # the one learning rate as before
+            d.pop("backbone_lr")
         # likewise, where a swing solve runs (wild mode has none: its weight changes nothing)
         d["swing_weight"] = self.swing_weight_resolved if self.swing_head else None
         if self.mode == "mocap" and self.part in HAND_PARTS and self.reg.get("twist"):

@@ -1,6 +1,7 @@
 """Tuned defaults of the annotator config (what an unset field resolves to), each with the measurement
 that chose it; :mod:`neuralannot.annotators.config` re-exports them."""
 
+
 #: Default wild-mode root hypotheses per part (``AnnotatorConfig.root_hypotheses``). Bodies: 4 facings.
 #: Hands: palm or back (2); on a hand tuning set (seed 301, 200 samples, 1,500 steps) MPVPE 34.6 mm with
 #: 1, 32.2 with 2, 55.6 with 4 (quarter turns about the finger axis fit the 2D joints badly and
@@ -41,3 +42,33 @@ ROOT_SOLVE_STEPS = 10
 SHAPE_SOLVE_DAMPING = 6e-4
 FACE_SOLVE_DAMPING = 1e-4
 FACE_SOLVE_STEPS = 3
+
+
+#: Sample parts whose wild-mode default output is the pose embedding (hand PCA, as the paper).
+HAND_PARTS = ("hand", "lhand", "rhand")
+EMBEDDING_DEFAULT_PARTS = HAND_PARTS
+
+
+def default_inputs(mode: str, part: str) -> str:
+    """The ``inputs`` a config gets when none is given: image + GT 3D joints in MoCap mode (the paper);
+    in wild mode the image alone (the paper) except for hands, which also read their 2D joints as
+    coordinates (``joint_input``): on a hand tuning set (seed 301, 200 samples, 1,500 steps) MPVPE
+    32.2 → 28.6 mm, root error 19.6° → 15.7° (heatmaps: 28.9, 15× slower to train on CPUs). For bodies
+    the coordinates did not help (wild validation seed 201: 254.6 against 244.9 mm; BENCHMARKS.md)."""
+    if mode == "mocap":
+        return "image+joints"
+    return "image+joints" if part in HAND_PARTS else "image"
+
+
+def default_outputs(mode: str, part: str) -> str:
+    """The ``outputs`` a config gets when none is given.
+
+    MoCap: rotations (the paper). Wild: the hand-PCA embedding for hands (the paper), but rotations
+    (6D, scored by the body VAE's pose prior) for bodies and faces. The paper regresses the body's
+    VPoser latent in wild mode; here rotations beat the embedding in every seed of the 3-seed ablation
+    (MPVPE 254 vs 312 mm) and on the wild validation set (seed 201, 200 samples: 242 vs 287 mm,
+    facing flipped in 5.5 % vs 14.5 % of samples; BENCHMARKS.md). ``outputs: embedding`` restores it.
+    """
+    if mode == "mocap":
+        return "rotations"
+    return "embedding" if part in EMBEDDING_DEFAULT_PARTS else "rotations"

@@ -234,6 +234,19 @@ def _save(path: Path, state: dict) -> None:
         torch.save(state, f)
 
 
+def param_groups(model: NeuralAnnotator) -> list[dict]:
+    """Adam's parameter groups: every trainable parameter at ``cfg.lr``, except a fine-tuned backbone's
+    at ``cfg.backbone_lr`` where that is set (a group of its own, first)."""
+    cfg = model.cfg
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if cfg.backbone_lr is None or cfg.freeze_backbone or model.backbone is None:
+        return [{"params": trainable, "lr": cfg.lr}]
+    ids = {id(p) for p in model.backbone.parameters() if p.requires_grad}
+    backbone = [p for p in trainable if id(p) in ids]
+    rest = [p for p in trainable if id(p) not in ids]
+    return [{"params": backbone, "lr": cfg.backbone_lr}, {"params": rest, "lr": cfg.lr}]
+
+
 def train(
     model: NeuralAnnotator,
     samples,
@@ -269,11 +282,12 @@ def train(
     if info.world > 1:
         ids = [dev.index] if dev.type == "cuda" else None
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    groups = param_groups(model)
+    opt = torch.optim.Adam(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, factor=cfg.plateau_factor, patience=cfg.plateau_patience, min_lr=cfg.lr * cfg.min_lr_ratio
-    )
+        opt, factor=cfg.plateau_factor, patience=cfg.plateau_patience,
+        min_lr=[g["lr"] * cfg.min_lr_ratio for g in groups],
+    )  # fmt: skip
     amp_dtype = autocast_dtype(cfg.amp, dev)
     scaler = make_scaler(cfg.amp, dev)
     state = {
@@ -407,7 +421,7 @@ def train(
             # one plateau check per period of >= plateau_period steps (lr ÷10 when the loss stalls)
             period_loss = _all_mean(state["epoch_loss"], state["epoch_count"], info, dev)
             sched.step(period_loss)
-            lr = opt.param_groups[0]["lr"]
+            lr = opt.param_groups[-1]["lr"]  # the heads'
             state["history"].append(
                 {"epoch": epoch + 1, "step": state["global_step"], "loss": period_loss, "lr": lr}
             )
