@@ -1,7 +1,6 @@
 """Tuned defaults of the annotator config (what an unset field resolves to), each with the measurement
 that chose it; :mod:`neuralannot.annotators.config` re-exports them."""
 
-
 #: Default wild-mode root hypotheses per part (``AnnotatorConfig.root_hypotheses``). Bodies: 4 facings.
 #: Hands: palm or back (2); on a hand tuning set (seed 301, 200 samples, 1,500 steps) MPVPE 34.6 mm with
 #: 1, 32.2 with 2, 55.6 with 4 (quarter turns about the finger axis fit the 2D joints badly and
