@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--fit-n", type=int, default=None, help="SMPLify-X samples per set (500; small: 4)")
     ap.add_argument("--fit-iterations", type=int, default=None, help="per stage (30; small: 2)")
     ap.add_argument("--fit-batch", type=int, default=None, help="SMPLify-X batch (256; small: 4)")
-    ap.add_argument("--runs", default=",".join([r[0] for r in RUNS] + [f"smplifyx_{m}" for m, _ in FITS]))
+    known = [r[0] for r in RUNS] + [f"smplifyx_{m}" for m, _ in FITS]
+    ap.add_argument("--runs", default=",".join(known))
     ap.add_argument("--data-dir", type=Path, default=Path("out/bench/gpu"))
     ap.add_argument("--workers", type=int, default=2, help="synthetic-data generation processes")
     ap.add_argument("--num-workers", type=int, default=None, help="training DataLoader processes (config's)")
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> dict:
             setattr(args, k, v)
     wanted = args.runs.split(",")
     size = 96 if args.small else 256
-    unknown = set(wanted) - {r[0] for r in RUNS} - {f"smplifyx_{m}" for m, _ in FITS}
+    unknown = set(wanted) - set(known)
     if unknown:
         ap.error(f"unknown --runs {sorted(unknown)}")
     needed = {k for name, k, _ in RUNS if name in wanted} | {k for m, k in FITS if f"smplifyx_{m}" in wanted}

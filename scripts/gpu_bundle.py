@@ -71,8 +71,8 @@ def pack_site(tar_path: Path, keep: set[str] | None = None) -> dict:
         for module, dist_name in PACKAGES:
             n = size = 0
             for path, rel in _dist_files(dist_name):
-                data_file = rel.startswith(f"{TRIMMED}/") and "/data/" in f"/{rel}"
-                if module == TRIMMED and data_file and keep is not None and str(path) not in keep:
+                data_file = rel.startswith(f"{TRIMMED}/data/")
+                if data_file and keep is not None and str(path) not in keep:
                     continue
                 blob = path.read_bytes()
                 if rel.endswith(".gz"):
