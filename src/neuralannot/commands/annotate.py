@@ -29,6 +29,9 @@ FORCE = typer.Option(False, "--force", help="Write even onto an input file or in
 OUTSIDE = typer.Option(
     False, "--allow-outside-root", help="Read images outside the dataset folder (absolute, ../, symlinks)."
 )
+THREADS = typer.Option(
+    0, "--threads", help="torch threads (0 = keep torch's default; use 1 per job on a shared CPU)."
+)
 
 
 def saved_config(checkpoint: Path) -> AnnotatorConfig | None:
@@ -68,6 +71,16 @@ def fail(err: BaseException | str) -> None:
     """Print ``error: <one line>`` to stderr and exit with code 2 (bad input, not a crash)."""
     err_console.print(Text.assemble(("error:", "red"), " ", one_line(err)), highlight=False)
     raise typer.Exit(2) from None
+
+
+def set_threads(threads: int) -> None:
+    """Apply ``--threads`` (0 keeps torch's default, one thread per core); exit 2 on a negative count."""
+    if threads < 0:
+        fail(f"--threads must be 0 (torch's default) or more, got {threads}")
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def check_device(device: str) -> None:
@@ -178,10 +191,12 @@ def annotate(
     aux_data: Path | None = typer.Option(
         None, "--aux-data", help="Wild mode: a MoCap set (3D joints) trained jointly, not annotated."),
     aux_weight: float = typer.Option(1.0, "--aux-weight", help="Weight of the --aux-data set's losses."),
+    threads: int = THREADS,
 ) -> None:
     """Train the neural annotator on a set and annotate the SAME set (one-stage NeuralAnnot)."""
     from neuralannot.annotators.pipeline import run_annotate
 
+    set_threads(threads)
     check_device(device)
     check_outputs({"--out": out}, {"--work-dir": work_dir})
     guard_output(out, data, config, joint_map, aux_data, force=force)
@@ -232,12 +247,14 @@ def train_cmd(
     resume: bool = typer.Option(True, "--resume/--no-resume"),
     joint_map: Path | None = JOINT_MAP,
     allow_outside_root: bool = OUTSIDE,
+    threads: int = THREADS,
 ) -> None:
     """Train the annotator only; the checkpoint lands in WORK_DIR/<config hash>-<data hash>/checkpoint.pt."""
     from neuralannot.annotators.pipeline import build_annotator
     from neuralannot.annotators.state import run_dir
     from neuralannot.annotators.training import train
 
+    set_threads(threads)
     check_device(device)
     check_outputs(dirs={"--work-dir": work_dir})
     cfg = _config(config, mode, part, body_model, epochs=epochs, backbone_weights=backbone_weights)
@@ -270,6 +287,7 @@ def predict_cmd(
     resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted run."),
     force: bool = FORCE,
     allow_outside_root: bool = OUTSIDE,
+    threads: int = THREADS,
 ) -> None:
     """Annotate a dataset with a trained checkpoint (its config must match the one given here)."""
     from neuralannot.annotators.finish import annotation_stages
@@ -277,6 +295,7 @@ def predict_cmd(
     from neuralannot.annotators.predict import predict
     from neuralannot.annotators.training import load_trained
 
+    set_threads(threads)
     check_device(device)
     check_outputs({"--out": out}, {"--work-dir": work_dir}, batch_size=batch_size, chunk_size=chunk_size)
     guard_output(out, data, checkpoint, config, joint_map, force=force)

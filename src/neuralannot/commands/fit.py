@@ -35,6 +35,7 @@ from neuralannot.commands.annotate import (
     FORCE,
     JOINT_MAP,
     OUTSIDE,
+    THREADS,
     USER_ERRORS,
     WORK,
     _config,
@@ -43,6 +44,7 @@ from neuralannot.commands.annotate import (
     check_outputs,
     fail,
     guard_output,
+    set_threads,
 )
 
 console = Console()
@@ -166,7 +168,7 @@ def fit_cmd(
         "joint error (default: on for bodies and hands from 2D joints).",
     ),
     batch_size: int = typer.Option(64, "--batch-size", help="Samples optimised together."),
-    threads: int = typer.Option(0, help="torch threads (0 = keep torch's default; use 1 on a shared CPU)."),
+    threads: int = THREADS,
     device: str = typer.Option("cpu"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip and count bad samples instead of failing."),
     joint_map: Path | None = JOINT_MAP,
@@ -174,8 +176,6 @@ def fit_cmd(
     allow_outside_root: bool = OUTSIDE,
 ) -> None:
     """Fit or refine every sample and write the same pseudo-GT format as `annotate`."""
-    import torch
-
     from neuralannot.annotators.optimize import FitOptions, fit_dataset, fit_digest, model_stamp
     from neuralannot.commands.annotate import _samples
     from neuralannot.data.loading import load_samples
@@ -185,8 +185,7 @@ def fit_cmd(
         fail(f"--method must be one of {[*METHOD_NAMES, *NEURAL_METHODS]}, got {method!r}")
     if joints not in ("auto", "2d", "3d"):
         fail(f"--joints must be auto | 2d | 3d, got {joints!r}")
-    if threads < 0:
-        fail(f"--threads must be 0 (torch's default) or more, got {threads}")
+    set_threads(threads)
     takes_masks = METHOD_NAMES.get(method, method) in ("3d", "hybrid")
     if silhouette is not None and (silhouette < 0 or (silhouette and not takes_masks)):
         fail(f"--silhouette must be >= 0 and needs 3D SMPLify-X or the hybrid: {silhouette} with {method}")
@@ -197,8 +196,6 @@ def fit_cmd(
         {"--out": out}, {"--work-dir": work_dir}, batch_size=batch_size
     )
     guard_output(out, data, init, checkpoint, config, joint_map, force=force)
-    if threads:
-        torch.set_num_threads(threads)
     try:
         if method == "eft" and checkpoint is not None:
             _checkpoint_config(checkpoint)  # a bad checkpoint fails before any data is loaded
