@@ -68,6 +68,12 @@ def test_bad_counts(tmp_path, args, text):
     assert code == 2 and errors == [f"error: {text}"]
 
 
+def test_train_refuses_negative_threads(tmp_path):
+    code, errors = _cli("train", "--data", tmp_path / "no-data", "--work-dir", tmp_path / "w",
+                        "--threads", "-1")
+    assert code == 2 and errors == ["error: --threads must be 0 (torch's default) or more, got -1"]
+
+
 @pytest.mark.parametrize("args, text", [
     (["--mode", "mocap"], "--aux-data: an auxiliary MoCap set supervises wild-mode body, hand or face sets"),
     (["--mode", "wild", "--part", "wholebody"], "--aux-data: an auxiliary MoCap set supervises wild-mode"),
