@@ -57,7 +57,8 @@ def test_unknown_device(tmp_path):
 @pytest.mark.parametrize("args, text", [
     (["fit", "--threads", "-1"], "--threads must be 0 (torch's default) or more, got -1"),
     (["annotate", "--threads", "-2"], "--threads must be 0 (torch's default) or more, got -2"),
-    (["predict", "--checkpoint", "c.pt", "--threads", "-1"], "--threads must be 0 (torch's default) or more, got -1"),  # noqa: E501
+    (["predict", "--checkpoint", "c.pt", "--threads", "-1"],
+     "--threads must be 0 (torch's default) or more, got -1"),
     (["fit", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
     (["fit", "--method", "hybrid", "--batch-size", "-3"], "--batch-size must be at least 1, got -3"),
     (["predict", "--checkpoint", "c.pt", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
