@@ -88,6 +88,11 @@ def _bad_outputs(tmp_path: Path) -> dict[str, tuple[list, str]]:
         "train --work-dir a file": (["train", "--data", nodata, "--work-dir", afile], "existing file"),
         "predict --out under a file": (["predict", "--data", nodata, "--checkpoint", ckpt, "--out", under],
                                        "not a folder"),
+        "annotate --out without a suffix": (["annotate", "--data", nodata, "--out", tmp_path / "o"],
+                                            "unsupported pseudo-GT suffix ''"),
+        "fit --out .txt": (["fit", "--data", nodata, "--out", tmp_path / "o.txt"], "suffix '.txt'"),
+        "predict --out .pkl": (["predict", "--data", nodata, "--checkpoint", ckpt,
+                                "--out", tmp_path / "o.pkl"], "use .json or .npz"),
     }
 
 

@@ -104,13 +104,22 @@ def check_device(device: str) -> None:
 
 
 def check_outputs(files: dict[str, Path | None] | None = None, dirs: dict[str, Path | None] | None = None,
-                  **positive: int | None) -> None:
+                  pseudo_gt: Path | None = None, **positive: int | None) -> None:
     """Exit 2 with one line if an output cannot be written or a count is < 1 (before any compute).
 
-    ``files``/``dirs``: option name → path (None = not given); ``positive``: option name (``batch_size``
-    for ``--batch-size``) → value that must be >= 1.
+    ``files``/``dirs``: option name → path (None = not given); ``pseudo_gt``: the ``--out`` pseudo-GT
+    file, which must also end in .json or .npz; ``positive``: option name (``batch_size`` for
+    ``--batch-size``) → value that must be >= 1.
     """
+    from neuralannot.io.pseudo_gt import PseudoGTError, check_pseudo_gt_suffix
     from neuralannot.io.writable import check_output_dir, check_output_file
+
+    if pseudo_gt is not None:
+        try:
+            check_pseudo_gt_suffix(pseudo_gt)
+        except PseudoGTError as err:
+            fail(f"--out {err}")
+        files = {"--out": pseudo_gt, **(files or {})}
 
     for name, value in positive.items():
         if value is not None and value < 1:
@@ -198,7 +207,7 @@ def annotate(
 
     set_threads(threads)
     check_device(device)
-    check_outputs({"--out": out}, {"--work-dir": work_dir})
+    check_outputs(dirs={"--work-dir": work_dir}, pseudo_gt=out)
     guard_output(out, data, config, joint_map, aux_data, force=force)
     cfg = _config(
         config,
@@ -297,7 +306,7 @@ def predict_cmd(
 
     set_threads(threads)
     check_device(device)
-    check_outputs({"--out": out}, {"--work-dir": work_dir}, batch_size=batch_size, chunk_size=chunk_size)
+    check_outputs(dirs={"--work-dir": work_dir}, pseudo_gt=out, batch_size=batch_size, chunk_size=chunk_size)
     guard_output(out, data, checkpoint, config, joint_map, force=force)
     try:
         cfg = saved_config(checkpoint)

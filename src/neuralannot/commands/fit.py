@@ -192,9 +192,7 @@ def fit_cmd(
     if scratch is not None and method != "hybrid":
         fail(f"--scratch/--no-scratch belongs to the hybrid, not {method}")
     check_device(device)
-    check_outputs(
-        {"--out": out}, {"--work-dir": work_dir}, batch_size=batch_size
-    )
+    check_outputs(dirs={"--work-dir": work_dir}, pseudo_gt=out, batch_size=batch_size)
     guard_output(out, data, init, checkpoint, config, joint_map, force=force)
     try:
         if method == "eft" and checkpoint is not None:

@@ -48,6 +48,7 @@ The package splits along those seams: :mod:`.record` (the record and its schema 
 """
 
 from neuralannot.io.pseudo_gt.files import (
+    check_pseudo_gt_suffix,
     config_hash,
     meta_path,
     read_pseudo_gt,
@@ -74,6 +75,7 @@ __all__ = [
     "PseudoGT",
     "PseudoGTError",
     "PartWriter",
+    "check_pseudo_gt_suffix",
     "config_hash",
     "done_ids",
     "merge_parts",

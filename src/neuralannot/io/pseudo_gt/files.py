@@ -36,6 +36,19 @@ def _common(values: Iterable[str]) -> str | list[str] | None:
     return u[0] if len(u) == 1 else (u or None)
 
 
+#: the file suffixes a pseudo-GT file may have (release JSON or compact npz)
+SUFFIXES = (".json", ".npz")
+
+
+def check_pseudo_gt_suffix(path: str | Path) -> Path:
+    """``path`` if its suffix is one of :data:`SUFFIXES`, else :class:`PseudoGTError` naming it (the CLI
+    checks ``--out`` with this before any compute)."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise PseudoGTError(f"{path}: unsupported pseudo-GT suffix {path.suffix!r}; use .json or .npz")
+    return path
+
+
 def write_pseudo_gt(
     path: str | Path,
     records: Iterable[PseudoGT] | Mapping[str, PseudoGT],
@@ -49,7 +62,7 @@ def write_pseudo_gt(
     """
     from neuralannot import __version__
 
-    path = Path(path)
+    path = check_pseudo_gt_suffix(path)
     records = list(records.values() if isinstance(records, Mapping) else records)
     if not all(isinstance(r, PseudoGT) for r in records):
         raise PseudoGTError(f"{path}: records must be PseudoGT instances")
@@ -69,12 +82,10 @@ def write_pseudo_gt(
                     f.write(("," if i else "{") + json.dumps(key) + ":")
                     f.write(json.dumps(entry, separators=(",", ":"), allow_nan=False))
                 f.write(("}" if records else "{}") + "\n")
-        elif suffix == ".npz":
+        else:
             arrays = _records_to_npz(records)
             with atomic_write(path, "wb") as f:
                 np.savez(f, **arrays)
-        else:
-            raise PseudoGTError(f"unsupported pseudo-GT suffix {path.suffix!r}; use .json or .npz")
     except PseudoGTError as e:
         raise PseudoGTError(f"{path}: {e}") from None
     full = {
@@ -98,10 +109,8 @@ def read_pseudo_gt(
     sidecar metadata (``{}`` when there is none, or when it describes other bytes than the file: an
     interrupted write). Raises :class:`PseudoGTError` naming the file and id.
     """
-    path = Path(path)
+    path = check_pseudo_gt_suffix(path)
     suffix = path.suffix.lower()
-    if suffix not in (".json", ".npz"):
-        raise PseudoGTError(f"{path}: unsupported pseudo-GT suffix {path.suffix!r}; use .json or .npz")
     if not path.is_file():
         raise PseudoGTError(f"{path}: no such file")
     records: list[PseudoGT] = []
