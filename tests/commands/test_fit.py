@@ -1,4 +1,4 @@
-"""`neuralannot fit` end to end: SMPLify-X, EFT, hybrid, two-stage, SPIN and the wrist stage write readable
+"""`neuralannot fit` end to end: SMPLify-X, EFT, hybrid, two-stage, SPIN and the stages write readable
 pseudo-GTs."""
 
 import numpy as np
@@ -113,3 +113,29 @@ def test_fit_rejects_unknown_method_and_missing_init(mocap_set, tmp_path):  # no
                                    "--out", str(tmp_path / "o.npz"), "--work-dir", str(work),
                                    "--silhouette", "10"])  # fmt: skip
     assert res.exit_code == 2 and "needs 3D joints" in res.output and not list(work.glob("*/checkpoint.pt"))
+
+
+def test_fit_face_size_refines_any_face_pseudo_gt(tmp_path_factory, tmp_path):
+    from conftest import synth_set
+
+    faces = synth_set(tmp_path_factory, "face", 4, seed=2)
+    common = ["--data", faces, "--part", "face", "--threads", 1, "--work-dir", tmp_path / "w"]
+    _fit("--method", "smplifyx", "--out", tmp_path / "sx.npz", "--iterations", 5, *common)
+    _fit("--method", "face-size", "--init", tmp_path / "sx.npz", "--out", tmp_path / "fs.json",
+         "--iterations", 30, *common)  # fmt: skip
+    base, _ = read_pseudo_gt(tmp_path / "sx.npz", as_dict=True)
+    staged, meta = read_pseudo_gt(tmp_path / "fs.json", as_dict=True)
+    assert meta["method"] == "face-size" and sorted(staged) == sorted(base)
+    assert meta["summary"]["refined"] > 0
+    for sid, r in staged.items():
+        # only the size (phenotypes) and the rigid head move
+        assert np.array_equal(r.params["expression"], base[sid].params["expression"])
+        if "face_refine" in r.quality:
+            assert r.quality["face_refine"]["err_px"] < r.quality["face_refine"]["err0_px"]
+            assert not np.allclose(r.params["phenotype"], base[sid].params["phenotype"])
+
+
+def test_fit_face_size_needs_faces(mocap_set, tmp_path):  # noqa: F811
+    res = CliRunner().invoke(app, ["fit", "--method", "face-size", "--data", str(mocap_set), "--out",
+                                   str(tmp_path / "o.npz")])  # fmt: skip
+    assert res.exit_code == 2 and "use --part face" in res.output and "Traceback" not in res.output

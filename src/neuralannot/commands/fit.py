@@ -17,6 +17,11 @@
   rotation, its shape (a face's expression too) and translation refitted to the 3D joints
   (``annotators/joint_refit.py``, the stage that ends MoCap annotation, run once); ``--iterations``
   sets the Adam steps (default: the config's, as ``annotate``).
+- ``face-size``: any face pseudo-GT (``--init``: the annotator's, SMPLify-X's, the hybrid's; else the
+  annotator is trained first) with its phenotypes and rigid head refitted to the 2D landmarks
+  (``annotators/face_refine.py``, the stage that ends wild Anny face annotation, run once), so every
+  row of a faces-from-2D comparison can end with it, as ``bench/parts.py`` does; ``--iterations`` sets
+  the Adam steps.
 
 All write the same pseudo-GT format as ``annotate``.
 """
@@ -52,7 +57,7 @@ METHOD_NAMES = {"smplifyx": "2d", "smplifyx3d": "3d", "smplifyx3d-vae": "3d"}
 #: SMPLify-X variants' options: 3D with axis-angle poses scored by the body VAE (the prior the
 #: neural annotator's ``reg.pose_prior`` uses), for a like-for-like baseline
 METHOD_OPTIONS = {"smplifyx3d-vae": {"prior_3d": "vae"}}
-NEURAL_METHODS = ("eft", "hybrid", "two-stage", "spin", "wrists", "joints")
+NEURAL_METHODS = ("eft", "hybrid", "two-stage", "spin", "wrists", "joints", "face-size")
 
 
 def _joints(samples, joints: str) -> str:
@@ -106,8 +111,9 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
         return eft_records(model, samples, iterations or EFT_ITERATIONS, device=device)
     if method == "joints" and cfg.mode != "mocap":  # before any training
         raise ValueError("--method joints refits to the 3D joints: the samples have none (or --joints 2d)")
-    # --method joints is the refit itself: the one-stage records it starts from end without it
-    stage1_cfg = dataclasses.replace(cfg, joint_refit=0) if method == "joints" else cfg
+    # --method joints / face-size is the stage itself: the one-stage records it starts from end without it
+    stage1_cfg = {"joints": dataclasses.replace(cfg, joint_refit=0),
+                  "face-size": dataclasses.replace(cfg, face_stage=False)}.get(method, cfg)  # fmt: skip
     stage1, _ = _stage1(samples, stage1_cfg, work_dir, init, device)
     if method == "hybrid":
         joints = "3d" if cfg.mode == "mocap" else "2d"
@@ -126,6 +132,11 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
 
         opt = JointRefitOptions(steps=iterations or cfg.joint_refit_steps or JOINT_REFIT_STEPS)
         return refine_joints_3d(samples, stage1, cfg.body_model, opt, progress=True, device=device)
+    if method == "face-size":
+        from neuralannot.annotators.face_refine import FaceRefineOptions, refine_face_size
+
+        opt = FaceRefineOptions(steps=iterations or FaceRefineOptions.steps)
+        return refine_face_size(samples, stage1, cfg.body_model, opt, progress=True, device=device)
     if method == "two-stage":
         return run_two_stage(cfg, samples, stage1, work_dir, device)
     return run_spin_loop(cfg, samples, stage1, work_dir, fit_iterations=iterations or 15, device=device)
@@ -137,13 +148,15 @@ def fit_cmd(
     method: str = typer.Option(
         "smplifyx",
         "--method",
-        help="smplifyx | smplifyx3d | smplifyx3d-vae | eft | hybrid | two-stage | spin | wrists | joints.",
+        help="smplifyx | smplifyx3d | smplifyx3d-vae | eft | hybrid | two-stage | spin | wrists | joints | "
+        "face-size.",
     ),
     part: str = typer.Option("body", "--part", help="body | hand | face."),
     body_model: str = BODY,
     joints: str = typer.Option("auto", "--joints", help="eft/hybrid/two-stage/spin: 2d | 3d | auto."),
     init: Path | None = typer.Option(
-        None, "--init", help="hybrid/two-stage/spin: one-stage pseudo-GT file; wrists: any body pseudo-GT."
+        None, "--init", help="hybrid/two-stage/spin: one-stage pseudo-GT file; wrists, joints, face-size: "
+        "the pseudo-GT the stage refines."
     ),
     checkpoint: Path | None = typer.Option(None, "--checkpoint", help="eft: trained annotator checkpoint."),
     config: Path | None = CONFIG,
@@ -189,6 +202,8 @@ def fit_cmd(
     takes_masks = METHOD_NAMES.get(method, method) in ("3d", "hybrid")
     if silhouette is not None and (silhouette < 0 or (silhouette and not takes_masks)):
         fail(f"--silhouette must be >= 0 and needs 3D SMPLify-X or the hybrid: {silhouette} with {method}")
+    if method == "face-size" and part != "face":
+        fail(f"--method face-size refits faces to their 2D landmarks: use --part face, not {part}")
     if scratch is not None and method != "hybrid":
         fail(f"--scratch/--no-scratch belongs to the hybrid, not {method}")
     check_device(device)
