@@ -50,6 +50,7 @@ from neuralannot.annotators.training import (
 )
 from neuralannot.bodies.base import as_rotvec
 from neuralannot.data.crops import CropDataset
+from neuralannot.data.fingerprint import FINGERPRINT_KEY, samples_fingerprint
 from neuralannot.geometry import project, ray_rotation
 from neuralannot.geometry.alignment import translation_fit
 from neuralannot.io.pseudo_gt import PartWriter, PseudoGT, merge_parts
@@ -255,6 +256,7 @@ def predict(
                 "config": model.cfg.to_dict(),
                 "config_hash": model.cfg.digest(),
                 "prediction_key": key,
+                FINGERPRINT_KEY: samples_fingerprint(samples),
                 **(meta or {}),
             },
         )

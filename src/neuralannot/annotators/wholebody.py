@@ -26,6 +26,7 @@ import roma
 import torch
 
 from neuralannot.annotators.config import ROOT_HYPOTHESES, AnnotatorConfig, default_outputs
+from neuralannot.data.fingerprint import FINGERPRINT_KEY, samples_fingerprint
 from neuralannot.geometry import ray_rotation
 from neuralannot.io.pseudo_gt import PseudoGT, write_pseudo_gt
 
@@ -236,7 +237,8 @@ def run_wholebody(
             part_records[r.sample_id.rsplit("/", 1)[1]][r.sample_id] = r
     body = get_body_model(cfg.body_model, "wholebody")
     records = integrate_records(samples, splits, part_records, body, head_from=cfg.wholebody_head)
-    meta = {"method": "neuralannot-wholebody", "config": cfg.to_dict(), **(meta or {})}
+    meta = {"method": "neuralannot-wholebody", "config": cfg.to_dict(),
+            FINGERPRINT_KEY: samples_fingerprint(samples), **(meta or {})}  # fmt: skip
     write_pseudo_gt(out, records, meta)
     counts = {k: sum(bool(r.quality[k]) for r in records) for k in VALID_KEYS}
     return {

@@ -16,6 +16,7 @@ from neuralannot.commands.annotate import (
     OUTSIDE,
     USER_ERRORS,
     check_outputs,
+    err_console,
     fail,
     guard_output,
 )
@@ -47,6 +48,7 @@ def eval_cmd(
     parameters also where the mesh error lives (pose-only / shape-only MPVPE, shape MAE); faces: the
     3D surface error (rigid / similarity aligned)."""
     from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.data.fingerprint import other_samples
     from neuralannot.evaluation import (
         DECOMPOSED,
         HAND_AUC,
@@ -69,8 +71,12 @@ def eval_cmd(
         files = _model_files(body_model, meta)
     except USER_ERRORS as err:  # PseudoGTError is a ValueError
         fail(err)
+    warning = other_samples(meta, records, samples)
+    if warning:
+        err_console.print(f"[yellow]warning:[/yellow] {pred}: {warning}", highlight=False)
     rows, summary = evaluate(records, samples, cache=ModelCache(files), decompose=decompose)
-    summary = {**summary, "pred": str(pred), "data": str(data), "method": meta.get("method")}
+    summary = {**summary, "pred": str(pred), "data": str(data), "method": meta.get("method"),
+               **({"warning": warning} if warning else {})}  # fmt: skip
     keys = KEYS + tuple(k for k in SURFACE + DECOMPOSED if summary.get(k) is not None)
     table = Table(title=f"{pred.name} vs {data} ({summary['n']} samples, {summary['missing']} missing)")
     for k in keys:

@@ -191,6 +191,7 @@ def fit_cmd(
     """Fit or refine every sample and write the same pseudo-GT format as `annotate`."""
     from neuralannot.annotators.optimize import FitOptions, fit_dataset, fit_digest, model_stamp
     from neuralannot.commands.annotate import _samples
+    from neuralannot.data.fingerprint import FINGERPRINT_KEY, samples_fingerprint
     from neuralannot.data.loading import load_samples
     from neuralannot.io.pseudo_gt import write_pseudo_gt
 
@@ -234,7 +235,9 @@ def fit_cmd(
             records, summary = _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
                                               device, silhouette, scratch)  # fmt: skip
         summary = {k: v for k, v in summary.items() if k not in ("train", "annotate")}
-        write_pseudo_gt(out, records, {"method": method, "data": str(data), "summary": summary})
+        fingerprint = samples_fingerprint(samples, {r.sample_id for r in records})
+        write_pseudo_gt(out, records, {"method": method, "data": str(data), "summary": summary,
+                                       FINGERPRINT_KEY: fingerprint})  # fmt: skip
     except USER_ERRORS as err:
         fail(err)
     console.print(

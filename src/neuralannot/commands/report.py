@@ -36,5 +36,7 @@ def report_cmd(
                          allow_outside_root=allow_outside_root)  # fmt: skip
     except (PseudoGTError, SampleError, OSError, ValueError) as err:
         raise fail(err) from None
+    if r.get("warning"):
+        typer.echo(f"warning: {r['warning']}", err=True)
     typer.echo(f"report of {r['n']} samples ({r['rendered']} rendered, {r['missing']} without pseudo-GT) "
                f"→ {r['index']}")  # fmt: skip

@@ -9,12 +9,14 @@ untouched (never a mix of old and new files). ``out`` must be new, empty or an e
 from __future__ import annotations
 
 import io
+import logging
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from neuralannot.data.fingerprint import other_samples
 from neuralannot.data.sample import Sample, SampleError, to_jsonable
 from neuralannot.evaluation import KEYS, ModelCache, evaluate
 from neuralannot.io.atomic import atomic_folder, atomic_write_bytes, atomic_write_json, atomic_write_text
@@ -23,6 +25,8 @@ from neuralannot.report.html import Card, render_page
 from neuralannot.report.overlays import BACKGROUND, render_tiles
 from neuralannot.report.plots import error_histograms, per_joint_bars
 from neuralannot.report.posing import camera_matrix, per_joint_errors, pose_records
+
+log = logging.getLogger(__name__)
 
 #: Default ranking metrics, the first one measured on some sample is used.
 SORT_KEYS = ("mpvpe_mm", "mpjpe_mm", "reproj_px")
@@ -109,6 +113,9 @@ def build_report(
     records, meta = read_pseudo_gt(pred, as_dict=True)
     samples, load_report = load_samples(data, skip_bad=skip_bad, joint_map=joint_map,
                                         allow_outside_root=allow_outside_root)  # fmt: skip
+    warning = other_samples(meta, records, samples)
+    if warning:
+        log.warning("%s: %s", pred, warning)
     cache = ModelCache()
     rows, summary = evaluate(records, samples, cache)
     key = sort_key(rows, sort_by)
@@ -146,9 +153,11 @@ def build_report(
             "models": ", ".join(sorted({f"{r.model} ({_part(r)})" for r in records.values()})),
             "samples in dataset": len(samples), "skipped while loading": load_report.num_skipped,
             "unreadable images (skipped)": unreadable,
+            **({"WARNING": warning} if warning else {}),
         }  # fmt: skip
         result = {"index": str(out / "index.html"), "rendered": len(cards), "sort_by": key,
-                  "unreadable_images": unreadable, **summary}  # fmt: skip
+                  "unreadable_images": unreadable, **({"warning": warning} if warning else {}),
+                  **summary}  # fmt: skip
         atomic_write_json(dst / "metrics.json", to_jsonable({"summary": result, "info": info, "rows": rows}))
         title = f"NeuralAnnot report: {pred.name} on {data.name}"
         atomic_write_text(dst / "index.html", render_page(title, info, summary, plots, cards, key))
