@@ -39,7 +39,7 @@ def test_other_samples_warns_only_when_it_can_tell():
 
 
 @pytest.mark.anny
-def test_eval_and_report_warn_on_a_pseudo_gt_of_another_set(tmp_path_factory, tmp_path):
+def test_eval_report_and_export_warn_on_a_pseudo_gt_of_another_set(tmp_path_factory, tmp_path):
     from conftest import synth_set
     from neuralannot.cli import app
     from neuralannot.io.pseudo_gt import read_pseudo_gt
@@ -65,3 +65,7 @@ def test_eval_and_report_warn_on_a_pseudo_gt_of_another_set(tmp_path_factory, tm
     out = cli("report", "--pred", pred, "--data", other, "--out", tmp_path / "r", "--max-samples", 1)
     assert "made from other samples" in out
     assert "WARNING" in (tmp_path / "r" / "index.html").read_text()
+    out = cli("export", "--pred", pred, "--to", "humandata", "--out", tmp_path / "h.npz", "--data", other)
+    assert "made from other samples" in out
+    assert "warning" not in cli("export", "--pred", pred, "--to", "humandata", "--out", tmp_path / "h2.npz",
+                                "--data", made)  # fmt: skip
