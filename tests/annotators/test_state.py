@@ -115,6 +115,11 @@ def test_predict_with_another_checkpoint_is_not_stale(two_sets, tmp_path):
     a, meta_a = read_pseudo_gt(tmp_path / "early.json")
     b, meta_b = read_pseudo_gt(tmp_path / "full.json")
     assert a != b and meta_a["prediction_key"] != meta_b["prediction_key"]
+    # both files name the samples they were made from (eval/report/export warn on another set)
+    from neuralannot.data.fingerprint import FINGERPRINT_KEY, other_samples
+
+    assert meta_a[FINGERPRINT_KEY] == meta_b[FINGERPRINT_KEY]
+    assert other_samples(meta_a, [r.sample_id for r in a], samples) is None
     assert predict(full, samples, tmp_path / "x.json", work, progress=False)["skipped_done"] == 12
     res = predict(full, samples, tmp_path / "y.json", work, progress=False, resume=False)
     assert res["annotated"] == 12 and res["skipped_done"] == 0
