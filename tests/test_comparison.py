@@ -68,3 +68,10 @@ def test_from_2d_comparison_reuses_its_smplifyx_row_and_distils_the_hybrid(tmp_p
     assert any(not np.array_equal(a.params["body_pose"], b.params["body_pose"])
                for a, b in zip(recs["neuralannot"], recs["neuralannot_aux"], strict=True))  # fmt: skip
     assert table["hybrid_aux"]["refined"] + table["hybrid_aux"]["from_scratch"] <= len(samples)
+    # every row's pseudo-GT file names the samples it was made from
+    from neuralannot.data.fingerprint import FINGERPRINT_KEY, samples_fingerprint
+    from neuralannot.io.pseudo_gt import read_pseudo_gt
+
+    for name in table:
+        _, meta = read_pseudo_gt(tmp_path / "pseudo_gt" / f"{name}.npz")
+        assert meta[FINGERPRINT_KEY] == samples_fingerprint(samples), name

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.stages import STAGE_KEYS
+from neuralannot.data.fingerprint import FINGERPRINT_KEY, samples_fingerprint
 from neuralannot.evaluation import HAND_AUC, PART_MPVPE, SURFACE, ModelCache, evaluate
 from neuralannot.io import atomic_write_json
 from neuralannot.io.pseudo_gt import write_pseudo_gt
@@ -57,7 +58,9 @@ def _score(name: str, records, samples, cache, out_dir: Path | None, speed: dict
     for key, stage in zip(("wrists_refined", "faces_refined", "joints_refined"), STAGE_KEYS, strict=True):
         row[key] = sum(stage in r.quality for r in records)
     if out_dir is not None:
-        write_pseudo_gt(out_dir / f"{name}.npz", records, {"method": name, "summary": row})
+        fingerprint = samples_fingerprint(samples, set(by_id))
+        write_pseudo_gt(out_dir / f"{name}.npz", records, {"method": name, "summary": row,
+                                                          FINGERPRINT_KEY: fingerprint})  # fmt: skip
     log.info("%s: MPVPE %s mm, %s samples/s", name, row["mpvpe_mm"], row.get("samples_per_s"))
     return row
 
