@@ -31,7 +31,7 @@ def export_cmd(
 ) -> None:
     """Convert a pseudo-GT file between the NeuralAnnot release JSON, our npz and HumanData."""
     from neuralannot.data.sample import SampleError
-    from neuralannot.io.export import FORMATS, export, read_any
+    from neuralannot.io.export import FORMATS, export
     from neuralannot.io.guard import check_output
     from neuralannot.io.pseudo_gt import PseudoGTError
     from neuralannot.io.writable import check_output_file
@@ -43,17 +43,13 @@ def export_cmd(
         check_output_file(out)
         check_output(out, [pred, joint_map], [data], force=force)
         if data is not None:
-            from neuralannot.data.fingerprint import other_samples
             from neuralannot.data.loading import load_samples
 
             loaded, _ = load_samples(data, skip_bad=skip_bad, joint_map=joint_map,
                                      allow_outside_root=allow_outside_root)  # fmt: skip
             samples = {s.id: s for s in loaded}
-            records, meta = read_any(pred)
-            warning = other_samples(meta, [r.sample_id for r in records], loaded)
-            if warning:
-                typer.echo(f"warning: {pred}: {warning}", err=True)
-        path, n = export(pred, to, out, samples, data)
+        path, n = export(pred, to, out, samples, data,
+                         warn=lambda w: typer.echo(f"warning: {pred}: {w}", err=True))  # fmt: skip
     except (PseudoGTError, SampleError, FileNotFoundError, ValueError) as err:
         raise fail(err) from None
     typer.echo(f"wrote {n} records as {to} → {path}")

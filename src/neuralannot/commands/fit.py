@@ -112,8 +112,8 @@ def _neural_method(method, samples, cfg, work_dir, init, checkpoint, iterations,
     if method == "joints" and cfg.mode != "mocap":  # before any training
         raise ValueError("--method joints refits to the 3D joints: the samples have none (or --joints 2d)")
     # --method joints / face-size is the stage itself: the one-stage records it starts from end without it
-    stage1_cfg = {"joints": dataclasses.replace(cfg, joint_refit=0),
-                  "face-size": dataclasses.replace(cfg, face_stage=False)}.get(method, cfg)  # fmt: skip
+    stage_off = {"joints": {"joint_refit": 0}, "face-size": {"face_stage": False}}.get(method, {})
+    stage1_cfg = dataclasses.replace(cfg, **stage_off)
     stage1, _ = _stage1(samples, stage1_cfg, work_dir, init, device)
     if method == "hybrid":
         joints = "3d" if cfg.mode == "mocap" else "2d"

@@ -37,6 +37,6 @@ def report_cmd(
     except (PseudoGTError, SampleError, OSError, ValueError) as err:
         raise fail(err) from None
     if r.get("warning"):
-        typer.echo(f"warning: {r['warning']}", err=True)
+        typer.echo(f"warning: {pred}: {r['warning']}", err=True)
     typer.echo(f"report of {r['n']} samples ({r['rendered']} rendered, {r['missing']} without pseudo-GT) "
                f"→ {r['index']}")  # fmt: skip

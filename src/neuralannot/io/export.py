@@ -35,12 +35,13 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from neuralannot.data.fingerprint import other_samples
 from neuralannot.io.pseudo_gt import PARAM_SHAPES, PseudoGT, PseudoGTError, read_pseudo_gt, write_pseudo_gt
 from neuralannot.utils.atomic import atomic_write
 from neuralannot.utils.safe_pickle import UNPICKLE_ERRORS, load_npz
@@ -292,10 +293,13 @@ def export(
     out: str | Path,
     samples: Mapping[str, Any] | None = None,
     data_root: str | Path | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[Path, int]:
     """Convert ``pred`` to format ``to`` (:data:`FORMATS`) at ``out``; returns (path, records written).
 
-    ``samples`` (id → Sample) adds image paths, boxes and keypoints to HumanData output.
+    ``samples`` (id → Sample) adds image paths, boxes and keypoints to HumanData output; ``warn`` gets
+    the one-line warning of :func:`~neuralannot.data.fingerprint.other_samples` when ``pred`` was made
+    from other samples with the same ids.
     """
     if to not in FORMATS:
         raise PseudoGTError(f"unknown export format {to!r}; expected one of {', '.join(FORMATS)}")
@@ -304,6 +308,10 @@ def export(
     if out.suffix.lower() != want:
         raise PseudoGTError(f"{out}: --to {to} writes a {want} file; change the output name")
     records, meta = read_any(pred)
+    if samples is not None and warn is not None:
+        warning = other_samples(meta, [r.sample_id for r in records], samples.values())
+        if warning:
+            warn(warning)
     if to == "humandata":
         write_humandata(out, records, meta, samples, data_root)
     else:

@@ -9,7 +9,6 @@ untouched (never a mix of old and new files). ``out`` must be new, empty or an e
 from __future__ import annotations
 
 import io
-import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -25,8 +24,6 @@ from neuralannot.report.html import Card, render_page
 from neuralannot.report.overlays import BACKGROUND, render_tiles
 from neuralannot.report.plots import error_histograms, per_joint_bars
 from neuralannot.report.posing import camera_matrix, per_joint_errors, pose_records
-
-log = logging.getLogger(__name__)
 
 #: Default ranking metrics, the first one measured on some sample is used.
 SORT_KEYS = ("mpvpe_mm", "mpjpe_mm", "reproj_px")
@@ -113,9 +110,7 @@ def build_report(
     records, meta = read_pseudo_gt(pred, as_dict=True)
     samples, load_report = load_samples(data, skip_bad=skip_bad, joint_map=joint_map,
                                         allow_outside_root=allow_outside_root)  # fmt: skip
-    warning = other_samples(meta, records, samples)
-    if warning:
-        log.warning("%s: %s", pred, warning)
+    warning = other_samples(meta, records, samples)  # the CLI prints it; the page and metrics.json keep it
     cache = ModelCache()
     rows, summary = evaluate(records, samples, cache)
     key = sort_key(rows, sort_by)
