@@ -70,16 +70,22 @@ def _joints(samples, joints: str) -> str:
 def _stage1(samples, cfg, work_dir: Path, init: Path | None, device: str):
     """One-stage pseudo-GTs in sample order: read from ``init`` or trained + annotated now."""
     from neuralannot.annotators.two_stage import train_and_annotate
+    from neuralannot.data.fingerprint import other_samples
     from neuralannot.io.pseudo_gt import read_pseudo_gt
 
     if init is None:
         records, info = train_and_annotate(cfg, samples, work_dir, device=device)
         return records, info["run_dir"]
-    by_id, _ = read_pseudo_gt(init, as_dict=True)
+    by_id, meta = read_pseudo_gt(init, as_dict=True)
     missing = [s.id for s in samples if s.id not in by_id]
     if missing:
         raise ValueError(f"{init}: no pseudo-GT for {len(missing)} samples, e.g. {missing[:3]}")
-    return [by_id[s.id] for s in samples], None
+    records = [by_id[s.id] for s in samples]
+    # the output's sidecar fingerprints these samples: a start made from others would pass as theirs
+    other = other_samples(meta, [r.sample_id for r in records], samples)
+    if other:
+        raise ValueError(f"--init {init}: {other}; pass a pseudo-GT of these samples")
+    return records, None
 
 
 def _checkpoint_config(checkpoint: Path):
