@@ -27,7 +27,7 @@ import torch
 from common import machine_info
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import load_samples
-from neuralannot.comparison import METHODS, SETTINGS, compare_direct, compare_indirect
+from neuralannot.comparison import METHODS, REGRESSORS, SETTINGS, compare_direct, compare_indirect
 from neuralannot.data.synthetic.generator import generate
 from neuralannot.demo import verdict
 from neuralannot.io import atomic_write_json
@@ -61,9 +61,12 @@ def print_direct(setting: str, table: dict) -> None:
 
 def print_indirect(setting: str, table: dict) -> None:
     print(f"\n{setting}: indirect — regressor trained on each annotator's pseudo-GTs, held-out test set")
-    print(f"  {'annotator':>12} {'PA-MPJPE':>8} {'PA-MPVPE':>8} {'MPVPE':>7}")
+    gt = (table.get("gt") or {}).get("mpvpe_mm")
+    print(f"  {'annotator':>12} {'PA-MPJPE':>8} {'PA-MPVPE':>8} {'MPVPE':>7}" + (" to gt" if gt else ""))
     for name, r in table.items():
-        print(f"  {name:>12} {_fmt(r['pa_mpjpe_mm'], 8)} {_fmt(r['pa_mpvpe_mm'], 8)} {_fmt(r['mpvpe_mm'])}")
+        ratio = f" {_fmt(r['mpvpe_mm'] / gt, 5, 2)}" if gt and r["mpvpe_mm"] is not None else ""
+        errors = f"{_fmt(r['pa_mpjpe_mm'], 8)} {_fmt(r['pa_mpvpe_mm'], 8)} {_fmt(r['mpvpe_mm'])}"
+        print(f"  {name:>12} {errors}{ratio}")
 
 
 def main() -> None:
@@ -75,6 +78,10 @@ def main() -> None:
                     help="comma-separated; also two_stage_hybrid (second stage on the hybrid's pseudo-GTs)")
     ap.add_argument("--min-steps", type=int, default=1500, help="annotator training steps")
     ap.add_argument("--regressor-steps", type=int, default=1000, help="indirect regressor training steps")
+    ap.add_argument("--regressor", choices=REGRESSORS, default="image",
+                    help="indirect regressor: image (the paper's) or joints (image + 3D joints, from3d only)")
+    ap.add_argument("--indirect-gt", action="store_true",
+                    help="indirect: add the regressor trained on the GT parameters (the bound), row 'gt'")
     ap.add_argument("--fit-iterations", type=int, default=30, help="SMPLify-X L-BFGS iterations per stage")
     ap.add_argument("--hybrid-iterations", type=int, default=20)
     ap.add_argument("--eft-iterations", type=int, default=20)
@@ -122,6 +129,8 @@ def main() -> None:
                 cfg,
                 args.data_dir / "compare" / f"{setting}_{args.n}_s{args.seed}" / "indirect",
                 args.regressor_steps,
+                regressor="joints" if args.regressor == "joints" and setting == "from3d" else "image",
+                gt_reference=args.indirect_gt,
             )
             print_indirect(setting, result["indirect"][setting])
         atomic_write_json(args.out, {**result, "args": _args(args), "machine": machine_info()})

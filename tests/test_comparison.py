@@ -75,3 +75,33 @@ def test_from_2d_comparison_reuses_its_smplifyx_row_and_distils_the_hybrid(tmp_p
     for name in table:
         _, meta = read_pseudo_gt(tmp_path / "pseudo_gt" / f"{name}.npz")
         assert meta[FINGERPRINT_KEY] == samples_fingerprint(samples), name
+
+
+def test_indirect_regressor_reading_the_joints():
+    cfg = regressor_config(AnnotatorConfig(mode="wild"), inputs="joints")
+    assert (cfg.mode, cfg.outputs) == ("mocap", "rotations") and cfg.uses_image and cfg.uses_joints
+    assert cfg.w_joints3d == cfg.silhouette_weight == 0.0
+    assert not cfg.refines_wrists and cfg.joint_refit_steps == 0
+    with pytest.raises(ValueError, match="indirect regressor"):
+        regressor_config(AnnotatorConfig(), inputs="heatmaps")
+
+
+@pytest.mark.anny
+def test_indirect_evaluation_ranks_labels_against_the_gt_reference(tmp_path_factory, tmp_path):
+    """The ``gt`` row is the regressor trained on the GT parameters (the same run as on a copy of them);
+    labels far from the GT give a worse held-out mesh."""
+    from conftest import TINY, synth_set
+    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.comparison import compare_indirect
+    from neuralannot.io.records import gt_record
+    from neuralannot.report.demo import perturbed_gt_records
+
+    train, _ = load_samples(synth_set(tmp_path_factory, "mocap", 6, seed=21), "body")
+    test, _ = load_samples(synth_set(tmp_path_factory, "mocap", 3, seed=22), "body")
+    cfg = AnnotatorConfig(**dict(TINY, epochs=1))
+    labels = {"copy": [gt_record(s) for s in train], "noisy": perturbed_gt_records(train, noise_rad=0.3)}
+    table = compare_indirect(labels, train, test, cfg, tmp_path, min_steps=30, progress=False,
+                             regressor="joints", gt_reference=True)  # fmt: skip
+    assert set(table) == {"copy", "noisy", "gt"} and all(r["n"] == 3 for r in table.values())
+    assert table["copy"]["pa_mpvpe_mm"] == pytest.approx(table["gt"]["pa_mpvpe_mm"])
+    assert table["noisy"]["pa_mpvpe_mm"] > table["gt"]["pa_mpvpe_mm"]

@@ -90,3 +90,19 @@ def test_in_sample_camera_tells_the_samples_own_camera_from_a_crop_camera():
     assert in_sample_camera(own, sample) and not in_sample_camera(crop, sample)
     assert not in_sample_camera(SimpleNamespace(camera=None), sample)
     assert not in_sample_camera(own, SimpleNamespace(intrinsics=None))
+
+
+def test_gt_record_is_the_samples_anny_gt_in_its_camera():
+    from neuralannot.io.records import gt_record
+
+    params = {"root_pose": [0.1, 0.2, 0.3], "hand_pose": np.zeros((15, 3)).tolist(), "phenotype": [0.5] * 6,
+              "trans": [0.0, 0.0, 0.5]}  # fmt: skip
+    sample = SimpleNamespace(id="s/1", part="lhand", gt={"model": "anny", "part": "hand", "params": params},
+                             intrinsics={"focal": [500.0, 500.0], "princpt": [64.0, 64.0]})  # fmt: skip
+    r = gt_record(sample)
+    assert (r.sample_id, r.part, r.side, r.quality["method"]) == ("s/1", "lhand", "left", "gt")
+    assert r.params["root_pose"].dtype == np.float32 and np.allclose(r.params["root_pose"], [0.1, 0.2, 0.3])
+    assert r.camera == {"focal": [500.0, 500.0], "princpt": [64.0, 64.0]}
+    for gt in (None, {"model": "smpl", "part": "body", "params": {}}):
+        with pytest.raises(ValueError, match="'s/1' has no Anny GT"):
+            gt_record(SimpleNamespace(id="s/1", part="body", gt=gt, intrinsics=None))

@@ -20,8 +20,8 @@ CONF_SCALE_BOX = 0.05
 HAND_SIDE = {"lhand": "left", "rhand": "right", "hand": "right"}
 
 __all__ = [
-    "CONF_SCALE_BOX", "CONF_SCALE_MM", "HAND_SIDE", "build_record", "error_quality", "mark_unmeasured",
-    "in_sample_camera", "mirror_to_left", "model_key", "sample_camera",
+    "CONF_SCALE_BOX", "CONF_SCALE_MM", "HAND_SIDE", "build_record", "error_quality", "gt_record",
+    "mark_unmeasured", "in_sample_camera", "mirror_to_left", "model_key", "sample_camera",
 ]
 
 
@@ -102,3 +102,14 @@ def build_record(
         mark_unmeasured(q, unmeasured)
     rec_part = sample.part if body.part == "hand" else (part or body.part)
     return PseudoGT(sample.id, model_key(body), rec_part, p, camera, q, HAND_SIDE.get(sample.part))
+
+
+def gt_record(sample, method: str = "gt") -> PseudoGT:
+    """A synthetic sample's Anny GT parameters as a pseudo-GT record (camera: the sample's intrinsics);
+    ValueError naming the sample when it has none."""
+    if not sample.gt or sample.gt.get("model") != "anny":
+        raise ValueError(f"sample {sample.id!r} has no Anny GT parameters (use a synthetic set)")
+    params = {k: np.asarray(v, np.float32) for k, v in sample.gt["params"].items()}
+    part = sample.part if sample.part in HAND_SIDE else sample.gt["part"]
+    return PseudoGT(sample.id, "anny", part, params, sample_camera(sample), {"method": method},
+                    HAND_SIDE.get(sample.part))  # fmt: skip

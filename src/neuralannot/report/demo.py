@@ -15,20 +15,16 @@ from neuralannot.io.pseudo_gt import PseudoGT
 def perturbed_gt_records(samples: list[Sample], noise_rad: float = 0.04, seed: int = 0) -> list[PseudoGT]:
     """One Anny pseudo-GT per synthetic sample: its GT parameters, every pose group perturbed by
     Gaussian noise of ``noise_rad * i`` for the i-th sample; camera = the sample's intrinsics."""
-    from neuralannot.io.records import HAND_SIDE, sample_camera
+    from neuralannot.io.records import gt_record
 
     rng = np.random.default_rng(seed)
     out = []
     for i, s in enumerate(samples):
-        if not s.gt or s.gt.get("model") != "anny":
-            raise ValueError(f"sample {s.id!r} has no Anny GT parameters (use a synthetic set)")
-        params = {k: np.asarray(v, np.float32) for k, v in s.gt["params"].items()}
-        for k, v in params.items():
+        r = gt_record(s, "gt+noise")
+        for k, v in r.params.items():
             if k.endswith("_pose"):
-                params[k] = (v + rng.normal(0.0, noise_rad * i, v.shape)).astype(np.float32)
-        part = s.part if s.part in ("lhand", "rhand", "hand") else s.gt["part"]
-        out.append(PseudoGT(s.id, "anny", part, params, sample_camera(s), {"method": "gt+noise"},
-                            HAND_SIDE.get(s.part)))  # fmt: skip
+                r.params[k] = (v + rng.normal(0.0, noise_rad * i, v.shape)).astype(np.float32)
+        out.append(r)
     return out
 
 
