@@ -105,3 +105,14 @@ def test_indirect_evaluation_ranks_labels_against_the_gt_reference(tmp_path_fact
     assert set(table) == {"copy", "noisy", "gt"} and all(r["n"] == 3 for r in table.values())
     assert table["copy"]["pa_mpvpe_mm"] == pytest.approx(table["gt"]["pa_mpvpe_mm"])
     assert table["noisy"]["pa_mpvpe_mm"] > table["gt"]["pa_mpvpe_mm"]
+
+
+def test_the_joints_regressor_refuses_samples_without_3d_joints(tmp_path):
+    from types import SimpleNamespace
+
+    from neuralannot.comparison import compare_indirect
+
+    train = [SimpleNamespace(id="w/0", joints_3d=None)]
+    with pytest.raises(ValueError, match="1 samples lack 3D joints"):
+        compare_indirect({}, train, [], AnnotatorConfig(), tmp_path, regressor="joints")
+    assert not any(tmp_path.iterdir())
