@@ -3,7 +3,8 @@
 Per setting — ``from3d`` (MoCap set: noisy GT 3D joints, some missing; baseline 3D SMPLify-X) and
 ``from2d`` (wild set: noisy GT 2D joints; baseline 2D SMPLify-X) — every annotator runs on the SAME
 samples and is scored against the GT meshes (direct). Then the same plain regressor is trained on
-each annotator's pseudo-GTs and tested on a held-out synthetic set with GT meshes (indirect).
+each annotator's pseudo-GTs and tested on a held-out synthetic set with GT meshes (indirect;
+``--indirect-gt`` adds the bound, the regressor trained on the GT; ``--regressor joints`` reads 3D joints).
 
     python bench/compare.py [--n 400] [--n-test 200] [--min-steps 1500] [--settings from3d,from2d]
                             [--val-n 400 --val-seed 101]
