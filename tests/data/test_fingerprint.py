@@ -77,3 +77,10 @@ def test_eval_report_and_export_warn_on_a_pseudo_gt_of_another_set(tmp_path_fact
     assert not (tmp_path / "fs.npz").exists()
     args[args.index(other)] = made
     cli(*args)
+    # a start from a larger set cannot be compared (as in `eval`): its part for these samples is taken
+    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.commands.fit import _stage1
+
+    subset = load_samples(made, "face")[0][:2]
+    records, _ = _stage1(subset, None, tmp_path / "w3", pred, "cpu")
+    assert [r.sample_id for r in records] == [s.id for s in subset]

@@ -82,7 +82,8 @@ def _stage1(samples, cfg, work_dir: Path, init: Path | None, device: str):
         raise ValueError(f"{init}: no pseudo-GT for {len(missing)} samples, e.g. {missing[:3]}")
     records = [by_id[s.id] for s in samples]
     # the output's sidecar fingerprints these samples: a start made from others would pass as theirs
-    other = other_samples(meta, [r.sample_id for r in records], samples)
+    # (all of the file's ids: a file of a larger set cannot be compared, as in `eval`)
+    other = other_samples(meta, list(by_id), samples)
     if other:
         raise ValueError(f"--init {init}: {other}; pass a pseudo-GT of these samples")
     return records, None
