@@ -278,9 +278,10 @@ def compare_indirect(
     from neuralannot.io.records import gt_record
 
     rcfg = regressor_config(cfg, min_steps, regressor)
-    no3d = [s.id for s in (*train_samples, *test_samples) if s.joints_3d is None]
-    if regressor == "joints" and no3d:
-        raise ValueError(f"indirect regressor 'joints': {len(no3d)} samples lack 3D joints: {no3d[:3]}")
+    if regressor == "joints":  # before any training
+        no3d = [s.id for s in (*train_samples, *test_samples) if s.joints_3d is None]
+        if no3d:
+            raise ValueError(f"indirect regressor 'joints': {len(no3d)} samples lack 3D joints: {no3d[:3]}")
     if gt_reference:
         records = {**records, "gt": [gt_record(s) for s in train_samples]}
     cache, out, store = ModelCache(), {}, {}
