@@ -109,29 +109,38 @@ def test_face_stage_ends_faces_from_2d_only():
         AnnotatorConfig(mode="wild", face_stage=True)
 
 
-def test_body_mocap_epochs_trains_mocap_bodies_only_and_an_epochs_override_replaces_it(tmp_path):
+def test_body_epochs_train_bodies_of_their_mode_only_and_an_epochs_override_replaces_them(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("epochs: 200\nbody_mocap_epochs: 480\n")
+    path.write_text("epochs: 200\nbody_mocap_epochs: 480\nbody_wild_epochs: 360\n")
     body = AnnotatorConfig.from_yaml(path, mode="mocap")
     assert body.epochs_resolved == 480
-    for other in (dict(mode="wild"), dict(mode="mocap", part="hand"), dict(mode="mocap", part="face")):
-        assert AnnotatorConfig.from_yaml(path, **other).epochs_resolved == 200, other
-    # the digest names what trains: the same run as epochs 480 spelled directly
+    assert AnnotatorConfig.from_yaml(path, mode="wild").epochs_resolved == 360
+    for other in ("hand", "face"):
+        for mode in ("mocap", "wild"):
+            cfg = AnnotatorConfig.from_yaml(path, mode=mode, part=other)
+            assert cfg.epochs_resolved == 200, (mode, other)
+    # the digest names what trains: the same run as the epochs spelled directly
     assert body.digest() == AnnotatorConfig(mode="mocap", epochs=480).digest()
     wild = AnnotatorConfig.from_yaml(path, mode="wild")
-    assert wild.digest() == AnnotatorConfig(mode="wild", epochs=200).digest()
+    assert wild.digest() == AnnotatorConfig(mode="wild", epochs=360).digest()
+    hand = AnnotatorConfig.from_yaml(path, mode="wild", part="hand")
+    assert hand.digest() == AnnotatorConfig(mode="wild", part="hand", epochs=200).digest()
     # --epochs N (a smoke run, the demo) is what every part and mode trains
-    assert AnnotatorConfig.from_yaml(path, mode="mocap", epochs=1).epochs_resolved == 1
-    with pytest.raises(ValueError, match="body_mocap_epochs must be >= 1"):
-        AnnotatorConfig(mode="mocap", body_mocap_epochs=0)
+    for mode in ("mocap", "wild"):
+        assert AnnotatorConfig.from_yaml(path, mode=mode, epochs=1).epochs_resolved == 1
+    for key in ("body_mocap_epochs", "body_wild_epochs"):
+        with pytest.raises(ValueError, match=f"{key} must be >= 1"):
+            AnnotatorConfig(mode="mocap", **{key: 0})
 
 
-def test_the_cpu_config_trains_mocap_bodies_longer_than_the_rest():
+def test_the_cpu_config_trains_bodies_longer_than_the_parts():
     from pathlib import Path
 
+    PARTS = ("body", "hand", "face")
     cpu = Path(__file__).resolve().parents[2] / "configs" / "cpu.yaml"
-    body, wild = (AnnotatorConfig.from_yaml(cpu, mode=m) for m in ("mocap", "wild"))
-    assert body.epochs_resolved > wild.epochs_resolved == wild.epochs
+    for mode in ("mocap", "wild"):
+        body, hand, face = (AnnotatorConfig.from_yaml(cpu, mode=mode, part=p) for p in PARTS)
+        assert body.epochs_resolved > hand.epochs_resolved == face.epochs_resolved == hand.epochs
 
 
 def test_backbone_lr_enters_the_digest_only_for_a_fine_tuned_backbone():

@@ -32,6 +32,8 @@ Mode = Literal["mocap", "wild"]
 InputKind = Literal["image", "joints", "image+joints"]
 OutputKind = Literal["rotations", "embedding"]
 HeadKind = Literal["paper", "swing"]
+#: The key that sets bodies' epochs in each mode (where unset, ``epochs``).
+BODY_EPOCHS = {"mocap": "body_mocap_epochs", "wild": "body_wild_epochs"}
 
 #: Config fields that do not affect the trained weights (``output_camera`` and the annotation-time
 #: shape solve are in the prediction key).
@@ -195,8 +197,9 @@ class AnnotatorConfig:
     batch_size: int = 192
     lr: float = 1e-4
     epochs: int = 10
-    # MoCap bodies' epochs where set (None: epochs); an epochs override (from_yaml, --epochs) drops it
+    # bodies' epochs per mode where set (None: epochs); an epochs override (from_yaml, --epochs) drops them
     body_mocap_epochs: int | None = None
+    body_wild_epochs: int | None = None
     min_steps: int = 0  # small sets: train for more epochs until at least this many steps
     plateau_patience: int = 2  # in plateau periods
     plateau_factor: float = 0.1
@@ -304,8 +307,9 @@ class AnnotatorConfig:
             )
         if (self.root_solve or 0) < 0:
             raise ValueError(f"root_solve must be >= 0, got {self.root_solve}")
-        if self.body_mocap_epochs is not None and self.body_mocap_epochs < 1:
-            raise ValueError(f"body_mocap_epochs must be >= 1, got {self.body_mocap_epochs}")
+        for key in BODY_EPOCHS.values():
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.joint_refit is not None and self.joint_refit < 0:
             raise ValueError(f"joint_refit must be >= 0, got {self.joint_refit}")
         if self.swing_weight is not None and not 0.0 < self.swing_weight <= 1.0:
@@ -346,10 +350,9 @@ class AnnotatorConfig:
 
     @property
     def epochs_resolved(self) -> int:
-        """Epochs to train before the min_steps floor: body_mocap_epochs for MoCap bodies, or epochs."""
-        if self.body_mocap_epochs is not None and self.mode == "mocap" and self.part == "body":
-            return self.body_mocap_epochs
-        return self.epochs
+        """Epochs to train before the min_steps floor: body_<mode>_epochs for bodies where set, or epochs."""
+        body = getattr(self, BODY_EPOCHS[self.mode]) if self.part == "body" else None
+        return self.epochs if body is None else body
 
     @property
     def shape_lambda(self) -> float:
@@ -444,7 +447,8 @@ class AnnotatorConfig:
         d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL}
         d["w_silhouette"] = self.silhouette_weight  # the resolved weight: a changed default retrains
         d["epochs"] = self.epochs_resolved  # what trains: the same run however the file spells it
-        d.pop("body_mocap_epochs")
+        for key in BODY_EPOCHS.values():
+            d.pop(key)
         if self.backbone_lr is None or self.freeze_backbone:  # the one learning rate as before
             d.pop("backbone_lr")
         # likewise, where a swing solve runs (wild mode has none: its weight changes nothing)
@@ -476,6 +480,7 @@ class AnnotatorConfig:
             raise ValueError(f"config {path} must be a mapping, got {type(data).__name__}")
         overrides = {k: v for k, v in overrides.items() if v is not None}
         if "epochs" in overrides:  # an epochs override is the number every part and mode trains
-            data.pop("body_mocap_epochs", None)
+            for key in BODY_EPOCHS.values():
+                data.pop(key, None)
         data.update(overrides)
         return cls.from_dict(data)
