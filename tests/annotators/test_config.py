@@ -136,10 +136,10 @@ def test_body_epochs_train_bodies_of_their_mode_only_and_an_epochs_override_repl
 def test_the_cpu_config_trains_bodies_longer_than_the_parts():
     from pathlib import Path
 
-    PARTS = ("body", "hand", "face")
+    parts = ("body", "hand", "face")
     cpu = Path(__file__).resolve().parents[2] / "configs" / "cpu.yaml"
     for mode in ("mocap", "wild"):
-        body, hand, face = (AnnotatorConfig.from_yaml(cpu, mode=mode, part=p) for p in PARTS)
+        body, hand, face = (AnnotatorConfig.from_yaml(cpu, mode=mode, part=p) for p in parts)
         assert body.epochs_resolved > hand.epochs_resolved == face.epochs_resolved == hand.epochs
 
 
