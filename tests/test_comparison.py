@@ -13,6 +13,9 @@ def test_indirect_regressor_is_supervised_by_labels_only():
     assert cfg.w_joints2d == cfg.w_joints3d == 0.0 and cfg.w_params == 1.0 and cfg.min_steps == 7
     # no learned pose prior: the regressors of different annotators differ by their labels only
     assert cfg.reg["pose_prior"] == 0.0 and cfg.reg["body_pose"] == AnnotatorConfig().reg["body_pose"]
+    # its budget is its own, not the wild annotator's longer one
+    long = regressor_config(AnnotatorConfig(mode="wild", epochs=200, body_wild_epochs=960))
+    assert long.epochs_resolved == 200
 
 
 def test_the_best_baseline_is_the_lowest_smplifyx_row():
