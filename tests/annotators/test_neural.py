@@ -407,3 +407,29 @@ def test_embedding_outputs_use_the_models_own_embedding(tmp_path):
     assert anny_group == "hand_pose" and not isinstance(anny_emb, MANOPCA)
     with pytest.raises(ValueError, match="no default pose embedding for smplx"):
         output_embedding(replace(cfg, part="body"), smplx_model)
+
+
+def test_feature_dropout_masks_the_image_feature_in_training_only(wild_set):
+    with pytest.raises(ValueError, match="feature_dropout"):
+        AnnotatorConfig(mode="wild", feature_dropout=1.0)
+    # off by default, and then out of the digest: runs from before the key still resume
+    assert AnnotatorConfig(mode="wild").digest() == AnnotatorConfig(mode="wild", feature_dropout=0.0).digest()
+    assert AnnotatorConfig(mode="wild").digest() != AnnotatorConfig(mode="wild", feature_dropout=0.3).digest()
+    samples, _ = load_samples(wild_set, "body")
+    cfg = AnnotatorConfig(mode="wild", feature_dropout=0.5, **dict(TINY, freeze_backbone=True))
+    model = build_annotator(cfg, samples[0].joint_set)  # frozen: the backbone's output is the same in both modes
+    seen = []
+    model.head.register_forward_hook(lambda module, args, out: seen.append(args[0].detach().clone()))
+    batch = next(iter(torch.utils.data.DataLoader(make_dataset(model, samples), batch_size=4)))
+    with torch.no_grad():
+        model.train()
+        model(batch)
+        model.eval()
+        model(batch)
+        model(batch)
+    trained, annotated, again = seen
+    zeroed = (trained == 0) & (annotated != 0)
+    assert 0.3 < float(zeroed.float().mean()) < 0.7  # about half the features dropped in training
+    kept = trained != 0  # the rest scaled by 1 / (1 - p), as inverted dropout does
+    assert torch.allclose(trained[kept], 2 * annotated[kept], rtol=1e-4, atol=1e-6)
+    assert torch.equal(annotated, again)  # annotation is deterministic: no dropout

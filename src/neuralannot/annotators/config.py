@@ -206,6 +206,9 @@ class AnnotatorConfig:
     plateau_period: int = 200  # steps per plateau check (at the next epoch end); small sets have tiny epochs
     min_lr_ratio: float = 0.01  # lr never drops below lr * min_lr_ratio (two ÷10 steps)
     weight_decay: float = 0.0
+    # dropout on the image features the head reads, in training only (0 = off, the paper): frozen
+    # features identify each sample, and the head can learn the samples one by one
+    feature_dropout: float = 0.0
     seed: int = 0
     num_workers: int = 0  # DataLoader workers (persistent across epochs); they also build the crop cache
     # decoded crops cached once as a uint8 memory map (data/crop_cache.py), reused by later runs and
@@ -305,6 +308,8 @@ class AnnotatorConfig:
             raise ValueError(
                 f"shape_solve must be >= 0 and shape_damping > 0: {self.shape_solve}, {self.shape_damping}"
             )
+        if not 0.0 <= self.feature_dropout < 1.0:
+            raise ValueError(f"feature_dropout must be in [0, 1), got {self.feature_dropout}")
         if (self.root_solve or 0) < 0:
             raise ValueError(f"root_solve must be >= 0, got {self.root_solve}")
         for key in BODY_EPOCHS.values():
@@ -457,6 +462,8 @@ class AnnotatorConfig:
             d["finger_twist"] = True  # reg.twist reaches the fingers since: older hand runs retrain
         if self.silhouette_end_weight == 1.0:  # the term as before: older runs still resume
             d.pop("silhouette_end_weight")
+        if not self.feature_dropout:  # off, as before the key: older runs still resume
+            d.pop("feature_dropout")
         if not self.end_crops:  # its settings change nothing while the branch is off
             for k in [k for k in d if k.startswith("end_crop")]:
                 d.pop(k)

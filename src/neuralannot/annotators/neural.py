@@ -153,6 +153,7 @@ class NeuralAnnotator(nn.Module):
         if feat_dim + joint_dim == 0:
             raise ValueError(f"inputs={cfg.inputs!r} gives the network no input in {cfg.mode} mode")
         self.head = ParamHead(feat_dim, joint_dim, layout, bias, cfg.head_hidden)
+        self.feature_dropout = nn.Dropout(cfg.feature_dropout) if cfg.feature_dropout > 0 else None
 
     # -- construction --------------------------------------------------------------------------
     def _swing_solver(self, cfg: AnnotatorConfig, body: BodyModel) -> SwingSolver | None:
@@ -319,7 +320,10 @@ class NeuralAnnotator(nn.Module):
             j = batch["joints_2d"]
             half = self.cfg.input_size / 2
             jfeat = self.joint_encoder(torch.cat([(j[..., :2] - half) / half, (j[..., 2:3] > 0).to(j)], -1))
-        raw = self.head(torch.cat(feats, -1) if feats else None, jfeat)
+        feat = torch.cat(feats, -1) if feats else None
+        if feat is not None and self.feature_dropout is not None:
+            feat = self.feature_dropout(feat)
+        raw = self.head(feat, jfeat)
         pred = self.decode(raw, batch["K"])
         swing = self._aux["swing"]
         # the shape solve at annotation, MoCap mode only: it reads the given 3D joints
