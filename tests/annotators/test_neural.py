@@ -417,7 +417,7 @@ def test_feature_dropout_masks_the_image_feature_in_training_only(wild_set):
     assert AnnotatorConfig(mode="wild").digest() != AnnotatorConfig(mode="wild", feature_dropout=0.3).digest()
     samples, _ = load_samples(wild_set, "body")
     cfg = AnnotatorConfig(mode="wild", feature_dropout=0.5, **dict(TINY, freeze_backbone=True))
-    model = build_annotator(cfg, samples[0].joint_set)  # frozen: the backbone's output is the same in both modes
+    model = build_annotator(cfg, samples[0].joint_set)  # frozen: its features alike in both modes
     seen = []
     model.head.register_forward_hook(lambda module, args, out: seen.append(args[0].detach().clone()))
     batch = next(iter(torch.utils.data.DataLoader(make_dataset(model, samples), batch_size=4)))
