@@ -158,3 +158,29 @@ def test_feature_cache_key_tells_sets_with_the_same_ids_apart(wild_set, mocap_se
     assert [s.id for s in renamed] == [s.id for s in wild]
     assert feature_key(model, renamed) != feature_key(model, wild)
     assert feature_key(model, wild) == feature_key(model, list(wild))
+
+
+def test_synthetic_aux_data_is_generated_once_into_the_cache(tmp_path, monkeypatch):
+    from neuralannot.annotators import aux_mocap
+    from neuralannot.data.synthetic import generator
+
+    monkeypatch.setenv("NEURALANNOT_CACHE", str(tmp_path / "cache"))
+    assert aux_mocap.resolve_aux_data(tmp_path / "mine", "body") == tmp_path / "mine"  # a path as given
+    for bad, part, match in [("synthetic:0", "body", "N >= 1"), ("synthetic:x", "body", "N >= 1"),
+                             ("synthetic", "wholebody", "part 'wholebody'")]:  # fmt: skip
+        with pytest.raises(ValueError, match=match):
+            aux_mocap.resolve_aux_data(bad, part)
+    folder = aux_mocap.resolve_aux_data("synthetic:3", "body", progress=False)
+    assert folder == tmp_path / "cache" / "aux" / f"wild3d_3_s{aux_mocap.SYNTHETIC_AUX_SEED}"
+    assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folder left
+    samples, _ = load_samples(folder, "body", needs_3d=True)
+    assert len(samples) == 3 and all(s.joints_3d is not None and s.joint_set == "coco23" for s in samples)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the cached set must be reused, not generated again")
+
+    monkeypatch.setattr(generator, "generate", refuse)
+    assert aux_mocap.resolve_aux_data("synthetic:3", "body") == folder
+    cfg = AnnotatorConfig(mode="wild", inputs="joints", joint_input="coordinates", **TINY)
+    aux = aux_mocap.load_aux("synthetic:3", cfg, samples)  # what `annotate --aux-data synthetic:3` reads
+    assert len(aux.samples) == 3 and aux.source == folder

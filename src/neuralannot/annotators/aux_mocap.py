@@ -18,12 +18,21 @@ turned into that frame before the loss (:func:`crop_frame_joints`).
 
 Batches are drawn per global step from a generator seeded by ``(seed, step)``: a resumed run draws
 the same auxiliary batches as an uninterrupted one.
+
+``--aux-data synthetic[:N]`` needs no data of the user's: an embedded 3D set of N (default
+:data:`SYNTHETIC_AUX_N`) synthetic samples of the part (``synth --kind`` :data:`SYNTHETIC_AUX_KINDS`,
+seed :data:`SYNTHETIC_AUX_SEED`: Anny, CC0, with the CMU pose library) is generated once into the
+cache (``$NEURALANNOT_CACHE/aux``) and reused (:func:`resolve_aux_data`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import shutil
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,10 +47,57 @@ from neuralannot.data.crop_cache import crop_centre
 from neuralannot.data.transforms import hflip_joints_3d
 from neuralannot.geometry import ray_rotation
 from neuralannot.geometry.alignment import translation_fit
+from neuralannot.paths import cache_dir
 
-__all__ = ["AuxMocap", "aux_problem", "check_aux_samples", "crop_frame_joints", "load_aux"]
+__all__ = ["AuxMocap", "aux_problem", "check_aux_samples", "crop_frame_joints", "load_aux", "resolve_aux_data"]
 
 log = logging.getLogger(__name__)
+
+#: ``--aux-data synthetic``: the synthetic 3D kind generated for each part, its size and seed
+SYNTHETIC_AUX_KINDS = {"body": "wild3d", "hand": "hand", "lhand": "hand", "rhand": "hand", "face": "face3d"}
+SYNTHETIC_AUX_N = 2000
+SYNTHETIC_AUX_SEED = 9000
+
+
+def resolve_aux_data(data, part: str, progress: bool = True) -> Path:
+    """The folder of the auxiliary set ``data``: a path as given, or for ``synthetic`` /
+    ``synthetic:N`` the embedded synthetic 3D set of the ``part`` (generated into the cache on first
+    use; concurrent runs each generate into their own folder and the first one's is kept)."""
+    from neuralannot.data.synthetic.generator import generate
+
+    spec = str(data)
+    if spec != "synthetic" and not spec.startswith("synthetic:"):
+        return Path(data)
+    count = spec.partition(":")[2] or str(SYNTHETIC_AUX_N)
+    if not count.isdigit() or int(count) < 1:
+        raise ValueError(f"--aux-data {spec!r}: expected synthetic or synthetic:N with N >= 1 samples")
+    if part not in SYNTHETIC_AUX_KINDS:
+        raise ValueError(f"--aux-data synthetic: no synthetic 3D set for part {part!r}")
+    kind, n = SYNTHETIC_AUX_KINDS[part], int(count)
+    final = cache_dir() / "aux" / f"{kind}_{n}_s{SYNTHETIC_AUX_SEED}"
+    if _complete(final):
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    log.info("auxiliary set: generating %d synthetic %s samples into %s (once)", n, kind, final)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        generate(kind, n, tmp, seed=SYNTHETIC_AUX_SEED, masks=False, progress=progress)
+        try:
+            tmp.rename(final)
+        except OSError:  # another run finished first, or something else is in the way
+            if not _complete(final):
+                raise ValueError(f"--aux-data synthetic: {final} holds no complete set: remove it") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _complete(folder: Path) -> bool:
+    """Whether ``folder`` holds a complete synthetic set (its meta.json says so)."""
+    try:
+        return bool(json.loads((folder / "meta.json").read_text()).get("complete"))
+    except (OSError, ValueError):
+        return False
 
 
 def aux_problem(cfg, weight: float) -> str | None:
@@ -61,11 +117,14 @@ def load_aux(data, cfg, samples: Sequence, weight: float = 1.0, skip_bad: bool =
     problem = aux_problem(cfg, weight)
     if problem:
         raise ValueError(problem)
+    data = resolve_aux_data(data, cfg.part)
     aux, report = load_samples(data, cfg.part, skip_bad, needs_3d=True, images=cfg.uses_image, keep_gt=False,
                                allow_outside_root=allow_outside_root)  # fmt: skip
     check_aux_samples(aux, samples[0].part)
     log.info("auxiliary MoCap set %s: %d samples (%s)", data, len(aux), report)
-    return AuxMocap(aux, weight)
+    out = AuxMocap(aux, weight)
+    out.source = data
+    return out
 
 
 def check_aux_samples(samples: Sequence, main_part: str) -> None:
@@ -133,6 +192,7 @@ class AuxMocap:
         self.samples, self.weight = list(samples), float(weight)
         self.joint_set = joint_sets.pop()
         self.dataset: Dataset | None = None
+        self.source: Path | None = None  # the folder it was read from, where known
 
     def digest(self, images: bool) -> str:
         return f"aux{self.weight:g}:{samples_digest(self.samples, images)}"

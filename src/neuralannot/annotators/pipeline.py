@@ -76,7 +76,7 @@ def run_annotate(
         "annotate": ann,
         "config": cfg.to_dict(),
         "work_dir": str(run_dir),
-        **({"aux": {"data": str(aux_data), "samples": len(aux.samples), "weight": aux.weight}} if aux
+        **({"aux": {"data": str(aux.source), "samples": len(aux.samples), "weight": aux.weight}} if aux
            else {}),  # fmt: skip
     }
 

@@ -198,7 +198,8 @@ def annotate(
     force: bool = FORCE,
     allow_outside_root: bool = OUTSIDE,
     aux_data: Path | None = typer.Option(
-        None, "--aux-data", help="Wild mode: a MoCap set (3D joints) trained jointly, not annotated."),
+        None, "--aux-data", help="Wild mode: a MoCap set (3D joints) trained jointly, not annotated; "
+        "synthetic[:N]: an embedded synthetic 3D set of the part (N = 2000; generated once, cached)."),
     aux_weight: float = typer.Option(1.0, "--aux-weight", help="Weight of the --aux-data set's losses."),
     threads: int = THREADS,
 ) -> None:
