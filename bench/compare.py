@@ -7,7 +7,11 @@ each annotator's pseudo-GTs and tested on a held-out synthetic set with GT meshe
 ``--indirect-gt`` adds the bound, the regressor trained on the GT; ``--regressor joints`` reads 3D joints).
 
     python bench/compare.py [--n 400] [--n-test 200] [--min-steps 1500] [--settings from3d,from2d]
-                            [--val-n 400 --val-seed 101]
+                            [--val-n 400 --val-seed 101] [--aux-n 2000 [--aux-config C]]
+
+``--aux-n N`` (from 2D): also the annotator trained jointly with the embedded synthetic 3D set of N
+samples (``annotate --aux-data synthetic:N``; rows ``neuralannot_aux`` and ``hybrid_aux``), with
+``--aux-config``'s network (e.g. one that reads only the 2D joints) where given.
 
 The defaults were tuned on the validation set (``--val-seed``, a different seed from ``--seed``); with
 ``--val-n > 0`` the direct comparison also runs on it and both go in the JSON (``validation``), so the
@@ -26,9 +30,22 @@ from pathlib import Path
 import torch
 
 from common import machine_info
+from neuralannot.annotators.aux_mocap import (
+    SYNTHETIC_AUX_KINDS,
+    SYNTHETIC_AUX_SEED,
+    AuxMocap,
+    resolve_aux_data,
+)
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import load_samples
-from neuralannot.comparison import METHODS, REGRESSORS, SETTINGS, compare_direct, compare_indirect
+from neuralannot.comparison import (
+    AUX_METHODS,
+    METHODS,
+    REGRESSORS,
+    SETTINGS,
+    compare_direct,
+    compare_indirect,
+)
 from neuralannot.data.synthetic.generator import generate
 from neuralannot.demo import verdict
 from neuralannot.io import atomic_write_json
@@ -95,6 +112,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="test-set seed (wild: seed + 1)")
     ap.add_argument("--val-n", type=int, default=0, help="validation samples (0: no validation run)")
     ap.add_argument("--val-seed", type=int, default=101, help="validation-set seed (tuning)")
+    ap.add_argument("--aux-n", type=int, default=0,
+                    help="from 2D: also train with the embedded synthetic 3D set of N samples (0: off)")
+    ap.add_argument("--aux-config", type=Path, default=None, help="config of the auxiliary rows (--config)")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args()
     if args.threads:
@@ -118,6 +138,11 @@ def main() -> None:
         result["settings"][setting] = {
             "baseline": baseline, "methods": table, "wall_s": wall,
         }  # fmt: skip
+        if _aux_wanted(args, setting):
+            result["settings"][setting]["aux"] = (
+                f"synth --kind {SYNTHETIC_AUX_KINDS['body']} --n {args.aux_n} --seed {SYNTHETIC_AUX_SEED}; "
+                f"config {args.aux_config or args.config}"
+            )
         print_direct(setting, table)
         if args.n_test > 0:
             test = args.data_dir / f"synth_{kind}_{args.n_test}_s{seed + 100}"
@@ -155,16 +180,29 @@ def run_direct(args, setting: str, n: int, seed: int, work_name: str):
     generate(kind, n, data, seed=seed, workers=args.workers)
     samples, _ = load_samples(data, "body", needs_3d=mode == "mocap")
     cfg = AnnotatorConfig.from_yaml(args.config, mode=mode, min_steps=args.min_steps, seed=args.seed)
+    methods, aux, aux_cfg = _methods(args), None, None
+    if _aux_wanted(args, setting):
+        aux_data = resolve_aux_data(f"synthetic:{args.aux_n}", "body")
+        aux = AuxMocap(load_samples(aux_data, "body", needs_3d=True)[0])
+        methods = (*methods, *(m for m in AUX_METHODS if m not in methods))
+        aux_cfg = AnnotatorConfig.from_yaml(args.aux_config or args.config, mode=mode,
+                                            min_steps=args.min_steps, seed=args.seed)  # fmt: skip
     t0 = time.perf_counter()
     table, records = compare_direct(
-        setting, samples, cfg, args.data_dir / "compare" / work_name, _methods(args),
+        setting, samples, cfg, args.data_dir / "compare" / work_name, methods,
         args.fit_iterations, args.hybrid_iterations, args.eft_iterations, args.eft_lr, args.spin_rounds,
+        aux=aux, aux_cfg=aux_cfg,
     )  # fmt: skip
     return samples, cfg, table, records, time.perf_counter() - t0
 
 
 def _methods(args) -> tuple[str, ...]:  # noqa: N802
     return tuple(args.methods.split(","))
+
+
+def _aux_wanted(args, setting: str) -> bool:
+    """Whether ``setting`` gets the rows trained with the synthetic auxiliary set (from 2D only)."""
+    return args.aux_n > 0 and SETTINGS[setting][0] == "wild"
 
 
 def _args(args) -> dict:

@@ -106,6 +106,7 @@ def compare_direct(
     spin_rounds: int = 1,
     progress: bool = True,
     aux=None,
+    aux_cfg: AnnotatorConfig | None = None,
 ) -> tuple[dict, dict]:
     """Run ``methods`` of ``setting`` on ``samples``; returns (metrics per method, records per method).
 
@@ -115,7 +116,8 @@ def compare_direct(
 
     ``aux`` (:class:`~neuralannot.annotators.aux_mocap.AuxMocap`, from 2D): a 3D set the rows
     ``neuralannot_aux`` (the annotator trained jointly with it) and ``hybrid_aux`` (the hybrid from
-    that annotator) train on; it is not scored.
+    that annotator) train on; it is not scored. ``aux_cfg``: those rows' annotator config (e.g. a
+    network that reads only the 2D joints), where not ``cfg``.
     """
     from neuralannot.annotators.eft import eft_records
     from neuralannot.annotators.hybrid import HYBRID_ITERATIONS, HybridOptions, refine_records
@@ -188,7 +190,8 @@ def compare_direct(
         hybrid("hybrid", neural, neural_s)
     if any(m in methods for m in AUX_METHODS):
         t1 = time.perf_counter()
-        neural_aux, info = train_and_annotate(cfg, samples, work / "runs", progress=progress,
+        cfg_aux = cfg if aux_cfg is None else replace(aux_cfg, mode=mode)
+        neural_aux, info = train_and_annotate(cfg_aux, samples, work / "runs", progress=progress,
                                               feature_store=store, aux=aux)  # fmt: skip
         aux_s = time.perf_counter() - t1
         recs["neuralannot_aux"] = neural_aux

@@ -49,7 +49,9 @@ from neuralannot.geometry import ray_rotation
 from neuralannot.geometry.alignment import translation_fit
 from neuralannot.paths import cache_dir
 
-__all__ = ["AuxMocap", "aux_problem", "check_aux_samples", "crop_frame_joints", "load_aux", "resolve_aux_data"]
+__all__ = [
+    "AuxMocap", "aux_problem", "check_aux_samples", "crop_frame_joints", "load_aux", "resolve_aux_data",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
