@@ -170,6 +170,11 @@ def test_synthetic_aux_data_is_generated_once_into_the_cache(tmp_path, monkeypat
                              ("synthetic", "wholebody", "part 'wholebody'")]:  # fmt: skip
         with pytest.raises(ValueError, match=match):
             aux_mocap.resolve_aux_data(bad, part)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "synthetic").mkdir()  # a folder of that name here: ambiguous, refused
+    with pytest.raises(ValueError, match="absolute path"):
+        aux_mocap.resolve_aux_data("synthetic", "body")
+    assert aux_mocap.resolve_aux_data(tmp_path / "synthetic", "body") == tmp_path / "synthetic"
     folder = aux_mocap.resolve_aux_data("synthetic:3", "body", progress=False)
     assert folder == tmp_path / "cache" / "aux" / f"wild3d_3_s{aux_mocap.SYNTHETIC_AUX_SEED}"
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folder left

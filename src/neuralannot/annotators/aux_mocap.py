@@ -70,6 +70,9 @@ def resolve_aux_data(data, part: str, progress: bool = True) -> Path:
     spec = str(data)
     if spec != "synthetic" and not spec.startswith("synthetic:"):
         return Path(data)
+    if Path(spec).exists():
+        raise ValueError(f"--aux-data {spec!r} names the embedded synthetic set, and a file or folder of "
+                         f"that name exists here: pass its absolute path to read it")  # fmt: skip
     count = spec.partition(":")[2] or str(SYNTHETIC_AUX_N)
     if not count.isdigit() or int(count) < 1:
         raise ValueError(f"--aux-data {spec!r}: expected synthetic or synthetic:N with N >= 1 samples")
