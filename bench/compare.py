@@ -30,12 +30,7 @@ from pathlib import Path
 import torch
 
 from common import machine_info
-from neuralannot.annotators.aux_mocap import (
-    SYNTHETIC_AUX_KINDS,
-    SYNTHETIC_AUX_SEED,
-    AuxMocap,
-    resolve_aux_data,
-)
+from neuralannot.annotators.aux_mocap import SYNTHETIC_AUX_KINDS, SYNTHETIC_AUX_SEED, load_aux
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import load_samples
 from neuralannot.comparison import (
@@ -182,11 +177,10 @@ def run_direct(args, setting: str, n: int, seed: int, work_name: str):
     cfg = AnnotatorConfig.from_yaml(args.config, mode=mode, min_steps=args.min_steps, seed=args.seed)
     methods, aux, aux_cfg = _methods(args), None, None
     if _aux_wanted(args, setting):
-        aux_data = resolve_aux_data(f"synthetic:{args.aux_n}", "body")
-        aux = AuxMocap(load_samples(aux_data, "body", needs_3d=True)[0])
         methods = (*methods, *(m for m in AUX_METHODS if m not in methods))
         aux_cfg = AnnotatorConfig.from_yaml(args.aux_config or args.config, mode=mode,
                                             min_steps=args.min_steps, seed=args.seed)  # fmt: skip
+        aux = load_aux(f"synthetic:{args.aux_n}", aux_cfg, samples)
     t0 = time.perf_counter()
     table, records = compare_direct(
         setting, samples, cfg, args.data_dir / "compare" / work_name, methods,

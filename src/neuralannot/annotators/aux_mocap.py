@@ -127,9 +127,7 @@ def load_aux(data, cfg, samples: Sequence, weight: float = 1.0, skip_bad: bool =
                                allow_outside_root=allow_outside_root)  # fmt: skip
     check_aux_samples(aux, samples[0].part)
     log.info("auxiliary MoCap set %s: %d samples (%s)", data, len(aux), report)
-    out = AuxMocap(aux, weight)
-    out.source = data
-    return out
+    return AuxMocap(aux, weight, source=data)
 
 
 def check_aux_samples(samples: Sequence, main_part: str) -> None:
@@ -188,7 +186,7 @@ class _Override(Dataset):
 class AuxMocap:
     """An auxiliary MoCap set for a wild-mode network: its dataset, batches and loss."""
 
-    def __init__(self, samples: Sequence, weight: float = 1.0):
+    def __init__(self, samples: Sequence, weight: float = 1.0, source: Path | None = None):
         if not samples:
             raise ValueError("the auxiliary MoCap set has no samples")
         joint_sets = {s.joint_set for s in samples}
@@ -197,7 +195,7 @@ class AuxMocap:
         self.samples, self.weight = list(samples), float(weight)
         self.joint_set = joint_sets.pop()
         self.dataset: Dataset | None = None
-        self.source: Path | None = None  # the folder it was read from, where known
+        self.source = source  # the folder it was read from, where known
 
     def digest(self, images: bool) -> str:
         return f"aux{self.weight:g}:{samples_digest(self.samples, images)}"
