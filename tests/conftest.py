@@ -32,6 +32,19 @@ TINY = dict(
 )
 
 
+#: The embedded auxiliary set's size in tests (wild bodies and hands train with it by default;
+#: ``annotate --aux-data synthetic``): a small set, generated once into the cache as a user's 2,000.
+TEST_AUX_N = 16
+
+
+@pytest.fixture(autouse=True)
+def small_embedded_aux_set(monkeypatch):
+    """Tests train with the real defaults, the embedded auxiliary set cut to :data:`TEST_AUX_N`."""
+    from neuralannot.annotators import aux_mocap
+
+    monkeypatch.setattr(aux_mocap, "SYNTHETIC_AUX_N", TEST_AUX_N)
+
+
 @pytest.fixture(scope="session")
 def anny_body():
     from neuralannot.bodies import load_body_model

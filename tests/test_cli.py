@@ -76,8 +76,8 @@ def test_train_refuses_negative_threads(tmp_path):
 
 
 @pytest.mark.parametrize("args, text", [
-    (["--mode", "mocap"], "--aux-data: an auxiliary MoCap set supervises wild-mode body, hand or face sets"),
-    (["--mode", "wild", "--part", "wholebody"], "--aux-data: an auxiliary MoCap set supervises wild-mode"),
+    (["--mode", "mocap"], "bad config: aux_data: an auxiliary MoCap set supervises wild-mode sets only"),
+    (["--mode", "wild", "--part", "wholebody"], "a folder supervises one part"),
     (["--mode", "wild", "--aux-weight", "0"], "--aux-weight must be > 0, got 0.0"),
 ])
 def test_aux_data_refused_before_any_work(tmp_path, args, text):

@@ -247,14 +247,14 @@ def regressor_config(
     """The regressor of the indirect evaluation, supervised only by pseudo-GT parameters (GT joints and
     masks weighted 0, no learned pose prior: only the labels differ). ``inputs``: ``image`` (wild
     network: image → rotations + shape) or ``joints`` (the MoCap network: image + 3D joints, its own
-    head and solves; no stages). The image regressor trains ``epochs``, not the wild annotator's
-    ``body_wild_epochs``: its budget is its own (``min_steps``), as before that key."""
+    head and solves; no stages). Neither trains with an auxiliary set. The image regressor trains
+    ``epochs``, not the wild annotator's ``body_wild_epochs``: its budget is its own (``min_steps``)."""
     if inputs not in REGRESSORS:
         raise ValueError(f"indirect regressor: {inputs!r} is not one of {', '.join(REGRESSORS)}")
     mode = {"image": dict(mode="wild", inputs="image"), "joints": dict(mode="mocap", inputs=None)}[inputs]
-    return replace(cfg, **mode, outputs="rotations", w_joints2d=0.0, w_joints3d=0.0, w_silhouette=0.0,
-                   w_params=1.0, wrist_stage=False, joint_refit=0, face_stage=False, body_wild_epochs=None,
-                   min_steps=cfg.min_steps if min_steps is None else min_steps,
+    return replace(cfg, **mode, outputs="rotations", aux_data="none", w_joints2d=0.0, w_joints3d=0.0,
+                   w_silhouette=0.0, w_params=1.0, wrist_stage=False, joint_refit=0, face_stage=False,
+                   body_wild_epochs=None, min_steps=cfg.min_steps if min_steps is None else min_steps,
                    reg={**cfg.reg, "pose_prior": 0.0})  # fmt: skip
 
 

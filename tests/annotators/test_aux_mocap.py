@@ -47,11 +47,14 @@ def test_aux_set_refuses_samples_it_cannot_use(mocap_set, wild_set):
         AuxMocap([])
     out = mocap_set.parent / "never.npz"
     with pytest.raises(ValueError, match="wild-mode"):  # MoCap mode has its own 3D joints
-        run_annotate(mocap_set, out, AnnotatorConfig(mode="mocap", **TINY), mocap_set.parent / "w",
-                     aux_data=mocap_set, progress=False)  # fmt: skip
+        AnnotatorConfig(mode="mocap", aux_data=str(mocap_set), **TINY)
+    with pytest.raises(ValueError, match="a folder supervises one part"):
+        AnnotatorConfig(mode="wild", part="wholebody", aux_data=str(mocap_set), **TINY)
+    with pytest.raises(ValueError, match="aux_data must be"):
+        AnnotatorConfig(mode="wild", aux_data=3, **TINY)
     with pytest.raises(ValueError, match="aux-weight"):
-        run_annotate(wild_set, out, AnnotatorConfig(mode="wild", **TINY), mocap_set.parent / "w",
-                     aux_data=mocap_set, aux_weight=0.0, progress=False)  # fmt: skip
+        run_annotate(wild_set, out, AnnotatorConfig(mode="wild", aux_data=str(mocap_set), **TINY),
+                     mocap_set.parent / "w", aux_weight=0.0, progress=False)  # fmt: skip
     assert not out.exists()
 
 

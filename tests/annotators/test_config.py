@@ -150,3 +150,30 @@ def test_backbone_lr_enters_the_digest_only_for_a_fine_tuned_backbone():
     assert AnnotatorConfig(mode="mocap", freeze_backbone=True, backbone_lr=1e-5).digest() == frozen.digest()
     with pytest.raises(ValueError, match="backbone_lr"):
         AnnotatorConfig(mode="mocap", backbone_lr=0.0)
+
+
+def test_wild_bodies_and_hands_train_with_the_embedded_set_by_default():
+    body = AnnotatorConfig(mode="wild")
+    assert body.aux_spec == "synthetic"
+    assert (body.inputs, body.joint_input) == ("joints", "coordinates")  # the 2D-joint lifter it teaches
+    alone = AnnotatorConfig(mode="wild", aux_data="none")
+    assert alone.aux_spec is None and (alone.inputs, alone.joint_input) == ("image", "heatmaps")
+    hand = AnnotatorConfig(mode="wild", part="rhand")
+    assert hand.aux_spec == "synthetic" and hand.inputs == "image+joints"
+    for quiet in (AnnotatorConfig(mode="wild", part="face"), AnnotatorConfig(mode="mocap"),
+                  AnnotatorConfig(mode="wild", part="wholebody")):  # fmt: skip
+        assert quiet.aux_spec is None
+    assert AnnotatorConfig(mode="wild", aux_data="synthetic:500").aux_spec == "synthetic:500"
+    # the set names the run through its own tag: the same network with or without it has one digest
+    same = AnnotatorConfig(mode="wild", aux_data="none", inputs="joints", joint_input="coordinates")
+    assert same.digest() == body.digest() != alone.digest()
+
+
+def test_whole_body_parts_take_their_own_auxiliary_defaults():
+    from neuralannot.annotators.wholebody import part_configs
+
+    cfgs = part_configs(AnnotatorConfig(mode="wild", part="wholebody"))
+    assert (cfgs["body"].aux_spec, cfgs["body"].inputs) == ("synthetic", "joints")
+    assert cfgs["hand"].aux_spec == "synthetic" and cfgs["face"].aux_spec is None
+    off = part_configs(AnnotatorConfig(mode="wild", part="wholebody", aux_data="none"))
+    assert all(c.aux_spec is None for c in off.values()) and off["body"].inputs == "image"

@@ -28,12 +28,14 @@ pytestmark = pytest.mark.anny
 def test_config_defaults_and_errors(tmp_path):
     c = AnnotatorConfig(mode="mocap")
     assert (c.inputs, c.outputs) == ("image+joints", "rotations")
-    w = AnnotatorConfig(mode="wild")
+    w = AnnotatorConfig(mode="wild", aux_data="none")
     assert (w.inputs, w.outputs) == ("image", "rotations")  # bodies: measured better than the VAE latent
     assert AnnotatorConfig(mode="wild", part="hand").outputs == "embedding"  # hand PCA, as the paper
     hand = AnnotatorConfig(mode="wild", part="hand")  # hands also read their 2D joints, as coordinates
     assert (hand.inputs, hand.joint_input) == ("image+joints", "coordinates")
-    assert (w.inputs, w.joint_input) == ("image", "heatmaps")  # bodies: the image alone (the paper)
+    assert (w.inputs, w.joint_input) == ("image", "heatmaps")  # bodies without a 3D set: the image (paper)
+    lifter = AnnotatorConfig(mode="wild")  # with the embedded 3D set (the default): the 2D joints alone
+    assert (lifter.inputs, lifter.joint_input, lifter.outputs) == ("joints", "coordinates", "rotations")
     assert AnnotatorConfig(mode="wild", inputs="image+joints").joint_input == "heatmaps"  # Table 2
     assert AnnotatorConfig(mode="wild", part="face").outputs == "rotations"
     assert AnnotatorConfig(mode="wild", outputs="embedding").outputs == "embedding"
@@ -416,7 +418,7 @@ def test_feature_dropout_masks_the_image_feature_in_training_only(wild_set):
     assert AnnotatorConfig(mode="wild").digest() == AnnotatorConfig(mode="wild", feature_dropout=0.0).digest()
     assert AnnotatorConfig(mode="wild").digest() != AnnotatorConfig(mode="wild", feature_dropout=0.3).digest()
     samples, _ = load_samples(wild_set, "body")
-    cfg = AnnotatorConfig(mode="wild", feature_dropout=0.5, **dict(TINY, freeze_backbone=True))
+    cfg = AnnotatorConfig(mode="wild", inputs="image", feature_dropout=0.5, **TINY, freeze_backbone=True)
     model = build_annotator(cfg, samples[0].joint_set)  # frozen: its features alike in both modes
     seen = []
     model.head.register_forward_hook(lambda module, args, out: seen.append(args[0].detach().clone()))

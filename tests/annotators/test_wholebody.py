@@ -40,7 +40,9 @@ def test_part_configs():
     assert one["body"].root_hypotheses == one["hand"].root_hypotheses == 1
     # inputs and the output camera: each part's default unless the whole-body config chose one
     assert (cfgs["hand"].inputs, cfgs["hand"].joint_input) == ("image+joints", "coordinates")
-    assert cfgs["body"].inputs == "image" and cfgs["face"].inputs == "image"
+    # the body reads its 2D joints as coordinates beside its embedded 3D set (aux_data), the face its image
+    assert (cfgs["body"].inputs, cfgs["body"].joint_input) == ("joints", "coordinates")
+    assert cfgs["face"].inputs == "image"
     assert (cfgs["body"].output_camera, cfgs["hand"].output_camera, cfgs["face"].output_camera) == (
         "sample", "sample", "crop")  # fmt: skip
     crop = part_configs(AnnotatorConfig(**TINY, mode="wild", part="wholebody", output_camera="crop"))

@@ -19,7 +19,9 @@ turned into that frame before the loss (:func:`crop_frame_joints`).
 Batches are drawn per global step from a generator seeded by ``(seed, step)``: a resumed run draws
 the same auxiliary batches as an uninterrupted one.
 
-``--aux-data synthetic[:N]`` needs no data of the user's: an embedded 3D set of N (default
+Wild-mode bodies and hands train with one by default (``AnnotatorConfig.aux_data``, unset: the part's
+default; ``none`` turns it off; :func:`config_aux`). ``--aux-data synthetic[:N]`` needs no data of the
+user's: an embedded 3D set of N (default
 :data:`SYNTHETIC_AUX_N`) synthetic samples of the part (``synth --kind`` :data:`SYNTHETIC_AUX_KINDS`,
 seed :data:`SYNTHETIC_AUX_SEED`: Anny, CC0, with the CMU pose library) is generated once into the
 cache (``$NEURALANNOT_CACHE/aux``) and reused (:func:`resolve_aux_data`).
@@ -39,6 +41,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 
+from neuralannot.annotators.config_defaults import embedded_aux
 from neuralannot.annotators.neural import _masked_mean
 from neuralannot.annotators.state import samples_digest, short_digest
 from neuralannot.bodies.joint_names import conversion_indices, convert_joints
@@ -50,7 +53,8 @@ from neuralannot.geometry.alignment import translation_fit
 from neuralannot.paths import cache_dir
 
 __all__ = [
-    "AuxMocap", "aux_problem", "check_aux_samples", "crop_frame_joints", "load_aux", "resolve_aux_data",
+    "AuxMocap", "aux_problem", "check_aux_samples", "config_aux", "crop_frame_joints", "load_aux",
+    "resolve_aux_data",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -68,7 +72,7 @@ def resolve_aux_data(data, part: str, progress: bool = True) -> Path:
     from neuralannot.data.synthetic.generator import generate
 
     spec = str(data)
-    if spec != "synthetic" and not spec.startswith("synthetic:"):
+    if not embedded_aux(spec):
         return Path(data)
     if Path(spec).exists():
         raise ValueError(f"--aux-data {spec!r} names the embedded synthetic set, and a file or folder of "
@@ -128,6 +132,16 @@ def load_aux(data, cfg, samples: Sequence, weight: float = 1.0, skip_bad: bool =
     check_aux_samples(aux, samples[0].part)
     log.info("auxiliary MoCap set %s: %d samples (%s)", data, len(aux), report)
     return AuxMocap(aux, weight, source=data)
+
+
+def config_aux(cfg, samples: Sequence, weight: float = 1.0, skip_bad: bool = False,
+               allow_outside_root: bool = False) -> AuxMocap | None:  # fmt: skip
+    """The auxiliary set a run of ``cfg`` trains with (``cfg.aux_spec``: its ``aux_data`` or the part's
+    default), loaded and checked for ``samples``; None where it trains with none."""
+    spec = cfg.aux_spec
+    if spec is None:
+        return None
+    return load_aux(spec, cfg, samples, weight, skip_bad, allow_outside_root)
 
 
 def check_aux_samples(samples: Sequence, main_part: str) -> None:

@@ -24,8 +24,10 @@ from neuralannot.annotators.config_defaults import (  # noqa: F401 (re-exported)
     ROOT_SOLVE_STEPS,
     SHAPE_SOLVE_DAMPING,
     SWING_WEIGHT,
+    default_aux_data,
     default_inputs,
     default_outputs,
+    embedded_aux,
 )
 
 Mode = Literal["mocap", "wild"]
@@ -101,6 +103,11 @@ class AnnotatorConfig:
     body_model: str = "anny"
     inputs: InputKind | None = None
     outputs: OutputKind | None = None
+    # wild mode: an auxiliary MoCap set (3D joints) trained jointly, not annotated (annotators/
+    # aux_mocap.py): a folder, "synthetic" / "synthetic:N" (the embedded synthetic 3D set of the part),
+    # or "none". None: per part (:func:`default_aux_data`: the embedded set for bodies and hands). The
+    # set's identity names the run (its run tag), not this key. ``annotate --aux-data`` sets it
+    aux_data: str | None = None
     # "swing" (MoCap default): the regressed rotations go through an analytic swing solve toward the
     # given 3D joints (bodies/swing_ik.py), so the network learns shape and the unobservable twists;
     # "paper": the plain FC output (Eq. 1), kept for the ablation tables. Wild mode and the face
@@ -265,11 +272,12 @@ class AnnotatorConfig:
     def __post_init__(self) -> None:
         if self.mode not in ("mocap", "wild"):
             raise ValueError(f"mode must be 'mocap' or 'wild', got {self.mode!r}")
+        self._check_aux_data()
         if self.inputs is None:
-            self.inputs = default_inputs(self.mode, self.part)
-        if self.joint_input is None:
-            wild_hand = self.mode == "wild" and self.part in HAND_PARTS
-            self.joint_input = "coordinates" if wild_hand else "heatmaps"
+            self.inputs = default_inputs(self.mode, self.part, aux=self.aux_spec is not None)
+        if self.joint_input is None:  # wild hands and 2D-joint-only networks: coordinates
+            lifter = self.mode == "wild" and (self.part in HAND_PARTS or self.inputs == "joints")
+            self.joint_input = "coordinates" if lifter else "heatmaps"
         if self.outputs is None:
             self.outputs = default_outputs(self.mode, self.part)
         if self.head not in (None, "paper", "swing"):
@@ -329,6 +337,25 @@ class AnnotatorConfig:
             raise ValueError(f"inputs must be image | joints | image+joints, got {self.inputs!r}")
         if self.outputs not in ("rotations", "embedding"):
             raise ValueError(f"outputs must be rotations | embedding, got {self.outputs!r}")
+
+    def _check_aux_data(self) -> None:
+        if self.aux_data is None or self.aux_data == "none":
+            return
+        if not isinstance(self.aux_data, str) or not self.aux_data:
+            raise ValueError(f"aux_data must be none | synthetic[:N] | a folder, got {self.aux_data!r}")
+        if self.mode != "wild":
+            raise ValueError("aux_data: an auxiliary MoCap set supervises wild-mode sets only (mode wild)")
+        if self.part == "wholebody" and not embedded_aux(self.aux_data):
+            raise ValueError("aux_data: a whole-body set trains each part with its own embedded set "
+                             "(synthetic[:N]) or none; a folder supervises one part")  # fmt: skip
+
+    @property
+    def aux_spec(self) -> str | None:
+        """The auxiliary set this config trains with (None: none): ``aux_data``, or where unset the
+        part's default (:func:`default_aux_data`)."""
+        if self.aux_data is None:
+            return default_aux_data(self.mode, self.part)
+        return None if self.aux_data == "none" else self.aux_data
 
     @property
     def swing_head(self) -> bool:
@@ -450,6 +477,7 @@ class AnnotatorConfig:
         so a run can be resumed with different ones.
         """
         d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL}
+        d.pop("aux_data")  # the set trained with names the run through its own tag (AuxMocap.run_tag)
         d["w_silhouette"] = self.silhouette_weight  # the resolved weight: a changed default retrains
         d["epochs"] = self.epochs_resolved  # what trains: the same run however the file spells it
         for key in BODY_EPOCHS.values():

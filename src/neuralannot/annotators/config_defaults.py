@@ -48,15 +48,42 @@ HAND_PARTS = ("hand", "lhand", "rhand")
 EMBEDDING_DEFAULT_PARTS = HAND_PARTS
 
 
-def default_inputs(mode: str, part: str) -> str:
-    """The ``inputs`` a config gets when none is given: image + GT 3D joints in MoCap mode (the paper);
-    in wild mode the image alone (the paper) except for hands, which also read their 2D joints as
-    coordinates (``joint_input``): on a hand tuning set (seed 301, 200 samples, 1,500 steps) MPVPE
-    32.2 → 28.6 mm, root error 19.6° → 15.7° (heatmaps: 28.9, 15× slower to train on CPUs). For bodies
-    the coordinates did not help (wild validation seed 201: 254.6 against 244.9 mm; BENCHMARKS.md)."""
+#: Wild-mode parts trained jointly with the embedded synthetic 3D set where ``aux_data`` is unset
+#: (``annotate --aux-data synthetic``, annotators/aux_mocap.py): what the 2D joints leave open (depth,
+#: facing, palm or back) it teaches from 3D. Hands (tuning seed 301, 200): MPVPE 27.44 → 15.38 mm; test
+#: seed 300: 31.86 → 20.26. Bodies (with the 2D-joint network, below): validation seed 201 (200) 227.70
+#: (the image network) → 206.89, seed 202 (2,000) 219.09 → 190.44; test seed 778 223.74 → 191.11.
+#: Faces: no gain (tuning seed 402: 3.53 against 3.54 mm), left off. BENCHMARKS.md
+AUX_DEFAULT_PARTS = ("body", *HAND_PARTS)
+
+
+def embedded_aux(spec) -> bool:
+    """Whether the ``aux_data`` spec names the embedded synthetic set (``synthetic`` / ``synthetic:N``)."""
+    return str(spec) == "synthetic" or str(spec).startswith("synthetic:")
+
+
+def default_aux_data(mode: str, part: str) -> str | None:
+    """The ``aux_data`` a config gets when none is given: the embedded synthetic 3D set for wild-mode
+    bodies and hands (:data:`AUX_DEFAULT_PARTS`), else none."""
+    return "synthetic" if mode == "wild" and part in AUX_DEFAULT_PARTS else None
+
+
+def default_inputs(mode: str, part: str, aux: bool = False) -> str:
+    """The ``inputs`` a config gets when none is given: image + GT 3D joints in MoCap mode (the paper).
+
+    Wild mode: hands read the image and their 2D joints as coordinates (``joint_input``): on a hand
+    tuning set (seed 301, 200 samples, 1,500 steps) MPVPE 32.2 → 28.6 mm, root error 19.6° → 15.7°
+    (heatmaps: 28.9, 15× slower to train on CPUs). Bodies trained with an auxiliary 3D set (``aux``)
+    read only their 2D joints' coordinates, a 2D → 3D lifter that the set teaches depth and facing:
+    validation seed 201 (200) 220.96 mm with the image against 206.89, seed 202 (2,000; a hand-made
+    set of the same kind) 190.44 against the image network's 219.09 without the set. Without one the
+    image alone (the paper): the coordinates did not help there (seed 201: 254.6 against 244.9 mm).
+    Faces: the image alone. BENCHMARKS.md"""
     if mode == "mocap":
         return "image+joints"
-    return "image+joints" if part in HAND_PARTS else "image"
+    if part in HAND_PARTS:
+        return "image+joints"
+    return "joints" if part == "body" and aux else "image"
 
 
 def default_outputs(mode: str, part: str) -> str:

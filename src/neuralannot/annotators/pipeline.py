@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from neuralannot.annotators import state
-from neuralannot.annotators.aux_mocap import load_aux
+from neuralannot.annotators.aux_mocap import config_aux
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.finish import annotation_stages
 from neuralannot.annotators.neural import build_annotator
@@ -35,13 +35,13 @@ def run_annotate(
     progress: bool = True,
     joint_map: str | Path | dict | None = None,
     allow_outside_root: bool = False,
-    aux_data: str | Path | None = None,
     aux_weight: float = 1.0,
 ) -> dict:
     """Train on ``data`` and annotate the same samples into ``out``; returns a summary dict.
 
-    ``aux_data`` (wild mode): a MoCap set with 3D joints trained jointly (one batch of it per step,
-    its 3D joint loss times ``aux_weight``; :mod:`neuralannot.annotators.aux_mocap`), not annotated.
+    ``cfg.aux_spec`` (wild mode; ``aux_data``, by default the embedded synthetic set for bodies and
+    hands): a MoCap set with 3D joints trained jointly (one batch of it per step, its 3D joint loss
+    times ``aux_weight``; :mod:`neuralannot.annotators.aux_mocap`), not annotated.
 
     ``cfg.part == "wholebody"``: the body, hand and face annotators on their crops, integrated
     (:mod:`neuralannot.annotators.wholebody`)."""
@@ -49,11 +49,9 @@ def run_annotate(
                                    images=cfg.uses_image, keep_gt=False, joint_map=joint_map,
                                    allow_outside_root=allow_outside_root)  # fmt: skip
     log.info("%d samples of part %s (%s)", len(samples), cfg.part, report)
-    aux = None
-    if aux_data is not None:  # refused for whole-body sets
-        aux = load_aux(aux_data, cfg, samples, aux_weight, skip_bad, allow_outside_root)
-    if cfg.part == "wholebody":
+    if cfg.part == "wholebody":  # each part's annotator with its own auxiliary set
         return _run_wholebody(samples, report, data, out, cfg, work_dir, device, progress, skip_bad)
+    aux = config_aux(cfg, samples, aux_weight, skip_bad, allow_outside_root)
     model = build_annotator(cfg, samples[0].joint_set)
     run_dir = state.run_dir(work_dir, cfg, samples, "" if aux is None else aux.run_tag(cfg.uses_image))
     fit = train(model, samples, run_dir, device=device, resume=resume, progress=progress, aux=aux)

@@ -84,7 +84,9 @@ def train_and_annotate(
     them, ending with the stages of ``cfg`` (:func:`~neuralannot.annotators.finish.annotation_stages`);
     the run lives in ``work_dir/<tag><config digest>-<data digest>`` (resumable). Runs given the same
     ``feature_store`` dict compute frozen-backbone features once. ``aux``: an
-    :class:`~neuralannot.annotators.aux_mocap.AuxMocap` set trained jointly (wild mode)."""
+    :class:`~neuralannot.annotators.aux_mocap.AuxMocap` set trained jointly (wild mode); None: the
+    config's own (``cfg.aux_spec``, by default the embedded set for wild bodies and hands)."""
+    from neuralannot.annotators.aux_mocap import config_aux
     from neuralannot.annotators.neural import build_annotator
     from neuralannot.annotators.predict import predict
     from neuralannot.annotators.training import train
@@ -95,6 +97,8 @@ def train_and_annotate(
     targets = None
     if targets_from is not None:
         targets = pseudo_gt_targets(targets_from, samples, model.body, cfg.crop_frame)
+    if aux is None:
+        aux = config_aux(cfg, samples)
     if aux is not None:
         tag += aux.run_tag(cfg.uses_image)
     run_dir = state.run_dir(work_dir, cfg, samples, tag, targets)

@@ -197,19 +197,22 @@ def annotate(
     joint_map: Path | None = JOINT_MAP,
     force: bool = FORCE,
     allow_outside_root: bool = OUTSIDE,
-    aux_data: Path | None = typer.Option(
-        None, "--aux-data", help="Wild mode: a MoCap set (3D joints) trained jointly, not annotated; "
-        "synthetic[:N]: an embedded synthetic 3D set of the part (N = 2000; generated once, cached)."),
-    aux_weight: float = typer.Option(1.0, "--aux-weight", help="Weight of the --aux-data set's losses."),
+    aux_data: str | None = typer.Option(
+        None, "--aux-data", help="Wild mode: a MoCap set (3D joints) trained jointly, not annotated: a "
+        "folder; synthetic[:N], an embedded synthetic 3D set of the part (N = 2000; generated once, cached; "
+        "the default for bodies and hands); none. Config key aux_data."),
+    aux_weight: float = typer.Option(1.0, "--aux-weight", help="Weight of the auxiliary set's losses."),
     threads: int = THREADS,
 ) -> None:
     """Train the neural annotator on a set and annotate the SAME set (one-stage NeuralAnnot)."""
+    from neuralannot.annotators.config_defaults import embedded_aux
     from neuralannot.annotators.pipeline import run_annotate
 
     set_threads(threads)
     check_device(device)
     check_outputs(dirs={"--work-dir": work_dir}, pseudo_gt=out)
-    guard_output(out, data, config, joint_map, aux_data, force=force)
+    aux_folder = None if aux_data in (None, "none") or embedded_aux(aux_data) else Path(aux_data)
+    guard_output(out, data, config, joint_map, aux_folder, force=force)
     cfg = _config(
         config,
         mode,
@@ -220,16 +223,14 @@ def annotate(
         epochs=epochs,
         min_steps=min_steps,
         backbone_weights=backbone_weights,
+        aux_data=aux_data,
     )
-    if aux_data is not None:
-        from neuralannot.annotators.aux_mocap import aux_problem
-
-        if problem := aux_problem(cfg, aux_weight):
-            fail(problem)
+    if cfg.aux_spec is not None and not aux_weight > 0:
+        fail(f"--aux-weight must be > 0, got {aux_weight}")
     try:
         summary = run_annotate(data, out, cfg, work_dir, skip_bad=skip_bad, device=device, resume=resume,
                                joint_map=joint_map, allow_outside_root=allow_outside_root,
-                               aux_data=aux_data, aux_weight=aux_weight)  # fmt: skip
+                               aux_weight=aux_weight)  # fmt: skip
     except USER_ERRORS as err:
         fail(err)
     t, a = summary["train"], summary["annotate"]
@@ -260,6 +261,7 @@ def train_cmd(
     threads: int = THREADS,
 ) -> None:
     """Train the annotator only; the checkpoint lands in WORK_DIR/<config hash>-<data hash>/checkpoint.pt."""
+    from neuralannot.annotators.aux_mocap import config_aux
     from neuralannot.annotators.pipeline import build_annotator
     from neuralannot.annotators.state import run_dir
     from neuralannot.annotators.training import train
@@ -271,7 +273,9 @@ def train_cmd(
     try:
         samples, report = _samples(data, cfg, skip_bad, joint_map, allow_outside_root)
         model = build_annotator(cfg, samples[0].joint_set)
-        summary = train(model, samples, run_dir(work_dir, cfg, samples), device=device, resume=resume)
+        aux = config_aux(cfg, samples, skip_bad=skip_bad, allow_outside_root=allow_outside_root)
+        folder = run_dir(work_dir, cfg, samples, "" if aux is None else aux.run_tag(cfg.uses_image))
+        summary = train(model, samples, folder, device=device, resume=resume, aux=aux)
     except USER_ERRORS as err:
         fail(err)
     console.print(f"checkpoint: {summary['checkpoint']} ({summary.get('wall_s', 0.0):.1f} s)")
