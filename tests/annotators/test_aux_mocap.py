@@ -192,3 +192,17 @@ def test_synthetic_aux_data_is_generated_once_into_the_cache(tmp_path, monkeypat
     cfg = AnnotatorConfig(mode="wild", inputs="joints", joint_input="coordinates", **TINY)
     aux = aux_mocap.load_aux("synthetic:3", cfg, samples)  # what `annotate --aux-data synthetic:3` reads
     assert len(aux.samples) == 3 and aux.source == folder
+
+
+def test_wild_bodies_train_with_the_embedded_set_unless_told_not_to(wild_set, tmp_path):
+    from conftest import TEST_AUX_N
+
+    tiny = dict(TINY, epochs=1)
+    default = run_annotate(wild_set, tmp_path / "a.npz", AnnotatorConfig(mode="wild", **tiny), tmp_path / "w",
+                           progress=False)  # fmt: skip
+    assert default["config"]["inputs"] == "joints"  # the 2D-joint network the set teaches
+    assert default["aux"]["samples"] == TEST_AUX_N and "wild3d_" in default["aux"]["data"]
+    off = run_annotate(wild_set, tmp_path / "b.npz", AnnotatorConfig(mode="wild", aux_data="none", **tiny),
+                       tmp_path / "w", progress=False)  # fmt: skip
+    assert "aux" not in off and off["config"]["inputs"] == "image"
+    assert default["work_dir"] != off["work_dir"] and (tmp_path / "a.npz").exists()
