@@ -52,14 +52,15 @@ def test_from_2d_comparison_reuses_its_smplifyx_row_and_distils_the_hybrid(tmp_p
     data = synth_set(tmp_path_factory, "wild", 4, seed=11)
     samples, _ = load_samples(data, "body")
     aux, _ = load_samples(synth_set(tmp_path_factory, "wild3d", 4, seed=12), "body", needs_3d=True)
-    cfg = AnnotatorConfig(mode="wild", **dict(TINY, epochs=1))
+    cfg = AnnotatorConfig(mode="wild", aux_data="none", **dict(TINY, epochs=1))  # the image network alone
     lifter = AnnotatorConfig(mode="wild", inputs="joints", joint_input="coordinates", **dict(TINY, epochs=1))
     methods = ("neuralannot", "baseline", "hybrid", "two_stage_hybrid", "neuralannot_aux", "hybrid_aux")
     table, recs = compare_direct("from2d", samples, cfg, tmp_path, methods, hybrid_iterations=2,
                                  progress=False, aux=AuxMocap(aux), aux_cfg=lifter)  # fmt: skip
     # the *_aux rows train their own network (aux_cfg); the others cfg's
     runs = {p.name.split("-")[1 if p.name.startswith("aux") else 0] for p in (tmp_path / "runs").iterdir()}
-    assert {cfg.digest(), lifter.digest()} <= runs
+    assert {cfg.digest(), lifter.digest()} <= runs and cfg.digest() != lifter.digest()
+    assert table["neuralannot"]["aux"] is None and table["neuralannot_aux"]["aux"]["samples"] == len(aux)
     assert set(table) == set(methods) - {"baseline"} | {"smplifyx"}
     hybrid = table["hybrid"]
     assert hybrid["refined"] + hybrid["from_scratch"] <= len(samples)

@@ -144,7 +144,7 @@ def compare_direct(
     neural_s = time.perf_counter() - t0
     recs["neuralannot"] = neural
     speed = {"samples_per_s": _annotation_speed(info["annotate"], len(neural)),
-             "train_s": info["train"]["wall_s"], "pipeline_s": neural_s}  # fmt: skip
+             "train_s": info["train"]["wall_s"], "pipeline_s": neural_s, "aux": info["aux"]}  # fmt: skip
     table["neuralannot"] = _score("neuralannot", neural, samples, cache, out_dir, speed)
     fits_wanted = [(baseline, FitOptions())] if "baseline" in methods else []
     if "baseline_vae" in methods and joints == "3d":  # the same VAE prior as reg.pose_prior
@@ -196,7 +196,7 @@ def compare_direct(
         aux_s = time.perf_counter() - t1
         recs["neuralannot_aux"] = neural_aux
         speed = {"samples_per_s": _annotation_speed(info["annotate"], len(neural_aux)),
-                 "train_s": info["train"]["wall_s"], "pipeline_s": aux_s}  # fmt: skip
+                 "train_s": info["train"]["wall_s"], "pipeline_s": aux_s, "aux": info["aux"]}  # fmt: skip
         table["neuralannot_aux"] = _score("neuralannot_aux", neural_aux, samples, cache, out_dir, speed)
         if "hybrid_aux" in methods:
             hybrid("hybrid_aux", neural_aux, aux_s)

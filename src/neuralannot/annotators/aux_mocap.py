@@ -214,6 +214,10 @@ class AuxMocap:
     def digest(self, images: bool) -> str:
         return f"aux{self.weight:g}:{samples_digest(self.samples, images)}"
 
+    def summary(self) -> dict:
+        """What a run records of the set it trained with: its folder, size and weight."""
+        return {"data": str(self.source), "samples": len(self.samples), "weight": self.weight}
+
     def run_tag(self, images: bool) -> str:
         """The prefix of a run folder trained with this set (``aux<8 hex>-``)."""
         return f"aux{short_digest(self.digest(images))}-"

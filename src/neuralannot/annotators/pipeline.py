@@ -74,8 +74,7 @@ def run_annotate(
         "annotate": ann,
         "config": cfg.to_dict(),
         "work_dir": str(run_dir),
-        **({"aux": {"data": str(aux.source), "samples": len(aux.samples), "weight": aux.weight}} if aux
-           else {}),  # fmt: skip
+        **({"aux": aux.summary()} if aux else {}),
     }
 
 

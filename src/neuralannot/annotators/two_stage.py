@@ -110,7 +110,8 @@ def train_and_annotate(
     records, _ = read_pseudo_gt(out)
     order = {s.id: i for i, s in enumerate(samples)}
     records.sort(key=lambda r: order[r.sample_id])
-    return records, {"train": fit, "annotate": ann, "run_dir": str(run_dir)}
+    used = None if aux is None else aux.summary()
+    return records, {"train": fit, "annotate": ann, "run_dir": str(run_dir), "aux": used}
 
 
 def run_two_stage(
