@@ -83,7 +83,7 @@ def run_part(args, part: str, settings: tuple[str, ...], n: int, seed: int, kind
         if args.aux_n and mode == "wild" and part in AUX_KIND:
             aux_data = args.data_dir / f"synth_{AUX_KIND[part]}_{args.aux_n}_s{seed + 50}"
             generate(AUX_KIND[part], args.aux_n, aux_data, seed=seed + 50, workers=args.workers)
-            aux = AuxMocap(load_samples(aux_data, part, needs_3d=True)[0])
+            aux = AuxMocap(load_samples(aux_data, part, needs_3d=True)[0], source=aux_data)
             methods = (*METHODS, *AUX_METHODS)
             aux_note = f"synth --kind {AUX_KIND[part]} --n {args.aux_n} --seed {seed + 50}"
         try:

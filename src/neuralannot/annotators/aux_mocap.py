@@ -216,7 +216,8 @@ class AuxMocap:
 
     def summary(self) -> dict:
         """What a run records of the set it trained with: its folder, size and weight."""
-        return {"data": str(self.source), "samples": len(self.samples), "weight": self.weight}
+        data = None if self.source is None else str(self.source)
+        return {"data": data, "samples": len(self.samples), "weight": self.weight}
 
     def run_tag(self, images: bool) -> str:
         """The prefix of a run folder trained with this set (``aux<8 hex>-``)."""
