@@ -260,8 +260,8 @@ def train_cmd(
     allow_outside_root: bool = OUTSIDE,
     threads: int = THREADS,
 ) -> None:
-    """Train the annotator only; the checkpoint lands in WORK_DIR/[aux<set hash>-]<config hash>-<data
-    hash>/checkpoint.pt (the aux prefix where it trains with an auxiliary set: wild bodies and hands)."""
+    """Train the annotator only; the checkpoint lands in WORK_DIR/<config hash>-<data hash>/checkpoint.pt,
+    the folder prefixed aux<set hash>- where it trains with an auxiliary set (wild bodies and hands)."""
     from neuralannot.annotators.aux_mocap import config_aux
     from neuralannot.annotators.pipeline import build_annotator
     from neuralannot.annotators.state import run_dir
