@@ -11,7 +11,8 @@ each annotator's pseudo-GTs and tested on a held-out synthetic set with GT meshe
 
 ``--aux-n N`` (from 2D): also the annotator trained jointly with the embedded synthetic 3D set of N
 samples (``annotate --aux-data synthetic:N``; rows ``neuralannot_aux`` and ``hybrid_aux``), with
-``--aux-config``'s network (e.g. one that reads only the 2D joints) where given.
+``--aux-config``'s network where given. The ``neuralannot`` row is the config's own annotator: by
+default since the twenty-ninth session it already trains with the embedded set of 2,000 (``aux_data``).
 
 The defaults were tuned on the validation set (``--val-seed``, a different seed from ``--seed``); with
 ``--val-n > 0`` the direct comparison also runs on it and both go in the JSON (``validation``), so the
