@@ -78,9 +78,15 @@ def test_train_refuses_negative_threads(tmp_path):
 @pytest.mark.parametrize("args, text", [
     (["--mode", "mocap"], "bad config: aux_data: an auxiliary MoCap set supervises wild-mode sets only"),
     (["--mode", "wild", "--part", "wholebody"], "a folder supervises one part"),
-    (["--mode", "wild", "--aux-weight", "0"], "--aux-weight must be > 0, got 0.0"),
+    (["--mode", "wild", "--aux-weight", "0"], "bad config: aux_weight must be a number > 0, got 0.0"),
 ])
 def test_aux_data_refused_before_any_work(tmp_path, args, text):
     code, errors = _cli("annotate", "--data", tmp_path / "no-data", "--out", tmp_path / "o.json",
                         "--aux-data", tmp_path / "no-aux", *args)  # fmt: skip
     assert code == 2 and len(errors) == 1 and text in errors[0], errors
+
+
+def test_train_takes_the_auxiliary_options_too(tmp_path):
+    code, errors = _cli("train", "--data", tmp_path / "no-data", "--work-dir", tmp_path / "w",
+                        "--mode", "wild", "--aux-data", "synthetic", "--aux-weight", "-2")  # fmt: skip
+    assert code == 2 and errors == ["error: bad config: aux_weight must be a number > 0, got -2.0"]

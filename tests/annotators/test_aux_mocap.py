@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import TINY
-from neuralannot.annotators.aux_mocap import AuxMocap, check_aux_samples, crop_frame_joints
+from neuralannot.annotators.aux_mocap import AuxMocap, check_aux_samples, crop_frame_joints, load_aux
 from neuralannot.annotators.config import AnnotatorConfig
 from neuralannot.annotators.pipeline import build_annotator, load_samples, run_annotate
 from neuralannot.annotators.training import batch_to, feature_key, make_dataset, train
@@ -52,9 +52,8 @@ def test_aux_set_refuses_samples_it_cannot_use(mocap_set, wild_set):
         AnnotatorConfig(mode="wild", part="wholebody", aux_data=str(mocap_set), **TINY)
     with pytest.raises(ValueError, match="aux_data must be"):
         AnnotatorConfig(mode="wild", aux_data=3, **TINY)
-    with pytest.raises(ValueError, match="aux-weight"):
-        run_annotate(wild_set, out, AnnotatorConfig(mode="wild", aux_data=str(mocap_set), **TINY),
-                     mocap_set.parent / "w", aux_weight=0.0, progress=False)  # fmt: skip
+    with pytest.raises(ValueError, match="aux-weight"):  # a set passed directly (bench scripts)
+        load_aux(mocap_set, AnnotatorConfig(mode="wild", **TINY), [], weight=0.0)
     assert not out.exists()
 
 
@@ -202,6 +201,10 @@ def test_wild_bodies_train_with_the_embedded_set_unless_told_not_to(wild_set, tm
                            progress=False)  # fmt: skip
     assert default["config"]["inputs"] == "joints"  # the 2D-joint network the set teaches
     assert default["aux"]["samples"] == TEST_AUX_N and "wild3d_" in default["aux"]["data"]
+    assert default["aux"]["weight"] == 1.0
+    heavier = run_annotate(wild_set, tmp_path / "c.npz", AnnotatorConfig(mode="wild", aux_weight=3, **tiny),
+                           tmp_path / "w", progress=False)  # fmt: skip
+    assert heavier["aux"]["weight"] == 3.0 and heavier["work_dir"] != default["work_dir"]  # its own run
     off = run_annotate(wild_set, tmp_path / "b.npz", AnnotatorConfig(mode="wild", aux_data="none", **tiny),
                        tmp_path / "w", progress=False)  # fmt: skip
     assert "aux" not in off and off["config"]["inputs"] == "image"

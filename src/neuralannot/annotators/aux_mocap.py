@@ -109,8 +109,10 @@ def _complete(folder: Path) -> bool:
         return False
 
 
-def aux_problem(cfg, weight: float) -> str | None:
-    """Why an auxiliary set cannot join a run of ``cfg`` with ``weight`` (None: it can)."""
+def aux_problem(cfg, weight: float | None = None) -> str | None:
+    """Why an auxiliary set cannot join a run of ``cfg`` with ``weight`` (None: the config's
+    ``aux_weight``) (None: it can)."""
+    weight = cfg.aux_weight if weight is None else weight
     if cfg.mode != "wild" or cfg.part == "wholebody":
         return "--aux-data: an auxiliary MoCap set supervises wild-mode body, hand or face sets"
     if not weight > 0:
@@ -118,11 +120,13 @@ def aux_problem(cfg, weight: float) -> str | None:
     return None
 
 
-def load_aux(data, cfg, samples: Sequence, weight: float = 1.0, skip_bad: bool = False,
+def load_aux(data, cfg, samples: Sequence, weight: float | None = None, skip_bad: bool = False,
              allow_outside_root: bool = False) -> AuxMocap:  # fmt: skip
-    """The auxiliary MoCap set at ``data`` for a wild-mode run of ``cfg`` on ``samples`` (checked)."""
+    """The auxiliary MoCap set at ``data`` for a wild-mode run of ``cfg`` on ``samples`` (checked), its
+    losses weighted ``weight`` (None: the config's ``aux_weight``)."""
     from neuralannot.data.loading import load_samples
 
+    weight = cfg.aux_weight if weight is None else weight
     problem = aux_problem(cfg, weight)
     if problem:
         raise ValueError(problem)
@@ -134,14 +138,15 @@ def load_aux(data, cfg, samples: Sequence, weight: float = 1.0, skip_bad: bool =
     return AuxMocap(aux, weight, source=data)
 
 
-def config_aux(cfg, samples: Sequence, weight: float = 1.0, skip_bad: bool = False,
+def config_aux(cfg, samples: Sequence, skip_bad: bool = False,
                allow_outside_root: bool = False) -> AuxMocap | None:  # fmt: skip
     """The auxiliary set a run of ``cfg`` trains with (``cfg.aux_spec``: its ``aux_data`` or the part's
-    default), loaded and checked for ``samples``; None where it trains with none."""
+    default, weighted ``cfg.aux_weight``), loaded and checked for ``samples``; None where it trains
+    with none."""
     spec = cfg.aux_spec
     if spec is None:
         return None
-    return load_aux(spec, cfg, samples, weight, skip_bad, allow_outside_root)
+    return load_aux(spec, cfg, samples, skip_bad=skip_bad, allow_outside_root=allow_outside_root)
 
 
 def check_aux_samples(samples: Sequence, main_part: str) -> None:

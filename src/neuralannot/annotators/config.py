@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -108,6 +109,9 @@ class AnnotatorConfig:
     # or "none". None: per part (:func:`default_aux_data`: the embedded set for bodies and hands). The
     # set's identity names the run (its run tag), not this key. ``annotate --aux-data`` sets it
     aux_data: str | None = None
+    # the auxiliary set's losses' weight (``--aux-weight``; > 0); like the set, it names the run
+    # through the set's run tag, not the digest. A whole-body run passes it to its body and hand parts
+    aux_weight: float = 1.0
     # "swing" (MoCap default): the regressed rotations go through an analytic swing solve toward the
     # given 3D joints (bodies/swing_ik.py), so the network learns shape and the unobservable twists;
     # "paper": the plain FC output (Eq. 1), kept for the ablation tables. Wild mode and the face
@@ -339,6 +343,10 @@ class AnnotatorConfig:
             raise ValueError(f"outputs must be rotations | embedding, got {self.outputs!r}")
 
     def _check_aux_data(self) -> None:
+        if isinstance(self.aux_weight, bool) or not isinstance(self.aux_weight, (int, float)) \
+                or not math.isfinite(self.aux_weight) or not self.aux_weight > 0:
+            raise ValueError(f"aux_weight must be a number > 0, got {self.aux_weight!r}")
+        self.aux_weight = float(self.aux_weight)
         if self.aux_data is None or self.aux_data == "none":
             return
         if not isinstance(self.aux_data, str) or not self.aux_data:
@@ -477,7 +485,8 @@ class AnnotatorConfig:
         so a run can be resumed with different ones.
         """
         d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL}
-        d.pop("aux_data")  # the set trained with names the run through its own tag (AuxMocap.run_tag)
+        for key in ("aux_data", "aux_weight"):  # the set (and its weight) name the run through its own
+            d.pop(key)  # tag (AuxMocap.run_tag)
         d["w_silhouette"] = self.silhouette_weight  # the resolved weight: a changed default retrains
         d["epochs"] = self.epochs_resolved  # what trains: the same run however the file spells it
         for key in BODY_EPOCHS.values():

@@ -35,13 +35,12 @@ def run_annotate(
     progress: bool = True,
     joint_map: str | Path | dict | None = None,
     allow_outside_root: bool = False,
-    aux_weight: float = 1.0,
 ) -> dict:
     """Train on ``data`` and annotate the same samples into ``out``; returns a summary dict.
 
     ``cfg.aux_spec`` (wild mode; ``aux_data``, by default the embedded synthetic set for bodies and
     hands): a MoCap set with 3D joints trained jointly (one batch of it per step, its 3D joint loss
-    times ``aux_weight``; :mod:`neuralannot.annotators.aux_mocap`), not annotated.
+    times ``cfg.aux_weight``; :mod:`neuralannot.annotators.aux_mocap`), not annotated.
 
     ``cfg.part == "wholebody"``: the body, hand and face annotators on their crops, integrated
     (:mod:`neuralannot.annotators.wholebody`)."""
@@ -51,7 +50,7 @@ def run_annotate(
     log.info("%d samples of part %s (%s)", len(samples), cfg.part, report)
     if cfg.part == "wholebody":  # each part's annotator with its own auxiliary set
         return _run_wholebody(samples, report, data, out, cfg, work_dir, device, progress, skip_bad)
-    aux = config_aux(cfg, samples, aux_weight, skip_bad, allow_outside_root)
+    aux = config_aux(cfg, samples, skip_bad, allow_outside_root)
     model = build_annotator(cfg, samples[0].joint_set)
     run_dir = state.run_dir(work_dir, cfg, samples, "" if aux is None else aux.run_tag(cfg.uses_image))
     fit = train(model, samples, run_dir, device=device, resume=resume, progress=progress, aux=aux)

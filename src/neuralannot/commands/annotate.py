@@ -32,6 +32,13 @@ OUTSIDE = typer.Option(
 THREADS = typer.Option(
     0, "--threads", help="torch threads (0 = keep torch's default; use 1 per job on a shared CPU)."
 )
+AUX_DATA = typer.Option(
+    None, "--aux-data", help="Wild mode: a MoCap set (3D joints) trained jointly, not annotated: a folder; "
+    "synthetic[:N], an embedded synthetic 3D set of the part (N = 2000; generated once, cached; the default "
+    "for bodies and hands); none. Config key aux_data.")
+AUX_WEIGHT = typer.Option(
+    None, "--aux-weight", help="Weight of the auxiliary set's losses (> 0; default 1; whole body: its body "
+    "and hand parts'). Config key aux_weight.")
 
 
 def saved_config(checkpoint: Path) -> AnnotatorConfig | None:
@@ -197,11 +204,8 @@ def annotate(
     joint_map: Path | None = JOINT_MAP,
     force: bool = FORCE,
     allow_outside_root: bool = OUTSIDE,
-    aux_data: str | None = typer.Option(
-        None, "--aux-data", help="Wild mode: a MoCap set (3D joints) trained jointly, not annotated: a "
-        "folder; synthetic[:N], an embedded synthetic 3D set of the part (N = 2000; generated once, cached; "
-        "the default for bodies and hands); none. Config key aux_data."),
-    aux_weight: float = typer.Option(1.0, "--aux-weight", help="Weight of the auxiliary set's losses."),
+    aux_data: str | None = AUX_DATA,
+    aux_weight: float | None = AUX_WEIGHT,
     threads: int = THREADS,
 ) -> None:
     """Train the neural annotator on a set and annotate the SAME set (one-stage NeuralAnnot)."""
@@ -224,13 +228,11 @@ def annotate(
         min_steps=min_steps,
         backbone_weights=backbone_weights,
         aux_data=aux_data,
+        aux_weight=aux_weight,
     )
-    if cfg.aux_spec is not None and not aux_weight > 0:
-        fail(f"--aux-weight must be > 0, got {aux_weight}")
     try:
         summary = run_annotate(data, out, cfg, work_dir, skip_bad=skip_bad, device=device, resume=resume,
-                               joint_map=joint_map, allow_outside_root=allow_outside_root,
-                               aux_weight=aux_weight)  # fmt: skip
+                               joint_map=joint_map, allow_outside_root=allow_outside_root)  # fmt: skip
     except USER_ERRORS as err:
         fail(err)
     t, a = summary["train"], summary["annotate"]
@@ -258,6 +260,8 @@ def train_cmd(
     resume: bool = typer.Option(True, "--resume/--no-resume"),
     joint_map: Path | None = JOINT_MAP,
     allow_outside_root: bool = OUTSIDE,
+    aux_data: str | None = AUX_DATA,
+    aux_weight: float | None = AUX_WEIGHT,
     threads: int = THREADS,
 ) -> None:
     """Train the annotator only; the checkpoint lands in WORK_DIR/<config hash>-<data hash>/checkpoint.pt,
@@ -270,7 +274,8 @@ def train_cmd(
     set_threads(threads)
     check_device(device)
     check_outputs(dirs={"--work-dir": work_dir})
-    cfg = _config(config, mode, part, body_model, epochs=epochs, backbone_weights=backbone_weights)
+    cfg = _config(config, mode, part, body_model, epochs=epochs, backbone_weights=backbone_weights,
+                  aux_data=aux_data, aux_weight=aux_weight)  # fmt: skip
     try:
         samples, report = _samples(data, cfg, skip_bad, joint_map, allow_outside_root)
         model = build_annotator(cfg, samples[0].joint_set)
