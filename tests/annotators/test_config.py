@@ -177,14 +177,22 @@ def test_whole_body_parts_take_their_own_auxiliary_defaults():
     assert cfgs["hand"].aux_spec == "synthetic" and cfgs["face"].aux_spec is None
     off = part_configs(AnnotatorConfig(mode="wild", part="wholebody", aux_data="none"))
     assert all(c.aux_spec is None for c in off.values()) and off["body"].inputs == "image"
+    assert (cfgs["body"].aux_weight_resolved, cfgs["hand"].aux_weight_resolved) == (1.0, 4.0)  # per part
     weighted = part_configs(AnnotatorConfig(mode="wild", part="wholebody", aux_weight=2))
-    assert weighted["body"].aux_weight == weighted["hand"].aux_weight == 2.0  # `--aux-weight` reaches them
+    assert weighted["body"].aux_weight_resolved == weighted["hand"].aux_weight_resolved == 2.0  # given: all
 
 
 @pytest.mark.parametrize("weight", [0, -1.0, float("nan"), float("inf"), "2", True])
 def test_aux_weight_must_be_a_positive_number(weight):
     with pytest.raises(ValueError, match="aux_weight must be a number > 0"):
         AnnotatorConfig(mode="wild", aux_weight=weight)
+
+
+def test_hands_weight_their_auxiliary_set_4_bodies_1_unless_told():
+    assert AnnotatorConfig(mode="wild").aux_weight_resolved == 1.0
+    for hand in ("hand", "lhand", "rhand"):
+        assert AnnotatorConfig(mode="wild", part=hand).aux_weight_resolved == 4.0
+    assert AnnotatorConfig(mode="wild", part="rhand", aux_weight=1).aux_weight_resolved == 1.0
 
 
 def test_aux_weight_names_the_run_through_the_sets_tag_not_the_digest():

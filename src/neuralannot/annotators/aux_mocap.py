@@ -111,8 +111,8 @@ def _complete(folder: Path) -> bool:
 
 def aux_problem(cfg, weight: float | None = None) -> str | None:
     """Why an auxiliary set cannot join a run of ``cfg`` with ``weight`` (None: the config's
-    ``aux_weight``) (None: it can)."""
-    weight = cfg.aux_weight if weight is None else weight
+    ``aux_weight``, or the part's default) (None: it can)."""
+    weight = cfg.aux_weight_resolved if weight is None else weight
     if cfg.mode != "wild" or cfg.part == "wholebody":
         return "--aux-data: an auxiliary MoCap set supervises wild-mode body, hand or face sets"
     if not weight > 0:
@@ -123,10 +123,10 @@ def aux_problem(cfg, weight: float | None = None) -> str | None:
 def load_aux(data, cfg, samples: Sequence, weight: float | None = None, skip_bad: bool = False,
              allow_outside_root: bool = False) -> AuxMocap:  # fmt: skip
     """The auxiliary MoCap set at ``data`` for a wild-mode run of ``cfg`` on ``samples`` (checked), its
-    losses weighted ``weight`` (None: the config's ``aux_weight``)."""
+    losses weighted ``weight`` (None: the config's, ``aux_weight_resolved``)."""
     from neuralannot.data.loading import load_samples
 
-    weight = cfg.aux_weight if weight is None else weight
+    weight = cfg.aux_weight_resolved if weight is None else weight
     problem = aux_problem(cfg, weight)
     if problem:
         raise ValueError(problem)
@@ -141,7 +141,7 @@ def load_aux(data, cfg, samples: Sequence, weight: float | None = None, skip_bad
 def config_aux(cfg, samples: Sequence, skip_bad: bool = False,
                allow_outside_root: bool = False) -> AuxMocap | None:  # fmt: skip
     """The auxiliary set a run of ``cfg`` trains with (``cfg.aux_spec``: its ``aux_data`` or the part's
-    default, weighted ``cfg.aux_weight``), loaded and checked for ``samples``; None where it trains
+    default, weighted ``cfg.aux_weight_resolved``), loaded and checked for ``samples``; None where it trains
     with none."""
     spec = cfg.aux_spec
     if spec is None:

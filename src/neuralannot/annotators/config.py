@@ -26,6 +26,7 @@ from neuralannot.annotators.config_defaults import (  # noqa: F401 (re-exported)
     SHAPE_SOLVE_DAMPING,
     SWING_WEIGHT,
     default_aux_data,
+    default_aux_weight,
     default_inputs,
     default_outputs,
     embedded_aux,
@@ -109,9 +110,10 @@ class AnnotatorConfig:
     # or "none". None: per part (:func:`default_aux_data`: the embedded set for bodies and hands). The
     # set's identity names the run (its run tag), not this key. ``annotate --aux-data`` sets it
     aux_data: str | None = None
-    # the auxiliary set's losses' weight (``--aux-weight``; > 0); like the set, it names the run
-    # through the set's run tag, not the digest. A whole-body run passes it to its body and hand parts
-    aux_weight: float = 1.0
+    # the auxiliary set's losses' weight (``--aux-weight``; > 0). None: per part (:func:`default_aux_weight`:
+    # hands 4, else 1). Like the set, it names the run through the set's run tag, not the digest. A
+    # whole-body run passes a given weight to its body and hand parts
+    aux_weight: float | None = None
     # "swing" (MoCap default): the regressed rotations go through an analytic swing solve toward the
     # given 3D joints (bodies/swing_ik.py), so the network learns shape and the unobservable twists;
     # "paper": the plain FC output (Eq. 1), kept for the ablation tables. Wild mode and the face
@@ -343,10 +345,11 @@ class AnnotatorConfig:
             raise ValueError(f"outputs must be rotations | embedding, got {self.outputs!r}")
 
     def _check_aux_data(self) -> None:
-        if isinstance(self.aux_weight, bool) or not isinstance(self.aux_weight, (int, float)) \
-                or not math.isfinite(self.aux_weight) or not self.aux_weight > 0:
-            raise ValueError(f"aux_weight must be a number > 0, got {self.aux_weight!r}")
-        self.aux_weight = float(self.aux_weight)
+        w = self.aux_weight
+        if w is not None:
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or not w > 0:
+                raise ValueError(f"aux_weight must be a number > 0, got {w!r}")
+            self.aux_weight = float(w)
         if self.aux_data is None or self.aux_data == "none":
             return
         if not isinstance(self.aux_data, str) or not self.aux_data:
@@ -364,6 +367,11 @@ class AnnotatorConfig:
         if self.aux_data is None:
             return default_aux_data(self.mode, self.part)
         return None if self.aux_data == "none" else self.aux_data
+
+    @property
+    def aux_weight_resolved(self) -> float:
+        """The auxiliary set's loss weight: ``aux_weight``, or where unset the part's default."""
+        return default_aux_weight(self.part) if self.aux_weight is None else self.aux_weight
 
     @property
     def swing_head(self) -> bool:

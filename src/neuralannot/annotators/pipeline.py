@@ -40,7 +40,7 @@ def run_annotate(
 
     ``cfg.aux_spec`` (wild mode; ``aux_data``, by default the embedded synthetic set for bodies and
     hands): a MoCap set with 3D joints trained jointly (one batch of it per step, its 3D joint loss
-    times ``cfg.aux_weight``; :mod:`neuralannot.annotators.aux_mocap`), not annotated.
+    times ``cfg.aux_weight_resolved``; :mod:`neuralannot.annotators.aux_mocap`), not annotated.
 
     ``cfg.part == "wholebody"``: the body, hand and face annotators on their crops, integrated
     (:mod:`neuralannot.annotators.wholebody`)."""

@@ -37,8 +37,8 @@ AUX_DATA = typer.Option(
     "synthetic[:N], an embedded synthetic 3D set of the part (N = 2000; generated once, cached; the default "
     "for bodies and hands); none. Config key aux_data.")
 AUX_WEIGHT = typer.Option(
-    None, "--aux-weight", help="Weight of the auxiliary set's losses (> 0; default 1; whole body: its body "
-    "and hand parts'). Config key aux_weight.")
+    None, "--aux-weight", help="Weight of the auxiliary set's losses (> 0; default: hands 4, else 1; whole "
+    "body: its body and hand parts'). Config key aux_weight.")
 
 
 def saved_config(checkpoint: Path) -> AnnotatorConfig | None:
