@@ -1,27 +1,17 @@
 """bench/aux_overlap.py: the nearest auxiliary pose of each test pose, and the tertile table."""
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench_loader import load_bench
 
 
 @pytest.fixture(scope="module")
 def aux_overlap():
-    sys.path.insert(0, str(ROOT / "bench"))  # its `from common import ...`
-    try:
-        spec = importlib.util.spec_from_file_location("aux_overlap", ROOT / "bench" / "aux_overlap.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    return module
+    return load_bench("aux_overlap")
 
 
 def test_nearest_pose_is_the_mean_joint_angle_to_the_closest_aux_pose(aux_overlap):

@@ -1,27 +1,15 @@
 """bench/shape_floor.py: the GT pose on one constant shape, the floor of a shape-blind method."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from bench_loader import load_bench
 from conftest import synth_set
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def shape_floor():
-    sys.path.insert(0, str(ROOT / "bench"))  # its `from common import ...`
-    try:
-        spec = importlib.util.spec_from_file_location("shape_floor", ROOT / "bench" / "shape_floor.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(ROOT / "bench"))
-    return module
+    return load_bench("shape_floor")
 
 
 def test_the_gt_pose_scores_zero_on_its_own_shape_and_more_on_a_constant_one(shape_floor, tmp_path_factory):
