@@ -16,6 +16,7 @@ Writes ``bench/results/shape_floor.json`` (``--out``) and prints the table.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,21 +27,18 @@ from neuralannot.data.loading import load_samples
 from neuralannot.evaluation import ModelCache, evaluate, gt_params
 from neuralannot.io import atomic_write_json
 from neuralannot.io.pseudo_gt import PseudoGT
+from neuralannot.io.records import gt_record
 
 RESULTS = Path(__file__).parent / "results" / "shape_floor.json"
 
 
-def gt_records(samples, cache: ModelCache, shape: dict[str, np.ndarray] | None = None) -> dict[str, PseudoGT]:
-    """Records of the samples' GT parameters, with every shape parameter set to ``shape``'s where given."""
-    out = {}
-    for s in samples:
-        if s.gt is None:
-            raise SystemExit(f"sample {s.id!r} has no GT parameters (a synthetic set is needed)")
-        model = cache.get(s.gt["model"], s.gt.get("part", s.part))
-        params = gt_params(s.gt, model) | (shape or {})
-        side = {"lhand": "left", "rhand": "right"}.get(s.part)
-        out[s.id] = PseudoGT(s.id, s.gt["model"], s.part, params, side=side)
-    return out
+def gt_records(samples, shape: dict[str, np.ndarray] | None = None) -> dict[str, PseudoGT]:
+    """The samples' GT records (:func:`~neuralannot.io.records.gt_record`), every shape parameter set to
+    ``shape``'s where given."""
+    records = {s.id: gt_record(s) for s in samples}
+    if shape:
+        records = {i: replace(r, params={**r.params, **shape}) for i, r in records.items()}
+    return records
 
 
 def constant_shapes(samples, cache: ModelCache) -> dict[str, dict[str, np.ndarray]]:
@@ -56,6 +54,11 @@ def constant_shapes(samples, cache: ModelCache) -> dict[str, dict[str, np.ndarra
     return {"GT-median shape": median, "default shape": default}
 
 
+def mean_mpvpe(csv: str) -> float:
+    """A method's mean MPVPE over the samples of its ``eval --csv`` file."""
+    return float(np.mean(list(per_sample(Path(csv)).values())))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="a synthetic set (GT parameters)")
@@ -68,13 +71,11 @@ def main() -> None:
     cache = ModelCache()
     floors = {}
     for name, shape in constant_shapes(samples, cache).items():
-        _, summary = evaluate(gt_records(samples, cache, shape), samples, cache)
+        _, summary = evaluate(gt_records(samples, shape), samples, cache)
         floors[name] = {"mpvpe_mm": summary["mpvpe_mm"], "mpjpe_mm": summary["mpjpe_mm"],
                         "shape": {k: v.tolist() for k, v in shape.items()}}  # fmt: skip
-    methods = {name: float(np.mean(list(per_sample(Path(csv)).values()))) for name, csv in args.method}
-    base = None
-    if args.baseline:
-        base = (args.baseline[0], float(np.mean(list(per_sample(Path(args.baseline[1])).values()))))
+    methods = {name: mean_mpvpe(csv) for name, csv in args.method}
+    base = (args.baseline[0], mean_mpvpe(args.baseline[1])) if args.baseline else None
     print(f"{len(samples)} samples of {args.data}")
     print(f"{'':34} {'MPVPE':>8} {'MPJPE':>8} {'ratio':>7}")
     for name, f in floors.items():

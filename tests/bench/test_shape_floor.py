@@ -18,13 +18,13 @@ def test_the_gt_pose_scores_zero_on_its_own_shape_and_more_on_a_constant_one(sha
 
     samples, _ = load_samples(synth_set(tmp_path_factory, "hand", 6, seed=11), "hand")
     cache = ModelCache()
-    _, exact = evaluate(shape_floor.gt_records(samples, cache), samples, cache)
+    _, exact = evaluate(shape_floor.gt_records(samples), samples, cache)
     assert exact["mpvpe_mm"] < 1e-3 and exact["mpjpe_mm"] < 1e-3
     shapes = shape_floor.constant_shapes(samples, cache)
     gt = np.stack([s.gt["params"]["phenotype"] for s in samples])
     np.testing.assert_allclose(shapes["GT-median shape"]["phenotype"], np.median(gt, 0), atol=1e-6)
     np.testing.assert_array_equal(shapes["default shape"]["phenotype"], np.full(6, 0.5, np.float32))
-    records = shape_floor.gt_records(samples, cache, shapes["GT-median shape"])
+    records = shape_floor.gt_records(samples, shapes["GT-median shape"])
     assert all(np.array_equal(r.params["phenotype"], shapes["GT-median shape"]["phenotype"])
                for r in records.values())  # fmt: skip
     assert {r.side for r in records.values()} <= {"left", "right"}

@@ -109,10 +109,8 @@ def _complete(folder: Path) -> bool:
         return False
 
 
-def aux_problem(cfg, weight: float | None = None) -> str | None:
-    """Why an auxiliary set cannot join a run of ``cfg`` with ``weight`` (None: the config's
-    ``aux_weight``, or the part's default) (None: it can)."""
-    weight = cfg.aux_weight_resolved if weight is None else weight
+def aux_problem(cfg, weight: float) -> str | None:
+    """Why an auxiliary set cannot join a run of ``cfg`` with ``weight`` (None: it can)."""
     if cfg.mode != "wild" or cfg.part == "wholebody":
         return "--aux-data: an auxiliary MoCap set supervises wild-mode body, hand or face sets"
     if not weight > 0:

@@ -62,8 +62,8 @@ AUX_DEFAULT_PARTS = ("body", *HAND_PARTS)
 #: set, 3,000 steps), training seeds 0 / 1 / 2: MPVPE 19.91 / 16.05 / 19.49 mm at weight 1 (turned > 90°:
 #: 3.0 / 1.0 / 3.0 %) → 17.19 / 15.98 / 17.84 at 4 (0.5 / 0.5 / 1.5 %); 17.15 at 8 (seed 0). Test seed 300,
 #: three training seeds: 20.73 → 19.31 mean (`bench/parts.py`, 1,500 steps: 20.26 → 20.34, its hybrid
-#: 17.63 → 16.94). Bodies (the
-#: lifter, validation seed 201): 206.89 at 1, 207.51 at 4: left at 1. BENCHMARKS.md
+#: 17.63 → 16.94). Bodies (the lifter, validation seed 201): 206.89 at 1, 207.51 at 4: left at 1.
+#: BENCHMARKS.md
 AUX_WEIGHT = {part: 4.0 for part in HAND_PARTS}
 
 
