@@ -2,6 +2,7 @@
 training and resuming with it, and the refusals."""
 
 import dataclasses
+import os
 
 import numpy as np
 import pytest
@@ -180,6 +181,9 @@ def test_synthetic_aux_data_is_generated_once_into_the_cache(tmp_path, monkeypat
     folder = aux_mocap.resolve_aux_data("synthetic:3", "body", progress=False)
     assert folder == tmp_path / "cache" / "aux" / f"wild3d_3_s{aux_mocap.SYNTHETIC_AUX_SEED}"
     assert [p.name for p in folder.parent.iterdir()] == [folder.name]  # no temporary folder left
+    mask = os.umask(0)
+    os.umask(mask)
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~mask  # a shared cache, not mkdtemp's 0700
     samples, _ = load_samples(folder, "body", needs_3d=True)
     assert len(samples) == 3 and all(s.joints_3d is not None and s.joint_set == "coco23" for s in samples)
 

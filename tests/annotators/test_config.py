@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from neuralannot.annotators.config import AnnotatorConfig
@@ -180,6 +182,19 @@ def test_whole_body_parts_take_their_own_auxiliary_defaults():
     assert (cfgs["body"].aux_weight_resolved, cfgs["hand"].aux_weight_resolved) == (1.0, 4.0)  # per part
     weighted = part_configs(AnnotatorConfig(mode="wild", part="wholebody", aux_weight=2))
     assert weighted["body"].aux_weight_resolved == weighted["hand"].aux_weight_resolved == 2.0  # given: all
+    assert all(c.aux_weight is None for c in weighted.values() if c.aux_spec is None)  # not to a part without
+
+
+def test_an_aux_weight_where_no_set_trains_is_said_to_be_ignored(caplog):
+    from neuralannot.annotators.aux_mocap import config_aux
+
+    with caplog.at_level(logging.WARNING, logger="neuralannot.annotators.aux_mocap"):
+        assert config_aux(AnnotatorConfig(mode="mocap", aux_weight=3), samples=[]) is None
+    assert "aux_weight 3 ignored" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="neuralannot.annotators.aux_mocap"):
+        assert config_aux(AnnotatorConfig(mode="mocap"), samples=[]) is None
+    assert "ignored" not in caplog.text
 
 
 @pytest.mark.parametrize("weight", [0, -1.0, float("nan"), float("inf"), "2", True])

@@ -51,6 +51,7 @@ from neuralannot.data.transforms import hflip_joints_3d
 from neuralannot.geometry import ray_rotation
 from neuralannot.geometry.alignment import translation_fit
 from neuralannot.paths import cache_dir
+from neuralannot.utils.atomic import give_default_mode
 
 __all__ = [
     "AuxMocap", "aux_problem", "check_aux_samples", "config_aux", "crop_frame_joints", "load_aux",
@@ -91,6 +92,7 @@ def resolve_aux_data(data, part: str, progress: bool = True) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
     try:
         generate(kind, n, tmp, seed=SYNTHETIC_AUX_SEED, masks=False, progress=progress)
+        give_default_mode(tmp)  # a shared cache: not mkdtemp's 0700
         try:
             tmp.rename(final)
         except OSError:  # another run finished first, or something else is in the way
@@ -143,6 +145,9 @@ def config_aux(cfg, samples: Sequence, skip_bad: bool = False,
     with none."""
     spec = cfg.aux_spec
     if spec is None:
+        if cfg.aux_weight is not None:
+            log.warning("aux_weight %g ignored: this %s run trains with no auxiliary set", cfg.aux_weight,
+                        cfg.part)  # fmt: skip
         return None
     return load_aux(spec, cfg, samples, skip_bad=skip_bad, allow_outside_root=allow_outside_root)
 

@@ -74,6 +74,8 @@ def part_configs(cfg: AnnotatorConfig) -> dict[str, AnnotatorConfig]:
            for p, _ in PART_RUNS}  # fmt: skip
     # the face-size stage is measured on face sets only; the integration takes the body's shape anyway
     out["face"] = replace(out["face"], outputs="rotations", face_stage=False)
+    # a given auxiliary weight goes to the parts that train with a set
+    out = {p: c if c.aux_spec is not None else replace(c, aux_weight=None) for p, c in out.items()}
     return out
 
 

@@ -22,7 +22,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
+    give_default_mode(tmp)  # mkstemp creates 0600
     try:
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
@@ -49,7 +49,7 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     old = tmp.with_name(tmp.name + ".old")
     try:
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp creates 0700
+        give_default_mode(tmp)  # mkdtemp creates 0700
         if path.exists():
             os.rename(path, old)
         os.rename(tmp, path)
@@ -61,10 +61,12 @@ def atomic_folder(path: str | os.PathLike) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _umask() -> int:
+def give_default_mode(path: str | os.PathLike) -> None:
+    """Give ``path`` the permissions a plain ``open`` / ``mkdir`` would (0666 / 0777 less the umask):
+    ``tempfile.mkstemp`` / ``mkdtemp`` create 0600 / 0700."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~mask)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
