@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import yaml
 
+from neuralannot.annotators.config_checks import BODY_EPOCHS, check_aux, check_values
 from neuralannot.annotators.config_defaults import (  # noqa: F401 (re-exported)
     EMBEDDING_DEFAULT_PARTS,
     FACE_REFIT_STEPS,
@@ -36,9 +36,6 @@ Mode = Literal["mocap", "wild"]
 InputKind = Literal["image", "joints", "image+joints"]
 OutputKind = Literal["rotations", "embedding"]
 HeadKind = Literal["paper", "swing"]
-#: The key that sets bodies' epochs in each mode (where unset, ``epochs``).
-BODY_EPOCHS = {"mocap": "body_mocap_epochs", "wild": "body_wild_epochs"}
-
 #: Config fields that do not affect the trained weights (``output_camera`` and the annotation-time
 #: shape solve are in the prediction key).
 RESULT_NEUTRAL = (
@@ -278,7 +275,7 @@ class AnnotatorConfig:
     def __post_init__(self) -> None:
         if self.mode not in ("mocap", "wild"):
             raise ValueError(f"mode must be 'mocap' or 'wild', got {self.mode!r}")
-        self._check_aux_data()
+        check_aux(self)
         if self.inputs is None:
             self.inputs = default_inputs(self.mode, self.part, aux=self.aux_spec is not None)
         if self.joint_input is None:  # wild hands and 2D-joint-only networks: coordinates
@@ -286,79 +283,11 @@ class AnnotatorConfig:
             self.joint_input = "coordinates" if lifter else "heatmaps"
         if self.outputs is None:
             self.outputs = default_outputs(self.mode, self.part)
-        if self.head not in (None, "paper", "swing"):
-            raise ValueError(f"head must be paper | swing, got {self.head!r}")
-        if self.head == "swing" and self.mode != "mocap":
-            raise ValueError("head 'swing' needs GT 3D joints: MoCap mode only (wild mode uses head 'paper')")
-        if self.image_features not in ("global", "joints"):
-            raise ValueError(f"image_features must be global | joints, got {self.image_features!r}")
-        sizes = (self.end_crop_size, self.end_crop_extent, self.end_crop_dim)
-        if self.end_crops and not (sizes[0] >= 32 and 0 < sizes[1] <= 1 and sizes[2] >= 1):
-            raise ValueError("end crops need end_crop_size >= 32, 0 < end_crop_extent <= 1 and "
-                             f"end_crop_dim >= 1 (got {sizes})")  # fmt: skip
         if self.output_camera is None:
             self.output_camera = "crop" if self.part == "face" else "sample"
-        if self.output_camera not in ("sample", "crop"):
-            raise ValueError(f"output_camera must be sample | crop, got {self.output_camera!r}")
-        if self.wholebody_head not in ("face", "body"):
-            raise ValueError(f"wholebody_head must be face | body, got {self.wholebody_head!r}")
-        if self.joint_input not in ("heatmaps", "coordinates"):
-            raise ValueError(f"joint_input must be heatmaps | coordinates, got {self.joint_input!r}")
-        if self.camera not in ("virtual", "intrinsics"):
-            raise ValueError(f"camera must be virtual | intrinsics, got {self.camera!r}")
-        if not isinstance(self.crop_cache, str) or not self.crop_cache:
-            raise ValueError(f"crop_cache must be auto | off | a folder, got {self.crop_cache!r}")
-        if not self.silhouette_end_weight > 0:
-            raise ValueError(f"silhouette_end_weight must be > 0, got {self.silhouette_end_weight}")
-        if self.face_stage and self.part != "face":
-            raise ValueError(f"face_stage refines face pseudo-GTs: part face only, not {self.part!r}")
-        if self.wrist_stage and self.part != "body":
-            raise ValueError(f"wrist_stage refines body pseudo-GTs: part body only, not {self.part!r}")
-        if self.backbone_lr is not None and not self.backbone_lr > 0:
-            raise ValueError(f"backbone_lr must be > 0, got {self.backbone_lr}")
-        if (self.w_silhouette or 0) < 0:
-            raise ValueError(f"w_silhouette must be >= 0, got {self.w_silhouette}")
-        if (self.shape_solve or 0) < 0 or (self.shape_damping is not None and self.shape_damping <= 0):
-            raise ValueError(
-                f"shape_solve must be >= 0 and shape_damping > 0: {self.shape_solve}, {self.shape_damping}"
-            )
-        if not 0.0 <= self.feature_dropout < 1.0:
-            raise ValueError(f"feature_dropout must be in [0, 1), got {self.feature_dropout}")
-        if (self.root_solve or 0) < 0:
-            raise ValueError(f"root_solve must be >= 0, got {self.root_solve}")
-        for key in BODY_EPOCHS.values():
-            if getattr(self, key) is not None and getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.joint_refit is not None and self.joint_refit < 0:
-            raise ValueError(f"joint_refit must be >= 0, got {self.joint_refit}")
-        if self.swing_weight is not None and not 0.0 < self.swing_weight <= 1.0:
-            raise ValueError(f"swing_weight must be in (0, 1], got {self.swing_weight}")
-        if self.shape_solve and self.mode != "mocap":
-            raise ValueError("shape_solve needs the given 3D joints: MoCap mode only")
         if self.root_hypotheses is None:
             self.root_hypotheses = ROOT_HYPOTHESES.get(self.part, 1)
-        if self.root_hypotheses < 1:
-            raise ValueError(f"root_hypotheses must be >= 1, got {self.root_hypotheses}")
-        if self.inputs not in ("image", "joints", "image+joints"):
-            raise ValueError(f"inputs must be image | joints | image+joints, got {self.inputs!r}")
-        if self.outputs not in ("rotations", "embedding"):
-            raise ValueError(f"outputs must be rotations | embedding, got {self.outputs!r}")
-
-    def _check_aux_data(self) -> None:
-        w = self.aux_weight
-        if w is not None:
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or not w > 0:
-                raise ValueError(f"aux_weight must be a number > 0, got {w!r}")
-            self.aux_weight = float(w)
-        if self.aux_data is None or self.aux_data == "none":
-            return
-        if not isinstance(self.aux_data, str) or not self.aux_data:
-            raise ValueError(f"aux_data must be none | synthetic[:N] | a folder, got {self.aux_data!r}")
-        if self.mode != "wild":
-            raise ValueError("aux_data: an auxiliary MoCap set supervises wild-mode sets only (mode wild)")
-        if self.part == "wholebody" and not embedded_aux(self.aux_data):
-            raise ValueError("aux_data: a whole-body set trains each part with its own embedded set "
-                             "(synthetic[:N]) or none; a folder supervises one part")  # fmt: skip
+        check_values(self)
 
     @property
     def aux_spec(self) -> str | None:

@@ -1,0 +1,86 @@
+"""The checks of an :class:`~neuralannot.annotators.config.AnnotatorConfig`'s values: each bad value is
+refused with one line naming the key (``ValueError``)."""
+
+from __future__ import annotations
+
+import math
+
+from neuralannot.annotators.config_defaults import embedded_aux
+
+#: The key that sets bodies' epochs in each mode (where unset, ``epochs``).
+BODY_EPOCHS = {"mocap": "body_mocap_epochs", "wild": "body_wild_epochs"}
+
+#: Keys with a closed set of values (checked once the defaults are resolved).
+CHOICES = {
+    "head": (None, "paper", "swing"),
+    "image_features": ("global", "joints"),
+    "output_camera": ("sample", "crop"),
+    "wholebody_head": ("face", "body"),
+    "joint_input": ("heatmaps", "coordinates"),
+    "camera": ("virtual", "intrinsics"),
+    "inputs": ("image", "joints", "image+joints"),
+    "outputs": ("rotations", "embedding"),
+}
+
+
+def check_aux(cfg) -> None:
+    """The auxiliary set's keys (before the defaults that depend on them): ``aux_weight`` a number > 0
+    (stored as a float), ``aux_data`` none | synthetic[:N] | a folder, in wild mode only."""
+    w = cfg.aux_weight
+    if w is not None:
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or not w > 0:
+            raise ValueError(f"aux_weight must be a number > 0, got {w!r}")
+        cfg.aux_weight = float(w)
+    if cfg.aux_data is None or cfg.aux_data == "none":
+        return
+    if not isinstance(cfg.aux_data, str) or not cfg.aux_data:
+        raise ValueError(f"aux_data must be none | synthetic[:N] | a folder, got {cfg.aux_data!r}")
+    if cfg.mode != "wild":
+        raise ValueError("aux_data: an auxiliary MoCap set supervises wild-mode sets only (mode wild)")
+    if cfg.part == "wholebody" and not embedded_aux(cfg.aux_data):
+        raise ValueError("aux_data: a whole-body set trains each part with its own embedded set "
+                         "(synthetic[:N]) or none; a folder supervises one part")  # fmt: skip
+
+
+def check_values(cfg) -> None:
+    """Every other key, once the per-part defaults are resolved."""
+    for key, allowed in CHOICES.items():
+        if getattr(cfg, key) not in allowed:
+            shown = " | ".join(a for a in allowed if a is not None)
+            raise ValueError(f"{key} must be {shown}, got {getattr(cfg, key)!r}")
+    if cfg.head == "swing" and cfg.mode != "mocap":
+        raise ValueError("head 'swing' needs GT 3D joints: MoCap mode only (wild mode uses head 'paper')")
+    sizes = (cfg.end_crop_size, cfg.end_crop_extent, cfg.end_crop_dim)
+    if cfg.end_crops and not (sizes[0] >= 32 and 0 < sizes[1] <= 1 and sizes[2] >= 1):
+        raise ValueError("end crops need end_crop_size >= 32, 0 < end_crop_extent <= 1 and "
+                         f"end_crop_dim >= 1 (got {sizes})")  # fmt: skip
+    if not isinstance(cfg.crop_cache, str) or not cfg.crop_cache:
+        raise ValueError(f"crop_cache must be auto | off | a folder, got {cfg.crop_cache!r}")
+    if not cfg.silhouette_end_weight > 0:
+        raise ValueError(f"silhouette_end_weight must be > 0, got {cfg.silhouette_end_weight}")
+    if cfg.face_stage and cfg.part != "face":
+        raise ValueError(f"face_stage refines face pseudo-GTs: part face only, not {cfg.part!r}")
+    if cfg.wrist_stage and cfg.part != "body":
+        raise ValueError(f"wrist_stage refines body pseudo-GTs: part body only, not {cfg.part!r}")
+    if cfg.backbone_lr is not None and not cfg.backbone_lr > 0:
+        raise ValueError(f"backbone_lr must be > 0, got {cfg.backbone_lr}")
+    if (cfg.w_silhouette or 0) < 0:
+        raise ValueError(f"w_silhouette must be >= 0, got {cfg.w_silhouette}")
+    if (cfg.shape_solve or 0) < 0 or (cfg.shape_damping is not None and cfg.shape_damping <= 0):
+        raise ValueError(f"shape_solve must be >= 0 and shape_damping > 0: {cfg.shape_solve}, "
+                         f"{cfg.shape_damping}")  # fmt: skip
+    if not 0.0 <= cfg.feature_dropout < 1.0:
+        raise ValueError(f"feature_dropout must be in [0, 1), got {cfg.feature_dropout}")
+    if (cfg.root_solve or 0) < 0:
+        raise ValueError(f"root_solve must be >= 0, got {cfg.root_solve}")
+    for key in BODY_EPOCHS.values():
+        if getattr(cfg, key) is not None and getattr(cfg, key) < 1:
+            raise ValueError(f"{key} must be >= 1, got {getattr(cfg, key)}")
+    if cfg.joint_refit is not None and cfg.joint_refit < 0:
+        raise ValueError(f"joint_refit must be >= 0, got {cfg.joint_refit}")
+    if cfg.swing_weight is not None and not 0.0 < cfg.swing_weight <= 1.0:
+        raise ValueError(f"swing_weight must be in (0, 1], got {cfg.swing_weight}")
+    if cfg.shape_solve and cfg.mode != "mocap":
+        raise ValueError("shape_solve needs the given 3D joints: MoCap mode only")
+    if cfg.root_hypotheses < 1:
+        raise ValueError(f"root_hypotheses must be >= 1, got {cfg.root_hypotheses}")
