@@ -53,7 +53,8 @@ EMBEDDING_DEFAULT_PARTS = HAND_PARTS
 #: facing, palm or back) it teaches from 3D. Hands (tuning seed 301, 200): MPVPE 27.44 → 15.38 mm; test
 #: seed 300: 31.86 → 20.26. Bodies (with the 2D-joint network, below): validation seed 201 (200) 227.70
 #: (the image network) → 206.89, seed 202 (2,000) 219.09 → 190.44; test seed 778 223.74 → 191.11.
-#: Faces: no gain (tuning seed 402: 3.53 against 3.54 mm), left off. BENCHMARKS.md
+#: Faces: no gain (tuning seed 402: 3.53 against 3.54 mm with the image network; the landmark-only
+#: network with the set 3.76 at weight 1, 4.08 at 4), left off. BENCHMARKS.md
 AUX_DEFAULT_PARTS = ("body", *HAND_PARTS)
 
 
