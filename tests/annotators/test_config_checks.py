@@ -7,14 +7,24 @@ import re
 import pytest
 
 from neuralannot.annotators.config import AnnotatorConfig
-from neuralannot.annotators.config_checks import CHOICES
+from neuralannot.annotators.config_checks import closed_choices
+
+CHOICES = closed_choices(AnnotatorConfig)
 
 
 @pytest.mark.parametrize("key", sorted(CHOICES))
 def test_every_closed_choice_key_refuses_another_value_naming_the_allowed_ones(key):
     shown = " | ".join(a for a in CHOICES[key] if a is not None)
     with pytest.raises(ValueError, match=re.escape(f"{key} must be {shown}, got 'bogus'")):
-        AnnotatorConfig(mode="wild", **{key: "bogus"})
+        AnnotatorConfig(**{"mode": "wild", key: "bogus"})
+
+
+def test_the_choices_are_read_from_the_fields_literal_annotations():
+    assert set(CHOICES) == {"mode", "inputs", "outputs", "head", "image_features", "camera",
+                            "output_camera", "wholebody_head", "joint_input"}  # fmt: skip
+    assert CHOICES["mode"] == ("mocap", "wild")
+    assert CHOICES["head"] == (None, "paper", "swing")  # faces resolve no head
+    assert CHOICES["joint_input"] == ("heatmaps", "coordinates")  # no None once resolved
 
 
 def test_the_defaults_resolved_per_part_pass_the_checks():

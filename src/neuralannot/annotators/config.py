@@ -11,7 +11,7 @@ from typing import Literal
 
 import yaml
 
-from neuralannot.annotators.config_checks import BODY_EPOCHS, check_aux, check_values
+from neuralannot.annotators.config_checks import BODY_EPOCHS, check_aux, check_choice, check_values
 from neuralannot.annotators.config_defaults import (  # noqa: F401 (re-exported)
     EMBEDDING_DEFAULT_PARTS,
     FACE_REFIT_STEPS,
@@ -273,8 +273,7 @@ class AnnotatorConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.mode not in ("mocap", "wild"):
-            raise ValueError(f"mode must be 'mocap' or 'wild', got {self.mode!r}")
+        check_choice(self, "mode")  # before the defaults that depend on it
         check_aux(self)
         if self.inputs is None:
             self.inputs = default_inputs(self.mode, self.part, aux=self.aux_spec is not None)

@@ -3,24 +3,45 @@ refused with one line naming the key (``ValueError``)."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
+import types
+import typing
 
 from neuralannot.annotators.config_defaults import embedded_aux
 
 #: The key that sets bodies' epochs in each mode (where unset, ``epochs``).
 BODY_EPOCHS = {"mocap": "body_mocap_epochs", "wild": "body_wild_epochs"}
 
-#: Keys with a closed set of values (checked once the defaults are resolved).
-CHOICES = {
-    "head": (None, "paper", "swing"),
-    "image_features": ("global", "joints"),
-    "output_camera": ("sample", "crop"),
-    "wholebody_head": ("face", "body"),
-    "joint_input": ("heatmaps", "coordinates"),
-    "camera": ("virtual", "intrinsics"),
-    "inputs": ("image", "joints", "image+joints"),
-    "outputs": ("rotations", "embedding"),
-}
+#: Closed-choice keys that may stay None once the defaults are resolved (faces have no ``head``).
+NONE_AFTER_DEFAULTS = ("head",)
+
+
+@functools.cache
+def closed_choices(cls) -> dict[str, tuple]:
+    """The allowed values of every field of the config class ``cls`` annotated with a ``Literal`` (or
+    ``Literal | None``), read from the annotations, so each key's choices are written once; ``None``
+    only for :data:`NONE_AFTER_DEFAULTS`."""
+    hints = typing.get_type_hints(cls)
+    choices = {}
+    for f in dataclasses.fields(cls):
+        hint = hints[f.name]
+        union = typing.get_origin(hint) in (typing.Union, types.UnionType)
+        literals = [a for a in (typing.get_args(hint) if union else (hint,))
+                    if typing.get_origin(a) is typing.Literal]  # fmt: skip
+        if literals:
+            values = tuple(v for lit in literals for v in typing.get_args(lit))
+            choices[f.name] = ((None,) if f.name in NONE_AFTER_DEFAULTS else ()) + values
+    return choices
+
+
+def check_choice(cfg, key: str) -> None:
+    """Refuse a value of the closed-choice ``key`` outside its annotation's, naming the allowed ones."""
+    allowed = closed_choices(type(cfg))[key]
+    if getattr(cfg, key) not in allowed:
+        shown = " | ".join(a for a in allowed if a is not None)
+        raise ValueError(f"{key} must be {shown}, got {getattr(cfg, key)!r}")
 
 
 def check_aux(cfg) -> None:
@@ -44,10 +65,8 @@ def check_aux(cfg) -> None:
 
 def check_values(cfg) -> None:
     """Every other key, once the per-part defaults are resolved."""
-    for key, allowed in CHOICES.items():
-        if getattr(cfg, key) not in allowed:
-            shown = " | ".join(a for a in allowed if a is not None)
-            raise ValueError(f"{key} must be {shown}, got {getattr(cfg, key)!r}")
+    for key in closed_choices(type(cfg)):
+        check_choice(cfg, key)
     if cfg.head == "swing" and cfg.mode != "mocap":
         raise ValueError("head 'swing' needs GT 3D joints: MoCap mode only (wild mode uses head 'paper')")
     sizes = (cfg.end_crop_size, cfg.end_crop_extent, cfg.end_crop_dim)
