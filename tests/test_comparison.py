@@ -85,6 +85,27 @@ def test_from_2d_comparison_reuses_its_smplifyx_row_and_distils_the_hybrid(tmp_p
         assert meta[FINGERPRINT_KEY] == samples_fingerprint(samples), name
 
 
+@pytest.mark.anny
+def test_the_configs_auxiliary_set_is_read_once(tmp_path_factory, tmp_path, monkeypatch):
+    """The annotator and the two-stage network both train with the config's set, read once."""
+    from conftest import TINY, synth_set
+    from neuralannot.annotators import aux_mocap
+    from neuralannot.annotators.pipeline import load_samples
+    from neuralannot.comparison import compare_direct
+
+    samples, _ = load_samples(synth_set(tmp_path_factory, "wild", 4, seed=11), "body")
+    aux_dir = synth_set(tmp_path_factory, "wild3d", 4, seed=12)
+    loads = []
+    real = aux_mocap.load_aux
+    monkeypatch.setattr(aux_mocap, "load_aux", lambda *a, **k: loads.append(a[0]) or real(*a, **k))
+    cfg = AnnotatorConfig(mode="wild", aux_data=str(aux_dir), **dict(TINY, epochs=1))
+    table, _ = compare_direct("from2d", samples, cfg, tmp_path, ("neuralannot", "two_stage"), progress=False)
+    assert loads == [str(aux_dir)]
+    assert table["neuralannot"]["aux"]["samples"] == 4
+    runs = [p.name for p in (tmp_path / "runs").iterdir()]
+    assert len(runs) == 2 and all("aux" in name for name in runs)  # both networks trained with it
+
+
 def test_indirect_regressor_reading_the_joints():
     cfg = regressor_config(AnnotatorConfig(mode="wild"), inputs="joints")
     assert (cfg.mode, cfg.outputs) == ("mocap", "rotations") and cfg.uses_image and cfg.uses_joints

@@ -119,6 +119,7 @@ def compare_direct(
     that annotator) train on; it is not scored. ``aux_cfg``: those rows' annotator config (e.g. a
     network that reads only the 2D joints), where not ``cfg``.
     """
+    from neuralannot.annotators.aux_mocap import config_aux
     from neuralannot.annotators.eft import eft_records
     from neuralannot.annotators.hybrid import HYBRID_ITERATIONS, HybridOptions, refine_records
     from neuralannot.annotators.optimize import FitOptions, fit_dataset, fit_digest, model_stamp
@@ -140,7 +141,9 @@ def compare_direct(
     out_dir = work / "pseudo_gt"
     cache, table, recs, store = ModelCache(), {}, {}, {}
     t0 = time.perf_counter()
-    neural, info = train_and_annotate(cfg, samples, work / "runs", progress=progress, feature_store=store)
+    own_aux = config_aux(cfg, samples)  # the config's own set, loaded once for every network of cfg
+    neural, info = train_and_annotate(cfg, samples, work / "runs", progress=progress, feature_store=store,
+                                      aux=own_aux)  # fmt: skip
     neural_s = time.perf_counter() - t0
     recs["neuralannot"] = neural
     speed = {"samples_per_s": _annotation_speed(info["annotate"], len(neural)),
@@ -201,14 +204,15 @@ def compare_direct(
         if "hybrid_aux" in methods:
             hybrid("hybrid_aux", neural_aux, aux_s)
     if "two_stage" in methods:
-        t, s = run_two_stage(cfg, samples, neural, work / "runs", progress=progress, feature_store=store)
+        t, s = run_two_stage(cfg, samples, neural, work / "runs", progress=progress, feature_store=store,
+                             aux=own_aux)  # fmt: skip
         recs["two_stage"] = t
         speed = {"samples_per_s": _annotation_speed(s["annotate"], len(t)),
                  "pipeline_s": neural_s + s["wall_s"]}  # fmt: skip
         table["two_stage"] = _score("two_stage", t, samples, cache, out_dir, speed)
     if "two_stage_hybrid" in methods:  # a network distilled from the hybrid's pseudo-GTs
         t, s = run_two_stage(cfg, samples, recs["hybrid"], work / "runs", progress=progress,
-                             feature_store=store)  # fmt: skip
+                             feature_store=store, aux=own_aux)  # fmt: skip
         recs["two_stage_hybrid"] = t
         speed = {"samples_per_s": _annotation_speed(s["annotate"], len(t)),
                  "pipeline_s": table["hybrid"]["pipeline_s"] + s["wall_s"]}  # fmt: skip
@@ -216,7 +220,7 @@ def compare_direct(
     if "spin" in methods and spin_rounds > 0:
         p, s = run_spin_loop(cfg, samples, neural, work / "runs", spin_rounds,
                              hybrid_iterations or HYBRID_ITERATIONS["body"],
-                             progress=progress, feature_store=store)  # fmt: skip
+                             progress=progress, feature_store=store, aux=own_aux)  # fmt: skip
         recs["spin"] = p
         table["spin"] = _score("spin", p, samples, cache, out_dir, {"pipeline_s": neural_s + s["wall_s"]})
     base = table.get(baseline, {}).get("mpvpe_mm")

@@ -122,11 +122,13 @@ def run_two_stage(
     device: str = "cpu",
     progress: bool = True,
     feature_store: dict | None = None,
+    aux=None,
 ) -> tuple[list[PseudoGT], dict]:
-    """Second stage trained on ``stage1`` pseudo-GTs + GT joints; returns its annotation."""
+    """Second stage trained on ``stage1`` pseudo-GTs + GT joints; returns its annotation. ``aux``: as
+    :func:`train_and_annotate` (None: the config's own set)."""
     t0 = time.perf_counter()
     records, info = train_and_annotate(
-        cfg, samples, work_dir, stage1, device, progress, "stage2-", feature_store
+        cfg, samples, work_dir, stage1, device, progress, "stage2-", feature_store, aux
     )
     for r in records:
         r.quality["method"] = f"neuralannot-two-stage-{cfg.mode}"
@@ -159,14 +161,18 @@ def run_spin_loop(
     device: str = "cpu",
     progress: bool = True,
     feature_store: dict | None = None,
+    aux=None,
 ) -> tuple[list[PseudoGT], dict]:
-    """SPIN-style rounds starting from the one-stage predictions ``stage1`` (see the module doc)."""
+    """SPIN-style rounds starting from the one-stage predictions ``stage1`` (see the module doc);
+    ``aux`` as :func:`train_and_annotate`, loaded once for every round where None."""
+    from neuralannot.annotators.aux_mocap import config_aux
     from neuralannot.annotators.optimize import FitOptions, fit_dataset
 
     method = "3d" if cfg.mode == "mocap" else "2d"
     t0 = time.perf_counter()
     stored, preds, history = list(stage1), list(stage1), []
     body = cfg.body_model
+    aux = config_aux(cfg, samples) if aux is None else aux
     for r in range(rounds):
         fits, _ = fit_dataset(samples, method, body, None, device=device, progress=progress, init=preds,
                               options=FitOptions(iterations=fit_iterations))  # fmt: skip
@@ -177,7 +183,7 @@ def run_spin_loop(
         rcfg = replace(cfg, seed=cfg.seed + r + 1)
         tag = f"spin{r + 1}-"
         preds, info = train_and_annotate(
-            rcfg, samples, work_dir, stored, device, progress, tag, feature_store
+            rcfg, samples, work_dir, stored, device, progress, tag, feature_store, aux
         )
         history.append({"round": r + 1, "fits_kept": int(better.sum()), "run_dir": info["run_dir"]})
         log.info("SPIN round %d: %d / %d fits replaced the stored pseudo-GT", r + 1, better.sum(), len(fits))
