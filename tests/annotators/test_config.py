@@ -213,3 +213,27 @@ def test_hands_weight_their_auxiliary_set_4_bodies_1_unless_told():
 def test_aux_weight_names_the_run_through_the_sets_tag_not_the_digest():
     assert AnnotatorConfig(mode="wild", aux_weight=4.0).digest() == AnnotatorConfig(mode="wild").digest()
     assert AnnotatorConfig.from_dict({"mode": "wild", "aux_weight": 4}).aux_weight == 4.0
+
+
+def test_the_two_stage_targets_weight_defaults_per_mode_and_part_and_names_only_runs_with_targets(tmp_path):
+    import torch
+
+    from neuralannot.annotators import state
+
+    assert AnnotatorConfig(mode="wild").w_params_resolved == 4.0  # wild bodies (validation seed 201)
+    assert AnnotatorConfig(mode="mocap").w_params_resolved == 1.0
+    assert AnnotatorConfig(mode="wild", part="hand").w_params_resolved == 1.0
+    assert AnnotatorConfig(mode="wild", w_params=2.0).w_params_resolved == 2.0
+    # a one-stage run's weights do not depend on it: the digest is the same for every value
+    digests = {AnnotatorConfig(mode="wild", w_params=w).digest() for w in (None, 1.0, 4.0)}
+    assert len(digests) == 1
+    samples = []  # run_dir only hashes them
+    plain = state.run_dir(tmp_path, AnnotatorConfig(mode="wild"), samples, "stage2-")
+    assert plain.name.startswith("stage2-") and "wp" not in plain.name
+    targets = {"shape": torch.zeros(0, 6)}
+    named = state.run_dir(tmp_path, AnnotatorConfig(mode="wild"), samples, "stage2-", targets)
+    assert named.name.startswith("stage2-wp4-")
+    one = state.run_dir(tmp_path, AnnotatorConfig(mode="wild", w_params=1.0), samples, "stage2-", targets)
+    assert one.name.startswith("stage2-") and "wp" not in one.name  # the runs before the default moved
+    with pytest.raises(ValueError, match="w_params must be a number > 0"):
+        AnnotatorConfig(mode="wild", w_params=0.0)

@@ -29,6 +29,7 @@ from neuralannot.annotators.config_defaults import (  # noqa: F401 (re-exported)
     default_aux_weight,
     default_inputs,
     default_outputs,
+    default_params_weight,
     embedded_aux,
 )
 
@@ -245,7 +246,9 @@ class AnnotatorConfig:
     # refitted to the 2D landmarks, which carry the size the network misses); None: Anny faces, wild mode.
     # Face tuning set (seed 402, 200): surface error 4.20 → 3.53 mm (2D SMPLify-X 3.62)
     face_stage: bool | None = None
-    w_params: float = 1.0  # two-stage: L1 on the target pseudo-GT's rotation matrices and shape (if given)
+    # two-stage / SPIN: weight of the L1 on the target pseudo-GT's rotation matrices and shape (if given);
+    # None: per mode and part (config_defaults.PARAMS_WEIGHT: 4 for wild bodies, else 1)
+    w_params: float | None = None
     # body_pose 0.1 + twist 0.3: joints cannot observe limb twist nor end-bone rotations (feet, head,
     # wrists); on 400 synthetic MoCap samples (1,500 steps) MPVPE 67.3 mm at body_pose 1e-3 → 54.0
     # at 0.1 → 51.7 with twist 0.3 (MPJPE unchanged, 27-29 mm). See BENCHMARKS.md.
@@ -300,6 +303,11 @@ class AnnotatorConfig:
     def aux_weight_resolved(self) -> float:
         """The auxiliary set's loss weight: ``aux_weight``, or where unset the part's default."""
         return default_aux_weight(self.part) if self.aux_weight is None else self.aux_weight
+
+    @property
+    def w_params_resolved(self) -> float:
+        """The two-stage targets' weight: ``w_params``, or where unset the mode's and part's default."""
+        return default_params_weight(self.mode, self.part) if self.w_params is None else self.w_params
 
     @property
     def swing_head(self) -> bool:
@@ -423,6 +431,9 @@ class AnnotatorConfig:
         d = {k: v for k, v in self.to_dict().items() if k not in RESULT_NEUTRAL}
         for key in ("aux_data", "aux_weight"):  # the set (and its weight) name the run through its own
             d.pop(key)  # tag (AuxMocap.run_tag)
+        # the targets' weight acts only with targets: it names such a run through its folder
+        # (state.run_dir); every digest keeps the value all runs had before the key's default moved
+        d["w_params"] = 1.0
         d["w_silhouette"] = self.silhouette_weight  # the resolved weight: a changed default retrains
         d["epochs"] = self.epochs_resolved  # what trains: the same run however the file spells it
         for key in BODY_EPOCHS.values():

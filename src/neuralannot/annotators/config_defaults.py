@@ -73,6 +73,17 @@ def default_aux_weight(part: str) -> float:
     return AUX_WEIGHT.get(part, 1.0)
 
 
+#: The two-stage network's weight on its targets' parameters (``w_params``) per (mode, part) where unset
+#: (else 1). Wild bodies: on the body validation set (seed 201, 200, 3,000 steps) the network trained on
+#: the hybrid's records (163.05 mm) scores 171.29 at 1 and 160.33 at 4, below the records it learns from
+#: (BENCHMARKS.md, thirty-second session).
+PARAMS_WEIGHT = {("wild", "body"): 4.0}
+
+
+def default_params_weight(mode: str, part: str) -> float:
+    """The ``w_params`` a config gets when none is given (:data:`PARAMS_WEIGHT`, else 1)."""
+    return PARAMS_WEIGHT.get((mode, part), 1.0)
+
 def embedded_aux(spec) -> bool:
     """Whether the ``aux_data`` spec names the embedded synthetic set (``synthetic`` / ``synthetic:N``)."""
     return str(spec) == "synthetic" or str(spec).startswith("synthetic:")

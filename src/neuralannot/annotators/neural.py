@@ -440,7 +440,7 @@ class NeuralAnnotator(nn.Module):
         targets = [k.removeprefix("target_") for k in batch if k.startswith("target_")]
         if targets:  # two-stage (Table 7): full supervision by the first stage's pseudo-GTs
             err = [(pred[k] - batch[f"target_{k}"]).abs().flatten(1).mean(1) for k in targets if k in pred]
-            terms["params"] = cfg.w_params * torch.stack(err, 1).sum(1).mean()
+            terms["params"] = cfg.w_params_resolved * torch.stack(err, 1).sum(1).mean()
         for name, weight in cfg.reg.items():
             # fingers: MoCap mode only (wild hands, PCA-decoded, fit their 2D joints worse with it:
             # tuning seed 301, MPVPE 27.4 → 35.0 mm; MoCap: 3.87 → 3.57)

@@ -73,8 +73,11 @@ def short_digest(text: str) -> str:
 def run_dir(
     work_dir: str | Path, cfg, samples: Sequence, tag: str = "", targets: Mapping | None = None
 ) -> Path:
-    """The training run of ``cfg`` on ``samples`` (and ``targets``): resumed only for the same data."""
+    """The training run of ``cfg`` on ``samples`` (and ``targets``): resumed only for the same data. With
+    targets, a weight on them other than 1 (``w_params_resolved``) names the run too (``wp<w>-``)."""
     data = samples_digest(samples, cfg.uses_image, targets)
+    if targets is not None and cfg.w_params_resolved != 1.0:
+        tag = f"{tag}wp{cfg.w_params_resolved:g}-"
     return Path(work_dir) / f"{tag}{cfg.digest()}-{data[:8]}"
 
 

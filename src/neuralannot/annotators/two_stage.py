@@ -2,7 +2,7 @@
 
 - :func:`run_two_stage`: a second network of the same architecture is trained on the same set with
   the first stage's pseudo-GTs as full supervision (L1 on rotation matrices and shape,
-  ``cfg.w_params``) **plus** the usual weak loss on the GT joints, then annotates the set.
+  ``cfg.w_params_resolved``) **plus** the usual weak loss on the GT joints, then annotates the set.
 - :func:`run_spin_loop`: SPIN's (Kolotouros et al. 2019) loop per round: the network's predictions
   initialise SMPLify-X; per sample the fit replaces the stored pseudo-GT only when its data term is
   lower; the next network is trained on the stored pseudo-GTs; its predictions are the output.
