@@ -75,8 +75,9 @@ def default_aux_weight(part: str) -> float:
 
 #: The two-stage network's weight on its targets' parameters (``w_params``) per (mode, part) where unset
 #: (else 1). Wild bodies: on the body validation set (seed 201, 200, 3,000 steps) the network trained on
-#: the hybrid's records (163.05 mm) scores 171.29 at 1 and 160.33 at 4, below the records it learns from
-#: (BENCHMARKS.md, thirty-second session).
+#: the hybrid's records (163.05 mm) scores 171.29 at 1, 160.33 at 4 (below the records it learns from),
+#: 164.21 at 16; a second round (the hybrid from it, a network on that) 156.50. MoCap, hands, faces:
+#: not measured (BENCHMARKS.md, thirty-second session).
 PARAMS_WEIGHT = {("wild", "body"): 4.0}
 
 
