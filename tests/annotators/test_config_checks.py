@@ -38,6 +38,8 @@ def test_the_defaults_resolved_per_part_pass_the_checks():
     ({"mode": "wild", "head": "swing"}, "head 'swing' needs GT 3D joints"),
     ({"root_hypotheses": 0}, "root_hypotheses must be >= 1"),
     ({"feature_dropout": 1.0}, r"feature_dropout must be in \[0, 1\)"),
+    ({"w_params": "4"}, "w_params must be a number > 0, got '4'"),
+    ({"w_params": float("nan")}, "w_params must be a number > 0"),
     ({"swing_weight": 0.0}, r"swing_weight must be in \(0, 1\]"),
     ({"shape_damping": 0.0}, "shape_damping > 0"),
     ({"part": "hand", "face_stage": True}, "face_stage refines face pseudo-GTs"),

@@ -90,8 +90,10 @@ def check_values(cfg) -> None:
                          f"{cfg.shape_damping}")  # fmt: skip
     if not 0.0 <= cfg.feature_dropout < 1.0:
         raise ValueError(f"feature_dropout must be in [0, 1), got {cfg.feature_dropout}")
-    if cfg.w_params is not None and not (math.isfinite(cfg.w_params) and cfg.w_params > 0):
-        raise ValueError(f"w_params must be a number > 0, got {cfg.w_params}")
+    w = cfg.w_params
+    if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w)
+                          or not w > 0):  # fmt: skip
+        raise ValueError(f"w_params must be a number > 0, got {w!r}")
     if (cfg.root_solve or 0) < 0:
         raise ValueError(f"root_solve must be >= 0, got {cfg.root_solve}")
     for key in BODY_EPOCHS.values():
