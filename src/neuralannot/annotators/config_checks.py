@@ -44,12 +44,18 @@ def check_choice(cfg, key: str) -> None:
         raise ValueError(f"{key} must be {shown}, got {getattr(cfg, key)!r}")
 
 
+def _positive_number(value) -> bool:
+    """A finite int or float > 0 (not a bool, a string or NaN)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and math.isfinite(value) and value > 0
+
+
 def check_aux(cfg) -> None:
     """The auxiliary set's keys (before the defaults that depend on them): ``aux_weight`` a number > 0
     (stored as a float), ``aux_data`` none | synthetic[:N] | a folder, in wild mode only."""
     w = cfg.aux_weight
     if w is not None:
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or not w > 0:
+        if not _positive_number(w):
             raise ValueError(f"aux_weight must be a number > 0, got {w!r}")
         cfg.aux_weight = float(w)
     if cfg.aux_data is None or cfg.aux_data == "none":
@@ -90,10 +96,8 @@ def check_values(cfg) -> None:
                          f"{cfg.shape_damping}")  # fmt: skip
     if not 0.0 <= cfg.feature_dropout < 1.0:
         raise ValueError(f"feature_dropout must be in [0, 1), got {cfg.feature_dropout}")
-    w = cfg.w_params
-    if w is not None and (isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w)
-                          or not w > 0):  # fmt: skip
-        raise ValueError(f"w_params must be a number > 0, got {w!r}")
+    if cfg.w_params is not None and not _positive_number(cfg.w_params):
+        raise ValueError(f"w_params must be a number > 0, got {cfg.w_params!r}")
     if (cfg.root_solve or 0) < 0:
         raise ValueError(f"root_solve must be >= 0, got {cfg.root_solve}")
     for key in BODY_EPOCHS.values():
